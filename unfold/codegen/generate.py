@@ -1,0 +1,143 @@
+"""Assembling torch functions from unfold expressions.
+
+:func:`generate_source` writes the source of one Python function computing several outputs of
+the same inputs (energies, gradients, update rules) with shared temporaries;
+:func:`compile_source` turns it into a callable.  The source is kept, registered with
+``linecache`` (so tracebacks and ``inspect`` show it) and exposed as ``.torch_source()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Sequence, Union
+
+import sympy as sp
+import torch
+from sympy import Basic
+from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
+
+from ..errors import ShapeMismatchError
+from . import runtime
+from .printer import TorchCodePrinter
+
+__all__ = ["Output", "generate_source", "compile_source", "GeneratedFunction", "generate"]
+
+Kind = Literal["scalar", "matrix", "grad"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a generated function.
+
+    ``kind``: ``"scalar"`` (an energy, returned with shape ``(...)``), ``"matrix"`` (returned as
+    computed, broadcast to the batch), or ``"grad"`` (the gradient with respect to ``wrt``, reduced
+    to ``wrt``'s runtime shape so unbatched parameters get batch-summed gradients).
+    """
+
+    kind: Kind
+    expr: Basic
+    wrt: Union[MatrixSymbol, sp.Symbol, None] = None
+
+
+def _dim_entry(d: sp.Expr) -> str:
+    return repr(int(d)) if d.is_Integer else repr(str(d))
+
+
+def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output]) -> str:
+    """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one)."""
+    mats = [a for a in inputs if isinstance(a, MatrixSymbol)]
+    scalars = [a for a in inputs if not isinstance(a, MatrixSymbol)]
+    if not mats:
+        raise ShapeMismatchError(f"{name}: an energy needs at least one matrix input")
+    printer = TorchCodePrinter([o.expr for o in outputs])
+    body = [o for o in outputs]
+    codes = []
+    for o in body:
+        codes.append(printer.code(o.expr))
+    spec = ", ".join(
+        f"({m.name!r}, ({_dim_entry(m.rows)}, {_dim_entry(m.cols)}))" for m in mats
+    )
+    dims = sorted({str(d) for m in mats for d in m.shape if not d.is_Integer})
+    lines = [f"def {name}({', '.join(str(a) for a in inputs)}):"]
+    lines.append(f"    _dims = _bind_dims(({spec},), ({', '.join(m.name for m in mats)},))")
+    lines.append(f"    _dt, _dev = {mats[0].name}.dtype, {mats[0].name}.device")
+    for d in dims:
+        lines.append(f"    {d} = _dims[{d!r}]")
+    for s in scalars:
+        lines.append(f"    _{s}_in = {s}")
+        lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r})")
+    lines += [f"    {line}" for line in printer.lines]
+    results = []
+    batch = ", ".join(m.name for m in mats)
+    for i, (o, c) in enumerate(zip(body, codes)):
+        lines.append(f"    _r{i} = {c}")
+        if o.kind == "scalar":
+            res = f"_scalar_out(_r{i}, _dt, _dev)[..., 0, 0]"
+        elif o.kind == "grad" and isinstance(o.wrt, MatrixSymbol):
+            res = f"_reduce_to(_r{i}, {o.wrt.name})"
+        elif o.kind == "grad":
+            res = f"_reduce_scalar(_r{i}, _{o.wrt}_in, ({batch},))"
+        else:
+            res = f"_r{i}"
+        results.append(res)
+    lines.append(f"    return {', '.join(results)}" + ("," if len(results) == 1 and False else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _scalar_out(r: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    t = torch.as_tensor(r, dtype=dtype, device=device)
+    while t.dim() < 2:
+        t = t[None]
+    return t
+
+
+_NAMESPACE: dict[str, Any] = {
+    "torch": torch,
+    "math": math,
+    "_bind_dims": runtime.bind_dims,
+    "_as_scalar": runtime.as_scalar,
+    "_reduce_to": runtime.reduce_to,
+    "_reduce_scalar": runtime.reduce_scalar,
+    "_colsum": runtime.colsum,
+    "_invstd": runtime.invstd,
+    "_logdet_pd": runtime.logdet_pd,
+    "_scalar_out": _scalar_out,
+}
+
+
+def compile_source(name: str, source: str) -> Callable[..., Any]:
+    """Turn generated source into a function (the source comes from the printer, never a user)."""
+    filename = f"<unfold:{name}:{hashlib.sha1(source.encode()).hexdigest()[:10]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = dict(_NAMESPACE)
+    code = compile(source, filename, "exec")
+    exec(code, namespace)  # safe: source printed by TorchCodePrinter from a validated tree
+    fn = namespace[name]
+    fn.__unfold_source__ = source
+    return fn
+
+
+@dataclass
+class GeneratedFunction:
+    """A generated torch function with its source and symbolic inputs/outputs."""
+
+    name: str
+    inputs: tuple[Basic, ...]
+    outputs: tuple[Output, ...]
+    source: str
+    fn: Callable[..., Any]
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+    def torch_source(self) -> str:
+        return self.source
+
+
+def generate(name: str, inputs: Sequence[Basic], outputs: Sequence[Output]) -> GeneratedFunction:
+    """Generate, compile and wrap a function."""
+    src = generate_source(name, inputs, outputs)
+    return GeneratedFunction(name, tuple(inputs), tuple(outputs), src, compile_source(name, src))

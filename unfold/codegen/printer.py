@@ -1,0 +1,322 @@
+"""A batched PyTorch printer for unfold expressions.
+
+Conventions of the generated code: every matrix is a tensor of shape ``(..., rows, cols)``; every
+matrix-derived scalar (trace, det, log det, sums, scalar parameters) is kept as ``(..., 1, 1)`` so
+that ``scalar * matrix`` broadcasts; dimensions are Python ints bound from input shapes; dtype and
+device come from the inputs (``_dt``, ``_dev``).  ``Inverse(A) @ B`` prints as
+``torch.linalg.solve(A, B)``.  Sub-trees that occur more than once are hoisted into temporaries
+(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.
+
+The printer knows exactly the nodes listed below and raises :class:`UnsupportedNodeError` for any
+other; it never falls back to sympy's string form.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Iterable
+
+import sympy as sp
+from sympy import Basic
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions import (
+    Determinant,
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixExpr,
+    MatrixSymbol,
+    OneMatrix,
+    Trace,
+    Transpose,
+    ZeroMatrix,
+)
+
+from ..errors import UnsupportedNodeError
+from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from ..symbolic.symbols import Dim
+
+__all__ = ["TorchCodePrinter"]
+
+ATOM, POW, MUL, ADD = 4, 3, 2, 1
+Code = tuple[str, int]
+
+_SCALAR_FUNS = {
+    sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos",
+    sp.Abs: "abs", sp.sign: "sign",
+}
+
+
+def _is_dim_only(e: Basic) -> bool:
+    """True for expressions of numbers and dimensions only (printed as Python scalars)."""
+    return all(isinstance(s, Dim) for s in e.free_symbols) and not isinstance(e, MatrixExpr) and not e.atoms(
+        MatrixSymbol)
+
+
+class TorchCodePrinter:
+    """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
+
+    def __init__(self, roots: Iterable[Basic] = ()) -> None:
+        self.lines: list[str] = []
+        self._memo: dict[Basic, Code] = {}
+        self._counts: Counter[Basic] = Counter()
+        self._n = 0
+        self._env: dict[Basic, str] = {}
+        for r in roots:
+            self._count(r)
+
+    # ---- common sub-expression bookkeeping -------------------------------------------------------
+    def _count(self, e: Basic) -> None:
+        stack = [e]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, sp.Lambda) or not x.args or isinstance(x, MatrixSymbol):
+                continue
+            self._counts[x] += 1
+            if self._counts[x] == 1:
+                stack.extend(x.args)
+
+    def _temp(self, code: str) -> str:
+        name = f"_t{self._n}"
+        self._n += 1
+        self.lines.append(f"{name} = {code}")
+        return name
+
+    def hoist(self, e: Basic) -> str:
+        """Print ``e`` into a named temporary (or return its name if it is already simple)."""
+        code, prec = self.print(e)
+        if prec == ATOM and code.replace("_", "").isalnum():
+            return code
+        name = self._temp(code)
+        self._memo[e] = (name, ATOM)
+        return name
+
+    # ---- entry point -----------------------------------------------------------------------------
+    def print(self, e: Basic) -> Code:
+        if e in self._memo:
+            return self._memo[e]
+        out = self._dispatch(e)
+        if self._env:
+            return out  # inside an elementwise body: `u` is bound, nothing may be shared
+        if self._counts.get(e, 0) > 1 and not out[0].replace("_", "").isalnum():
+            out = (self._temp(out[0]), ATOM)
+        self._memo[e] = out
+        return out
+
+    def code(self, e: Basic) -> str:
+        return self.print(e)[0]
+
+    def _p(self, e: Basic, prec: int) -> str:
+        """Code of ``e`` parenthesised when its precedence is below ``prec``."""
+        c, p = self.print(e)
+        return c if p >= prec else f"({c})"
+
+    # ---- dispatch --------------------------------------------------------------------------------
+    def _dispatch(self, e: Basic) -> Code:
+        if e in self._env:
+            return self._env[e], ATOM
+        if isinstance(e, sp.Number) or isinstance(e, sp.NumberSymbol):
+            v = float(e) if not e.is_Integer else int(e)
+            s = repr(v)
+            return (s, ATOM) if v >= 0 else (s, ADD)
+        if isinstance(e, (MatrixSymbol, sp.Symbol)):
+            if isinstance(e, sp.Dummy) or e == U:
+                raise UnsupportedNodeError(f"unbound variable {e} in generated code")
+            return str(e.name), ATOM
+        if not isinstance(e, MatrixExpr) and e.free_symbols and _is_dim_only(e):
+            return f"({sp.pycode(e, fully_qualified_modules=True)})", ATOM
+        for cls, fn in self._RULES:
+            if isinstance(e, cls):
+                return fn(self, e)
+        raise UnsupportedNodeError(f"no torch printing rule for {type(e).__name__} ({e})")
+
+    # matrices
+    def _matmul(self, e: MatMul) -> Code:
+        scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
+        mats = [a for a in e.args if isinstance(a, MatrixExpr)]
+        code = self._chain(mats)
+        if not scalars:
+            return code
+        coeff = sp.Mul(*scalars)
+        if coeff == -1:
+            return f"-{code[0] if code[1] >= MUL else '(' + code[0] + ')'}", MUL
+        c = self._p(coeff, MUL + 1) if not (isinstance(coeff, sp.Mul) and coeff.could_extract_minus_sign()) \
+            else f"({self.code(coeff)})"
+        return f"{c} * {code[0] if code[1] > MUL else '(' + code[0] + ')'}", MUL
+
+    def _chain(self, mats: list[MatrixExpr]) -> Code:
+        """A product of matrices, with solves for inverses and sums for all-ones factors."""
+        if len(mats) == 1:
+            return self.print(mats[0])
+        first, rest = mats[0], mats[1:]
+        if isinstance(first, Inverse):
+            rhs = self._chain(rest)
+            return f"torch.linalg.solve({self.code(first.arg)}, {rhs[0]})", ATOM
+        if isinstance(first, OneMatrix) and first.cols != 1:
+            rhs = self._chain(rest)
+            r = "" if first.rows == 1 else f", {self.code(first.rows)}"
+            return f"_colsum({rhs[0]}{r})", ATOM
+        if isinstance(mats[-1], Inverse) and len(mats) > 1:
+            lhs = self._chain(mats[:-1])
+            return f"torch.linalg.solve({self.code(mats[-1].arg)}.mT, {self._wrap(lhs, ATOM)}.mT).mT", ATOM
+        parts = [self._p(m, MUL + 1) for m in mats]
+        return " @ ".join(parts), MUL
+
+    @staticmethod
+    def _wrap(code: Code, prec: int) -> str:
+        return code[0] if code[1] >= prec else f"({code[0]})"
+
+    def _add(self, e: Basic) -> Code:
+        terms = list(e.args)
+        pos = [t for t in terms if not t.could_extract_minus_sign()]
+        neg = [t for t in terms if t.could_extract_minus_sign()]
+        out = ""
+        for t in pos:
+            c = self._p(t, ADD)
+            out = c if not out else f"{out} + {c}"
+        for t in neg:
+            c = self._p(-t, MUL)
+            out = f"-{c}" if not out else f"{out} - {c}"
+        return out, ADD
+
+    def _transpose(self, e: Transpose) -> Code:
+        return f"{self._p(e.arg, ATOM)}.mT", ATOM
+
+    def _inverse(self, e: Inverse) -> Code:
+        return f"torch.linalg.inv({self.code(e.arg)})", ATOM
+
+    def _matpow(self, e: MatPow) -> Code:
+        return f"torch.linalg.matrix_power({self.code(e.base)}, {int(e.exp)})", ATOM
+
+    def _identity(self, e: Identity) -> Code:
+        return f"torch.eye({self.code(e.rows)}, dtype=_dt, device=_dev)", ATOM
+
+    def _ones(self, e: OneMatrix) -> Code:
+        return f"torch.ones({self.code(e.rows)}, {self.code(e.cols)}, dtype=_dt, device=_dev)", ATOM
+
+    def _zeros(self, e: ZeroMatrix) -> Code:
+        return f"torch.zeros({self.code(e.rows)}, {self.code(e.cols)}, dtype=_dt, device=_dev)", ATOM
+
+    def _hadamard(self, e: HadamardProduct) -> Code:
+        return " * ".join(self._p(a, MUL + 1) for a in e.args), MUL
+
+    def _hpow(self, e: HadamardPower) -> Code:
+        base, p = e.args
+        return self._pow_code(self._p(base, ATOM), p)
+
+    def _pow_code(self, base: str, p: Basic) -> Code:
+        if p == sp.S.Half:
+            return f"torch.sqrt({base})", ATOM
+        if p == -sp.S.Half:
+            return f"torch.rsqrt({base})", ATOM
+        if p == -1:
+            return f"1 / {base}", MUL
+        if p == 2:
+            return f"torch.square({base})", ATOM
+        return f"{base} ** {self._p(p, ATOM)}", POW
+
+    def _elementwise(self, e: ElementwiseApplyFunction) -> Code:
+        lam, M = e.function, e.expr
+        arg = self.hoist(M)
+        body = lam.expr.subs(lam.variables[0], U) if lam.variables[0] != U else lam.expr
+        saved = self._env
+        self._env = {**saved, U: arg}
+        try:
+            return self._dispatch(body)
+        finally:
+            self._env = saved
+
+    # scalar-valued matrix functions: kept as (..., 1, 1)
+    def _trace(self, e: Trace) -> Code:
+        return f"torch.diagonal({self.code(e.arg)}, dim1=-2, dim2=-1).sum(-1)[..., None, None]", ATOM
+
+    def _det(self, e: Determinant) -> Code:
+        return f"torch.linalg.det({self.code(e.arg)})[..., None, None]", ATOM
+
+    def _logdet(self, e: LogDet) -> Code:
+        return f"_logdet_pd({self.code(e.arg)})", ATOM
+
+    def _sumall(self, e: SumAll) -> Code:
+        return f"{self._p(e.arg, ATOM)}.sum(dim=(-2, -1), keepdim=True)", ATOM
+
+    # column-wise functions
+    def _lse(self, e: LSE) -> Code:
+        return f"torch.logsumexp({self.code(e.arg)}, dim=-2, keepdim=True)", ATOM
+
+    def _softmax(self, e: Softmax) -> Code:
+        return f"torch.softmax({self.code(e.arg)}, dim=-2)", ATOM
+
+    def _layernorm(self, e: LayerNorm) -> Code:
+        x = self.hoist(e.arg)
+        if e.eps.is_number:
+            return f"torch.nn.functional.layer_norm({x}.mT, ({x}.shape[-2],), eps={float(e.eps)!r}).mT", ATOM
+        return f"({x} - {x}.mean(dim=-2, keepdim=True)) * _invstd({x}, {self.code(e.eps)})", MUL
+
+    def _lninvstd(self, e: LNInvStd) -> Code:
+        return f"_invstd({self.code(e.arg)}, {self.code(e.eps)})", ATOM
+
+    def _softthreshold(self, e: SoftThreshold) -> Code:
+        x = self.hoist(e.arg)
+        return f"torch.sign({x}) * torch.relu(torch.abs({x}) - {self._p(e.threshold, MUL + 1)})", MUL
+
+    # scalars
+    def _mul(self, e: sp.Mul) -> Code:
+        if e.could_extract_minus_sign():
+            return f"-{self._p(-e, POW)}", MUL
+        num, den = [], []
+        for a in e.args:
+            if isinstance(a, sp.Pow) and a.exp.is_Number and a.exp < 0:
+                den.append(a.base ** (-a.exp))
+            elif isinstance(a, sp.Rational) and not a.is_Integer:
+                num.append(sp.Integer(a.p))
+                den.append(sp.Integer(a.q))
+            else:
+                num.append(a)
+        num = [a for a in num if a != 1]
+        top = " * ".join(self._p(a, MUL + 1) for a in num) or "1"
+        if not den:
+            return top, MUL
+        bottom = " * ".join(self._p(a, MUL + 1) for a in den)
+        return f"{top} / {bottom if len(den) == 1 else '(' + bottom + ')'}", MUL
+
+    def _pow(self, e: sp.Pow) -> Code:
+        return self._pow_code(self._p(e.base, ATOM), e.exp)
+
+    def _function(self, e: Basic) -> Code:
+        for cls, name in _SCALAR_FUNS.items():
+            if isinstance(e, cls):
+                return f"torch.{name}({self._tensor(e.args[0])})", ATOM
+        if isinstance(e, sp.Heaviside):
+            return f"({self.code(e.args[0])} > 0).to(_dt)", ATOM
+        if isinstance(e, (sp.Max, sp.Min)):
+            args = list(e.args)
+            if isinstance(e, sp.Max) and len(args) == 2 and 0 in args:
+                other = args[0] if args[1] == 0 else args[1]
+                return f"torch.relu({self._tensor(other)})", ATOM
+            fn = "torch.maximum" if isinstance(e, sp.Max) else "torch.minimum"
+            out = self._tensor(args[0])
+            for a in args[1:]:
+                out = f"{fn}({out}, {self._tensor(a)})"
+            return out, ATOM
+        raise UnsupportedNodeError(f"no torch printing rule for the function {e.func} in {e}")
+
+    def _tensor(self, e: Basic) -> str:
+        """Code that is a tensor (numbers are wrapped so torch functions accept them)."""
+        c = self.code(e)
+        if e.is_number or (not isinstance(e, MatrixExpr) and _is_dim_only(e)):
+            return f"torch.as_tensor({c}, dtype=_dt, device=_dev)"
+        return c
+
+    _RULES: list[tuple[type, Callable[["TorchCodePrinter", Basic], Code]]] = [
+        (MatMul, _matmul), (MatAdd, _add), (Transpose, _transpose), (Inverse, _inverse),
+        (MatPow, _matpow), (Identity, _identity), (OneMatrix, _ones), (ZeroMatrix, _zeros),
+        (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
+        (Trace, _trace), (Determinant, _det), (LogDet, _logdet), (SumAll, _sumall), (LSE, _lse),
+        (Softmax, _softmax), (LayerNorm, _layernorm), (LNInvStd, _lninvstd),
+        (SoftThreshold, _softthreshold), (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
+        (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
+    ]

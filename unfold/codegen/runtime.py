@@ -1,0 +1,135 @@
+"""Helpers the generated torch code calls: dimension binding and checks, scalar conversion,
+reductions for unbatched parameters, and numerically careful primitives.
+
+Everything here is plain torch and works under ``torch.func`` transforms and ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence, Union
+
+import torch
+
+from ..errors import DimMismatchError, InputError
+
+__all__ = [
+    "bind_dims", "as_scalar", "reduce_to", "reduce_scalar", "colsum", "invstd", "logdet_pd",
+]
+
+DimSpec = Union[str, int]
+
+
+def _describe(t: torch.Tensor) -> str:
+    return f"shape {tuple(t.shape)}"
+
+
+def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequence[Any]) -> dict[str, int]:
+    """Bind symbolic dims from the trailing two axes of each input and check they agree.
+
+    ``spec`` lists ``(name, (rows, cols))`` per matrix input, each entry a dim name or a fixed int.
+    Raises :class:`DimMismatchError` naming the dim and both tensors; :class:`InputError` for a
+    non-tensor, a tensor of rank < 2, or inputs of different dtype or device.
+    """
+    bound: dict[str, tuple[int, str, tuple[int, ...]]] = {}
+    first: torch.Tensor | None = None
+    first_name = ""
+    for (name, (r, c)), t in zip(spec, tensors):
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"input {name!r} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() < 2:
+            raise InputError(
+                f"input {name!r} must have shape (..., rows, cols) with rows×cols = {r}×{c}; got "
+                f"{_describe(t)}. Use x[..., None] for a column vector"
+            )
+        if first is None:
+            first, first_name = t, name
+        else:
+            if t.dtype != first.dtype:
+                raise InputError(
+                    f"inputs {first_name!r} ({first.dtype}) and {name!r} ({t.dtype}) have different "
+                    "dtypes; convert them to one dtype"
+                )
+            if t.device != first.device:
+                raise InputError(
+                    f"inputs {first_name!r} ({first.device}) and {name!r} ({t.device}) are on "
+                    "different devices; move them to one device"
+                )
+        for axis, d in ((-2, r), (-1, c)):
+            size = int(t.shape[axis])
+            if isinstance(d, int):
+                if size != d:
+                    raise DimMismatchError(
+                        f"input {name!r} must have size {d} on axis {axis} but has {_describe(t)}"
+                    )
+                continue
+            if d in bound and bound[d][0] != size:
+                v, other, shape = bound[d]
+                raise DimMismatchError(
+                    f"dimension {d!r} disagrees: {other!r} has {d}={v} (shape {shape}) but {name!r} "
+                    f"has {d}={size} ({_describe(t)})"
+                )
+            bound.setdefault(d, (size, name, tuple(t.shape)))
+    return {k: v[0] for k, v in bound.items()}
+
+
+def as_scalar(v: Any, dtype: torch.dtype, device: torch.device, name: str) -> torch.Tensor:
+    """A scalar parameter (number or tensor of batch shape ``(...)``) as a ``(..., 1, 1)`` tensor."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
+        raise InputError(f"scalar {name!r} must be a number or a tensor, got {type(v).__name__}")
+    t = torch.as_tensor(v, dtype=dtype, device=device)
+    return t[..., None, None]
+
+
+def reduce_to(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a gradient to the batch shape and sum away batch axes ``like`` does not have."""
+    shape = torch.broadcast_shapes(r.shape, like.shape)
+    return torch.broadcast_to(r, shape).sum_to_size(like.shape)
+
+
+def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The gradient of a scalar parameter: drop the ``(1, 1)`` axes and sum over extra batch axes."""
+    shape = torch.broadcast_shapes(*(t.shape[:-2] for t in batch), r.shape[:-2])
+    g = torch.broadcast_to(r[..., 0, 0], shape)
+    target = like.shape if isinstance(like, torch.Tensor) else torch.Size([])
+    return g.sum_to_size(target) if g.shape != target else g
+
+
+def colsum(x: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    """``1 @ x`` for an all-ones left factor: column sums, repeated ``rows`` times."""
+    s = x.sum(dim=-2, keepdim=True)
+    return s if rows is None else s.expand(*s.shape[:-2], rows, s.shape[-1])
+
+
+def invstd(x: torch.Tensor, eps: Any) -> torch.Tensor:
+    """``1/sqrt(var + eps)`` of each column (biased variance), shape ``(..., 1, cols)``."""
+    return torch.rsqrt(x.var(dim=-2, correction=0, keepdim=True) + eps)
+
+
+def _concrete(t: torch.Tensor) -> bool:
+    """True when ``t`` holds real data we may branch on (not under vmap/grad transforms or tracing)."""
+    if torch.compiler.is_compiling():
+        return False
+    try:
+        from torch._C._functorch import is_functorch_wrapped_tensor
+
+        return not is_functorch_wrapped_tensor(t)
+    except ImportError:  # pragma: no cover - older torch
+        return True
+
+
+def logdet_pd(x: torch.Tensor) -> torch.Tensor:
+    """``log det x`` for a matrix with positive determinant (e.g. positive definite), ``(..., 1, 1)``.
+
+    Evaluated with ``slogdet`` (LU), whose gradient ``x⁻ᵀ`` is valid for any such ``x``, symmetric
+    or not.  Raises :class:`InputError` when ``det x ≤ 0`` (checked on concrete tensors); under
+    transforms the value is NaN there instead.
+    """
+    sign, logabs = torch.linalg.slogdet(x)
+    if _concrete(sign) and bool((sign <= 0).any()):
+        raise InputError(
+            "logdet needs a matrix with positive determinant (e.g. positive definite), but "
+            f"det ≤ 0 for {int((sign <= 0).sum())} matrix(es); check that the argument is I + (PSD "
+            "term) or add a multiple of the identity"
+        )
+    out = torch.where(sign > 0, logabs, torch.full_like(logabs, float("nan")))
+    return out[..., None, None]

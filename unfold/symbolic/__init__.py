@@ -1,0 +1,23 @@
+"""The energy language on sympy: declared symbols, primitives, gradient engine, display."""
+
+from .display import to_latex, to_str
+from .energy import Energy
+from .explicit import expand_explicit, explicit_env
+from .nodes import LSE, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from .ops import (
+    T, abs_, as_scalar, det, exp, fro2, hadamard, hpow, identity, inv, l1, layernorm, log, logdet,
+    lse, lse_cols, lse_rows, ones, power, relu, sigmoid, soft_threshold, softmax, sqrt, sum_entries,
+    tanh, trace,
+)
+from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix, dim, dims, param, scalar, state
+from .tidy import tidy
+from .vjp import gradient
+
+__all__ = [
+    "Energy", "to_latex", "to_str", "expand_explicit", "explicit_env", "LSE", "LayerNorm",
+    "LNInvStd", "LogDet", "Softmax", "SoftThreshold", "SumAll", "T", "abs_", "as_scalar", "det",
+    "exp", "fro2", "hadamard", "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse",
+    "lse_cols", "lse_rows", "ones", "power", "relu", "sigmoid", "soft_threshold", "softmax", "sqrt",
+    "sum_entries", "tanh", "trace", "Dim", "ParamMatrix", "ScalarParam", "StateMatrix", "dim",
+    "dims", "param", "scalar", "state", "tidy", "gradient",
+]

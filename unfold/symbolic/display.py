@@ -1,0 +1,101 @@
+"""Readable display of unfold expressions: plain text (``xi - X*Softmax(beta*X.T*xi)``) and LaTeX.
+
+Elementwise lambdas are shown by name (``relu(W*Y)``), sums list positive terms first, and
+entrywise products use ``∘``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy as sp
+from sympy import Basic
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from .nodes import U
+
+__all__ = ["to_str", "to_latex", "elementwise_name"]
+
+_NAMED: dict[Basic, str] = {
+    sp.Max(U, 0): "relu",
+    sp.Heaviside(U): "step",
+    sp.sign(U): "sign",
+    sp.Abs(U): "abs",
+    sp.exp(U): "exp",
+    sp.log(U): "log",
+    sp.tanh(U): "tanh",
+    sp.sqrt(U): "sqrt",
+    1 / (1 + sp.exp(-U)): "sigmoid",
+    sp.sin(U): "sin",
+    sp.cos(U): "cos",
+}
+
+
+def elementwise_name(e: ElementwiseApplyFunction) -> str | None:
+    """The name of a known elementwise function (``relu``, ``exp``, ...), else None."""
+    lam = e.function
+    body = lam.expr.subs(lam.variables[0], U)
+    return _NAMED.get(body)
+
+
+def _ordered_terms(args: tuple[Basic, ...]) -> list[Basic]:
+    pos = [a for a in args if not a.could_extract_minus_sign()]
+    neg = [a for a in args if a.could_extract_minus_sign()]
+    return pos + neg
+
+
+class UnfoldStrPrinter(StrPrinter):
+    def _print_MatAdd(self, expr: Any) -> str:
+        out = ""
+        for t in _ordered_terms(expr.args):
+            if t.could_extract_minus_sign():
+                s = self._print(-t)
+                out = f"-{s}" if not out else f"{out} - {s}"
+            else:
+                s = self._print(t)
+                out = s if not out else f"{out} + {s}"
+        return out
+
+    def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
+        name = elementwise_name(expr)
+        if name is None:
+            return f"(u -> {self._print(expr.function.expr.subs(expr.function.variables[0], U))})({self._print(expr.expr)})"
+        return f"{name}({self._print(expr.expr)})"
+
+    def _print_HadamardProduct(self, expr: Any) -> str:
+        return "∘".join(self.parenthesize(a, 50) for a in expr.args)
+
+    def _print_HadamardPower(self, expr: Any) -> str:
+        return f"{self.parenthesize(expr.args[0], 60)}^∘{self._print(expr.args[1])}"
+
+
+class UnfoldLatexPrinter(LatexPrinter):
+    def _print_MatAdd(self, expr: Any) -> str:
+        out = ""
+        for t in _ordered_terms(expr.args):
+            if t.could_extract_minus_sign():
+                s = self._print(-t)
+                out = f"-{s}" if not out else f"{out} - {s}"
+            else:
+                s = self._print(t)
+                out = s if not out else f"{out} + {s}"
+        return out
+
+    def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
+        name = elementwise_name(expr) or "f"
+        return r"\operatorname{" + name + r"}\left(" + self._print(expr.expr) + r"\right)"
+
+    def _print_HadamardProduct(self, expr: Any) -> str:
+        return r" \circ ".join(self.parenthesize(a, 50) for a in expr.args)
+
+
+def to_str(expr: Basic) -> str:
+    """Plain-text form."""
+    return UnfoldStrPrinter().doprint(expr)
+
+
+def to_latex(expr: Basic) -> str:
+    """LaTeX form."""
+    return UnfoldLatexPrinter().doprint(expr)

@@ -1,0 +1,138 @@
+"""Expansion of an unfold expression at explicit small sizes into scalar sympy.
+
+Every matrix symbol becomes an ``sp.Matrix`` of real scalar symbols and every node is evaluated
+entry by entry from its textbook definition (``log det`` through the Berkowitz determinant,
+softmax as ``exp/Σexp``, ...).  The result is independent of the gradient engine and of the torch
+printer, so differentiating it with plain scalar ``sp.diff`` gives the second leg of the gradient
+check, and ``cancel`` on it gives exact proofs at small sizes.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Any, Mapping, Union
+
+import sympy as sp
+from sympy import Basic
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions import (
+    Determinant,
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixSymbol,
+    OneMatrix,
+    Trace,
+    Transpose,
+    ZeroMatrix,
+)
+
+from ..errors import UnsupportedNodeError
+from .nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from .symbols import Dim
+
+__all__ = ["explicit_env", "expand_explicit"]
+
+Value = Union[sp.Expr, sp.Matrix]
+
+
+def explicit_env(symbols: Any, sizes: Mapping[Dim, int]) -> dict[Basic, Any]:
+    """Map each matrix symbol to a matrix of real entry symbols ``X_i_j`` and each dim to its size."""
+    env: dict[Basic, Any] = dict(sizes)
+    for s in symbols:
+        if isinstance(s, MatrixSymbol):
+            r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints only
+            env[s] = sp.Matrix(r, c, lambda i, j: sp.Symbol(f"{s.name}_{i}_{j}", real=True))
+    return env
+
+
+def _col_apply(M: sp.Matrix, f: Any) -> sp.Matrix:
+    cols = [f(M[:, j]) for j in range(M.cols)]
+    return reduce(lambda a, b: a.row_join(b), cols)
+
+
+def _softmax_col(c: sp.Matrix) -> sp.Matrix:
+    e = c.applyfunc(sp.exp)
+    return e / sum(e)
+
+
+def _layernorm_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
+    n = c.rows
+    mu = sum(c) / n
+    var = sum((x - mu) ** 2 for x in c) / n
+    return c.applyfunc(lambda x: (x - mu) / sp.sqrt(var + eps))
+
+
+def _invstd_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
+    n = c.rows
+    mu = sum(c) / n
+    var = sum((x - mu) ** 2 for x in c) / n
+    return sp.ones(n, 1) / sp.sqrt(var + eps)
+
+
+def expand_explicit(e: Basic, env: Mapping[Basic, Any]) -> Value:
+    """Evaluate ``e`` with matrices replaced by explicit matrices from ``env``."""
+
+    def ev(x: Basic) -> Value:
+        return expand_explicit(x, env)
+
+    if e in env:
+        return env[e]
+    if isinstance(e, MatrixSymbol):
+        raise UnsupportedNodeError(f"no explicit value for matrix {e}")
+    if isinstance(e, Dim):
+        raise UnsupportedNodeError(f"no explicit size for dimension {e}")
+    if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)):
+        return e
+    if isinstance(e, MatMul):
+        return reduce(lambda a, b: a * b, [ev(a) for a in e.args])
+    if isinstance(e, MatAdd):
+        return reduce(lambda a, b: a + b, [ev(a) for a in e.args])
+    if isinstance(e, Transpose):
+        return ev(e.arg).T
+    if isinstance(e, Inverse):
+        M = ev(e.arg)
+        return M.adjugate(method="berkowitz") / M.det(method="berkowitz")
+    if isinstance(e, MatPow):
+        return ev(e.base) ** int(e.exp)
+    if isinstance(e, (Identity, OneMatrix, ZeroMatrix)):
+        r, c = (int(sp.sympify(x).subs(env)) for x in e.shape)  # safe: dims/ints only
+        return sp.eye(r) if isinstance(e, Identity) else (sp.ones(r, c) if isinstance(e, OneMatrix) else sp.zeros(r, c))
+    if isinstance(e, HadamardProduct):
+        return reduce(lambda a, b: a.multiply_elementwise(b), [ev(a) for a in e.args])
+    if isinstance(e, HadamardPower):
+        p = ev(e.args[1])
+        return ev(e.args[0]).applyfunc(lambda x: x ** p)
+    if isinstance(e, ElementwiseApplyFunction):
+        lam = e.function
+        body = lam.expr.subs(lam.variables[0], U)
+        body = body.subs({s: ev(s) for s in body.free_symbols if s != U})
+        return ev(e.expr).applyfunc(lambda x: body.subs(U, x))
+    if isinstance(e, Trace):
+        return ev(e.arg).trace()
+    if isinstance(e, Determinant):
+        return ev(e.arg).det(method="berkowitz")
+    if isinstance(e, LogDet):
+        return sp.log(ev(e.arg).det(method="berkowitz"))
+    if isinstance(e, SumAll):
+        return sum(ev(e.arg))
+    if isinstance(e, LSE):
+        return _col_apply(ev(e.arg), lambda c: sp.Matrix([[sp.log(sum(c.applyfunc(sp.exp)))]]))
+    if isinstance(e, Softmax):
+        return _col_apply(ev(e.arg), _softmax_col)
+    if isinstance(e, LayerNorm):
+        eps = ev(e.eps)
+        return _col_apply(ev(e.arg), lambda c: _layernorm_col(c, eps))
+    if isinstance(e, LNInvStd):
+        eps = ev(e.eps)
+        return _col_apply(ev(e.arg), lambda c: _invstd_col(c, eps))
+    if isinstance(e, SoftThreshold):
+        t = ev(e.threshold)
+        return ev(e.arg).applyfunc(lambda x: sp.sign(x) * sp.Max(sp.Abs(x) - t, 0))
+    if isinstance(e, (sp.Add, sp.Mul, sp.Pow, sp.Function)) or type(e) in (sp.Max, sp.Min):
+        return e.func(*[ev(a) for a in e.args])
+    raise UnsupportedNodeError(f"no explicit-size rule for {type(e).__name__} ({e})")

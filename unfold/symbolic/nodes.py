@@ -1,0 +1,232 @@
+"""Expression nodes sympy lacks (or differentiates wrongly), each with its vector-Jacobian rule.
+
+Conventions: matrices are ``rows × cols``; "column-wise" nodes act on every column independently
+(tokens as columns); the row-wise forms are written as ``Node(M.T).T`` by :mod:`unfold.symbolic.ops`.
+
+Each node's ``_vjp(G)`` receives the cotangent ``G`` (same shape as the node; a scalar expression
+for scalar nodes) and returns ``[(child, cotangent_of_child), ...]`` with every cotangent of the
+child's own shape, so gradients stay matrix expressions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy as sp
+from sympy import Basic, S
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions import (
+    HadamardProduct,
+    Inverse,
+    MatrixExpr,
+    OneMatrix,
+)
+
+from ..errors import ShapeMismatchError, UnsupportedNodeError
+
+__all__ = [
+    "U",
+    "ew",
+    "ScalarMatFn",
+    "SumAll",
+    "LogDet",
+    "MatFn",
+    "LSE",
+    "Softmax",
+    "LayerNorm",
+    "LNInvStd",
+    "SoftThreshold",
+]
+
+#: The single real variable of every elementwise ``Lambda``: equal lambdas hash equally, so like
+#: terms merge and CSE can share them, and ``Abs`` differentiates to ``sign`` (not the complex form).
+U = sp.Symbol("u", real=True)
+
+
+def ew(body: sp.Expr, M: MatrixExpr) -> MatrixExpr:
+    """Apply the scalar function ``u ↦ body`` to every entry of ``M``."""
+    return ElementwiseApplyFunction(sp.Lambda(U, body), M)
+
+
+def _matrix_arg(M: Any, who: str) -> MatrixExpr:
+    if not isinstance(M, MatrixExpr):
+        raise ShapeMismatchError(f"{who} takes a matrix expression, got {M!r} ({type(M).__name__})")
+    return M
+
+
+class ScalarMatFn(sp.Expr):
+    """A scalar-valued function of one matrix."""
+
+    is_commutative = True
+    is_real = True
+
+    def __new__(cls, M: MatrixExpr) -> "ScalarMatFn":
+        return sp.Expr.__new__(cls, _matrix_arg(M, cls.__name__))
+
+    @property
+    def arg(self) -> MatrixExpr:
+        return self.args[0]
+
+    def _eval_derivative(self, s: sp.Symbol) -> sp.Expr:  # pragma: no cover - guarded path
+        raise UnsupportedNodeError(
+            f"{type(self).__name__}: use unfold's gradient engine (Energy.grad), not sympy .diff"
+        )
+
+
+class SumAll(ScalarMatFn):
+    """``Σᵢⱼ Mᵢⱼ``; VJP: ``G·1``."""
+
+    def _vjp(self, G: sp.Expr) -> list[tuple[Basic, Basic]]:
+        return [(self.arg, G * OneMatrix(*self.arg.shape))]
+
+    def _latex(self, printer: Any) -> str:
+        return r"\mathbf{1}^\top\left(" + printer._print(self.arg) + r"\right)\mathbf{1}"
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"SumAll({printer._print(self.arg)})"
+
+
+class LogDet(ScalarMatFn):
+    """``log det M`` for a positive-definite ``M``; VJP: ``G·M⁻ᵀ``."""
+
+    def __new__(cls, M: MatrixExpr) -> "LogDet":
+        M = _matrix_arg(M, "logdet")
+        if M.rows != M.cols:
+            raise ShapeMismatchError(f"logdet needs a square matrix, {M} is {M.rows}×{M.cols}")
+        return sp.Expr.__new__(cls, M)
+
+    def _vjp(self, G: sp.Expr) -> list[tuple[Basic, Basic]]:
+        return [(self.arg, G * Inverse(self.arg).T)]
+
+    def _latex(self, printer: Any) -> str:
+        return r"\log\det\left(" + printer._print(self.arg) + r"\right)"
+
+
+class MatFn(MatrixExpr):
+    """A matrix-valued function of one matrix (plus scalar constants such as ``eps``)."""
+
+    def __new__(cls, M: MatrixExpr, *extra: Any) -> "MatFn":
+        _matrix_arg(M, cls.__name__)
+        return Basic.__new__(cls, M, *map(sp.sympify, extra))  # safe: numbers/symbols only
+
+    @property
+    def arg(self) -> MatrixExpr:
+        return self.args[0]
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.arg.shape
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
+        raise UnsupportedNodeError(f"{type(self).__name__} has no symbolic entries; use uf.expand_explicit")
+
+    def _extra_has(self, k: int, wrt: Basic) -> None:
+        if self.args[k].has(wrt):
+            raise UnsupportedNodeError(
+                f"{type(self).__name__}: differentiating with respect to {wrt} through argument "
+                f"{self.args[k]} is not supported"
+            )
+
+    def _latex(self, printer: Any) -> str:
+        name = self._latex_name
+        return r"\operatorname{" + name + r"}\left(" + printer._print(self.arg) + r"\right)"
+
+    _latex_name = "f"
+
+
+class LSE(MatFn):
+    """Column-wise log-sum-exp: ``LSE(M)₁ⱼ = log Σᵢ exp Mᵢⱼ`` (1×cols); VJP: ``(1 G) ∘ Softmax(M)``."""
+
+    _latex_name = "lse"
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return (S.One, self.arg.cols)
+
+    def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
+        return [(self.arg, HadamardProduct(OneMatrix(self.arg.rows, 1) * G, Softmax(self.arg)))]
+
+
+class Softmax(MatFn):
+    """Column-wise softmax; VJP: ``S∘G − S∘(1 (S∘G))`` with ``1`` the all-ones ``rows×rows``."""
+
+    _latex_name = "softmax"
+
+    def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
+        SG = HadamardProduct(self, G)
+        return [(self.arg, SG - HadamardProduct(self, OneMatrix(self.rows, self.rows) * SG))]
+
+
+class LayerNorm(MatFn):
+    """Column-wise layer norm ``(x − mean x)/sqrt(var x + eps)`` (biased variance, no gain).
+
+    VJP: ``s ∘ (G − J G − y ∘ J(G ∘ y))`` with ``J = 1/rows`` all-ones, ``y`` the output and
+    ``s = LNInvStd``.
+    """
+
+    _latex_name = "LN"
+
+    def __new__(cls, M: MatrixExpr, eps: Any) -> "LayerNorm":
+        return MatFn.__new__(cls, M, eps)
+
+    @property
+    def eps(self) -> sp.Expr:
+        return self.args[1]
+
+    def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
+        d = self.rows
+        J = OneMatrix(d, d) / d
+        inner = G - J * G - HadamardProduct(self, J * HadamardProduct(G, self))
+        return [(self.arg, HadamardProduct(LNInvStd(self.arg, self.eps), inner))]
+
+
+class LNInvStd(MatFn):
+    """``1/sqrt(var + eps)`` of each column, broadcast to the argument's shape.
+
+    VJP: ``−(1/rows) s∘s∘y∘(1 G)`` with ``y = LayerNorm``, ``1`` all-ones ``rows×rows``.
+    """
+
+    _latex_name = "invstd"
+
+    def __new__(cls, M: MatrixExpr, eps: Any) -> "LNInvStd":
+        return MatFn.__new__(cls, M, eps)
+
+    @property
+    def eps(self) -> sp.Expr:
+        return self.args[1]
+
+    def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
+        d = self.rows
+        y = LayerNorm(self.arg, self.eps)
+        colsum = OneMatrix(d, d) * G
+        return [(self.arg, -HadamardProduct(self, self, y, colsum) / d)]
+
+
+class SoftThreshold(MatFn):
+    """``sign(M) ∘ max(|M| − t, 0)``: the proximal map of ``t‖·‖₁``.
+
+    VJP: ``G ∘ [|M| > t]`` to ``M`` and ``−Σ G ∘ sign(M) ∘ [|M| > t]`` to ``t``.
+    """
+
+    _latex_name = "S"
+
+    def __new__(cls, M: MatrixExpr, t: Any) -> "SoftThreshold":
+        return MatFn.__new__(cls, M, t)
+
+    @property
+    def threshold(self) -> sp.Expr:
+        return self.args[1]
+
+    def _mask(self) -> MatrixExpr:
+        return ew(sp.Heaviside(sp.Abs(U) - self.threshold), self.arg)
+
+    def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
+        mask = self._mask()
+        out: list[tuple[Basic, Basic]] = [(self.arg, HadamardProduct(G, mask))]
+        if self.threshold.free_symbols:
+            out.append((self.threshold, -SumAll(HadamardProduct(G, mask, ew(sp.sign(U), self.arg)))))
+        return out
+
+    def _latex(self, printer: Any) -> str:
+        return (r"\mathcal{S}_{" + printer._print(self.threshold) + r"}\left("
+                + printer._print(self.arg) + r"\right)")

@@ -1,0 +1,77 @@
+"""Light rewriting of derived expressions into readable canonical form.
+
+Rewrites (each an identity): ``1 ∘ M → M``, ``(c·1) ∘ M → c·M``, ``M^∘1 → M``, elementwise
+constant functions ``f(M) = c → c·1``; then sympy's ``doit`` canonicalisation.  ``simplify`` is a
+no-op on matrix expressions in sympy 1.14 and is never called.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Basic
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions import (
+    HadamardPower,
+    HadamardProduct,
+    MatMul,
+    MatrixExpr,
+    OneMatrix,
+)
+
+__all__ = ["tidy"]
+
+
+def _ones_coeff(a: Basic) -> sp.Expr | None:
+    """``c`` if ``a`` is ``c·OneMatrix`` (or ``OneMatrix``), else None."""
+    if isinstance(a, OneMatrix):
+        return sp.S.One
+    if isinstance(a, MatMul):
+        mats = [x for x in a.args if isinstance(x, MatrixExpr)]
+        if len(mats) == 1 and isinstance(mats[0], OneMatrix):
+            return sp.Mul(*[x for x in a.args if not isinstance(x, MatrixExpr)])
+    return None
+
+
+def _rewrite(e: Basic) -> Basic:
+    if isinstance(e, HadamardProduct):
+        coeff = sp.S.One
+        rest = []
+        for a in e.args:
+            c = _ones_coeff(a)
+            if c is None:
+                rest.append(a)
+            else:
+                coeff = coeff * c
+        if len(rest) == len(e.args):
+            return e
+        if not rest:
+            return coeff * OneMatrix(*e.shape)
+        core = rest[0] if len(rest) == 1 else HadamardProduct(*rest)
+        return core if coeff == 1 else coeff * core
+    if isinstance(e, HadamardPower) and e.args[1] == 1:
+        return e.args[0]
+    if isinstance(e, ElementwiseApplyFunction):
+        lam = e.function
+        if not lam.expr.has(lam.variables[0]):
+            return lam.expr * OneMatrix(*e.shape)
+    return e
+
+
+def tidy(expr: Basic) -> Basic:
+    """Bottom-up rewrite with the identities above, then ``doit``."""
+
+    def go(e: Basic) -> Basic:
+        if not e.args or isinstance(e, sp.Lambda) or e.is_Atom:
+            return e
+        new_args = [go(a) for a in e.args]
+        if any(n is not o for n, o in zip(new_args, e.args)):
+            e = e.func(*new_args)
+        return _rewrite(e)
+
+    out = go(expr)
+    for _ in range(3):
+        nxt = go(out.doit())
+        if nxt == out:
+            break
+        out = nxt
+    return out

@@ -1,0 +1,128 @@
+"""Structural checks of an energy expression: shapes, declared symbols, supported nodes.
+
+sympy 1.14 does not check symbolic shapes (``X*X`` with ``X: d×n`` silently becomes ``X**2``),
+so every expression is walked once here before it is differentiated or printed.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Basic
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions import (
+    Determinant,
+    HadamardPower,
+    HadamardProduct,
+    Identity,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixExpr,
+    MatrixSymbol,
+    OneMatrix,
+    Trace,
+    Transpose,
+    ZeroMatrix,
+)
+
+from ..errors import ShapeMismatchError, UndeclaredSymbolError, UnsupportedNodeError
+from .nodes import U, MatFn, ScalarMatFn
+from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
+
+__all__ = ["check_shapes", "check_expression", "SCALAR_FUNCTIONS"]
+
+#: Scalar functions every leg (gradient engine, torch printer, explicit expansion) supports.
+SCALAR_FUNCTIONS: tuple[type, ...] = (
+    sp.exp, sp.log, sp.tanh, sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside, sp.sin, sp.cos,
+)
+
+_MATRIX_NODES: tuple[type, ...] = (
+    MatMul, MatAdd, Transpose, Inverse, MatPow, HadamardProduct, HadamardPower,
+    ElementwiseApplyFunction, Identity, OneMatrix, ZeroMatrix, MatFn,
+)
+_SCALAR_NODES: tuple[type, ...] = (
+    sp.Add, sp.Mul, sp.Pow, Trace, Determinant, ScalarMatFn, sp.Number, sp.NumberSymbol,
+) + SCALAR_FUNCTIONS
+
+
+def _shape(M: MatrixExpr) -> str:
+    return f"{M.rows}×{M.cols}"
+
+
+def _check_node_shape(e: Basic) -> None:
+    if isinstance(e, MatMul):
+        mats = [a for a in e.args if isinstance(a, MatrixExpr)]
+        for A, B in zip(mats[:-1], mats[1:]):
+            if A.cols != B.rows:
+                raise ShapeMismatchError(
+                    f"product {A} @ {B}: {A} is {_shape(A)} but {B} is {_shape(B)} "
+                    f"({A.cols} ≠ {B.rows}); transpose one factor or fix the declared dims"
+                )
+    elif isinstance(e, (MatAdd, HadamardProduct)):
+        first = e.args[0]
+        for a in e.args[1:]:
+            if a.shape != first.shape:
+                op = "sum" if isinstance(e, MatAdd) else "entrywise product"
+                raise ShapeMismatchError(
+                    f"{op} of {first} ({_shape(first)}) and {a} ({_shape(a)}): shapes differ"
+                )
+    elif isinstance(e, (Trace, Inverse, Determinant, MatPow)) or (
+        isinstance(e, ScalarMatFn) and type(e).__name__ == "LogDet"
+    ):
+        M = e.args[0]
+        if M.rows != M.cols:
+            what = type(e).__name__ if not isinstance(e, MatPow) else f"power {e}"
+            raise ShapeMismatchError(f"{what} needs a square matrix, {M} is {_shape(M)}")
+
+
+def check_shapes(expr: Basic) -> None:
+    """Raise :class:`ShapeMismatchError` naming the first ill-shaped sub-term of ``expr``."""
+    for node in sp.preorder_traversal(expr):
+        _check_node_shape(node)
+
+
+def _check_symbol(node: Basic, in_lambda: bool) -> None:
+    if isinstance(node, MatrixSymbol):
+        if not isinstance(node, (StateMatrix, ParamMatrix)):
+            raise UndeclaredSymbolError(
+                f"matrix {node.name!r} was not declared: create it with uf.state(...) or uf.param(...)"
+            )
+    elif isinstance(node, sp.Symbol):
+        if node == U and in_lambda:
+            return
+        if not isinstance(node, (ScalarParam, Dim)):
+            raise UndeclaredSymbolError(
+                f"symbol {node.name!r} was not declared: create it with uf.scalar({node.name!r}) "
+                f"(or uf.dims for a dimension)"
+            )
+
+
+def _walk(e: Basic, in_lambda: bool) -> None:
+    if isinstance(e, (MatrixSymbol, sp.Symbol)):
+        _check_symbol(e, in_lambda)
+        return
+    if isinstance(e, sp.Lambda):
+        _walk(e.expr, True)
+        return
+    if isinstance(e, (sp.Tuple, sp.core.containers.Tuple)) or type(e).__name__ == "Str":
+        return
+    if isinstance(e, MatrixExpr):
+        if not isinstance(e, _MATRIX_NODES):
+            raise UnsupportedNodeError(f"unsupported matrix operation {type(e).__name__} in {e}")
+        if isinstance(e, MatPow) and not (e.exp.is_Integer):
+            raise UnsupportedNodeError(f"matrix power {e} needs an integer exponent")
+    elif not isinstance(e, _SCALAR_NODES):
+        name = getattr(e, "func", type(e))
+        raise UnsupportedNodeError(
+            f"unsupported function {getattr(name, '__name__', name)} in {e}; supported: "
+            "exp, log, tanh, sigmoid, relu, abs, sqrt, powers, sin, cos, max/min and unfold's primitives"
+        )
+    _check_node_shape(e)
+    for a in e.args:
+        _walk(a, in_lambda)
+
+
+def check_expression(expr: Basic) -> None:
+    """Check shapes, that every symbol is declared, and that every node is supported."""
+    _walk(expr, False)

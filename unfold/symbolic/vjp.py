@@ -1,0 +1,213 @@
+"""Reverse-mode differentiation over sympy expression trees.
+
+``gradient(E, X)`` returns ∂E/∂X as a matrix expression (a scalar expression for a scalar X) by a
+topological reverse sweep: every node hands each child a cotangent of the child's shape through a
+vector-Jacobian rule.  A node with no rule raises :class:`UnsupportedNodeError`; nothing is ever
+treated as a constant by default (sympy 1.14's ``.diff`` returns a silent 0 in that situation).
+sympy hash-conses equal sub-trees, so shared sub-expressions accumulate their adjoints once.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Callable, Union
+
+import sympy as sp
+from sympy import Basic, S
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions import (
+    Determinant,
+    HadamardPower,
+    HadamardProduct,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatPow,
+    MatrixExpr,
+    MatrixSymbol,
+    Trace,
+    Transpose,
+    ZeroMatrix,
+    Identity,
+)
+
+from ..errors import UnsupportedNodeError
+from .nodes import U, ew
+
+__all__ = ["gradient", "vjp"]
+
+Node = Basic
+Pair = tuple[Basic, Basic]
+
+
+def _matmul(factors: list[MatrixExpr]) -> MatrixExpr:
+    return reduce(lambda a, b: a * b, factors)
+
+
+def _vjp_matmul(node: MatMul, G: MatrixExpr) -> list[Pair]:
+    scalars = [a for a in node.args if not isinstance(a, MatrixExpr)]
+    mats = [a for a in node.args if isinstance(a, MatrixExpr)]
+    coeff = sp.Mul(*scalars)
+    out: list[Pair] = []
+    for i, M in enumerate(mats):
+        parts: list[MatrixExpr] = []
+        if i > 0:
+            parts.append(Transpose(_matmul(mats[:i])))
+        parts.append(G)
+        if i < len(mats) - 1:
+            parts.append(Transpose(_matmul(mats[i + 1:])))
+        out.append((M, coeff * _matmul(parts)))
+    if scalars:
+        inner = Trace(Transpose(G) * _matmul(mats))
+        for k, s in enumerate(scalars):
+            others = sp.Mul(*(scalars[:k] + scalars[k + 1:]))
+            out.append((s, inner * others))
+    return out
+
+
+def _vjp_matpow(node: MatPow, G: MatrixExpr) -> list[Pair]:
+    A, k = node.base, node.exp
+    if not k.is_Integer:
+        raise UnsupportedNodeError(f"matrix power {node} needs an integer exponent")
+    k = int(k)
+    if k < 0:
+        B, k = Inverse(A), -k
+        inner = sum((MatPow(B, j).T * G * MatPow(B, k - 1 - j).T for j in range(k)), ZeroMatrix(*A.shape))
+        return [(A, -Inverse(A).T * inner * Inverse(A).T)]
+    terms = [MatPow(A, j).T * G * MatPow(A, k - 1 - j).T for j in range(k)]
+    return [(A, MatAdd(*terms) if len(terms) > 1 else terms[0])]
+
+
+def _scalar_partials(node: sp.Expr, G: sp.Expr) -> list[Pair]:
+    """Scalar functions (exp, log, Max, ...): partial derivatives through plain scalar sp.diff."""
+    dummies = [sp.Dummy(f"a{i}", real=True) for i in range(len(node.args))]
+    f = node.func(*dummies)
+    out: list[Pair] = []
+    for a, z in zip(node.args, dummies):
+        df = sp.diff(f, z)  # scalar
+        if df.has(sp.Derivative, sp.Subs):
+            raise UnsupportedNodeError(f"cannot differentiate {node.func} in {node}")
+        out.append((a, G * df.subs(dict(zip(dummies, node.args)))))
+    return out
+
+
+def _vjp_elementwise(node: ElementwiseApplyFunction, G: MatrixExpr) -> list[Pair]:
+    lam, M = node.function, node.expr
+    var = lam.variables[0]
+    body = lam.expr.subs(var, U) if var != U else lam.expr
+    d = sp.diff(body, U)  # scalar
+    if d.has(sp.Derivative):
+        raise UnsupportedNodeError(f"cannot differentiate the elementwise function {lam}")
+    return [(M, HadamardProduct(G, ew(d, M)))]
+
+
+def vjp(node: Node, G: Basic) -> list[Pair]:
+    """The children of ``node`` paired with their cotangents, given the node's cotangent ``G``."""
+    rule: Callable[..., list[Pair]] | None = getattr(node, "_vjp", None)
+    if rule is not None:
+        return rule(G)
+    if isinstance(node, (MatAdd, sp.Add)):
+        return [(a, G) for a in node.args]
+    if isinstance(node, MatMul):
+        return _vjp_matmul(node, G)
+    if isinstance(node, Transpose):
+        return [(node.arg, Transpose(G))]
+    if isinstance(node, Trace):
+        return [(node.arg, G * Identity(node.arg.rows))]
+    if isinstance(node, Inverse):
+        Mi = Inverse(node.arg)
+        return [(node.arg, -Transpose(Mi) * G * Transpose(Mi))]
+    if isinstance(node, MatPow):
+        return _vjp_matpow(node, G)
+    if isinstance(node, Determinant):
+        return [(node.arg, G * node * Transpose(Inverse(node.arg)))]
+    if isinstance(node, HadamardProduct):
+        out = []
+        for i, a in enumerate(node.args):
+            others = node.args[:i] + node.args[i + 1:]
+            out.append((a, HadamardProduct(G, *others)))
+        return out
+    if isinstance(node, HadamardPower):
+        base, p = node.args
+        if p.free_symbols & set(base.free_symbols):
+            raise UnsupportedNodeError(f"entrywise power {node}: exponent depends on the base")
+        return [(base, HadamardProduct(G, p * HadamardPower(base, p - 1)))]
+    if isinstance(node, ElementwiseApplyFunction):
+        return _vjp_elementwise(node, G)
+    if isinstance(node, sp.Mul):
+        return [(a, G * sp.Mul(*(node.args[:i] + node.args[i + 1:]))) for i, a in enumerate(node.args)]
+    if isinstance(node, sp.Pow):
+        b, e = node.args
+        out = [(b, G * e * b ** (e - 1))]
+        if e.free_symbols:
+            out.append((e, G * sp.log(b) * node))
+        return out
+    if isinstance(node, sp.Function) or type(node) in (sp.Max, sp.Min):
+        return _scalar_partials(node, G)
+    raise UnsupportedNodeError(
+        f"no differentiation rule for {type(node).__name__} (in {node}); unfold refuses rather "
+        "than returning a silent zero"
+    )
+
+
+def _depends(expr: Basic, wrt: Basic) -> dict[Basic, bool]:
+    memo: dict[Basic, bool] = {}
+
+    def go(e: Basic) -> bool:
+        if e in memo:
+            return memo[e]
+        if e == wrt:
+            r = True
+        elif isinstance(e, MatrixSymbol) or isinstance(e, sp.Atom):
+            r = False
+        else:
+            r = False
+            for a in e.args:
+                r = go(a) or r
+        memo[e] = r
+        return r
+
+    go(expr)
+    return memo
+
+
+def gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic:
+    """∂E/∂wrt for a scalar expression ``E``: a matrix of ``wrt``'s shape, or a scalar.
+
+    Not simplified beyond sympy's automatic canonicalisation; see :func:`tidy`.
+    """
+    if isinstance(E, MatrixExpr):
+        E = Trace(E)
+    dep = _depends(E, wrt)
+    if not dep.get(E, False):
+        return ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero
+    order: list[Basic] = []
+    seen: set[Basic] = set()
+
+    def visit(n: Basic) -> None:
+        if n in seen or not dep.get(n, False):
+            return
+        seen.add(n)
+        if n != wrt:
+            for c in n.args:
+                visit(c)
+        order.append(n)
+
+    visit(E)
+    adj: dict[Basic, Basic] = {E: S.One}
+    for node in reversed(order):
+        if node == wrt or node not in adj:
+            continue
+        G = adj.pop(node)
+        pairs = vjp(node, G)
+        covered = {c for c, _ in pairs}
+        for c in node.args:
+            if dep.get(c, False) and c not in covered:
+                raise UnsupportedNodeError(
+                    f"{type(node).__name__} ({node}) has no derivative rule for its argument {c}, "
+                    f"which depends on {wrt}"
+                )
+        for child, ct in pairs:
+            if dep.get(child, False):
+                adj[child] = adj[child] + ct if child in adj else ct
+    return adj.get(wrt, ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero)
