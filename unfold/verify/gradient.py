@@ -125,37 +125,54 @@ def _leg1(cm: Any, v: Basic, args: tuple[Any, ...]) -> tuple[float, str]:
         if gen.numel() else ""
 
 
+_DIGITS = 25  # precision of the explicit-size reference (sympy Floats), well beyond float64
+
+
+def _numeric_matrix(t: torch.Tensor) -> sp.Matrix:
+    return sp.Matrix(t.shape[0], t.shape[1], lambda i, j: sp.Float(float(t[i, j]), _DIGITS))
+
+
+def _to_float(x: Any) -> float:
+    return float(sp.N(x, _DIGITS))
+
+
 def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], seed: int) -> dict[Basic, tuple[float, float]]:
-    env = explicit_env(energy.inputs, sizes)
-    E = expand_explicit(energy.expr, env)
-    if isinstance(E, sp.MatrixBase):
-        E = E[0, 0]
+    """Explicit-size leg: for each variable, expand the energy with that variable's entries
+    symbolic and everything else numeric (30-digit Floats), differentiate entrywise with scalar
+    ``sp.diff``, and compare energy and gradient with the generated code at the same point."""
     vals = random_inputs(energy, sizes, batch=(), seed=seed + 1)
-    point: dict[sp.Symbol, float] = {}
+    numeric: dict[Basic, Any] = dict(sizes)
     for s in energy.inputs:
-        if isinstance(s, MatrixSymbol):
-            M, t = env[s], vals[str(s)]
-            for i, j in itertools.product(range(M.rows), range(M.cols)):
-                point[M[i, j]] = float(t[i, j])
-        else:
-            point[s] = float(vals[str(s)])
-    syms = list(point)
-    numbers = [point[s] for s in syms]
-    f_E = sp.lambdify(syms, E, "numpy")
+        v = vals[str(s)]
+        numeric[s] = _numeric_matrix(v) if isinstance(s, MatrixSymbol) else sp.Float(v, _DIGITS)
+    E_num = expand_explicit(energy.expr, numeric)
+    e_ref = _to_float(E_num[0, 0] if isinstance(E_num, sp.MatrixBase) else E_num)
     args = cm.args(**vals)
     e_gen = float(cm.energy_fn(*args))
-    e_ref = float(f_E(*numbers))
     e_err = abs(e_gen - e_ref) / max(1.0, abs(e_ref))
     out: dict[Basic, tuple[float, float]] = {}
+    z = sp.Symbol("z_", real=True)
     for v in wrt:
+        derivs = []
         if isinstance(v, MatrixSymbol):
-            M = env[v]
-            G_sym = M.applyfunc(lambda z: sp.diff(E, z))  # scalar derivative per entry
-            ref = np.array(sp.lambdify(syms, G_sym, "numpy")(*numbers), dtype=float).reshape(M.shape)
+            M = numeric[v]
+            slots = [(i, j) for i in range(M.rows) for j in range(M.cols)]
         else:
-            ref = np.array(float(sp.lambdify(syms, sp.diff(E, v), "numpy")(*numbers)))  # scalar
-        gen = torch.as_tensor(cm.grad_fn(v)(*args)).detach().numpy()
-        g_err, _ = _scaled(torch.as_tensor(gen, dtype=torch.float64), torch.as_tensor(ref, dtype=torch.float64))
+            slots = [None]
+        for slot in slots:  # one entry symbolic at a time: E becomes a univariate expression
+            env = dict(numeric)
+            if slot is None:
+                env[v], at = z, numeric[v]
+            else:
+                M = numeric[v].copy()
+                at, M[slot] = M[slot], z
+                env[v] = M
+            E = expand_explicit(energy.expr, env)
+            E = E[0, 0] if isinstance(E, sp.MatrixBase) else E
+            derivs.append(_to_float(sp.diff(E, z).xreplace({z: at})))  # scalar derivative
+        ref = torch.tensor(derivs, dtype=torch.float64)
+        gen = torch.as_tensor(cm.grad_fn(v)(*args), dtype=torch.float64).reshape(-1)
+        g_err, _ = _scaled(gen, ref)
         out[v] = (e_err, g_err)
     return out
 
