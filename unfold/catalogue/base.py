@@ -113,6 +113,7 @@ class Entry:
     assumptions: tuple[str, ...] = ()
     mapping: str = ""
     notes: str = ""
+    order: int = 100  # display order in ``unfold list`` (then by name)
 
     @property
     def claims(self) -> tuple[str, ...]:
