@@ -14,7 +14,9 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from .nodes import U
+from sympy.matrices.expressions import MatMul, Trace, Transpose
+
+from .nodes import LSE, U, SumAll
 
 __all__ = ["to_str", "to_latex", "elementwise_name"]
 
@@ -46,7 +48,39 @@ def _ordered_terms(args: tuple[Basic, ...]) -> list[Basic]:
     return pos + neg
 
 
+def _fro_arg(expr: Basic) -> Basic | None:
+    """``A`` when ``expr`` is ``Trace(A.T*A)`` (a squared Frobenius norm), else None."""
+    if isinstance(expr, Trace) and isinstance(expr.arg, MatMul) and len(expr.arg.args) == 2:
+        a, b = expr.arg.args
+        if (isinstance(a, Transpose) and a.arg == b) or a == Transpose(b).doit():
+            return b
+    return None
+
+
+def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
+    """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``."""
+    a = expr.arg
+    if isinstance(a, LSE):
+        return ("lse", a.arg)
+    if isinstance(a, Transpose) and isinstance(a.arg, LSE):
+        return ("lse_rows", Transpose(a.arg.arg).doit())
+    if isinstance(a, ElementwiseApplyFunction) and elementwise_name(a) == "abs":
+        return ("l1", a.expr)
+    return None
+
+
 class UnfoldStrPrinter(StrPrinter):
+    def _print_Trace(self, expr: Any) -> str:
+        A = _fro_arg(expr)
+        return f"‖{self._print(A)}‖²" if A is not None else f"Trace({self._print(expr.arg)})"
+
+    def _print_SumAll(self, expr: Any) -> str:
+        k = _sum_kind(expr)
+        if k is None:
+            return f"sum({self._print(expr.arg)})"
+        name, M = k
+        return f"‖{self._print(M)}‖₁" if name == "l1" else f"{name}({self._print(M)})"
+
     def _print_MatAdd(self, expr: Any) -> str:
         out = ""
         for t in _ordered_terms(expr.args):
@@ -72,6 +106,22 @@ class UnfoldStrPrinter(StrPrinter):
 
 
 class UnfoldLatexPrinter(LatexPrinter):
+    def _print_Trace(self, expr: Any) -> str:
+        A = _fro_arg(expr)
+        if A is not None:
+            return r"\left\|" + self._print(A) + r"\right\|_F^2"
+        return r"\operatorname{tr}\left(" + self._print(expr.arg) + r"\right)"
+
+    def _print_SumAll(self, expr: Any) -> str:
+        k = _sum_kind(expr)
+        if k is None:
+            return r"\mathbf{1}^\top\left(" + self._print(expr.arg) + r"\right)\mathbf{1}"
+        name, M = k
+        if name == "l1":
+            return r"\left\|" + self._print(M) + r"\right\|_1"
+        sub = "" if name == "lse" else r"_{\text{rows}}"
+        return r"\operatorname{lse}" + sub + r"\left(" + self._print(M) + r"\right)"
+
     def _print_MatAdd(self, expr: Any) -> str:
         out = ""
         for t in _ordered_terms(expr.args):

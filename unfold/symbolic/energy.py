@@ -48,6 +48,18 @@ def as_energy_expr(expr: Any, name: str = "E") -> sp.Expr:
     return e
 
 
+_EXPAND_LIMIT = 150  # operations; expanding larger expressions costs more than it reads better
+
+
+def _shorter(e: Basic) -> Basic:
+    """``e`` or its expanded form, whichever has fewer operations (both are the same matrix)."""
+    ops = sp.count_ops(e)
+    if ops > _EXPAND_LIMIT:
+        return e
+    expanded = tidy(e.expand())
+    return expanded if sp.count_ops(expanded) <= ops else e
+
+
 def _unique(name: str, taken: Iterable[str]) -> str:
     taken = set(taken)
     if name not in taken:
@@ -172,16 +184,14 @@ class Energy:
         key = (term or "", v)
         if key not in self._grads:
             e = self.expr if term is None else self.term(term).expr
-            self._grads[key] = tidy(gradient(e, v))
+            self._grads[key] = _shorter(tidy(gradient(e, v)))
         return self._grads[key]
 
     def update_rule(self, wrt: Union[Variable, str], step: Any = 1) -> Basic:
         """The gradient-descent update ``wrt − step·∂E/∂wrt``, canonicalised."""
         v = self._resolve(wrt)
         g = self.grad(v)
-        out = tidy((v - sp.sympify(step) * g))  # safe: step is a number or sympy scalar
-        expanded = tidy(out.expand())
-        return expanded if sp.count_ops(expanded) <= sp.count_ops(out) else out
+        return _shorter(tidy(v - sp.sympify(step) * g))  # safe: step is a number or sympy scalar
 
     # ---- code ------------------------------------------------------------------------------------
     def compile(self) -> Any:

@@ -82,9 +82,6 @@ class SumAll(ScalarMatFn):
     def _latex(self, printer: Any) -> str:
         return r"\mathbf{1}^\top\left(" + printer._print(self.arg) + r"\right)\mathbf{1}"
 
-    def _sympystr(self, printer: Any) -> str:
-        return f"SumAll({printer._print(self.arg)})"
-
 
 class LogDet(ScalarMatFn):
     """``log det M`` for a positive-definite ``M``; VJP: ``G·M⁻ᵀ``."""
