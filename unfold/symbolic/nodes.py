@@ -79,9 +79,6 @@ class SumAll(ScalarMatFn):
     def _vjp(self, G: sp.Expr) -> list[tuple[Basic, Basic]]:
         return [(self.arg, G * OneMatrix(*self.arg.shape))]
 
-    def _latex(self, printer: Any) -> str:
-        return r"\mathbf{1}^\top\left(" + printer._print(self.arg) + r"\right)\mathbf{1}"
-
 
 class LogDet(ScalarMatFn):
     """``log det M`` for a positive-definite ``M``; VJP: ``G·M⁻ᵀ``."""

@@ -1,0 +1,169 @@
+"""Running the selected catalogue checks, and their results as JSON-ready data.
+
+``results.json`` holds only what the seed determines (errors, verdicts, assumptions, data, figure
+data), so two runs with the same seed give byte-identical files; wall-clock times go to
+``timings.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import torch
+
+from ..catalogue.base import CheckResult, Entry, EntryReport, RunConfig, run_entry
+from .progress import Progress
+
+__all__ = ["RunSummary", "run_checks", "results_json", "timings_json", "jsonable", "select"]
+
+
+@dataclass
+class RunSummary:
+    """Everything one ``unfold verify`` run produced."""
+
+    config: RunConfig
+    entries: list[Entry]
+    reports: list[EntryReport]
+    seconds: float = 0.0
+    started: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def results(self) -> list[CheckResult]:
+        return [r for rep in self.reports for r in rep.results]
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def select(all_entries: Sequence[Entry], names: Sequence[str]) -> list[tuple[Entry, Optional[list[str]]]]:
+    """Resolve ``NAME`` arguments: ``entry`` (all its checks) or ``entry:check``.
+
+    Raises ``KeyError`` with the available names when a name matches nothing.
+    """
+    if not names:
+        return [(e, None) for e in all_entries]
+    by_name = {e.name: e for e in all_entries}
+    chosen: dict[str, Optional[list[str]]] = {}
+    for raw in names:
+        ename, _, cname = raw.partition(":")
+        if ename not in by_name:
+            raise KeyError(f"no catalogue entry {ename!r}; entries: {', '.join(by_name)}")
+        if cname:
+            checks = [c.name for c in by_name[ename].checks]
+            if cname not in checks:
+                raise KeyError(f"entry {ename!r} has no check {cname!r}; checks: {', '.join(checks)}")
+            prev = chosen.get(ename, [])
+            if prev is not None:
+                chosen[ename] = prev + [cname]
+        else:
+            chosen[ename] = None
+    return [(e, chosen[e.name]) for e in all_entries if e.name in chosen]
+
+
+def _environment() -> dict[str, str]:
+    import sympy
+
+    from .. import __version__
+
+    return {
+        "unfold": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
+        "python": platform.python_version(), "threads": str(torch.get_num_threads()),
+    }
+
+
+def run_checks(
+    selection: Sequence[tuple[Entry, Optional[list[str]]]],
+    config: RunConfig = RunConfig(),
+    progress: Optional[Progress] = None,
+) -> RunSummary:
+    """Run every selected check (respecting ``config.quick``), one at a time, with progress.
+
+    Each check runs through :func:`unfold.catalogue.base.run_entry`, so a check that raises is
+    reported as failed with its message.  The torch seed is reset before every check.
+    """
+    todo = [
+        (e, c) for e, only in selection for c in e.checks
+        if (only is None or c.name in only) and (not config.quick or c.quick or only is not None)
+    ]
+    if progress is not None:
+        progress.total = max(len(todo), 1)
+    t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    reports: dict[str, EntryReport] = {}
+    for e, c in todo:
+        label = f"{e.name}: {c.name}"
+        if progress is not None:
+            progress.start(label)
+        torch.manual_seed(config.seed)
+        rep = run_entry(e, RunConfig(config.seed, config.dtype, False), only=[c.name])
+        reports.setdefault(e.name, EntryReport(e.name, [])).results.extend(rep.results)
+        if progress is not None:
+            progress.done(label, rep.passed)
+    if progress is not None:
+        progress.close()
+    ents = [e for e, _ in selection if e.name in reports]
+    return RunSummary(
+        config, ents, [reports[e.name] for e in ents], time.perf_counter() - t0, started, _environment()
+    )
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON data: tensors and arrays become lists, non-finite floats become strings."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else str(x)
+    if isinstance(x, (bool, int, str)) or x is None:
+        return x
+    if isinstance(x, torch.Tensor):
+        return jsonable(x.detach().cpu().tolist())
+    if isinstance(x, torch.dtype):
+        return str(x).replace("torch.", "")
+    if hasattr(x, "tolist"):  # numpy
+        return jsonable(x.tolist())
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "__dataclass_fields__"):
+        return {k: jsonable(getattr(x, k)) for k in x.__dataclass_fields__}
+    return str(x)
+
+
+def _result(r: CheckResult) -> dict[str, Any]:
+    d = jsonable(r)
+    d.pop("seconds", None)
+    return d
+
+
+def results_json(s: RunSummary) -> dict[str, Any]:
+    """Deterministic results (no timings): same seed and dtype → identical data."""
+    return {
+        "config": {"seed": s.config.seed, "dtype": jsonable(s.config.dtype), "quick": s.config.quick},
+        "summary": {"checks": len(s.results), "passed": len(s.results) - len(s.failures),
+                    "failed": len(s.failures)},
+        "entries": [
+            {
+                "name": e.name, "title": e.title, "source": e.source, "claims": list(e.claims),
+                "assumptions": list(e.assumptions), "passed": rep.passed,
+                "checks": [_result(r) for r in rep.results],
+            }
+            for e, rep in zip(s.entries, s.reports)
+        ],
+    }
+
+
+def timings_json(s: RunSummary) -> dict[str, Any]:
+    """Wall-clock times and environment (not deterministic; kept out of results.json)."""
+    return {
+        "started": s.started, "seconds": s.seconds, "environment": s.environment,
+        "checks": {f"{r.entry}:{r.check}": r.seconds for r in s.results},
+    }

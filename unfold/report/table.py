@@ -1,0 +1,105 @@
+"""The terminal table of ``unfold verify``: one row per check, aligned, PASS/FAIL first.
+
+Columns: entry, check, claim, result, measured error vs tolerance (two significant digits),
+assumptions ("3/3 held" or the names that failed), time.  Failures are listed below the table with
+their detail (the worst case), never hidden.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from ..catalogue.base import AssumptionResult, CheckResult
+
+__all__ = ["format_error", "format_assumptions", "format_table", "format_failures", "rows"]
+
+HEADERS = ("entry", "check", "claim", "result", "error", "tol", "assumptions", "time")
+
+
+def format_error(x: Optional[float]) -> str:
+    """``3.0e-16``; exact zero as ``0``; missing as ``—``."""
+    if x is None:
+        return "—"
+    if x != x:
+        return "nan"
+    if x in (float("inf"), float("-inf")):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.1e}"
+
+
+def format_tol(x: Optional[float]) -> str:
+    if x is None:
+        return "—"
+    s = f"{x:.0e}"
+    return s if float(s) == x else f"{x:.1e}"
+
+
+def format_assumptions(a: Sequence[AssumptionResult]) -> str:
+    if not a:
+        return "—"
+    bad = [x.name for x in a if not x.holds]
+    if not bad:
+        return f"{len(a)}/{len(a)} held"
+    return "NOT HELD: " + ", ".join(bad)
+
+
+def format_time(s: float) -> str:
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+def rows(results: Sequence[CheckResult]) -> list[tuple[str, ...]]:
+    return [
+        (
+            r.entry, r.check, r.claim, "PASS" if r.passed else "FAIL",
+            format_error(r.error), format_tol(r.tol), format_assumptions(r.assumptions),
+            format_time(r.seconds),
+        )
+        for r in results
+    ]
+
+
+def format_table(results: Sequence[CheckResult], color: bool = False) -> str:
+    """Aligned plain-text table (numbers right-aligned); ``color`` adds ANSI green/red."""
+    body = rows(results)
+    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(HEADERS)]
+    right = {4, 5, 7}
+
+    def fmt(cells: Sequence[str], paint: bool = False) -> str:
+        out = []
+        for i, c in enumerate(cells):
+            txt = c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+            if paint and i == 3:
+                txt = f"\033[32m{txt}\033[0m" if c == "PASS" else f"\033[1;31m{txt}\033[0m"
+            out.append(txt)
+        return "  ".join(out).rstrip()
+
+    lines = [fmt(HEADERS), "  ".join("─" * w for w in widths)]
+    prev = None
+    for r in body:
+        cells = list(r)
+        if cells[0] == prev:
+            cells[0] = ""
+        else:
+            prev = cells[0]
+        lines.append(fmt(cells, paint=color))
+    return "\n".join(lines)
+
+
+def format_failures(results: Sequence[CheckResult]) -> str:
+    """One block per failing check: what was measured, the worst case, the assumptions."""
+    out = []
+    for r in results:
+        if r.passed:
+            continue
+        head = f"FAIL {r.entry}:{r.check} ({r.claim})"
+        if r.error is not None:
+            head += f": error {format_error(r.error)} > tol {format_tol(r.tol)}"
+        out.append(head)
+        if r.detail:
+            out.extend("    " + line for line in r.detail.splitlines())
+        for a in r.assumptions:
+            if not a.holds:
+                out.append(f"    assumption not held: {a.name}" + (f" ({a.detail})" if a.detail else ""))
+    return "\n".join(out)

@@ -1,0 +1,189 @@
+"""The common ground of every descent step: an ``nn.Module`` bound to one energy and one state.
+
+A step owns the energy it descends (``step.energy(x, **inputs)`` always exists), the state it
+updates (``wrt``) and the other inputs of the energy, which are either registered on the module at
+construction (``params=`` as ``nn.Parameter``, ``buffers=`` as buffers; numbers become 0-d
+buffers) or given at call time as keywords.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+import sympy as sp
+import torch
+from sympy import Basic
+from sympy.matrices.expressions import MatrixSymbol
+from torch import nn
+
+from ..errors import InputError, UndeclaredSymbolError
+from ..symbolic.energy import Energy
+from ..symbolic.symbols import ScalarParam, StateMatrix
+
+__all__ = ["EnergyStep", "resolve_state", "unique_symbol_name"]
+
+
+def resolve_state(energy: Energy, wrt: Union[str, Basic], who: str) -> StateMatrix:
+    """The state symbol ``wrt`` of ``energy`` (a name or the symbol itself), checked to be a state."""
+    if not isinstance(energy, Energy):
+        raise InputError(f"{who}: expected an unfold Energy, got {type(energy).__name__}")
+    v = energy._resolve(wrt)
+    if not isinstance(v, StateMatrix):
+        raise UndeclaredSymbolError(
+            f"{who}: {v} is not a state of the energy (declare it with uf.state); the states are "
+            f"{[str(s) for s in energy.states]}"
+        )
+    return v
+
+
+def unique_symbol_name(base: str, taken: Any) -> str:
+    """``base`` or ``base_2``, ``base_3``, ... so it clashes with none of ``taken`` (names)."""
+    names = {str(t) for t in taken}
+    if base not in names:
+        return base
+    k = 2
+    while f"{base}_{k}" in names:
+        k += 1
+    return f"{base}_{k}"
+
+
+def _as_tensor(name: str, v: Any) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return torch.tensor(float(v), dtype=torch.get_default_dtype())
+    raise InputError(f"input {name!r} must be a tensor or a number, got {type(v).__name__}")
+
+
+class EnergyStep(nn.Module):
+    """Base class: an ``nn.Module`` descending ``energy`` in the state ``wrt``.
+
+    Subclasses implement ``forward(x, **inputs)``; this class supplies input handling,
+    ``energy`` and ``energy_terms``.
+    """
+
+    def __init__(
+        self,
+        energy: Energy,
+        wrt: Union[str, Basic],
+        params: Optional[Mapping[str, Any]] = None,
+        buffers: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__()
+        who = type(self).__name__
+        self.source_energy = energy
+        self.wrt = resolve_state(energy, wrt, who)
+        self.wrt_name = str(self.wrt)
+        self._compiled = energy.compile()
+        self._held: list[str] = []
+        names = {str(s) for s in energy.inputs}
+        for kind, table in (("params", params or {}), ("buffers", buffers or {})):
+            for k, v in table.items():
+                if k not in names:
+                    raise UndeclaredSymbolError(
+                        f"{who}: {kind} entry {k!r} is not an input of the energy; inputs are {sorted(names)}"
+                    )
+                if k == self.wrt_name:
+                    raise InputError(f"{who}: {k!r} is the state being updated; pass it at call time")
+                t = _as_tensor(k, v)
+                if kind == "params":
+                    self.register_parameter(k, t if isinstance(t, nn.Parameter) else nn.Parameter(t.detach().clone()))
+                else:
+                    self.register_buffer(k, t)
+                self._held.append(k)
+
+    # ---- inputs --------------------------------------------------------------------------------
+    def held_inputs(self) -> dict[str, torch.Tensor]:
+        """The energy inputs registered on this module (parameters and buffers)."""
+        return {k: getattr(self, k) for k in self._held}
+
+    def _check_state(self, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise InputError(
+                f"{type(self).__name__}: the state {self.wrt_name!r} must be a torch.Tensor, got "
+                f"{type(x).__name__}"
+            )
+        if x.dim() < 2:
+            r, c = self.wrt.shape
+            raise InputError(
+                f"{type(self).__name__}: the state {self.wrt_name!r} must have shape (..., {r}, {c}); "
+                f"got shape {tuple(x.shape)}. Use x[..., None] for a column vector"
+            )
+        return x
+
+    def inputs_for(self, energy: Energy, x: torch.Tensor, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword inputs of ``energy``: the state, the held inputs, then call-time ``extra``."""
+        names = {str(s) for s in energy.inputs}
+        out: dict[str, Any] = {}
+        held = self.held_inputs()
+        for k, v in extra.items():
+            if k in held:
+                raise InputError(
+                    f"{type(self).__name__}: input {k!r} is registered on the module; do not pass it again"
+                )
+            if k == self.wrt_name:
+                raise InputError(f"{type(self).__name__}: {k!r} is the state; pass it positionally")
+        for k, v in {**held, **extra}.items():
+            if k in names:
+                out[k] = v
+        unknown = [k for k in extra if k not in names and k not in self.accepted_inputs()]
+        if unknown:
+            raise InputError(
+                f"{type(self).__name__}: unknown input(s) {unknown}; the energy's inputs are {sorted(names)}"
+            )
+        out[self.wrt_name] = self._check_state(x)
+        return out
+
+    def accepted_inputs(self) -> set[str]:
+        """Every call-time keyword this step understands (energy inputs of all energies involved)."""
+        return {str(s) for s in self.source_energy.inputs}
+
+    # ---- energy --------------------------------------------------------------------------------
+    def energy(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        """The energy this step descends, at ``x``; shape ``(...)`` (the batch shape)."""
+        cm = self._compiled
+        return cm.energy_fn(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
+
+    def energy_terms(self, x: torch.Tensor, **inputs: Any) -> dict[str, torch.Tensor]:
+        """The energy of every named term at ``x``."""
+        return self._compiled.breakdown(**self.inputs_for(self.source_energy, x, inputs))
+
+    def update_rule(self) -> Basic:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"wrt={self.wrt_name}, energy={self.source_energy!s}"
+
+
+def symbol_names(*exprs: Basic) -> set[str]:
+    """Names of all matrix symbols and scalar symbols in the expressions."""
+    out: set[str] = set()
+    for e in exprs:
+        out |= {str(s) for s in e.atoms(MatrixSymbol, sp.Symbol)}
+    return out
+
+
+def new_scalar(base: str, taken: Any) -> ScalarParam:
+    """A fresh real scalar symbol whose name clashes with none of ``taken``."""
+    return ScalarParam(unique_symbol_name(base, taken), real=True)
+
+
+def compile_update(name: str, inputs: Any, expr: Basic) -> Any:
+    """Generate the torch function computing the matrix ``expr`` from ``inputs`` (symbols)."""
+    from ..codegen.generate import Output, generate
+
+    return generate(name, tuple(inputs), [Output("matrix", expr)])
+
+
+def call_generated(fn: Any, values: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
+    """Call a generated function with inputs by name; broadcast the result to ``like``'s shape."""
+    try:
+        args = [values[str(s)] for s in fn.inputs]
+    except KeyError as e:
+        raise InputError(
+            f"missing input {e.args[0]!r}; the step needs {[str(s) for s in fn.inputs]}"
+        ) from None
+    out = fn(*args)
+    if out.shape != like.shape:
+        out = torch.broadcast_to(out, torch.broadcast_shapes(out.shape, like.shape))
+    return out
