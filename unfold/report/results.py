@@ -15,10 +15,55 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..catalogue.base import CheckResult, Entry, EntryReport, RunConfig, run_entry
+from ..catalogue.base import Check, CheckResult, Entry, EntryReport, RunConfig, run_entry
 from .progress import Progress
 
-__all__ = ["RunSummary", "run_checks", "results_json", "timings_json", "jsonable", "select"]
+__all__ = ["RunSummary", "load_entries", "run_checks", "results_json", "timings_json", "jsonable", "select"]
+
+
+def _broken_entry(module: str, exc: BaseException) -> Entry:
+    """A stand-in for a catalogue module that fails to import: one check that fails with the error."""
+    msg = f"importing unfold.catalogue.{module} raised {type(exc).__name__}: {exc}"
+
+    def run(config: RunConfig) -> CheckResult:
+        return CheckResult(module, "import", "exact", False, detail=msg)
+
+    return Entry(name=module, title=f"{module} (module failed to import)", source="—", summary=msg,
+                 energy=lambda: None, checks=(Check("import", "exact", "the module imports", run),),
+                 order=10_000)
+
+
+def load_entries() -> list[Entry]:
+    """Every catalogue entry (:func:`unfold.catalogue.registry.entries`).
+
+    When a catalogue module fails to import, the others still load and the broken one appears as
+    an entry whose single check fails with the import error, so ``unfold verify`` reports it
+    instead of crashing.
+    """
+    from ..catalogue import registry
+
+    try:
+        return registry.entries()
+    except Exception:
+        pass
+    import importlib
+    import pkgutil
+
+    from .. import catalogue
+
+    found: list[Entry] = []
+    for info in pkgutil.iter_modules(catalogue.__path__):
+        if info.name.startswith("_") or info.name in registry._NOT_ENTRIES:
+            continue
+        try:
+            mod = importlib.import_module(f"unfold.catalogue.{info.name}")
+        except Exception as exc:
+            found.append(_broken_entry(info.name, exc))
+            continue
+        entry = getattr(mod, "ENTRY", None)
+        if isinstance(entry, Entry):
+            found.append(entry)
+    return sorted(found, key=lambda e: (e.order, e.name))
 
 
 @dataclass

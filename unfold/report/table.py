@@ -95,7 +95,7 @@ def format_failures(results: Sequence[CheckResult]) -> str:
             continue
         head = f"FAIL {r.entry}:{r.check} ({r.claim})"
         if r.error is not None:
-            head += f": error {format_error(r.error)} > tol {format_tol(r.tol)}"
+            head += f": error {format_error(r.error)} vs tol {format_tol(r.tol)}"
         out.append(head)
         if r.detail:
             out.extend("    " + line for line in r.detail.splitlines())

@@ -1,0 +1,7 @@
+"""``python -m unfold`` = the ``unfold`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

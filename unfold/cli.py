@@ -1,0 +1,261 @@
+"""The ``unfold`` command line: ``list``, ``derive``, ``verify``, ``bench``.
+
+``unfold verify`` runs every check of every catalogue entry (or the named ones) and exits non-zero
+when any fails; ``unfold derive NAME`` shows an energy, its gradients, the descent step it yields
+and the generated torch source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from typing import Any, Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+_DTYPES = ("float64", "float32")
+
+
+def _out(s: str = "") -> None:
+    sys.stdout.write(s + "\n")
+
+
+def _err(s: str) -> None:
+    sys.stderr.write(s + "\n")
+
+
+# ---- list ----------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from .energies import BUILTIN_ENERGIES
+    from .report.results import load_entries
+
+    ents = load_entries()
+    for e in ents:
+        quick = sum(c.quick for c in e.checks)
+        _out(f"{e.name} — {e.title}")
+        _out(f"    source:      {e.source}")
+        _out(f"    claims:      {', '.join(e.claims) or '—'}")
+        _out(f"    checks:      {len(e.checks)} ({quick} in --quick)")
+        if e.assumptions:
+            _out(textwrap.fill("; ".join(e.assumptions), 100, initial_indent="    assumptions: ",
+                               subsequent_indent=" " * 17))
+        _out()
+    _out(f"{len(ents)} catalogue entries. Built-in energies (unfold derive NAME):")
+    _out(textwrap.fill(", ".join(BUILTIN_ENERGIES), 100, initial_indent="    ", subsequent_indent="    "))
+    return 0
+
+
+# ---- derive --------------------------------------------------------------------------------------
+def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
+    """The energy named (built-in or catalogue entry) or written (``EXPR`` with declarations)."""
+    from .energies import BUILTIN_ENERGIES
+    from .errors import UndeclaredSymbolError
+
+    name = args.name
+    spec = args.dims or args.state or args.param or args.scalar
+    if not spec:
+        if name in BUILTIN_ENERGIES:
+            return name, BUILTIN_ENERGIES[name]()
+        from .report.results import load_entries as entries
+        from .symbolic import Energy
+
+        for e in entries():
+            if e.name == name:
+                E = e.energy()
+                if isinstance(E, Energy):
+                    return f"{e.name} ({e.title})", E
+                if isinstance(E, dict):
+                    raise UndeclaredSymbolError(
+                        f"catalogue entry {name!r} holds {len(E)} energies; derive one of them by name: "
+                        + ", ".join(E)
+                    )
+                raise UndeclaredSymbolError(f"catalogue entry {name!r} does not define a single Energy")
+        known = sorted(BUILTIN_ENERGIES) + [e.name for e in entries()]
+        raise UndeclaredSymbolError(
+            f"no built-in energy or catalogue entry {name!r} (see `unfold list`). To derive an expression, "
+            f"declare its symbols, e.g.  unfold derive \"fro2(Y - W*Y)/2\" --dims \"d n\" --state Y:d,n "
+            f"--param W:d,d.  Known names: {', '.join(known)}"
+        )
+    try:
+        from .parse import parse_energy_spec
+    except ImportError:
+        raise SystemExit(
+            "error: deriving a typed expression needs unfold.parse.parse_energy_spec, which this "
+            "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
+        ) from None
+    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar))
+    return name, E
+
+
+def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
+    """The gradient step on ``v``: its update rule and generated torch source.
+
+    Uses :class:`unfold.steps.GradientStep` when available, else generates the update directly.
+    """
+    try:
+        from .steps import GradientStep  # type: ignore[attr-defined]
+
+        st = GradientStep(E, wrt=str(v), step=step)
+        return st.update_rule(), st.torch_source()
+    except ImportError:
+        from .codegen import Output, generate
+
+        rule = E.update_rule(v, step)
+        fn = generate(f"step_{v}", list(E.inputs), [Output("matrix", rule)])
+        return rule, fn.source
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    import sympy as sp
+
+    from .symbolic import Energy, to_latex, to_str
+
+    title, E = _resolve_energy(args)
+    variables = [E.symbol(w) for w in args.wrt] if args.wrt else list(E.states) or list(E.variables)
+    step = args.step
+    rule_step = sp.Integer(1) if step == 1 else sp.Float(step)  # safe: a float from argparse
+    _out(f"# {title}")
+    _out()
+    _out(f"E = {E}")
+    _out(f"    LaTeX: {E.latex()}")
+    if len(E.terms) > 1:
+        for k, t in E.terms.items():
+            _out(f"    term {k}: {Energy(t)}")
+    _out("inputs: " + ", ".join(
+        f"{s} ({getattr(s, 'role', 'scalar')}{' ' + 'x'.join(map(str, s.shape)) if hasattr(s, 'shape') else ''})"
+        for s in E.inputs
+    ))
+    for v in variables:
+        g = E.grad(v)
+        _out()
+        _out(f"∂E/∂{v} = {to_str(g)}")
+        _out(f"    LaTeX: {to_latex(g)}")
+        if v in E.states:
+            rule, src = _step_of(E, v, step)
+            _out(f"gradient step (η = {rule_step}):  {v} ← {to_str(rule)}")
+            _out(f"    LaTeX: {to_latex(v)} \\leftarrow {to_latex(rule)}")
+            if not args.no_source:
+                _out()
+                _out(f"generated step on {v}:")
+                _out(textwrap.indent(src.rstrip(), "    "))
+    if not args.no_source:
+        cm = E.compile()
+        _out()
+        _out("generated energy and gradients:")
+        _out(textwrap.indent(cm.energy_fn.source.rstrip(), "    "))
+        for v in variables:
+            _out()
+            _out(textwrap.indent(cm.grad_fn(v).source.rstrip(), "    "))
+    return 0
+
+
+# ---- verify --------------------------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    import torch
+
+    from .catalogue.base import RunConfig
+    from .report.progress import Progress
+    from .report.results import load_entries, run_checks, select
+    from .report.table import format_failures, format_table
+
+    try:
+        selection = select(load_entries(), args.names)
+    except KeyError as exc:
+        _err(f"error: {exc.args[0]}")
+        return 2
+    config = RunConfig(seed=args.seed, dtype=getattr(torch, args.dtype), quick=args.quick)
+    progress = Progress(0, enabled=not args.no_progress)
+    s = run_checks(selection, config, progress)
+    color = sys.stdout.isatty()
+    _out(format_table(s.results, color=color))
+    n, nf = len(s.results), len(s.failures)
+    _out()
+    if nf:
+        _out(format_failures(s.results))
+        _out()
+    verdict = "all checks passed" if not nf else f"{nf} of {n} checks FAILED"
+    _out(f"{n - nf}/{n} passed in {s.seconds:.1f} s (seed {config.seed}, {args.dtype}"
+         f"{', quick' if config.quick else ''}): {verdict}")
+    if args.report:
+        from .report.write import write_report
+
+        path = write_report(s, args.report)
+        _out(f"report: {path}")
+    return 1 if nf else 0
+
+
+# ---- bench ---------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from . import bench  # type: ignore[attr-defined]
+    except ImportError:
+        _err("error: unfold.bench is not available in this installation")
+        return 2
+    rc = bench.main(list(args.rest))
+    return int(rc or 0)
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="unfold",
+        description="Derive transformer layers as descent steps on symbolic energies, and check that they are.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="{list,derive,verify,bench}")
+    sub.required = True
+
+    sl = sub.add_parser("list", help="catalogue entries with their source, claims and assumptions")
+    sl.set_defaults(func=cmd_list)
+
+    sd = sub.add_parser(
+        "derive", help="an energy, its gradients, the step it yields and the generated torch source",
+        description="Show a built-in energy or catalogue entry (NAME), or an expression (EXPR with "
+                    "--dims/--state/--param/--scalar declarations).",
+    )
+    sd.add_argument("name", metavar="NAME|EXPR")
+    sd.add_argument("--wrt", action="append", default=[], help="variable(s) to differentiate (default: states)")
+    sd.add_argument("--step", type=float, default=1.0, help="step size η of the shown gradient step (default 1)")
+    sd.add_argument("--dims", default="", help='dimension names, e.g. "d n"')
+    sd.add_argument("--state", action="append", default=[], help="state matrix, e.g. Y:d,n (repeatable)")
+    sd.add_argument("--param", action="append", default=[], help="parameter matrix, e.g. W:d,d (repeatable)")
+    sd.add_argument("--scalar", action="append", default=[], help="scalar parameter name (repeatable)")
+    sd.add_argument("--no-source", action="store_true", help="omit the generated torch source")
+    sd.set_defaults(func=cmd_derive)
+
+    sv = sub.add_parser(
+        "verify", help="run the catalogue's checks and print a table (non-zero exit on any failure)",
+        description="Run every check of the selected entries (all by default). NAME is an entry or "
+                    "entry:check.",
+    )
+    sv.add_argument("names", nargs="*", metavar="NAME")
+    sv.add_argument("--report", metavar="DIR", help="write report.html, report.md, PNG plots and results.json to DIR")
+    sv.add_argument("--seed", type=int, default=0, help="seed of every check (default 0)")
+    sv.add_argument("--dtype", choices=_DTYPES, default="float64", help="precision of the checks (default float64)")
+    sv.add_argument("--quick", action="store_true", help="only the checks marked quick")
+    sv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    sv.set_defaults(func=cmd_verify)
+
+    sb = sub.add_parser("bench", help="performance benchmarks (arguments passed on)", add_help=False)
+    sb.add_argument("rest", nargs=argparse.REMAINDER)
+    sb.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console entry point; returns the exit status (0 ok, 1 a check failed, 2 usage error)."""
+    from .errors import UnfoldError
+
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return int(args.func(args))
+    except UnfoldError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
