@@ -1,0 +1,137 @@
+"""In-context learning by gradient descent (von Oswald et al., arXiv 2212.07677).
+
+Energy (in-context least squares; the regression weights ``W`` are the state)::
+
+    L(W) = (1/2N) Σᵢ ‖W xᵢ − yᵢ‖² = (1/2N) ‖W X − Y‖²,    X ∈ R^{N_x×N}, Y ∈ R^{N_y×N}
+
+Generated layer: :class:`~unfold.steps.GradientStep` on ``L`` in ``W`` with step ``η``::
+
+    W₁ = W₀ − η ∇L(W₀) = W₀ − (η/N)(W₀X − Y)Xᵀ,      ΔW = W₁ − W₀
+
+(descent when ``η λ_max(XXᵀ/N) ≤ 2``).
+
+Reference (``_icl_refs``, from the paper): one linear self-attention layer over the tokens
+``e_j = (x_j, y_j)`` and the query ``(x_q, 0)`` with ``W_K = W_Q = [[I, 0], [0, 0]]``,
+``W_V = [[0, 0], [W₀, −I]]``, ``P = (η/N) I``.  Since ``W_V eᵢ = (0, W₀xᵢ − yᵢ)`` and
+``(W_K eᵢ)ᵀ(W_Q e_j) = xᵢᵀx_j``, the layer maps every token to ``(x_j, y_j − ΔW x_j)``: the y-slot
+update of the transformer is the GD step on ``W`` applied to ``x_j`` (for the query, ``−ΔW x_q``;
+with ``W₀ = 0`` the read-out ``ŷ = −(y-slot)`` is the one-step GD prediction ``W₁x_q``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from ..energies import least_squares_icl
+from ..steps import GradientStep
+from ..symbolic import Energy
+from ..verify.descent import check_descent
+from ._icl_refs import gd_construction, lsa_layer, tokens
+from ._measure import scaled_error
+from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
+
+__all__ = ["ENTRY", "energy", "gd_step", "sample_task", "ETA", "TOL"]
+
+TOL = 1e-12
+ETA = 0.7
+
+
+@lru_cache(maxsize=1)
+def energy() -> Energy:
+    """``L(W) = (1/2N)‖WX − Y‖²`` (the built-in ``least_squares_icl``): state ``W`` (N_y×N_x)."""
+    return least_squares_icl()
+
+
+def gd_step(eta: float = ETA) -> GradientStep:
+    """The generated layer ``W ← W − η∇L(W)``."""
+    return GradientStep(energy(), wrt="W", step=eta)
+
+
+def sample_task(config: RunConfig, nx: int = 10, ny: int = 1, N: int = 10, batch: int = 4,
+                w0_zero: bool = True) -> dict[str, torch.Tensor]:
+    """Regression tasks as in the paper's code: ``w ~ N(0, I)``, ``x ~ U(−1/2, 1/2)^{N_x}``
+    (input range 1), ``y = w x``; ``W₀`` zero or ``N(0, 0.5²)``."""
+    g = config.generator(11 if w0_zero else 12)
+    dt = config.dtype
+    Wt = torch.randn(batch, ny, nx, generator=g, dtype=torch.float64)
+    X = torch.rand(batch, nx, N, generator=g, dtype=torch.float64) - 0.5
+    xq = torch.rand(batch, nx, 1, generator=g, dtype=torch.float64) - 0.5
+    W0 = torch.zeros(batch, ny, nx, dtype=torch.float64)
+    if not w0_zero:
+        W0 = 0.5 * torch.randn(batch, ny, nx, generator=g, dtype=torch.float64)
+    return {"X": X.to(dt), "Y": (Wt @ X).to(dt), "xq": xq.to(dt), "W0": W0.to(dt)}
+
+
+def _check(w0_zero: bool):
+    def run(config: RunConfig) -> CheckResult:
+        task = sample_task(config, ny=2 if not w0_zero else 1, w0_zero=w0_zero)
+        X, Y, xq, W0 = task["X"], task["Y"], task["xq"], task["W0"]
+        nx, N, ny = X.shape[-2], X.shape[-1], Y.shape[-2]
+        W1 = gd_step()(W0, X=X, Y=Y)
+        dW = W1 - W0
+        E = lsa_layer(tokens(X, Y, xq), *gd_construction(nx, ny, W0, ETA, N), n_context=N)
+        ctx_err = scaled_error(E[..., nx:, :N], Y - dW @ X)
+        q_err = scaled_error(E[..., nx:, N:], -dW @ xq)
+        x_err = scaled_error(E[..., :nx, :], torch.cat([X, xq], dim=-1))
+        pred_err = scaled_error(-E[..., nx:, N:], W1 @ xq) if w0_zero else None
+        errs = [ctx_err, q_err, x_err] + ([pred_err] if pred_err is not None else [])
+        err = max(errs)
+        w0_norm = float(W0.abs().max())
+        assumptions = [
+            AssumptionResult("W₀ = 0" if w0_zero else "W₀ ≠ 0", (w0_norm == 0.0) == w0_zero, f"max|W₀| = {w0_norm:.3g}"),
+            AssumptionResult("query target slot starts at 0", True, "e_q = (x_q, 0) by construction"),
+            AssumptionResult("keys and values from context tokens only", True, f"sum over the first N = {N} tokens"),
+        ]
+        detail = (f"N_x={nx}, N_y={ny}, N={N}, η={ETA}, {X.shape[0]} tasks, float64: context y-slots vs "
+                  f"y_j − ΔW x_j {ctx_err:.1e}; query y-slot vs −ΔW x_q {q_err:.1e}; x-slots unchanged {x_err:.1e}")
+        if pred_err is not None:
+            detail += f"; read-out −(query y-slot) vs W₁x_q {pred_err:.1e}"
+        return CheckResult(
+            entry="icl_gd", check=f"lsa_equals_gd_step_{'w0_zero' if w0_zero else 'w0_nonzero'}",
+            claim="exact", passed=err <= TOL, error=err, tol=TOL, detail=detail, assumptions=assumptions,
+            data={"context_error": ctx_err, "query_error": q_err, "x_slot_error": x_err, "prediction_error": pred_err},
+        )
+
+    return run
+
+
+def _check_descent(config: RunConfig) -> CheckResult:
+    task = sample_task(config, w0_zero=False)
+    X, Y, W0 = task["X"], task["Y"], task["W0"]
+    N = X.shape[-1]
+    lam = float(torch.linalg.eigvalsh(X @ X.mT / N).max())
+    res = check_descent(gd_step(), W0, depth=1, X=X, Y=Y)
+    drop = (res.energies[0] - res.energies[1]).min()
+    return CheckResult(
+        entry="icl_gd", check="gd_step_descends_L", claim="descent", passed=res.passed,
+        error=max(res.max_increase, 0.0), tol=None,
+        detail=f"{res.detail}; smallest decrease over tasks {float(drop):.3g}",
+        assumptions=[AssumptionResult("η λ_max(XXᵀ/N) ≤ 2", ETA * lam <= 2.0, f"η λ_max = {ETA * lam:.3f}")],
+        data={"energies": res.energies.tolist()},
+    )
+
+
+ENTRY = Entry(
+    name="icl_gd",
+    title="In-context learning = one gradient-descent step (linear self-attention)",
+    source="von Oswald et al., Transformers learn in-context by gradient descent, arXiv 2212.07677",
+    summary=(
+        "A linear self-attention layer with W_K = W_Q = [[I,0],[0,0]], W_V = [[0,0],[W₀,−I]], P = (η/N)I "
+        "maps every token (x_j, y_j) to (x_j, y_j − ΔW x_j), ΔW the GD step on L(W) = (1/2N)Σ‖Wxᵢ − yᵢ‖²."
+    ),
+    energy=energy,
+    checks=(
+        Check("lsa_equals_gd_step_w0_zero", "exact",
+              "W₀ = 0: context y-slots y_j − W₁x_j, query read-out W₁x_q", _check(True)),
+        Check("lsa_equals_gd_step_w0_nonzero", "exact",
+              "W₀ ≠ 0 (N_y = 2): context y-slots y_j − ΔWx_j, query y-slot −ΔWx_q", _check(False)),
+        Check("gd_step_descends_L", "descent", "L(W₁) ≤ L(W₀) under η λ_max(XXᵀ/N) ≤ 2", _check_descent),
+    ),
+    assumptions=("query target slot initialised to 0", "keys/values from the context tokens only",
+                 "η λ_max(XXᵀ/N) ≤ 2 for the descent claim"),
+    mapping="W_K = W_Q = [[I_x,0],[0,0]], W_V = [[0,0],[W₀,−I_y]], P = (η/N)I;  y-slot update = −(W₁ − W₀)x_j",
+    notes="Input range: x ~ U(−1/2, 1/2) as in the paper's notebook (input_range = 1).",
+    order=60,
+)
