@@ -1,0 +1,322 @@
+"""Energy Transformer (Hoover et al., arXiv 2302.07253): a layer is a descent step on
+``E = E_ATT + E_HN`` evaluated on layer-normed tokens.
+
+Tokens are rows ``x_A ∈ R^D`` (``x ∈ R^{N×D}``).  The energy layer norm has a **scalar** gain::
+
+    g = γ (x − mean x)/sqrt(var x + ε) + δ                       (per token; = ∇_x L(x),
+                                                                    L = Dγ sqrt(var + ε) + δᵀx)
+    E_ATT(g) = −(1/β) Σ_h Σ_C log Σ_B exp(β K_hBᵀ Q_hC + C_CB),  K_hB = W_K^h g_B, Q_hC = W_Q^h g_C
+    E_HN(g)  = −½ Σ_A Σ_μ relu(g_Aᵀ Ξ)_μ²,                        β = 1/√(head dim)
+
+``C`` is an additive attention mask: ``0`` includes the self-pairs ``B = C`` (the official code),
+``−∞`` on the diagonal gives the ``B ≠ C`` variant.  The layer (the paper's discrete dynamics) is
+
+    x⁺ = x − α ∂E/∂g |_{g = LN(x)},
+
+and ``−∂E/∂g_A`` is the two-term attention update (the token as query *and* as key) plus
+``Ξ relu(Ξᵀ g_A)``.  Since ``dE/dt = −(∂E/∂g)ᵀ J_LN (∂E/∂g)`` and ``J_LN = ∇²L`` is symmetric PSD for
+a scalar ``γ``, the continuous dynamics descend ``E(LN(x))``; discrete steps need a small ``α``
+(the paper's code uses 0.1).  A per-feature gain makes ``J_LN`` non-symmetric and the argument fails.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Mapping
+
+import sympy as sp
+import torch
+
+from ..codegen.generate import Output, generate
+from ..steps import EnergyStep, Unrolled
+from ..symbolic import ops as s
+from ..symbolic.energy import Energy
+from ..symbolic.symbols import dims, param, scalar, state
+from ..verify.descent import check_descent
+from . import _attention_refs as ref
+from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+
+__all__ = ["ENTRY", "energy", "layernorm_expr", "ETLayer", "et_layer", "make_inputs"]
+
+NAME = "energy_transformer"
+EXACT_TOL = 1e-12
+EPS = 1e-5
+
+
+def _dims() -> tuple[Any, ...]:
+    return dims("N D K M")
+
+
+def energy(heads: int = 2) -> Energy:
+    """``E_ATT + E_HN`` over the layer-normed tokens ``g`` (state, N×D), with terms
+    ``attention_h1..H`` and ``memory``; parameters ``WQh, WKh`` (K×D), ``Xi`` (D×M), mask ``C`` (N×N)."""
+    N, D, K, M = _dims()
+    g, Xi, C = state("g", N, D), param("Xi", D, M), param("C", N, N)
+    beta = scalar("beta", positive=True)
+    terms: dict[str, Any] = {}
+    for h in range(1, heads + 1):
+        WQ, WK = param(f"WQ{h}", K, D), param(f"WK{h}", K, D)
+        scores = beta * (g * WQ.T) * (g * WK.T).T + C          # [C, B] = β K_Bᵀ Q_C + mask
+        terms[f"attention_h{h}"] = -s.lse(scores, axis=1) / beta
+    terms["memory"] = -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2
+    return Energy(terms=terms)
+
+
+def layernorm_expr(per_feature: bool = False) -> tuple[Any, Any]:
+    """The energy layer norm ``γ LN(x) + 1δᵀ`` (scalar γ), or with a per-feature gain
+    ``LN(x) diag(γ) + 1δᵀ`` (``Gam`` a D×D parameter): returns ``(x, expression)``."""
+    N, D, _, _ = _dims()
+    x, delta = state("x", N, D), param("delta", D, 1)
+    if per_feature:
+        Gam = param("Gam", D, D)
+        return x, s.layernorm(x, EPS, axis=1) * Gam + s.ones(N, 1) * delta.T
+    gamma = scalar("gamma", positive=True)
+    return x, s.layernorm(x, EPS, gain=gamma, axis=1) + s.ones(N, 1) * delta.T
+
+
+@lru_cache(maxsize=None)
+def _layernorm_fn(per_feature: bool = False) -> Any:
+    x, expr = layernorm_expr(per_feature)
+    ins = [x] + sorted((a for a in expr.atoms(sp.Symbol, sp.MatrixSymbol) if a != x and str(a) in
+                        {"delta", "Gam", "gamma"}), key=str)
+    return generate("energy_layernorm", ins, [Output("matrix", expr)])
+
+
+def layernorm(x: torch.Tensor, **ln: Any) -> torch.Tensor:
+    """The generated energy layer norm at ``x`` (``gamma``, ``delta`` or ``Gam``, ``delta``)."""
+    fn = _layernorm_fn("Gam" in ln)
+    return fn(*[x if str(a) == "x" else ln[str(a)] for a in fn.inputs])
+
+
+class ETLayer(EnergyStep):
+    """``x⁺ = x − α ∂E/∂g |_{g = LN(x)}``: the Energy-Transformer block.
+
+    A :class:`unfold.steps.EnergyStep` over ``E(g)`` (state ``g``): the gradient is the one unfold
+    generates from the energy (never written by hand), evaluated at ``g = LN(x)`` (the generated
+    energy layer norm) and applied to ``x``.  unfold.steps has no "gradient in the activations,
+    step in the pre-activations" (HAMUX neuron-layer) step, and ``GradientStep`` refuses ``E_HN``
+    (its smoothness test does not recognise ``(2·relu(z))∘step(z)``, the continuous gradient of
+    ``½relu(z)²``), so this is the smallest adapter on the steps base class.  ``energy(x)`` is
+    ``E(LN(x))``, the Lyapunov function of the dynamics.  ``check=True`` runs the two-leg gradient
+    check before first use.
+    """
+
+    def __init__(self, energy: Energy, alpha: float, ln: Mapping[str, Any], check: bool = False,
+                 **kw: Any) -> None:
+        super().__init__(energy, "g", **kw)
+        self.alpha = float(alpha)
+        self._ln = dict(ln)
+        cm = self._compiled
+        self._grad = cm.checked_grad_fn(self.wrt) if check else cm.grad_fn(self.wrt)
+
+    def g(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer-normed tokens ``LN(x)``."""
+        return layernorm(x, **self._ln)
+
+    def gradient(self, g: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        """The generated ``∂E/∂g`` at ``g``."""
+        cm = self._compiled
+        return self._grad(*cm.args(**self.inputs_for(self.source_energy, g, inputs)))
+
+    def forward(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        return x - self.alpha * self.gradient(self.g(x), **inputs)
+
+    def energy_g(self, g: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        """``E(g)`` at layer-normed tokens ``g``."""
+        return super().energy(g, **inputs)
+
+    def energy(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        """``E(LN(x))``."""
+        return super().energy(self.g(x), **inputs)
+
+    def energy_terms(self, x: torch.Tensor, **inputs: Any) -> dict[str, torch.Tensor]:
+        return super().energy_terms(self.g(x), **inputs)
+
+    def update_rule(self) -> Any:
+        """``x − α ∂E/∂g`` with ``∂E/∂g`` symbolic (to be evaluated at ``g = LN(x)``)."""
+        x, _ = layernorm_expr()
+        return x - sp.Float(self.alpha) * self.source_energy.grad(self.wrt)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, " + super().extra_repr()
+
+
+@lru_cache(maxsize=None)
+def _energy(heads: int) -> Energy:
+    return energy(heads)
+
+
+def et_layer(alpha: float, heads: int = 2, ln: Mapping[str, Any] | None = None, check: bool = False) -> ETLayer:
+    """An ET block with step ``α`` (``ln``: ``gamma``, ``delta`` of the layer norm).
+
+    The gradient is validated on every ``unfold verify`` run against the paper's closed form and
+    against ``torch.func.grad`` of an independent plain-torch energy; ``check=True`` also runs the
+    generic two-leg check (≈10 s at explicit sizes, done once per process)."""
+    return ETLayer(_energy(heads), alpha, ln or {}, check=check)
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def make_inputs(g: torch.Generator, dtype: torch.dtype, N: int, D: int, K: int, M: int, heads: int,
+                mask_self: bool = False) -> dict[str, Any]:
+    """Random ET weights: ``W_Q, W_K ~ N(0, 1/D)``, ``Ξ ~ N(0, 1/D)``, ``β = 1/√K``."""
+    out: dict[str, Any] = {}
+    for h in range(1, heads + 1):
+        out[f"WQ{h}"] = torch.randn(K, D, generator=g, dtype=dtype) / math.sqrt(D)
+        out[f"WK{h}"] = torch.randn(K, D, generator=g, dtype=dtype) / math.sqrt(D)
+    out["Xi"] = torch.randn(D, M, generator=g, dtype=dtype) / math.sqrt(D)
+    C = torch.zeros(N, N, dtype=dtype)
+    out["C"] = C.fill_diagonal_(float("-inf")) if mask_self else C
+    out["beta"] = 1.0 / math.sqrt(K)
+    return out
+
+
+def _ref_args(inp: Mapping[str, Any], heads: int) -> tuple[list, list, torch.Tensor, float]:
+    WQ = [inp[f"WQ{h}"] for h in range(1, heads + 1)]
+    WK = [inp[f"WK{h}"] for h in range(1, heads + 1)]
+    return WQ, WK, inp["Xi"], inp["beta"]
+
+
+def _sizes(config: RunConfig) -> tuple[int, int, int, int, int]:
+    return (6, 8, 4, 16, 2) if config.quick else (8, 16, 8, 64, 2)   # N, D, K, M, heads
+
+
+# ---- checks ---------------------------------------------------------------------------------------
+def check_gradient_closed_form(config: RunConfig) -> CheckResult:
+    """Generated ``∂E/∂g`` vs the paper's two-term closed form (and vs ``torch.func.grad`` of an
+    independent plain-torch energy), with and without self-pairs."""
+    N, D, K, M, H = _sizes(config)
+    step = et_layer(1.0, H)
+    rows, data = [], {}
+    for mask in (False, True):
+        g = config.generator(10 + mask)
+        inp = make_inputs(g, config.dtype, N, D, K, M, H, mask_self=mask)
+        gtok = torch.randn(3, N, D, generator=g, dtype=config.dtype)
+        WQ, WK, Xi, beta = _ref_args(inp, H)
+        ours = step.gradient(gtok, **inp)
+        closed = ref.et_grad_closed_form(gtok, WQ, WK, Xi, beta, mask_self=mask)
+        auto = torch.func.grad(lambda v: ref.et_energy(v, WQ, WK, Xi, beta, mask).sum())(gtok)
+        query_only = ref.et_grad_closed_form(gtok, WQ, WK, Xi, beta, mask_self=mask, key_role=False)
+        e_energy = ref.rel_err(step.energy_g(gtok, **inp), ref.et_energy(gtok, WQ, WK, Xi, beta, mask))
+        tag = "masked" if mask else "self_pairs"
+        data |= {f"{tag}_closed_form_error": ref.rel_err(ours, closed),
+                 f"{tag}_autograd_error": ref.rel_err(ours, auto),
+                 f"{tag}_energy_error": e_energy,
+                 f"{tag}_query_role_only_error": ref.rel_err(query_only, closed)}
+        rows.append(max(data[f"{tag}_closed_form_error"], data[f"{tag}_autograd_error"], e_energy))
+    err = max(rows)
+    ok = err <= EXACT_TOL and data["self_pairs_query_role_only_error"] > 1e-3
+    return CheckResult(
+        NAME, "gradient_closed_form", "exact", ok, err, EXACT_TOL,
+        detail=(f"∂E/∂g (generated) vs query-role + key-role + memory closed form: "
+                f"{data['self_pairs_closed_form_error']:.2e} (B = C included), "
+                f"{data['masked_closed_form_error']:.2e} (B ≠ C); vs torch.func.grad of the paper's energy: "
+                f"{data['self_pairs_autograd_error']:.2e} / {data['masked_autograd_error']:.2e}; dropping the "
+                f"key-role term errs by {data['self_pairs_query_role_only_error']:.2e} (N={N}, D={D}, "
+                f"H={H}, head dim {K}, M={M})"),
+        data=data,
+    )
+
+
+def check_descent_alpha(config: RunConfig) -> CheckResult:
+    """``E(LN(x))`` non-increasing along ``x ← x − α ∂E/∂g`` for α ∈ {0.01, 0.1} (and the masked
+    variant at α = 0.1)."""
+    N, D, K, M, H = _sizes(config)
+    depth = 12 if config.quick else 16
+    g = config.generator(12)
+    ln = {"gamma": 1.0, "delta": 0.1 * torch.randn(D, 1, generator=g, dtype=config.dtype)}
+    x0 = torch.randn(2, N, D, generator=g, dtype=config.dtype)
+    series, results, data = {}, [], {}
+    for alpha, mask in ((0.01, False), (0.1, False), (0.1, True)):
+        inp = make_inputs(config.generator(13), config.dtype, N, D, K, M, H, mask_self=mask)
+        model = Unrolled(et_layer(alpha, H, ln), depth=depth)
+        res = check_descent(model, x0, **inp)
+        results.append(res)
+        tag = f"alpha={alpha}" + (" (B≠C)" if mask else "")
+        series[tag] = res.energies[:, 0].tolist()
+        data[f"{tag} max_increase"] = res.max_increase
+        data[f"{tag} decrease"] = float((res.energies[0] - res.energies[-1]).min())
+    # the energy the layer reports is the paper's E(LN(x)) (independent formula)
+    inp = make_inputs(config.generator(13), config.dtype, N, D, K, M, H)
+    layer = et_layer(0.1, H, ln)
+    WQ, WK, Xi, beta = _ref_args(inp, H)
+    e_ln = ref.rel_err(layer.g(x0), ref.energy_layernorm(x0, 1.0, ln["delta"].mT, EPS))
+    e_energy = ref.rel_err(layer.energy(x0, **inp),
+                           ref.et_energy(ref.energy_layernorm(x0, 1.0, ln["delta"].mT, EPS), WQ, WK, Xi, beta))
+    ok = all(r.passed for r in results) and max(e_ln, e_energy) <= EXACT_TOL
+    worst = max(r.max_increase for r in results)
+    fig = Figure("et_energy", "Energy Transformer: E(LN(x_t)) along the block", list(range(depth + 1)),
+                 series, xlabel="step t", ylabel="E(LN(x))")
+    return CheckResult(
+        NAME, "descent", "descent", ok, worst, 64 * torch.finfo(config.dtype).eps,
+        detail=("; ".join(f"{k}: {v.detail}" for k, v in zip(series, results))
+                + f"; generated LN vs plain LN {e_ln:.1e}, E(LN(x)) vs the paper's formula {e_energy:.1e}"),
+        assumptions=[AssumptionResult("small step α (no certificate; the paper uses 0.1)", True,
+                                      "α ∈ {0.01, 0.1}")],
+        data=data | {"layernorm_error": e_ln, "energy_error": e_energy},
+        figures=[fig],
+    )
+
+
+def ln_jacobian_predicate(x: torch.Tensor, **ln: Any) -> tuple[AssumptionResult, float, float]:
+    """Evaluate "the layer-norm Jacobian ∂g_A/∂x_A is symmetric PSD" on the tokens ``x`` (N×D) for
+    the generated layer norm with inputs ``ln``; returns (result, asymmetry, smallest eigenvalue)."""
+    J = ref.layernorm_jacobians(x, lambda v: layernorm(v, **ln))
+    asym = float((J - J.mT).abs().max()) / max(1.0, float(J.abs().max()))
+    lam = float(torch.linalg.eigvalsh(0.5 * (J + J.mT)).min())
+    tol = 1e-12
+    holds = asym <= tol and lam >= -tol
+    kind = "per-feature γ" if "Gam" in ln else "scalar γ"
+    return (AssumptionResult(f"layer-norm Jacobian symmetric PSD ({kind})", holds,
+                             f"max |J − Jᵀ| = {asym:.2e}, smallest eigenvalue of sym(J) = {lam:.2e}"),
+            asym, lam)
+
+
+def check_layernorm_jacobian(config: RunConfig) -> CheckResult:
+    """The predicate holds for the scalar-γ energy layer norm and fails for a per-feature γ."""
+    g = config.generator(14)
+    N, D = 4, 8
+    x = torch.randn(N, D, generator=g, dtype=config.dtype)
+    delta = torch.randn(D, 1, generator=g, dtype=config.dtype)
+    gam = 0.5 + torch.rand(D, generator=g, dtype=config.dtype)
+    scalar_res, asym_s, lam_s = ln_jacobian_predicate(x, gamma=1.3, delta=delta)
+    feat_res, asym_f, lam_f = ln_jacobian_predicate(x, Gam=torch.diag(gam), delta=delta)
+    e_ln = ref.rel_err(layernorm(x, Gam=torch.diag(gam), delta=delta),
+                       ref.energy_layernorm(x, gam, delta.mT, EPS))
+    ok = scalar_res.holds and not feat_res.holds and e_ln <= EXACT_TOL
+    return CheckResult(
+        NAME, "layernorm_jacobian", "exact", ok, asym_s, 1e-12,
+        detail=(f"scalar γ: {scalar_res.detail} (holds); per-feature γ: {feat_res.detail} "
+                f"(reported failing: {not feat_res.holds}); generated per-feature LN vs plain {e_ln:.1e}"),
+        assumptions=[scalar_res, feat_res],
+        data={"scalar_asymmetry": asym_s, "scalar_min_eig": lam_s, "per_feature_asymmetry": asym_f,
+              "per_feature_min_eig": lam_f},
+    )
+
+
+ENTRY = Entry(
+    name=NAME,
+    title="Energy Transformer block = descent on E_ATT + E_HN through the energy layer norm",
+    source="Hoover et al., Energy Transformer, arXiv 2302.07253 (NeurIPS 2023); code bhoov/energy-transformer-jax",
+    summary=("x ← x − α ∂E/∂g at g = LN(x) with E = E_ATT + E_HN; −∂E/∂g is attention with the token as "
+             "query and as key plus Ξ relu(Ξᵀg); E(LN(x)) decreases for small α because the scalar-γ "
+             "layer-norm Jacobian is symmetric PSD."),
+    energy=energy,
+    checks=(
+        Check("gradient_closed_form", "exact",
+              "∂E/∂g = query-role + key-role attention + Ξ relu(Ξᵀg) (B = C and B ≠ C)", check_gradient_closed_form),
+        Check("descent", "descent", "E(LN(x)) non-increasing along 12+ steps, α ∈ {0.01, 0.1}", check_descent_alpha),
+        Check("layernorm_jacobian", "exact",
+              "LN Jacobian symmetric PSD for scalar γ; predicate fails for per-feature γ", check_layernorm_jacobian),
+    ),
+    assumptions=("energy layer norm with a scalar gain γ (J_LN symmetric PSD)", "small step α",
+                 "self-pairs B = C included (mask C = 0); B ≠ C via C = −∞·I"),
+    mapping=("K_hB = W_K^h g_B, Q_hC = W_Q^h g_C, β = 1/√(head dim), memories Ξ ∈ R^{D×M}; "
+             "the block x ← x − α ∂E/∂g(LN(x)) weight-shared over depth (paper: α = 0.1, 12 steps)"),
+    notes=("Tokens are rows. The official JAX/Flax/torch codes include B = C in the attention sum; the paper "
+           "may exclude it: both are offered through the additive mask C. ET's training code descends "
+           "E_ATT + E_HN only (no HAMUX leak term). The README omits the square in E_HN; the code has it, "
+           "as here. The block's gradient is unfold's generated ∂E/∂g, applied to x by the small ETLayer "
+           "adapter on unfold.steps.EnergyStep (see its docstring)."),
+    order=20,
+)
