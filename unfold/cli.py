@@ -64,7 +64,10 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
             if e.name == name:
                 E = e.energy()
                 if isinstance(E, Energy):
-                    return f"{e.name} ({e.title})", E
+                    head = f"{e.name}: {e.title}\n{e.source}\n\n{textwrap.fill(e.summary, 100)}"
+                    if e.mapping:
+                        head += "\n\n" + textwrap.fill("parameter mapping: " + e.mapping, 100)
+                    return head, E
                 if isinstance(E, dict):
                     raise UndeclaredSymbolError(
                         f"catalogue entry {name!r} holds {len(E)} energies; derive one of them by name: "
@@ -246,7 +249,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point; returns the exit status (0 ok, 1 a check failed, 2 usage error)."""
     from .errors import UnfoldError
 
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to unfold.bench
+        return cmd_bench(argparse.Namespace(rest=argv[1:]))
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except UnfoldError as exc:

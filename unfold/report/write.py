@@ -78,7 +78,7 @@ td.detail{color:var(--mut);font-size:12px;max-width:420px}
 .badge.ok{background:var(--ok)}.badge.bad{background:var(--bad)}
 .pill{display:inline-block;border:1px solid var(--line);border-radius:10px;padding:0 7px;margin-right:4px;font-size:12px;color:var(--mut)}
 .held{color:var(--ok)}.nheld{color:var(--bad);font-weight:600}
-pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:8px 10px;overflow-x:auto;font-size:12.5px;margin:6px 0}
+pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:8px 10px;overflow-x:auto;white-space:pre-wrap;word-break:break-word;font-size:12.5px;margin:6px 0}
 .meta{color:var(--mut);font-size:13px;margin:2px 0}
 .figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px;margin:10px 0}
 .figs figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px;background:#fff}
