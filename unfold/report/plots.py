@@ -36,12 +36,26 @@ def _png(fig: "plt.Figure") -> bytes:
 
 
 def figure_png(f: Figure) -> bytes:
-    """Render one figure of a check."""
+    """Render one figure of a check; a figure that cannot be drawn becomes a PNG saying why."""
+    try:
+        return _figure_png(f)
+    except Exception as exc:  # shown in the report, not hidden
+        plt.close("all")
+        with plt.rc_context(_STYLE):
+            fig, ax = plt.subplots(figsize=(5.2, 1.2))
+            ax.set_axis_off()
+            ax.text(0, 0.5, f"{f.title}: could not draw ({type(exc).__name__}: {exc})"[:150], color=_RED,
+                    va="center", wrap=True)
+            return _png(fig)
+
+
+def _figure_png(f: Figure) -> bytes:
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(5.2, 3.2))
         if f.kind == "box":
             names = list(f.series)
-            ax.boxplot([f.series[k] for k in names], labels=names)
+            ax.boxplot([f.series[k] for k in names])
+            ax.set_xticks(range(1, len(names) + 1), names)
         else:
             for name, ys in f.series.items():
                 xs = f.x if len(f.x) == len(ys) else list(range(len(ys)))
