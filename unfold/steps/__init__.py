@@ -1,0 +1,17 @@
+"""Descent steps generated from energies, as ``nn.Module``s, and the models built from them.
+
+Steps: :class:`GradientStep`, :class:`ProximalGradientStep`, :class:`MMStep`, :class:`CCCPStep`,
+:class:`Alternating`.  Step-size policies: :class:`FixedStep`, :class:`LearnableStep`,
+:class:`CertifiedStep`, :class:`ArmijoStep`.  Models: :class:`Unrolled`, :class:`FixedPoint`.
+Proximal maps: :class:`L1`, :class:`NonNegative`, :class:`NonNegL1`, :class:`Box`, :class:`Sphere`.
+"""
+
+from .base import EnergyStep
+from .gradient import GradientStep
+from .policies import ArmijoStep, CertifiedStep, FixedStep, LearnableStep, StepPolicy, lipschitz_estimate
+from .unrolled import Trajectory, Unrolled
+
+__all__ = [
+    "EnergyStep", "GradientStep", "ArmijoStep", "CertifiedStep", "FixedStep", "LearnableStep",
+    "StepPolicy", "lipschitz_estimate", "Trajectory", "Unrolled",
+]

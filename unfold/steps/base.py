@@ -8,6 +8,7 @@ buffers) or given at call time as keywords.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping, Optional, Union
 
 import sympy as sp
@@ -148,11 +149,34 @@ class EnergyStep(nn.Module):
         """The energy of every named term at ``x``."""
         return self._compiled.breakdown(**self.inputs_for(self.source_energy, x, inputs))
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> "EnergyStep":
+        """Deep-copy tensors and sub-modules; share the immutable symbolic and generated parts."""
+        for v in self.__dict__.values():
+            if _immutable(v):
+                memo[id(v)] = v
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
     def update_rule(self) -> Basic:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def extra_repr(self) -> str:
         return f"wrt={self.wrt_name}, energy={self.source_energy!s}"
+
+
+def _immutable(v: Any) -> bool:
+    """Symbolic objects and generated functions: never mutated after construction, so shared."""
+    from ..codegen.compiled import CompiledEnergy
+    from ..codegen.generate import GeneratedFunction
+
+    if isinstance(v, (Basic, Energy, CompiledEnergy, GeneratedFunction)):
+        return True
+    if isinstance(v, (list, tuple)) and v and all(isinstance(a, (Basic, str)) for a in v):
+        return True
+    return False
 
 
 def symbol_names(*exprs: Basic) -> set[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy import Basic
-from sympy.matrices.expressions import HadamardProduct
+from sympy.matrices.expressions import HadamardProduct, MatMul, MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from ..errors import AssumptionError
@@ -28,6 +28,11 @@ def _has_jump(e: Basic) -> bool:
 
 
 def _is_relu_of(e: Basic, arg: Basic) -> bool:
+    if isinstance(e, MatMul):  # c · relu(M)
+        mats = [a for a in e.args if isinstance(a, MatrixExpr)]
+        if len(mats) != 1:
+            return False
+        e = mats[0]
     return (isinstance(e, ElementwiseApplyFunction) and e.expr == arg
             and e.function.expr.subs(e.function.variables[0], U) == sp.Max(U, 0))
 
@@ -46,7 +51,8 @@ def jump_factor(e: Basic, parent: Basic = None) -> Basic | None:
             return e
     elif isinstance(e, sp.Function) and isinstance(e, _JUMPS):
         return e
-    for a in e.args:
+    children = [e.expr] if isinstance(e, ElementwiseApplyFunction) else e.args
+    for a in children:
         found = jump_factor(a, e)
         if found is not None:
             return found

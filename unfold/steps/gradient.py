@@ -1,0 +1,168 @@
+"""``GradientStep``: the (preconditioned) gradient-descent layer generated from an energy.
+
+Update rule, with ``P``/``Q`` optional left/right preconditioners (identity when absent):
+
+    x⁺ = x − η · P ∇E(x) Q
+
+The rule is built symbolically from the derived gradient (the numeric η substituted when the step
+is fixed, a scalar symbol ``eta`` otherwise) and compiled by :func:`unfold.codegen.generate`; the
+gradient passes both legs of :func:`unfold.check_gradient` before the step is built.  Descent
+holds for an ``L``-smooth ``E`` and ``0 < η < 2/L`` (``P = Q = I``); :class:`CertifiedStep` and
+:class:`ArmijoStep` choose such an η.  The energy must be continuously differentiable in ``x``
+(non-smooth terms belong in :class:`~unfold.steps.ProximalGradientStep`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+import sympy as sp
+import torch
+from sympy import Basic
+from sympy.matrices.expressions import MatrixSymbol
+from torch import nn
+
+from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
+from ..symbolic.energy import Energy
+from ..symbolic.symbols import ParamMatrix
+from ..symbolic.tidy import tidy
+from .base import EnergyStep, call_generated, compile_update, new_scalar, unique_symbol_name
+from .policies import StepPolicy, StepProblem, as_policy, exact_number
+from .smoothness import require_smooth
+
+__all__ = ["GradientStep", "canonical_update"]
+
+Tensor = torch.Tensor
+
+
+def canonical_update(expr: Basic) -> Basic:
+    """``tidy`` the update, and keep the expanded form when it is not longer (as Energy.update_rule)."""
+    out = tidy(expr)
+    expanded = tidy(out.expand())
+    return expanded if sp.count_ops(expanded) <= sp.count_ops(out) else out
+
+
+class GradientStep(EnergyStep):
+    """``x⁺ = x − η P ∇E(x) Q`` as an ``nn.Module`` (see the module docstring).
+
+    Parameters: ``energy``; ``wrt`` (the state, name or symbol); ``step`` (a number or a policy);
+    ``params``/``buffers`` (energy inputs held by the module); ``left``/``right`` (preconditioner
+    tensors, or names of parameter matrices of the energy); ``check`` (run the two-leg gradient
+    check before building, default True).
+    """
+
+    def __init__(
+        self,
+        energy: Energy,
+        wrt: Union[str, Basic],
+        step: Union[StepPolicy, float] = 1.0,
+        params: Optional[Mapping[str, Any]] = None,
+        buffers: Optional[Mapping[str, Any]] = None,
+        left: Union[Tensor, str, None] = None,
+        right: Union[Tensor, str, None] = None,
+        check: bool = True,
+    ) -> None:
+        super().__init__(energy, wrt, params, buffers)
+        v = self.wrt
+        require_smooth(energy, v, "GradientStep")
+        self.policy = as_policy(step)
+        cm = self._compiled
+        self._grad = cm.checked_grad_fn(v) if check else cm.grad_fn(v)
+        taken = {str(s) for s in energy.inputs}
+        self._pre: dict[str, Tensor] = {}
+        P = self._preconditioner(left, "left", v.rows, taken)
+        Q = self._preconditioner(right, "right", v.cols, taken)
+        g = energy.grad(v)
+        eta: sp.Expr
+        if self.policy.fixed_value is not None:
+            eta = exact_number(self.policy.fixed_value)
+            self._eta_symbol = None
+        else:
+            self._eta_symbol = new_scalar("eta", taken)
+            eta = self._eta_symbol
+        direction = g
+        if P is not None:
+            direction = P * direction
+        if Q is not None:
+            direction = direction * Q
+        if P is None and Q is None:
+            self._rule = energy.update_rule(v, eta)
+        else:
+            self._rule = canonical_update(v - eta * direction)
+        inputs = list(energy.inputs) + [s for s in (P, Q) if isinstance(s, MatrixSymbol) and s not in energy.inputs]
+        if self._eta_symbol is not None:
+            inputs.append(self._eta_symbol)
+        self._update = compile_update("gradient_step", inputs, self._rule)
+        self._left, self._right = P, Q
+
+    def _preconditioner(self, M: Any, side: str, size: Any, taken: set[str]) -> Optional[MatrixSymbol]:
+        if M is None:
+            return None
+        if isinstance(M, str):
+            try:
+                s = self.source_energy.symbol(M)
+            except UndeclaredSymbolError:
+                raise UndeclaredSymbolError(
+                    f"GradientStep: {side} preconditioner {M!r} is not a parameter of the energy"
+                ) from None
+            if not isinstance(s, ParamMatrix) or s.shape != (size, size):
+                raise ShapeMismatchError(
+                    f"GradientStep: {side} preconditioner {M!r} must be a {size}×{size} parameter matrix"
+                )
+            return s
+        if not isinstance(M, Tensor) or M.dim() != 2 or M.shape[0] != M.shape[1]:
+            raise InputError(
+                f"GradientStep: the {side} preconditioner must be a square 2-D tensor (or the name of "
+                f"a parameter matrix), got {type(M).__name__} of shape {getattr(M, 'shape', None)}"
+            )
+        name = unique_symbol_name("P" if side == "left" else "Q", taken | set(self._pre))
+        sym = ParamMatrix(name, size, size)
+        if isinstance(M, nn.Parameter):
+            self.register_parameter(name, M)
+        else:
+            self.register_buffer(name, M)
+        self._pre[name] = M
+        return sym
+
+    # ---- the step ------------------------------------------------------------------------------
+    def _values(self, x: Tensor, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        vals = self.inputs_for(self.source_energy, x, inputs)
+        for name in self._pre:
+            vals[name] = getattr(self, name)
+        return vals
+
+    def problem(self, **inputs: Any) -> StepProblem:
+        """The closures the step-size policy works with, at the given inputs."""
+        cm = self._compiled
+
+        def update(x: Tensor, eta: Any) -> Tensor:
+            vals = self._values(x, inputs)
+            if self._eta_symbol is not None:
+                vals[str(self._eta_symbol)] = eta
+            return call_generated(self._update, vals, x)
+
+        def grad(x: Tensor) -> Tensor:
+            return self._grad(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
+
+        def accept(x: Tensor, x_new: Tensor, eta: Tensor, c: float) -> Tensor:
+            e0, e1 = self.energy(x, **inputs), self.energy(x_new, **inputs)
+            slope = (grad(x) * (x_new - x)).sum(dim=(-2, -1))
+            return e1 <= e0 + c * slope
+
+        return StepProblem(update=update, grad=grad, accept=accept)
+
+    def forward(self, x: Tensor, **inputs: Any) -> Tensor:
+        self._check_state(x)
+        return self.policy.step(self.problem(**inputs), x)
+
+    def gradient(self, x: Tensor, **inputs: Any) -> Tensor:
+        """The checked generated gradient ``∇E(x)``."""
+        return self.problem(**inputs).grad(x)
+
+    def update_rule(self) -> Basic:
+        """The symbolic update ``x − η P ∇E Q`` (η numeric when fixed, the symbol ``eta`` otherwise)."""
+        return self._rule
+
+    def torch_source(self) -> str:
+        """The generated code of the update."""
+        return self._update.source
