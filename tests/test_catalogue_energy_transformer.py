@@ -12,6 +12,8 @@ from unfold.catalogue.base import RunConfig, run_entry
 from unfold.steps import Unrolled
 from unfold.verify.descent import check_descent
 
+torch.set_num_threads(1)  # tiny float64 tensors: extra threads only contend for the 2 shared cores
+
 
 @pytest.fixture(scope="module")
 def report():

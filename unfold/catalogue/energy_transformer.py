@@ -48,8 +48,9 @@ def _dims() -> tuple[Any, ...]:
     return dims("N D K M")
 
 
+@lru_cache(maxsize=None)
 def energy(heads: int = 2) -> Energy:
-    """``E_ATT + E_HN`` over the layer-normed tokens ``g`` (state, N×D), with terms
+    """(Cached: one derivation per process.) ``E_ATT + E_HN`` over the layer-normed tokens ``g`` (state, N×D), with terms
     ``attention_h1..H`` and ``memory``; parameters ``WQh, WKh`` (K×D), ``Xi`` (D×M), mask ``C`` (N×N)."""
     N, D, K, M = _dims()
     g, Xi, C = state("g", N, D), param("Xi", D, M), param("C", N, N)
@@ -142,18 +143,13 @@ class ETLayer(EnergyStep):
         return f"alpha={self.alpha}, " + super().extra_repr()
 
 
-@lru_cache(maxsize=None)
-def _energy(heads: int) -> Energy:
-    return energy(heads)
-
-
 def et_layer(alpha: float, heads: int = 2, ln: Mapping[str, Any] | None = None, check: bool = False) -> ETLayer:
     """An ET block with step ``α`` (``ln``: ``gamma``, ``delta`` of the layer norm).
 
     The gradient is validated on every ``unfold verify`` run against the paper's closed form and
     against ``torch.func.grad`` of an independent plain-torch energy; ``check=True`` also runs the
     generic two-leg check (≈10 s at explicit sizes, done once per process)."""
-    return ETLayer(_energy(heads), alpha, ln or {}, check=check)
+    return ETLayer(energy(heads), alpha, ln or {}, check=check)
 
 
 # ---- data ------------------------------------------------------------------------------------------
