@@ -9,9 +9,12 @@ Proximal maps: :class:`L1`, :class:`NonNegative`, :class:`NonNegL1`, :class:`Box
 from .base import EnergyStep
 from .gradient import GradientStep
 from .policies import ArmijoStep, CertifiedStep, FixedStep, LearnableStep, StepPolicy, lipschitz_estimate
+from .prox import L1, Box, NonNegative, NonNegL1, Prox, Sphere
+from .proximal import ProximalGradientStep
 from .unrolled import Trajectory, Unrolled
 
 __all__ = [
     "EnergyStep", "GradientStep", "ArmijoStep", "CertifiedStep", "FixedStep", "LearnableStep",
-    "StepPolicy", "lipschitz_estimate", "Trajectory", "Unrolled",
+    "StepPolicy", "lipschitz_estimate", "Trajectory", "Unrolled", "L1", "Box", "NonNegative",
+    "NonNegL1", "Prox", "Sphere", "ProximalGradientStep",
 ]

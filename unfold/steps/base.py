@@ -140,12 +140,12 @@ class EnergyStep(nn.Module):
         return {str(s) for s in self.source_energy.inputs}
 
     # ---- energy --------------------------------------------------------------------------------
-    def energy(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
+    def energy(self, x: torch.Tensor, /, **inputs: Any) -> torch.Tensor:
         """The energy this step descends, at ``x``; shape ``(...)`` (the batch shape)."""
         cm = self._compiled
         return cm.energy_fn(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
 
-    def energy_terms(self, x: torch.Tensor, **inputs: Any) -> dict[str, torch.Tensor]:
+    def energy_terms(self, x: torch.Tensor, /, **inputs: Any) -> dict[str, torch.Tensor]:
         """The energy of every named term at ``x``."""
         return self._compiled.breakdown(**self.inputs_for(self.source_energy, x, inputs))
 

@@ -151,11 +151,11 @@ class GradientStep(EnergyStep):
 
         return StepProblem(update=update, grad=grad, accept=accept)
 
-    def forward(self, x: Tensor, **inputs: Any) -> Tensor:
+    def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
         self._check_state(x)
         return self.policy.step(self.problem(**inputs), x)
 
-    def gradient(self, x: Tensor, **inputs: Any) -> Tensor:
+    def gradient(self, x: Tensor, /, **inputs: Any) -> Tensor:
         """The checked generated gradient ``∇E(x)``."""
         return self.problem(**inputs).grad(x)
 

@@ -68,14 +68,14 @@ class Unrolled(nn.Module):
         """The module applied at layer ``k`` (0-based)."""
         return self.step if self.tied else self.layers[k]
 
-    def energy(self, x: Any, **inputs: Any) -> torch.Tensor:
+    def energy(self, x: Any, /, **inputs: Any) -> torch.Tensor:
         """The energy of the first layer (of every layer when tied)."""
         return self.layer(0).energy(x, **inputs)
 
-    def energy_terms(self, x: Any, **inputs: Any) -> dict[str, torch.Tensor]:
+    def energy_terms(self, x: Any, /, **inputs: Any) -> dict[str, torch.Tensor]:
         return self.layer(0).energy_terms(x, **inputs)
 
-    def forward(self, x0: Any, return_trajectory: bool = False, **inputs: Any) -> Any:
+    def forward(self, x0: Any, /, return_trajectory: bool = False, **inputs: Any) -> Any:
         x = x0
         if not return_trajectory:
             for k in range(self.depth):

@@ -81,7 +81,7 @@ def _scale(layer: Any, x: Any, e: torch.Tensor, inputs: dict[str, Any]) -> torch
     return s
 
 
-def check_descent(model: Any, x0: Any, *, depth: Optional[int] = None, tol_factor: float = 64.0,
+def check_descent(model: Any, x0: Any, /, *, depth: Optional[int] = None, tol_factor: float = 64.0,
                   **inputs: Any) -> DescentResult:
     """Run ``model`` from ``x0`` and check the energy never increases (see the module docstring)."""
     layers = _layers(model, depth)
@@ -127,7 +127,7 @@ def check_descent(model: Any, x0: Any, *, depth: Optional[int] = None, tol_facto
     return DescentResult(passed, len(layers), energies, worst, first, tol_factor, count, detail)
 
 
-def assert_descent(model: Any, x0: Any, **kwargs: Any) -> DescentResult:
+def assert_descent(model: Any, x0: Any, /, **kwargs: Any) -> DescentResult:
     """:func:`check_descent`, raising :class:`~unfold.errors.CheckFailedError` when it fails."""
     res = check_descent(model, x0, **kwargs)
     if not res.passed:

@@ -1,0 +1,130 @@
+"""``ProximalGradientStep``: ``x⁺ = prox_{η g}(x − η ∇f(x))`` for ``F = f + g``.
+
+``f`` is a smooth energy (its gradient is derived, two-leg checked and generated); ``g`` is a
+non-smooth term from the prox table (:mod:`unfold.steps.prox`).  The update is one symbolic
+expression (e.g. ``SoftThreshold(Z − η∇f, ηλ)`` or ``relu(Z − η∇f − ηλ)``) compiled by the code
+generator.  Descent ``F(x⁺) ≤ F(x)`` holds for an ``L``-smooth ``f`` when ``η < 2/L`` and ``g`` is
+convex, and when ``η < 1/L`` for a non-convex ``g`` (``Sphere``); the Armijo policy backtracks on
+``f(x⁺) ≤ f(x) + ⟨∇f(x), x⁺ − x⟩ + ‖x⁺ − x‖²/(2η)``, which implies ``F(x⁺) ≤ F(x)`` in both cases.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Union
+
+import sympy as sp
+import torch
+from sympy import Basic
+
+from ..errors import InputError
+from ..symbolic.energy import Energy
+from .base import EnergyStep, call_generated, compile_update, new_scalar
+from .gradient import canonical_update
+from .policies import StepPolicy, StepProblem, as_policy, exact_number
+from .prox import Prox
+from .smoothness import require_smooth
+
+__all__ = ["ProximalGradientStep"]
+
+Tensor = torch.Tensor
+
+
+class ProximalGradientStep(EnergyStep):
+    """``x⁺ = prox_{η g}(x − η ∇f(x))`` as an ``nn.Module``; ``energy(x) = f(x) + g(x)``."""
+
+    def __init__(
+        self,
+        smooth: Energy,
+        nonsmooth: Prox,
+        wrt: Union[str, Basic],
+        step: Union[StepPolicy, float] = 1.0,
+        params: Optional[Mapping[str, Any]] = None,
+        buffers: Optional[Mapping[str, Any]] = None,
+        check: bool = True,
+    ) -> None:
+        super().__init__(smooth, wrt, params, buffers)
+        if not isinstance(nonsmooth, Prox):
+            raise InputError(
+                "ProximalGradientStep: nonsmooth must be a proximal map from the table (L1, "
+                f"NonNegative, NonNegL1, Box, Sphere), got {type(nonsmooth).__name__}"
+            )
+        v = self.wrt
+        require_smooth(smooth, v, "ProximalGradientStep (smooth part)")
+        self.prox = nonsmooth
+        self.policy = as_policy(step)
+        cm = self._compiled
+        self._grad = cm.checked_grad_fn(v) if check else cm.grad_fn(v)
+        taken = {str(s) for s in smooth.inputs} | {str(s) for s in nonsmooth.symbols()}
+        if self.policy.fixed_value is not None:
+            eta: sp.Expr = exact_number(self.policy.fixed_value)
+            self._eta_symbol = None
+        else:
+            self._eta_symbol = new_scalar("eta", taken)
+            eta = self._eta_symbol
+        self._forward_rule = canonical_update(v - eta * smooth.grad(v))
+        self._rule = nonsmooth.symbolic(self._forward_rule, eta)
+        inputs = list(smooth.inputs) + [s for s in nonsmooth.symbols() if s not in smooth.inputs]
+        if self._eta_symbol is not None:
+            inputs.append(self._eta_symbol)
+        self._update = compile_update("proximal_gradient_step", inputs, self._rule)
+        self.term_name = nonsmooth.name if nonsmooth.name not in smooth.terms else nonsmooth.name + "_g"
+
+    def accepted_inputs(self) -> set[str]:
+        return super().accepted_inputs() | {str(s) for s in self.prox.symbols()}
+
+    def _prox_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {str(s): inputs[str(s)] for s in self.prox.symbols() if str(s) in inputs}
+
+    # ---- energy ------------------------------------------------------------------------------
+    def smooth_energy(self, x: Tensor, /, **inputs: Any) -> Tensor:
+        """``f(x)``."""
+        return super().energy(x, **inputs)
+
+    def energy(self, x: Tensor, /, **inputs: Any) -> Tensor:
+        """``F(x) = f(x) + g(x)`` (``inf`` where ``x`` is outside the domain of ``g``)."""
+        return self.smooth_energy(x, **inputs) + self.prox.value(x, **self._prox_inputs(inputs))
+
+    def energy_terms(self, x: Tensor, /, **inputs: Any) -> dict[str, Tensor]:
+        terms = super().energy_terms(x, **inputs)
+        terms[self.term_name] = self.prox.value(x, **self._prox_inputs(inputs))
+        return terms
+
+    # ---- the step ----------------------------------------------------------------------------
+    def problem(self, **inputs: Any) -> StepProblem:
+        cm = self._compiled
+
+        def update(x: Tensor, eta: Any) -> Tensor:
+            vals = {**self.inputs_for(self.source_energy, x, inputs), **self._prox_inputs(inputs)}
+            if self._eta_symbol is not None:
+                vals[str(self._eta_symbol)] = eta
+            return call_generated(self._update, vals, x)
+
+        def grad(x: Tensor) -> Tensor:
+            return self._grad(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
+
+        def accept(x: Tensor, x_new: Tensor, eta: Tensor, c: float) -> Tensor:
+            f0, f1 = self.smooth_energy(x, **inputs), self.smooth_energy(x_new, **inputs)
+            dx = x_new - x
+            model = f0 + (grad(x) * dx).sum(dim=(-2, -1)) + (dx * dx).sum(dim=(-2, -1)) / (2 * eta)
+            return f1 <= model
+
+        return StepProblem(update=update, grad=grad, accept=accept)
+
+    def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
+        self._check_state(x)
+        return self.policy.step(self.problem(**inputs), x)
+
+    def gradient_mapping(self, x: Tensor, eta: float, /, **inputs: Any) -> Tensor:
+        """``(x − prox_{η g}(x − η∇f(x)))/η``: zero exactly at the stationary points of ``f + g``."""
+        v = x - eta * self.problem(**inputs).grad(x)
+        return (x - self.prox.apply(v, eta, **self._prox_inputs(inputs))) / eta
+
+    def update_rule(self) -> Basic:
+        """``prox_{η g}(x − η ∇f(x))`` as a sympy expression."""
+        return self._rule
+
+    def torch_source(self) -> str:
+        return self._update.source
+
+    def extra_repr(self) -> str:
+        return f"wrt={self.wrt_name}, smooth={self.source_energy!s}, nonsmooth={self.prox!r}"
