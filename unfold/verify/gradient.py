@@ -3,23 +3,24 @@
 Leg 1: ``torch.func.grad`` of the generated energy against the generated gradient, float64, on
 random batched inputs, for every variable.  Leg 2: the energy expanded at explicit small sizes
 (every dim ≤ 3) into scalar sympy (:mod:`unfold.symbolic.explicit`), differentiated entry by entry
-with plain ``sp.diff``, against the generated energy *and* gradient: this catches printer bugs that
+with plain scalar ``sp.diff`` and evaluated in 30-digit arithmetic, against the generated energy *and* gradient: this catches printer bugs that
 would corrupt energy and gradient alike.  A variable passes when both legs agree to ``tol`` in the
 scaled error ``max|a − b| / max(1, max|b|)``.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Union
 
+import mpmath
 import numpy as np
 import sympy as sp
 import torch
 from sympy import Basic
 from sympy.matrices.expressions import MatrixSymbol
+from sympy.matrices.utilities import dotprodsimp
 
 from ..errors import GradientCheckError, InputError
 from ..symbolic.explicit import expand_explicit, explicit_env
@@ -125,52 +126,84 @@ def _leg1(cm: Any, v: Basic, args: tuple[Any, ...]) -> tuple[float, str]:
         if gen.numel() else ""
 
 
-_DIGITS = 25  # precision of the explicit-size reference (sympy Floats), well beyond float64
+_DIGITS = 30  # working precision of the explicit-size reference (mpmath), well beyond float64
 
 
-def _numeric_matrix(t: torch.Tensor) -> sp.Matrix:
-    return sp.Matrix(t.shape[0], t.shape[1], lambda i, j: sp.Float(float(t[i, j]), _DIGITS))
+def _evaluate(exprs: Sequence[Basic], point: Mapping[Basic, Any]) -> list[float]:
+    """Values of scalar sympy expressions at ``point`` (symbol -> mpmath number), in ``_DIGITS``
+    digits.  Shared sub-trees are evaluated once (memoised on the expression), so a few dozen
+    derivative trees of one energy cost about one tree walk; nodes other than numbers, sums,
+    products and powers are evaluated by sympy itself on Float arguments."""
+    memo: dict[Basic, Any] = dict(point)
 
+    def ev(x: Basic) -> Any:
+        hit = memo.get(x)
+        if hit is not None:
+            return hit
+        if isinstance(x, sp.Float):
+            r = mpmath.mpf(x)
+        elif isinstance(x, sp.Rational):
+            r = mpmath.mpf(int(x.p)) / int(x.q)
+        elif x.is_NumberSymbol:
+            r = mpmath.mpf(x.evalf(_DIGITS + 5))
+        elif isinstance(x, sp.Add):
+            r = mpmath.fsum(ev(a) for a in x.args)
+        elif isinstance(x, sp.Mul):
+            r = mpmath.fprod(ev(a) for a in x.args)
+        elif isinstance(x, sp.Pow) and x.exp.is_Integer:
+            r = ev(x.base) ** int(x.exp)
+        elif isinstance(x, sp.Pow):
+            r = ev(x.base) ** ev(x.exp)
+        elif isinstance(x, sp.Function) and all(isinstance(a, sp.Expr) for a in x.args):
+            v = x.func(*[sp.Float(ev(a), _DIGITS) for a in x.args]).evalf(_DIGITS)
+            r = mpmath.mpf(v)
+        else:  # e.g. Piecewise: let sympy substitute and evaluate
+            sub = {s: sp.Float(point[s], _DIGITS) for s in x.free_symbols}
+            r = mpmath.mpf(sp.N(x.xreplace(sub), _DIGITS))
+        memo[x] = r
+        return r
 
-def _to_float(x: Any) -> float:
-    return float(sp.N(x, _DIGITS))
+    with mpmath.workdps(_DIGITS):
+        return [float(ev(x)) for x in exprs]
 
 
 def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], seed: int) -> dict[Basic, tuple[float, float]]:
-    """Explicit-size leg: for each variable, expand the energy with that variable's entries
-    symbolic and everything else numeric (30-digit Floats), differentiate entrywise with scalar
-    ``sp.diff``, and compare energy and gradient with the generated code at the same point."""
+    """Explicit-size leg: expand the energy once with every entry of every input a real scalar
+    symbol (:func:`expand_explicit`; sympy's intermediate ``dotprodsimp`` simplification off, which
+    only changes the form of the expansion, not its value), differentiate it with plain scalar
+    ``sp.diff`` with respect to every entry of every variable in ``wrt``, evaluate energy and
+    derivatives at a random point in 30-digit arithmetic, and compare with the generated code."""
     vals = random_inputs(energy, sizes, batch=(), seed=seed + 1)
-    numeric: dict[Basic, Any] = dict(sizes)
+    env = explicit_env(energy.inputs, sizes)
+    point: dict[Basic, Any] = {}
+    entries: dict[Basic, list[Basic]] = {}
     for s in energy.inputs:
         v = vals[str(s)]
-        numeric[s] = _numeric_matrix(v) if isinstance(s, MatrixSymbol) else sp.Float(v, _DIGITS)
-    E_num = expand_explicit(energy.expr, numeric)
-    e_ref = _to_float(E_num[0, 0] if isinstance(E_num, sp.MatrixBase) else E_num)
+        if isinstance(s, MatrixSymbol):
+            M = env[s]
+            entries[s] = [M[i, j] for i in range(M.rows) for j in range(M.cols)]  # row-major
+            for i in range(M.rows):
+                for j in range(M.cols):
+                    point[M[i, j]] = mpmath.mpf(float(v[i, j]))
+        else:
+            z = sp.Symbol(f"{s}_", real=True)
+            env[s], entries[s], point[z] = z, [z], mpmath.mpf(float(v))
+    with dotprodsimp(False):
+        E = expand_explicit(energy.expr, env)
+    E = E[0, 0] if isinstance(E, sp.MatrixBase) else E
+    exprs = [E]
+    for v in wrt:
+        exprs += [sp.diff(E, x) for x in entries[v]]  # scalar
+    values = _evaluate(exprs, point)
+    e_ref = values[0]
     args = cm.args(**vals)
     e_gen = float(cm.energy_fn(*args))
     e_err = abs(e_gen - e_ref) / max(1.0, abs(e_ref))
     out: dict[Basic, tuple[float, float]] = {}
-    z = sp.Symbol("z_", real=True)
+    k = 1
     for v in wrt:
-        derivs = []
-        if isinstance(v, MatrixSymbol):
-            M = numeric[v]
-            slots = [(i, j) for i in range(M.rows) for j in range(M.cols)]
-        else:
-            slots = [None]
-        for slot in slots:  # one entry symbolic at a time: E becomes a univariate expression
-            env = dict(numeric)
-            if slot is None:
-                env[v], at = z, numeric[v]
-            else:
-                M = numeric[v].copy()
-                at, M[slot] = M[slot], z
-                env[v] = M
-            E = expand_explicit(energy.expr, env)
-            E = E[0, 0] if isinstance(E, sp.MatrixBase) else E
-            derivs.append(_to_float(sp.diff(E, z).xreplace({z: at})))  # scalar derivative
-        ref = torch.tensor(derivs, dtype=torch.float64)
+        ref = torch.tensor(values[k:k + len(entries[v])], dtype=torch.float64)
+        k += len(entries[v])
         gen = torch.as_tensor(cm.grad_fn(v)(*args), dtype=torch.float64).reshape(-1)
         g_err, _ = _scaled(gen, ref)
         out[v] = (e_err, g_err)
