@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..catalogue.base import CheckResult, Figure  # noqa: E402
 
@@ -66,6 +67,8 @@ def _figure_png(f: Figure) -> bytes:
                     ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
             if f.kind == "semilogy":
                 ax.set_yscale("log")
+            if f.x and all(float(v).is_integer() for v in f.x):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if len(f.series) > 1:
                 ax.legend()
         ax.set_title(f.title)
@@ -75,28 +78,53 @@ def _figure_png(f: Figure) -> bytes:
 
 
 def overview_png(results: Sequence[CheckResult]) -> bytes:
-    """Measured error (dot) and tolerance (bar) of every check with a numeric error, log scale."""
-    rs = [r for r in results if r.error is not None and r.tol is not None]
+    """One row per entry, one dot per check: measured error divided by its tolerance (log scale).
+
+    Left of the dashed line (ratio ≤ 1) is inside tolerance; errors ≤ 0 (exact zero, or a strict
+    energy decrease for descent checks) are drawn at the left edge; failing checks are red and
+    labelled; inf/nan errors are crosses at the right edge.
+    """
+    rs = [r for r in results if r.error is not None and r.tol]
     with plt.rc_context(_STYLE):
-        h = max(1.6, 0.19 * len(rs) + 0.9)
-        fig, ax = plt.subplots(figsize=(7.0, h))
-        if not rs:
-            ax.text(0.5, 0.5, "no numeric errors to plot", ha="center", va="center")
+        entries: list[str] = []
+        for r in results:
+            if r.entry not in entries:
+                entries.append(r.entry)
+        fig, ax = plt.subplots(figsize=(7.6, 0.42 * len(entries) + 1.1))
+        if not entries:
+            ax.text(0.5, 0.5, "no checks", ha="center", va="center")
             ax.set_axis_off()
             return _png(fig)
-        floor = 1e-18
-        ys = list(range(len(rs)))[::-1]
-        for y, r in zip(ys, rs):
-            err = r.error if math.isfinite(r.error) else 1e3
-            ax.plot([floor, r.tol], [y, y], color="#d0d7de", lw=3, solid_capstyle="butt", zorder=1)
-            ax.plot([r.tol], [y], marker="|", ms=11, mew=2, color=_GREY, zorder=2)
-            ax.plot([max(err, floor)], [y], marker="o", ms=5, color=_GREEN if r.passed else _RED, zorder=3)
-        ax.set_yticks(ys)
-        ax.set_yticklabels([f"{r.entry}: {r.check}" for r in rs])
+        hi, floor = 1e4, 1e-16  # floor: the left edge, where ratios ≤ 1e-16 (and errors ≤ 0) are drawn
+        ratios = [r.error / r.tol for r in rs if math.isfinite(r.error) and r.error > 0]
+        top = max([hi] + [10 * x for x in ratios])
+        y_of = {e: len(entries) - 1 - i for i, e in enumerate(entries)}
+        ax.axvspan(floor / 3, 1.0, color="#dafbe1", alpha=0.5, lw=0)
+        ax.axvline(1.0, color=_GREY, ls="--", lw=1)
+        jitter = [-0.18, 0.0, 0.18]
+        for i, r in enumerate(rs):
+            y = y_of[r.entry] + jitter[i % 3]
+            if not math.isfinite(r.error):
+                x, marker = top / 3, "X"
+            else:
+                x, marker = max(r.error / r.tol, floor), "o"
+            ax.plot([x], [y], marker=marker, ms=5 if marker == "o" else 7, alpha=0.85,
+                    color=_GREEN if r.passed else _RED, zorder=3)
+            if not r.passed:
+                ax.annotate(r.check, (x, y), xytext=(6, 0), textcoords="offset points", va="center",
+                            fontsize=7.5, color=_RED)
+        for r in results:  # failed checks without a measured error still show up
+            if not r.passed and (r.error is None or not r.tol):
+                ax.annotate(f"{r.check}: failed (no measured error)", (floor, y_of[r.entry]), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=7.5, color=_RED)
+        counts = {e: (sum(r.passed for r in results if r.entry == e), sum(r.entry == e for r in results))
+                  for e in entries}
+        ax.set_yticks([y_of[e] for e in entries])
+        ax.set_yticklabels([f"{e}  {counts[e][0]}/{counts[e][1]}" for e in entries])
         ax.set_xscale("log")
-        ax.set_xlim(floor / 3, 10 * max([1.0] + [r.error for r in rs if math.isfinite(r.error)]))
-        ax.set_ylim(-0.7, len(rs) - 0.3)
+        ax.set_xlim(floor / 3, top)
+        ax.set_ylim(-0.6, len(entries) - 0.4)
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel("measured error (dot; exact zero drawn at 1e-18)   |   tolerance (bar)")
-        ax.set_title("Measured error vs tolerance, every check")
+        ax.set_xlabel("measured error / tolerance  (green band: within tolerance; ≤ 0 drawn at the left edge)")
+        ax.set_title("Every check, by entry (passed/total)")
         return _png(fig)

@@ -49,11 +49,15 @@ def format_time(s: float) -> str:
     return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.1f} s"
 
 
+def _clip(s: str, n: int = 44) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
 def rows(results: Sequence[CheckResult]) -> list[tuple[str, ...]]:
     return [
         (
             r.entry, r.check, r.claim, "PASS" if r.passed else "FAIL",
-            format_error(r.error), format_tol(r.tol), format_assumptions(r.assumptions),
+            format_error(r.error), format_tol(r.tol), _clip(format_assumptions(r.assumptions)),
             format_time(r.seconds),
         )
         for r in results

@@ -104,7 +104,8 @@ def _assump_html(r: CheckResult) -> str:
         cls = "held" if a.holds else "nheld"
         mark = "✓" if a.holds else "✗"
         tip = f' title="{_e(a.detail)}"' if a.detail else ""
-        parts.append(f'<span class="{cls}"{tip}>{mark} {_e(a.name)}</span>')
+        why = f" ({_e(a.detail)})" if a.detail and not a.holds else ""
+        parts.append(f'<span class="{cls}"{tip}>{mark} {_e(a.name)}{why}</span>')
     return "<br>".join(parts)
 
 
@@ -136,7 +137,8 @@ def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview
             err = f" — error {format_error(r.error)} vs tol {format_tol(r.tol)}" if r.error is not None else ""
             h.append(f"<div class='fail'><b>{_e(r.entry)}: {_e(r.check)}</b> ({_e(r.claim)}){_e(err)}"
                      f"<pre>{_e(r.detail or '(no detail)')}</pre>"
-                     + "".join(f"<div class='nheld'>assumption not held: {_e(a.name)} {_e(a.detail)}</div>"
+                     + "".join(f"<div class='nheld'>assumption not held: {_e(a.name)}"
+                               f"{' (' + _e(a.detail) + ')' if a.detail else ''}</div>"
                                for a in r.assumptions if not a.holds) + "</div>")
     h.append("<h2>Overview</h2>")
     h.append(f"<img class='overview' alt='measured error vs tolerance' src='{_b64(overview)}'>")
