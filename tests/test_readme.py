@@ -50,5 +50,8 @@ def test_catalogue_table_lists_every_entry():
     from unfold.report.results import load_entries
 
     table = README.split("## The catalogue", 1)[1].split("\n## ", 1)[0]
-    for e in load_entries():
-        assert f"| `{e.name}` |" in table, f"README catalogue table misses entry {e.name!r}"
+    names = [e.name for e in load_entries()]
+    for name in names:
+        assert f"| `{name}` |" in table, f"README catalogue table misses entry {name!r}"
+    for listed in re.findall(r"^\| `([a-z_0-9]+)` \|", table, flags=re.M):
+        assert listed in names, f"README catalogue table lists {listed!r}, which is not a catalogue entry"

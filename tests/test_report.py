@@ -116,3 +116,24 @@ def test_broken_catalogue_module_reported_not_crashing(tmp_path, monkeypatch):
     assert "gradients" in names and names[-1] == "zz_broken_entry"
     r = ents[-1].checks[0].run(RunConfig())
     assert not r.passed and "half-written entry" in r.detail
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    import io
+
+    from unfold.report.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    s = Tty()
+    p = Progress(4, stream=s)
+    for i, ok in enumerate((True, False, True, True)):
+        p.start(f"e: c{i}")
+        p.done(f"e: c{i}", ok)
+    p.close()
+    text = s.getvalue()
+    assert "\n" not in text and text.count("\r") >= 8
+    assert "4/4" in text and "1 failed" in text and "█" * p.width in text
+    assert len(max(text.split("\r"), key=len)) <= p.columns

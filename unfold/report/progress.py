@@ -6,6 +6,7 @@ finished check, so logs stay readable.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Optional, TextIO
@@ -25,6 +26,7 @@ class Progress:
         self.failed = 0
         self.t0 = time.perf_counter()
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.columns = max(40, shutil.get_terminal_size((100, 20)).columns - 1)
 
     def _bar(self) -> str:
         filled = int(self.width * self.count / self.total)
@@ -37,8 +39,8 @@ class Progress:
 
     def start(self, label: str) -> None:
         if self.enabled and self.tty:
-            line = self._line(label)[:119]
-            self.stream.write("\r" + line.ljust(119))
+            line = self._line(label)[: self.columns]
+            self.stream.write("\r" + line.ljust(self.columns))
             self.stream.flush()
 
     def done(self, label: str, passed: bool) -> None:
@@ -54,5 +56,5 @@ class Progress:
 
     def close(self) -> None:
         if self.enabled and self.tty:
-            self.stream.write("\r" + " " * 119 + "\r")
+            self.stream.write("\r" + " " * self.columns + "\r")
             self.stream.flush()
