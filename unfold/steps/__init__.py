@@ -7,6 +7,9 @@ Proximal maps: :class:`L1`, :class:`NonNegative`, :class:`NonNegL1`, :class:`Box
 """
 
 from .base import EnergyStep
+from .cccp import CCCPStep, SplittingCheck
+from .mm import MajorizerCheck, MMStep
+from .schedule import Alternating
 from .gradient import GradientStep
 from .policies import ArmijoStep, CertifiedStep, FixedStep, LearnableStep, StepPolicy, lipschitz_estimate
 from .prox import L1, Box, NonNegative, NonNegL1, Prox, Sphere
@@ -16,5 +19,6 @@ from .unrolled import Trajectory, Unrolled
 __all__ = [
     "EnergyStep", "GradientStep", "ArmijoStep", "CertifiedStep", "FixedStep", "LearnableStep",
     "StepPolicy", "lipschitz_estimate", "Trajectory", "Unrolled", "L1", "Box", "NonNegative",
-    "NonNegL1", "Prox", "Sphere", "ProximalGradientStep",
+    "NonNegL1", "Prox", "Sphere", "ProximalGradientStep", "CCCPStep", "SplittingCheck", "MMStep",
+    "MajorizerCheck", "Alternating",
 ]
