@@ -1,0 +1,131 @@
+"""The Yang–Huang–Wipf catalogue entry: its checks, and targeted tests of its claims."""
+
+import math
+
+import pytest
+import torch
+
+import unfold as uf
+from unfold.catalogue import _attention_refs as ref
+from unfold.catalogue import yang_huang_wipf as yhw
+from unfold.catalogue.base import RunConfig, run_entry
+from unfold.steps import ProximalGradientStep
+from unfold.verify.descent import check_descent
+
+torch.set_num_threads(1)  # tiny float64 tensors: extra threads only contend for the 2 shared cores
+DT = torch.float64
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_entry(yhw.ENTRY, RunConfig(seed=0))
+
+
+def test_every_check_passes(report):
+    assert [r.check for r in report.results] == [
+        "attention_mm_step", "plain_softmax_equal_norms", "attention_descent", "ffn_prox_step", "layer_stack"]
+    for r in report.results:
+        assert r.passed, f"{r.check}: {r.detail}"
+        assert r.error is not None and r.error <= r.tol, r.check
+
+
+def test_exact_errors(report):
+    by = {r.check: r for r in report.results}
+    for k in ("alpha=0.5", "alpha=1.0", "energy_error"):
+        assert by["attention_mm_step"].data[k] < 1e-13, k
+        assert by["ffn_prox_step"].data[k] < 1e-13, k
+    assert by["plain_softmax_equal_norms"].data["equal_norm_error"] < 1e-13
+    # without equal norms the official (bias-free) forward pass is NOT the MM step
+    assert by["plain_softmax_equal_norms"].data["unequal_norm_gap"] > 1e-3
+
+
+def test_stack_reports_sum_and_figures(report):
+    r = next(r for r in report.results if r.check == "layer_stack")
+    assert {f.name for f in r.figures} == {"yhw_stack_random", "yhw_stack_structured"}
+    for f in r.figures:
+        assert len(f.x) == 13 and min(f.series["mean"]) == pytest.approx(0.0, abs=1e-9) or f.series["mean"][-1] >= 0
+    assert "not confirmed" in r.detail
+    assert any("E1+E2 increased" in k for k in r.data)
+
+
+def test_mm_rule_is_symbolic_and_anchor_substituted():
+    step = yhw.attention_step(1.0)
+    rule = step.update_rule()
+    names = {str(a) for a in rule.free_symbols}
+    assert "A" not in names and {"Y", "Ws"} <= names
+    assert "A" in {str(a) for a in step.update_rule_at_anchor().free_symbols}
+    assert "solve" in step.torch_source()
+
+
+def test_majorizer_conditions_can_fail():
+    """check_majorizer is a real test: with the anchor moved away from x, Q(x|anchor) no longer touches E."""
+    g = torch.Generator().manual_seed(1)
+    Ws = torch.eye(4, dtype=DT)
+    Y = torch.randn(5, 4, generator=g, dtype=DT)
+    step = yhw.attention_step(0.5)
+    ok = step.check_majorizer(Y, generator=g, Ws=Ws)
+    assert ok["touch_error"] < 1e-13 and ok["max_E_minus_Q"] < 0 and ok["Q_increase"] < 0
+    q = step.majorizer.compile()
+    other = Y + 0.5 * torch.randn(Y.shape, generator=g, dtype=DT)  # pairwise distances change
+    gap = float(q(Y=Y, A=other, Ws=Ws) - step.energy(Y, Ws=Ws))
+    assert gap > 1e-6  # Q(·|A) ≥ E with equality only at the anchor
+
+
+def test_equal_norm_predicate():
+    g = torch.Generator().manual_seed(2)
+    Ws = yhw._ws(g, 4, DT)
+    Y = torch.randn(2, 6, 4, generator=g, dtype=DT)
+    assert not yhw.equal_g_norm(Y, Ws).holds
+    Yeq = Y / (Y @ Ws.T).norm(dim=-1, keepdim=True)
+    assert yhw.equal_g_norm(Yeq, Ws).holds
+
+
+def test_attention_descent_for_alpha_in_unit_interval():
+    g = torch.Generator().manual_seed(3)
+    Ws = yhw._ws(g, 5, DT)
+    Y = torch.randn(3, 9, 5, generator=g, dtype=DT)
+    for a in (0.1, 0.7, 1.0):
+        assert check_descent(yhw.attention_step(a), Y, depth=8, Ws=Ws).passed
+
+
+def test_too_large_ffn_step_is_reported_and_can_increase_energy():
+    g = torch.Generator().manual_seed(4)
+    d = 6
+    W = yhw._ffn_weight(g, d, DT)
+    preds = yhw.ffn_step_bound(W, 1.9)
+    assert preds[0].holds and preds[1].holds and not preds[2].holds
+    assert all(p.holds for p in yhw.ffn_step_bound(W, 0.9))
+    # with α well past 2/L the prox step oscillates and the descent check reports it
+    Wbig = 0.95 * torch.eye(d, dtype=DT)
+    b = torch.ones(d, 1, dtype=DT)
+    Y = 3 * torch.rand(2, 5, d, generator=g, dtype=DT)
+    step = ProximalGradientStep(yhw.ffn_energy(), yhw.NonNegative(), wrt="Y", step=1.9)
+    assert not yhw.ffn_step_bound(Wbig, 1.9)[2].holds
+    assert not check_descent(step, Y, depth=6, W=Wbig, b=b).passed
+
+
+def test_ffn_asymmetric_weight_breaks_the_closed_form():
+    """The derived step uses ½(W + Wᵀ): with an asymmetric W it is not ReLU(Y((1−α)I − αW) + α1bᵀ)."""
+    g = torch.Generator().manual_seed(5)
+    W = torch.randn(4, 4, generator=g, dtype=DT)
+    b = torch.randn(4, 1, generator=g, dtype=DT)
+    Y = torch.rand(3, 4, generator=g, dtype=DT)
+    assert not yhw.ffn_step_bound(W, 0.5)[0].holds
+    out = yhw.ffn_step(0.5)(Y, W=W, b=b)
+    assert ref.rel_err(out, ref.yhw_ffn_step(Y, 0.5 * (W + W.T), b, 0.5)) < 1e-13
+    assert ref.rel_err(out, ref.yhw_ffn_step(Y, W, b, 0.5)) > 1e-3
+
+
+def test_pair_energy_is_the_pair_sum_and_gradient_checks():
+    res = uf.check_gradient(yhw.attention_energy(), wrt=["Y"])
+    assert res.passed and res.max_error < 1e-10
+    g = torch.Generator().manual_seed(6)
+    Y, Ws = torch.randn(4, 3, generator=g, dtype=DT), torch.randn(3, 3, generator=g, dtype=DT)
+    want = sum(-math.exp(-0.5 * float(((Ws @ (Y[i] - Y[j])) ** 2).sum())) for i in range(4) for j in range(i + 1, 4))
+    assert abs(float(yhw.attention_step(1.0).energy(Y, Ws=Ws)) - want) < 1e-13
+
+
+def test_same_seed_same_numbers():
+    a = yhw.check_stack(RunConfig(seed=3, quick=True))
+    b = yhw.check_stack(RunConfig(seed=3, quick=True))
+    assert a.data == b.data and a.figures[0].series == b.figures[0].series

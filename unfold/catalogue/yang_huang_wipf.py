@@ -1,0 +1,441 @@
+"""A transformer layer as alternating majorization-minimization and proximal descent
+(Yang, Huang, Wipf, "Transformers from an Optimization Perspective", arXiv 2205.13891).
+
+Tokens are rows ``Y ∈ R^{n×d}``; ``G = W_sᵀW_s``.
+
+Attention (MM / IRLS).  ``E₁(Y) = Σ_{i<j} ρ(½‖W_s(yᵢ − yⱼ)‖²)``, ``ρ(z) = −exp(−z)`` (concave).  At
+the anchor ``A`` (the current tokens) the tangent line of ρ gives the quadratic majorizer::
+
+    Q(Y | A) = E₁(A) + ¼ Σ_{i,j} γᵢⱼ (‖W_s(yᵢ − yⱼ)‖² − ‖W_s(aᵢ − aⱼ)‖²),   γᵢⱼ = exp(−½‖W_s(aᵢ − aⱼ)‖²)
+    ∇_Y Q = L Y G,   L = D − Γ,  D = diag(Γ1)
+
+and one preconditioned gradient step on ``Q`` (left ``D⁻¹``: per-token step ``1/dᵢ``; right ``G⁻¹``)::
+
+    Y⁺ = Y − α D⁻¹ ∇_Y Q(Y|Y) G⁻¹ = (1 − α) Y + α softmax(Y G Yᵀ − ½ 1 diag(Y G Yᵀ)ᵀ) Y
+
+softmax attention with key-query matrix ``G``, values ``I``, residual ``1 − α`` and a per-key bias
+``−½‖W_s yⱼ‖²``, which cancels when all rows have the same ``G``-norm (then plain
+``softmax(Y G Yᵀ) Y``).  Descent: ``M = D^{-½} L D^{-½}`` has eigenvalues in ``[0, 2]``, so
+``Q(Y⁺|Y) − Q(Y|Y) ≤ −α(1 − α)‖D^{-½} L Y W_sᵀ‖² ≤ 0`` for ``α ∈ (0, 1]`` and by MM ``E₁(Y⁺) ≤ E₁(Y)``.
+
+FFN (proximal gradient).  ``E₂(Y) = ½ tr(Y W Yᵀ) + ½‖Y − 1bᵀ‖² + ι_{≥0}(Y)`` with ``W`` symmetric::
+
+    Y⁺ = ReLU(Y((1 − α)I − αW) + α 1bᵀ)          (ReLU = prox of ι_{≥0})
+
+descent when ``α < 2/L``, ``L = 1 + λ_max(W)`` (``W ⪰ −I``).  A layer applies both in turn
+(alternating minimization); descent of each term per sub-step is guaranteed, descent of ``E₁ + E₂``
+is not (the paper's statement for the sum is not confirmed here).
+
+Choices where the paper's code differs (``FFTYYY/Transformers-From-Optimization``,
+``energy_curve/model.py``): the code's energy uses ``Y @ _W`` (``‖(yᵢ − yⱼ)ᵀ_W‖``, i.e. ``_W _Wᵀ``)
+while its forward pass uses ``softmax(Y _Wᵀ_W Yᵀ)``: consistent only for symmetric ``_W``; here one
+``G = W_sᵀW_s`` is used in both.  The code computes the key bias ``−½‖W_s yⱼ‖²`` but drops it (and
+has no LayerNorm), so its forward pass is the equal-norm form applied to unequal norms: here the
+exact MM step keeps the bias, and plain softmax attention is claimed only under the evaluated
+predicate "rows have equal G-norm".  The code's extra ``R(Y) = ½‖Y W_s‖²`` is not part of ``E₁``.
+The code's FFN adds ``B`` un-scaled by ``α₂`` (same at ``α₂ = 1``); here ``α 1bᵀ`` as derived.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Mapping, Optional
+
+import sympy as sp
+import torch
+
+from ..steps import EnergyStep, NonNegative, ProximalGradientStep
+from ..steps.base import call_generated, compile_update
+from ..steps.gradient import canonical_update
+from ..symbolic import ops as s
+from ..symbolic.energy import Energy
+from ..symbolic.symbols import dims, param, scalar, state
+from ..verify.descent import check_descent
+from . import _attention_refs as ref
+from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+
+__all__ = [
+    "ENTRY", "attention_energy", "majorizer", "ffn_energy", "PreconditionedMMStep", "attention_step",
+    "ffn_step", "layer_stack", "equal_g_norm", "ffn_step_bound",
+]
+
+NAME = "yang_huang_wipf"
+EXACT_TOL = 1e-12
+
+
+# ---- energies in unfold's language ---------------------------------------------------------------
+def _syms() -> tuple[Any, ...]:
+    n, d = dims("n d")
+    return n, d, state("Y", n, d), param("Ws", d, d)
+
+
+def _sqdist(Z: Any, Ws: Any, n: Any, d: Any) -> Any:
+    """``[‖W_s(zᵢ − zⱼ)‖²]ᵢⱼ`` through the Gram matrix of ``Z W_sᵀ`` (n×n)."""
+    V = Z * Ws.T
+    sq = s.hadamard(V, V) * s.ones(d, 1)
+    return sq * s.ones(1, n) + s.ones(n, 1) * sq.T - 2 * V * V.T
+
+
+def _pair_expr(Z: Any) -> Any:
+    n, d, _, Ws = _syms()
+    # Σ_{i<j} ρ(½ Dᵢⱼ) = ½ Σ_{i,j} −exp(−½ Dᵢⱼ) + n/2   (the n diagonal terms are ρ(0) = −1)
+    return -s.sum_entries(s.exp(-_sqdist(Z, Ws, n, d) / 2)) / 2 + n / 2
+
+
+@lru_cache(maxsize=None)
+def attention_energy() -> Energy:
+    """``E₁(Y) = Σ_{i<j} −exp(−½‖W_s(yᵢ − yⱼ)‖²)``."""
+    _, _, Y, _ = _syms()
+    return Energy(terms={"attention": _pair_expr(Y)})
+
+
+@lru_cache(maxsize=None)
+def majorizer() -> Energy:
+    """``Q(Y | A)``: the tangent-line majorizer of ``E₁`` at the anchor ``A`` (a parameter)."""
+    n, d, Y, Ws = _syms()
+    A = param("A", n, d)
+    gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
+    return Energy(terms={
+        "anchor": _pair_expr(A),
+        "linearised": s.sum_entries(s.hadamard(gam, _sqdist(Y, Ws, n, d) - _sqdist(A, Ws, n, d))) / 4,
+    })
+
+
+@lru_cache(maxsize=None)
+def ffn_energy() -> Energy:
+    """The smooth part ``½ tr(Y W Yᵀ) + ½‖Y − 1bᵀ‖²`` (the indicator ``ι_{≥0}`` is the prox's)."""
+    n, d, Y, _ = _syms()
+    W, b = param("W", d, d), param("b", d, 1)
+    return Energy(terms={"quadratic": s.trace(Y * W * Y.T) / 2, "bias": s.fro2(Y - s.ones(n, 1) * b.T) / 2})
+
+
+# ---- the unfolded layers -------------------------------------------------------------------------
+class PreconditionedMMStep(EnergyStep):
+    """One MM step: ``Y⁺ = Y − α P(A) ∇_Y Q(Y | A) R(A) |_{A = Y}`` with symbolic preconditioners.
+
+    ``energy`` is the energy descended (``E₁``), ``majorizer`` ``Q(Y | A)`` an energy over the same
+    state and the anchor parameter; ``left``/``right`` are matrix expressions in the anchor and the
+    parameters.  The rule is derived and generated by unfold (gradient of ``Q`` by the engine, the
+    anchor substituted symbolically, code by the generator).  unfold.steps' ``MMStep`` takes a
+    step on ``Q`` whose preconditioners are fixed tensors or parameter names; the YHW step needs the
+    anchor-dependent ``D(A)⁻¹``, hence this adapter on the steps base class.
+    ``check_majorizer`` verifies ``Q(Y'|A) ≥ E(Y')``, ``Q(A|A) = E(A)`` and ``Q(Y⁺|A) ≤ Q(A|A)``.
+    """
+
+    def __init__(self, energy: Energy, majorizer: Energy, wrt: str, anchor: str, step: float,
+                 left: Any = None, right: Any = None) -> None:
+        super().__init__(energy, wrt)
+        self.majorizer = majorizer
+        self.anchor = majorizer.symbol(anchor)
+        self.alpha = float(step)
+        Y = self.wrt
+        direction = majorizer.grad(Y)
+        if left is not None:
+            direction = left * direction
+        if right is not None:
+            direction = direction * right
+        from ..steps.policies import exact_number
+
+        rule = canonical_update(Y - exact_number(self.alpha) * direction)
+        self._rule_anchor = rule
+        self._rule = rule.xreplace({self.anchor: Y})
+        ins = [a for a in energy.inputs if a in self._rule.free_symbols or a == Y]
+        self._update = compile_update("mm_step", ins, self._rule)
+        self._q = majorizer.compile()
+
+    def forward(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        self._check_state(x)
+        vals = self.inputs_for(self.source_energy, x, inputs)
+        return call_generated(self._update, vals, x)
+
+    def update_rule(self) -> Any:
+        """The step with the anchor substituted (``A = Y``)."""
+        return self._rule
+
+    def update_rule_at_anchor(self) -> Any:
+        """The step as a function of ``Y`` and the anchor ``A``."""
+        return self._rule_anchor
+
+    def torch_source(self) -> str:
+        return self._update.source
+
+    def check_majorizer(self, x: torch.Tensor, n_probe: int = 8, radius: float = 0.5,
+                        generator: Optional[torch.Generator] = None, **inputs: Any) -> dict[str, float]:
+        """Numerical MM conditions at ``x``: the worst ``E(y) − Q(y|x)`` over random ``y`` near ``x``
+        (must be ≤ 0), ``|Q(x|x) − E(x)|`` (must be 0) and ``Q(x⁺|x) − Q(x|x)`` (must be ≤ 0)."""
+        a = str(self.anchor)
+
+        def Q(y: torch.Tensor) -> torch.Tensor:
+            return self._q(**{**inputs, self.wrt_name: y, a: x})
+
+        E = self.energy
+        worst = -float("inf")
+        for _ in range(n_probe):
+            y = x + radius * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            worst = max(worst, float((E(y, **inputs) - Q(y)).max()))
+        tangent = float((Q(x) - E(x, **inputs)).abs().max())
+        decrease = float((Q(self(x, **inputs)) - Q(x)).max())
+        return {"max_E_minus_Q": worst, "touch_error": tangent, "Q_increase": decrease}
+
+
+@lru_cache(maxsize=None)
+def attention_step(alpha: float = 1.0) -> PreconditionedMMStep:
+    """The attention layer: the MM step on ``E₁`` with ``P = D(A)⁻¹``, ``R = G⁻¹``."""
+    n, d, Y, Ws = _syms()
+    A = param("A", n, d)
+    gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
+    Dmat = s.hadamard(s.identity(n), gam * s.ones(n, 1) * s.ones(1, n))    # diag(Γ1)
+    return PreconditionedMMStep(attention_energy(), majorizer(), "Y", "A", alpha,
+                                left=s.inv(Dmat), right=s.inv(Ws.T * Ws))
+
+
+@lru_cache(maxsize=None)
+def ffn_step(alpha: float = 1.0) -> ProximalGradientStep:
+    """The FFN layer: the proximal-gradient step on ``E₂`` (prox of ``ι_{≥0}`` = ReLU)."""
+    return ProximalGradientStep(ffn_energy(), NonNegative(), wrt="Y", step=alpha)
+
+
+def layer_stack(alpha_att: float, alpha_ffn: float) -> tuple[PreconditionedMMStep, ProximalGradientStep]:
+    """One weight-tied layer: attention MM step, then FFN proximal step."""
+    return attention_step(alpha_att), ffn_step(alpha_ffn)
+
+
+# ---- predicates ----------------------------------------------------------------------------------
+def equal_g_norm(Y: torch.Tensor, Ws: torch.Tensor, tol: float = 1e-12) -> AssumptionResult:
+    """"Rows have equal G-norm": ``max_i |‖W_s yᵢ‖² − mean|`` relative to the mean, per sample."""
+    nrm = ((Y @ Ws.mT) ** 2).sum(-1)
+    spread = float(((nrm - nrm.mean(-1, keepdim=True)).abs() / nrm.mean(-1, keepdim=True)).max())
+    return AssumptionResult("rows have equal G-norm", spread <= tol, f"relative spread {spread:.2e}")
+
+
+def ffn_step_bound(W: torch.Tensor, alpha: float) -> list[AssumptionResult]:
+    """``W`` symmetric, ``W ⪰ −I``, and ``α < 2/(1 + λ_max(W))``."""
+    asym = float((W - W.mT).abs().max())
+    lam = torch.linalg.eigvalsh(0.5 * (W + W.mT))
+    bound = 2.0 / (1.0 + float(lam.max()))
+    return [
+        AssumptionResult("W symmetric", asym <= 1e-12, f"max |W − Wᵀ| = {asym:.1e}"),
+        AssumptionResult("W ⪰ −I (f convex, L = 1 + λ_max)", float(lam.min()) > -1.0,
+                         f"λ(W) ∈ [{float(lam.min()):.3f}, {float(lam.max()):.3f}]"),
+        AssumptionResult("α < 2/(1 + λ_max(W))", alpha < bound, f"α = {alpha:g}, bound {bound:.4f}"),
+    ]
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def _ws(g: torch.Generator, d: int, dt: torch.dtype) -> torch.Tensor:
+    return torch.eye(d, dtype=dt) + 0.3 * torch.randn(d, d, generator=g, dtype=dt) / math.sqrt(d)
+
+
+def _ffn_weight(g: torch.Generator, d: int, dt: torch.dtype) -> torch.Tensor:
+    """The official ``normalize_weight``: ``U clip(Λ, −0.95, 0.95) Uᵀ`` from ``eig(AAᵀ)`` (PSD)."""
+    A = torch.randn(d, d, generator=g, dtype=dt) / math.sqrt(d)
+    lam, U = torch.linalg.eigh(A @ A.T)
+    return U @ torch.diag(lam.clamp(-0.95, 0.95)) @ U.T
+
+
+def _tokens(g: torch.Generator, batch: int, n: int, d: int, dt: torch.dtype, structured: bool) -> torch.Tensor:
+    if not structured:
+        return torch.rand(batch, n, d, generator=g, dtype=dt)
+    k = 3  # tokens drawn around three nonnegative prototypes ("words" of a small vocabulary)
+    protos = 1.5 * torch.rand(batch, k, d, generator=g, dtype=dt)
+    idx = torch.randint(0, k, (batch, n), generator=g)
+    base = torch.gather(protos, 1, idx[..., None].expand(batch, n, d))
+    return torch.relu(base + 0.1 * torch.randn(batch, n, d, generator=g, dtype=dt))
+
+
+# ---- checks ---------------------------------------------------------------------------------------
+def check_attention_mm(config: RunConfig) -> CheckResult:
+    """MM step = ``(1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y`` for α ∈ {0.5, 1}; ``E₁`` in unfold's
+    language = the explicit pair sum; the majorizer conditions hold."""
+    g = config.generator(20)
+    n, d = (6, 4) if config.quick else (10, 6)
+    dt = config.dtype
+    Ws = _ws(g, d, dt)
+    Y = torch.randn(3, n, d, generator=g, dtype=dt)
+    G = Ws.T @ Ws
+    errs = {f"alpha={a}": ref.rel_err(attention_step(a)(Y, Ws=Ws), ref.yhw_attention_step(Y, G, a)) for a in (0.5, 1.0)}
+    e_energy = ref.rel_err(attention_step(1.0).energy(Y, Ws=Ws), ref.yhw_pair_energy(Y, Ws))
+    mm = attention_step(0.5).check_majorizer(Y, generator=g, Ws=Ws)
+    mm_ok = mm["max_E_minus_Q"] <= 1e-12 and mm["touch_error"] <= 1e-12 and mm["Q_increase"] <= 1e-12
+    err = max(max(errs.values()), e_energy)
+    return CheckResult(
+        NAME, "attention_mm_step", "exact", err <= EXACT_TOL and mm_ok, err, EXACT_TOL,
+        detail=(f"MM step vs (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y: "
+                + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
+                + f"; E₁ vs explicit Σ_(i<j) loop {e_energy:.2e}; majorizer: max E−Q {mm['max_E_minus_Q']:.2e}, "
+                  f"|Q(Y|Y)−E(Y)| {mm['touch_error']:.1e}, Q(Y⁺|Y)−Q(Y|Y) {mm['Q_increase']:.2e} (n={n}, d={d})"),
+        assumptions=[AssumptionResult("Q(·|A) majorizes E₁ and touches it at A", mm_ok, str(mm))],
+        data={**errs, "energy_error": e_energy, **mm},
+    )
+
+
+def check_plain_softmax(config: RunConfig) -> CheckResult:
+    """Under equal G-norms the MM step is plain softmax attention ``(1−α)Y + α softmax(YGYᵀ)Y``
+    (``F.scaled_dot_product_attention``); with unequal norms the predicate is reported failing."""
+    g = config.generator(21)
+    n, d = (6, 4) if config.quick else (10, 6)
+    dt = config.dtype
+    Ws = _ws(g, d, dt)
+    Y = torch.randn(3, n, d, generator=g, dtype=dt)
+    V = Y @ Ws.T
+    Yeq = Y / V.norm(dim=-1, keepdim=True) * 1.7          # every row: ‖W_s yᵢ‖ = 1.7
+    alpha = 0.8
+    pred_eq, pred_raw = equal_g_norm(Yeq, Ws), equal_g_norm(Y, Ws)
+    err = ref.rel_err(attention_step(alpha)(Yeq, Ws=Ws), ref.yhw_plain_attention_step(Yeq, Ws, alpha))
+    raw_gap = ref.rel_err(attention_step(alpha)(Y, Ws=Ws), ref.yhw_plain_attention_step(Y, Ws, alpha))
+    ok = err <= EXACT_TOL and pred_eq.holds and not pred_raw.holds and raw_gap > 1e-6
+    return CheckResult(
+        NAME, "plain_softmax_equal_norms", "exact", ok, err, EXACT_TOL,
+        detail=(f"equal G-norms: MM step vs SDPA (1−α)Y + α softmax(YGYᵀ)Y: {err:.2e}; unequal norms "
+                f"(predicate fails, {pred_raw.detail}): the official code's bias-free step is off by {raw_gap:.2e}"),
+        assumptions=[pred_eq, pred_raw],
+        data={"equal_norm_error": err, "unequal_norm_gap": raw_gap},
+    )
+
+
+def check_attention_descent(config: RunConfig) -> CheckResult:
+    """``E₁`` non-increasing along 20 MM steps for α ∈ {0.3, 1.0}."""
+    g = config.generator(22)
+    n, d, depth = (8, 4, 10) if config.quick else (20, 8, 20)
+    dt = config.dtype
+    Ws = _ws(g, d, dt)
+    Y0 = torch.randn(4, n, d, generator=g, dtype=dt)
+    res = {a: check_descent(attention_step(a), Y0, depth=depth, Ws=Ws) for a in (0.3, 1.0)}
+    ok = all(r.passed for r in res.values())
+    fig = Figure("yhw_attention_descent", "Yang–Huang–Wipf attention energy E₁ along MM steps",
+                 list(range(depth + 1)), {f"α={a}": r.energies[:, 0].tolist() for a, r in res.items()},
+                 xlabel="step", ylabel="E₁(Y)")
+    return CheckResult(
+        NAME, "attention_descent", "descent", ok, max(r.max_increase for r in res.values()),
+        64 * torch.finfo(dt).eps,
+        detail="; ".join(f"α={a}: {r.detail}" for a, r in res.items()),
+        assumptions=[AssumptionResult("α ∈ (0, 1]", all(0 < a <= 1 for a in res), f"α ∈ {sorted(res)}")],
+        data={f"alpha={a} max_increase": r.max_increase for a, r in res.items()},
+        figures=[fig],
+    )
+
+
+def check_ffn(config: RunConfig) -> CheckResult:
+    """FFN prox step = ``ReLU(Y((1−α)I − αW) + α1bᵀ)``; ``E₂`` non-increasing at α = 1 with
+    ``λ_max(W) ≤ 0.95``; the step-size predicate is reported for a too-large α."""
+    g = config.generator(23)
+    n, d, depth = (6, 4, 10) if config.quick else (12, 8, 30)
+    dt = config.dtype
+    W, b = _ffn_weight(g, d, dt), torch.randn(d, 1, generator=g, dtype=dt)
+    Y = torch.rand(3, n, d, generator=g, dtype=dt)
+    errs = {f"alpha={a}": ref.rel_err(ffn_step(a)(Y, W=W, b=b), ref.yhw_ffn_step(Y, W, b, a)) for a in (0.5, 1.0)}
+    step = ffn_step(1.0)
+    e_energy = ref.rel_err(step.energy(Y, W=W, b=b), ref.yhw_ffn_energy(Y, W, b))
+    res = check_descent(step, Y, depth=depth, W=W, b=b)
+    preds = ffn_step_bound(W, 1.0)
+    too_large = ffn_step_bound(W, 1.5)
+    err = max(max(errs.values()), e_energy)
+    ok = err <= EXACT_TOL and res.passed and all(p.holds for p in preds) and not too_large[2].holds
+    fig = Figure("yhw_ffn_descent", "Yang–Huang–Wipf FFN energy E₂ along proximal steps (α = 1)",
+                 list(range(depth + 1)), {f"sample {i}": res.energies[:, i].tolist() for i in range(3)},
+                 xlabel="step", ylabel="E₂(Y)")
+    return CheckResult(
+        NAME, "ffn_prox_step", "exact", ok, err, EXACT_TOL,
+        detail=(f"prox step vs ReLU(Y((1−α)I − αW) + α1bᵀ): " + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
+                + f"; E₂ vs formula {e_energy:.1e}; {res.detail}; α = 1.5: {too_large[2].detail} (reported failing)"),
+        assumptions=preds + [AssumptionResult("α = 1.5 < 2/(1 + λ_max(W))", too_large[2].holds, too_large[2].detail)],
+        data={**errs, "energy_error": e_energy, "max_increase": res.max_increase},
+        figures=[fig],
+    )
+
+
+def _stack_run(config: RunConfig, structured: bool, offset: int) -> dict[str, Any]:
+    g = config.generator(offset)
+    n, d, batch = (8, 4, 6) if config.quick else (16, 8, 16)
+    depth = 12
+    dt = config.dtype
+    Ws, W, b = _ws(g, d, dt), _ffn_weight(g, d, dt), torch.rand(d, 1, generator=g, dtype=dt)
+    att, ffn = layer_stack(1.0, 1.0)
+    Y = _tokens(g, batch, n, d, dt, structured)
+    E1 = [att.energy(Y, Ws=Ws)]
+    E2 = [ffn.energy(Y, W=W, b=b)]
+    att_inc, ffn_inc = -float("inf"), -float("inf")
+    for _ in range(depth):
+        Ya = att(Y, Ws=Ws)
+        att_inc = max(att_inc, float((att.energy(Ya, Ws=Ws) - att.energy(Y, Ws=Ws)).max()))
+        Yf = ffn(Ya, W=W, b=b)
+        ffn_inc = max(ffn_inc, float((ffn.energy(Yf, W=W, b=b) - ffn.energy(Ya, W=W, b=b)).max()))
+        Y = Yf
+        E1.append(att.energy(Y, Ws=Ws))
+        E2.append(ffn.energy(Y, W=W, b=b))
+    E1t, E2t = torch.stack(E1), torch.stack(E2)
+    total = E1t + E2t                                         # (depth+1, batch)
+    rel = total - total.min(0).values                         # E(Y⁽ᵗ⁾) − E_min per sample, as in Fig. 5/6
+    sum_increases = int((total[1:] - total[:-1] > 64 * torch.finfo(dt).eps * total.abs()[:-1].clamp(min=1)).sum())
+    preds = [AssumptionResult(f"{'structured' if structured else 'random'}: {p.name}", p.holds, p.detail)
+             for p in ffn_step_bound(W, 1.0)]
+    return {"ffn_preds": preds, "att_inc": att_inc, "ffn_inc": ffn_inc, "rel": rel, "sum_increases": sum_increases,
+            "E1": E1t, "E2": E2t, "batch": batch, "depth": depth}
+
+
+def check_stack(config: RunConfig) -> CheckResult:
+    """12-layer weight-tied attention+FFN stack on random and structured tokens: each sub-step
+    descends its own term; the sum ``E₁ + E₂`` per layer is reported (not claimed)."""
+    runs = {"random": _stack_run(config, False, 24), "structured": _stack_run(config, True, 25)}
+    tol = 64 * torch.finfo(config.dtype).eps
+    figs, data, notes = [], {}, []
+    for name, r in runs.items():
+        rel = r["rel"]
+        q1, q3 = torch.quantile(rel, 0.25, dim=1), torch.quantile(rel, 0.75, dim=1)
+        figs.append(Figure(
+            f"yhw_stack_{name}", f"E₁ + E₂ − E_min per layer, {name} tokens (12 tied layers, {r['batch']} samples)",
+            list(range(r["depth"] + 1)), {"mean": rel.mean(1).tolist(), "median": rel.median(1).values.tolist()},
+            xlabel="layer", ylabel="E − E_min", bands={"mean": (q1.tolist(), q3.tolist())},
+        ))
+        data[f"{name}: attention sub-step max increase of E1"] = r["att_inc"]
+        data[f"{name}: FFN sub-step max increase of E2"] = r["ffn_inc"]
+        data[f"{name}: layers where E1+E2 increased"] = r["sum_increases"]
+        notes.append(f"{name}: E₁+E₂ increased at {r['sum_increases']} of {r['depth'] * r['batch']} (layer, sample) pairs")
+    worst = max(max(r["att_inc"], r["ffn_inc"]) for r in runs.values())
+    scale = max(float(r["E1"].abs().max() + r["E2"].abs().max()) for r in runs.values())
+    tol = tol * max(1.0, scale)                               # 64·ε·(size of the energies)
+    ok = worst <= tol
+    return CheckResult(
+        NAME, "layer_stack", "descent", ok, worst, tol,
+        detail=(f"each sub-step descends its own term (largest increase {worst:.2e}); "
+                + "; ".join(notes) + ". Descent of the sum is reported, not claimed: the paper's theorem "
+                "for the sum is not confirmed here"),
+        assumptions=[AssumptionResult("α_att ∈ (0, 1]", True, "α_att = 1")]
+        + [a for r in runs.values() for a in r["ffn_preds"]],
+        data=data,
+        figures=figs,
+    )
+
+
+ENTRY = Entry(
+    name=NAME,
+    title="Transformer layer = alternating MM (attention) + proximal (FFN) descent",
+    source="Yang, Huang, Wipf, Transformers from an Optimization Perspective, arXiv 2205.13891 (NeurIPS 2022)",
+    summary=("Attention is one MM (IRLS) step on Σ_{i<j} −exp(−½‖W_s(y_i − y_j)‖²): softmax attention with "
+             "G = W_sᵀW_s and a key bias that cancels for equal G-norms; the ReLU FFN is one proximal-gradient "
+             "step on ½tr(YWYᵀ) + ½‖Y − 1bᵀ‖² + ι_{≥0}. Each sub-step descends its term."),
+    energy=lambda: attention_energy() + ffn_energy(),
+    checks=(
+        Check("attention_mm_step", "exact", "MM step = (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y", check_attention_mm),
+        Check("plain_softmax_equal_norms", "exact", "= (1−α)Y + α softmax(YGYᵀ)Y when rows have equal G-norm",
+              check_plain_softmax),
+        Check("attention_descent", "descent", "E₁ non-increasing for α ∈ (0, 1]", check_attention_descent),
+        Check("ffn_prox_step", "exact", "FFN = ReLU(Y((1−α)I − αW) + α1bᵀ); E₂ descent for α < 2/(1+λ_max)", check_ffn),
+        Check("layer_stack", "descent", "12-layer tied stack: each term descends per sub-step; sum reported",
+              check_stack),
+    ),
+    assumptions=("G = W_sᵀW_s symmetric PSD, W_s invertible (right preconditioner G⁻¹)",
+                 "α_att ∈ (0, 1]", "W symmetric, W ⪰ −I, α_ffn < 2/(1 + λ_max(W))",
+                 "plain softmax only when rows have equal G-norm (LayerNorm / sphere)"),
+    mapping=("W_Q W_Kᵀ = G = W_sᵀW_s (tied, symmetric PSD), W_V = I, residual 1 − α, key bias −½‖W_s y_j‖²; "
+             "FFN: one symmetric W, bias α b, ReLU"),
+    notes=("Official code (FFTYYY/Transformers-From-Optimization, energy_curve/model.py) vs this entry: the code's "
+           "energy uses Y @ _W (i.e. _W _Wᵀ) but its forward pass softmax(Y _Wᵀ_W Yᵀ), consistent only for symmetric "
+           "_W: here one G = W_sᵀW_s in both. The code computes the key bias −½‖W_s y_j‖² but drops it and has no "
+           "LayerNorm: here the exact MM step keeps the bias and plain softmax attention is claimed only under the "
+           "evaluated predicate 'rows have equal G-norm'. The code's R(Y) = ½‖Y W_s‖² is not part of E₁. The "
+           "code's FFN adds B unscaled by α₂ (equal at α₂ = 1): here α·1bᵀ as derived. The 12-layer stack's sum "
+           "E₁ + E₂ is reported per layer, not claimed (the paper's theorem for the sum is not confirmed)."),
+    order=30,
+)
