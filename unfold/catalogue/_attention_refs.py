@@ -87,9 +87,12 @@ def mha_attention(R: torch.Tensor, Y: torch.Tensor, WQ: torch.Tensor, WK: torch.
     mha = nn.MultiheadAttention(d_k, 1, bias=False, kdim=Y.shape[-1], vdim=Y.shape[-1],
                                 batch_first=True, dtype=R.dtype)
     with torch.no_grad():
-        mha.q_proj_weight.copy_(WQ.T)
-        mha.k_proj_weight.copy_(WK.T)
-        mha.v_proj_weight.copy_(WK.T)
+        if mha.in_proj_weight is not None:         # kdim = vdim = embed_dim: one packed projection
+            mha.in_proj_weight.copy_(torch.cat([WQ.T, WK.T, WK.T]))
+        else:
+            mha.q_proj_weight.copy_(WQ.T)
+            mha.k_proj_weight.copy_(WK.T)
+            mha.v_proj_weight.copy_(WK.T)
         mha.out_proj.weight.copy_(WV.T)
         out, _ = mha(R, Y, Y, need_weights=False)
     return out

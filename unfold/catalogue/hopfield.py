@@ -1,0 +1,317 @@
+"""Modern Hopfield retrieval is softmax attention (Ramsauer et al., arXiv 2008.02217).
+
+Energy (stored patterns are the columns of ``X ∈ R^{d×N}``, ``S`` query columns ``Ξ ∈ R^{d×S}``,
+``M = maxᵢ‖xᵢ‖``)::
+
+    E(Ξ) = Σ_s [ −lse(β, Xᵀξ_s) + ½ξ_sᵀξ_s + β⁻¹ log N + ½M² ],   lse(β, z) = β⁻¹ log Σᵢ exp(β zᵢ)
+
+CCCP split: convex ``½‖Ξ‖²``, concave ``−lse + const``.  The CCCP step solves
+``∇convex(Ξ⁺) = −∇concave(Ξ)``, i.e. ``Ξ⁺ = X softmax(β XᵀΞ)`` (softmax over the N patterns); it is
+also the gradient step with step size 1.  With ``Q = R W_Q``, ``K = Y W_K``, ``V = Y W_K W_V``
+(rows are tokens), ``X = Kᵀ``, ``Ξ = Qᵀ`` and ``β = 1/√d_k``: ``(Ξ⁺)ᵀ W_V = softmax(βQKᵀ)V``, one
+attention head (their eq. 10).  CCCP guarantees ``E(Ξ⁺) ≤ E(Ξ)`` for every step (no step-size
+condition), and ``0 ≤ E ≤ 2M²`` per query (their Lemma A1).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from ..steps import CCCPStep, GradientStep, Unrolled
+from ..symbolic import ops as s
+from ..symbolic.energy import Energy
+from ..symbolic.symbols import dims, param, scalar, state
+from ..verify.descent import check_descent
+from . import _attention_refs as ref
+from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+
+__all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer"]
+
+NAME = "hopfield"
+EXACT_TOL = 1e-12  # float64, scaled error max|a−b|/max(1, max|b|)
+
+
+# ---- the energy in unfold's language -------------------------------------------------------------
+def _symbols() -> tuple[Any, ...]:
+    d, N, S = dims("d N S")
+    return (param("X", d, N), state("Xi", d, S), scalar("beta", positive=True),
+            scalar("M", positive=True), N, S)
+
+
+def concave_part() -> Energy:
+    """``−Σ_s lse(β, Xᵀξ_s)`` (concave: lse is convex) plus the constants
+    ``S(β⁻¹ log N + ½M²)`` that make ``0 ≤ E ≤ 2M²`` per query (kept here, with ``X``, so that the
+    dimension ``N`` is bound by a matrix input of the generated code)."""
+    X, Xi, beta, M, N, S = _symbols()
+    return Energy(terms={"lse": -s.lse(beta * X.T * Xi) / beta, "const": S * (s.log(N) / beta + M**2 / 2)})
+
+
+def convex_part() -> Energy:
+    """``½‖Ξ‖²``."""
+    _, Xi, _, _, _, _ = _symbols()
+    return Energy(terms={"quadratic": s.fro2(Xi) / 2})
+
+
+def energy() -> Energy:
+    """The modern Hopfield energy ``E = concave + convex`` (terms lse, quadratic, const)."""
+    return concave_part() + convex_part()
+
+
+@lru_cache(maxsize=None)
+def cccp_step() -> CCCPStep:
+    """The unfolded layer: one CCCP step, built by :class:`unfold.steps.CCCPStep`."""
+    return CCCPStep(convex_part(), concave_part(), wrt="Xi")
+
+
+@lru_cache(maxsize=None)
+def gradient_step() -> GradientStep:
+    """The unit gradient step on the whole energy (the same update)."""
+    return GradientStep(energy(), wrt="Xi", step=1.0)
+
+
+def attention_layer(R: torch.Tensor, Y: torch.Tensor, WQ: torch.Tensor, WK: torch.Tensor,
+                    WV: torch.Tensor) -> torch.Tensor:
+    """One attention head computed by the CCCP step under the paper's mapping:
+    ``X = (Y W_K)ᵀ``, ``Ξ = (R W_Q)ᵀ``, ``β = 1/√d_k``; output ``(Ξ⁺)ᵀ W_V`` (rows are tokens)."""
+    X, Xi = (Y @ WK).mT, (R @ WQ).mT
+    beta = 1.0 / math.sqrt(WK.shape[-1])
+    M = float(X.norm(dim=-2).max())
+    return cccp_step()(Xi, X=X, beta=beta, M=M).mT @ WV
+
+
+# ---- data ------------------------------------------------------------------------------------------
+def _inputs(g: torch.Generator, dtype: torch.dtype, d: int, N: int, S: int, batch: int, beta: float,
+            scale: float = 1.0) -> dict[str, Any]:
+    X = scale * torch.randn(d, N, generator=g, dtype=dtype)
+    Xi = torch.randn(batch, d, S, generator=g, dtype=dtype)
+    return {"X": X, "Xi": Xi, "beta": beta, "M": float(X.norm(dim=0).max())}
+
+
+def _unit_columns(g: torch.Generator, dtype: torch.dtype, d: int, N: int) -> torch.Tensor:
+    X = torch.randn(d, N, generator=g, dtype=dtype)
+    return X / X.norm(dim=0, keepdim=True)
+
+
+# ---- checks ---------------------------------------------------------------------------------------
+def check_cccp(config: RunConfig) -> CheckResult:
+    """CCCP step and unit gradient step vs ``X softmax(βXᵀΞ)`` written with plain torch."""
+    g = config.generator(1)
+    d, N, S = (8, 12, 3) if config.quick else (16, 50, 4)
+    inp = _inputs(g, config.dtype, d, N, S, batch=3, beta=2.0)
+    Xi = inp.pop("Xi")
+    want = ref.hopfield_update(inp["X"], Xi, inp["beta"])
+    cccp, grad = cccp_step(), gradient_step()
+    e_cccp = ref.rel_err(cccp(Xi, **inp), want)
+    e_grad = ref.rel_err(grad(Xi, **inp), want)
+    X, Xi_s, beta = _symbols()[:3]
+    target = X * s.softmax(beta * X.T * Xi_s)
+    rule_c, rule_g = cccp.update_rule() == target, grad.update_rule() == target
+    err = max(e_cccp, e_grad)
+    return CheckResult(
+        NAME, "cccp_step_is_attention", "exact", err <= EXACT_TOL and rule_c and rule_g, err, EXACT_TOL,
+        detail=(f"CCCP step vs X·softmax(βXᵀΞ): {e_cccp:.2e}; unit gradient step: {e_grad:.2e} "
+                f"(d={d}, N={N}, S={S}, batch 3, β=2); symbolic rules equal X*Softmax(beta*X.T*Xi): "
+                f"CCCP {rule_c}, gradient {rule_g}"),
+        data={"cccp_error": e_cccp, "gradient_step_error": e_grad, "cccp_rule": str(cccp.update_rule()),
+              "gradient_rule": str(grad.update_rule())},
+    )
+
+
+def check_attention(config: RunConfig) -> CheckResult:
+    """The CCCP step under the paper's mapping vs ``F.scaled_dot_product_attention`` and
+    ``nn.MultiheadAttention`` (one head, no bias)."""
+    g = config.generator(2)
+    B, S, N, d_y, d_k = (2, 3, 5, 6, 4) if config.quick else (2, 5, 9, 12, 8)
+    dt = config.dtype
+    R = torch.randn(B, S, d_k, generator=g, dtype=dt)          # d_r = d_k (MultiheadAttention's embed_dim)
+    Y = torch.randn(B, N, d_y, generator=g, dtype=dt)
+    WQ = torch.randn(d_k, d_k, generator=g, dtype=dt) / math.sqrt(d_k)
+    WK = torch.randn(d_y, d_k, generator=g, dtype=dt) / math.sqrt(d_y)
+    WV = torch.randn(d_k, d_k, generator=g, dtype=dt) / math.sqrt(d_k)
+    ours = attention_layer(R, Y, WQ, WK, WV)
+    e_sdpa = ref.rel_err(ours, ref.sdpa_attention(R, Y, WQ, WK, WV))
+    e_mha = ref.rel_err(ours, ref.mha_attention(R, Y, WQ, WK, WV))
+    err = max(e_sdpa, e_mha)
+    return CheckResult(
+        NAME, "attention_equivalence", "exact", err <= EXACT_TOL, err, EXACT_TOL,
+        detail=(f"(Ξ⁺)ᵀW_V with X=(YW_K)ᵀ, Ξ=(RW_Q)ᵀ, β=1/√d_k vs F.scaled_dot_product_attention: "
+                f"{e_sdpa:.2e}; vs nn.MultiheadAttention(1 head, bias=False): {e_mha:.2e} "
+                f"(batch {B}, S={S} queries, N={N} keys, d_y={d_y}, d_k={d_k})"),
+        data={"sdpa_error": e_sdpa, "mha_error": e_mha},
+    )
+
+
+def check_descent_bounds(config: RunConfig) -> CheckResult:
+    """``E`` non-increasing along 30 CCCP steps and inside ``[0, 2M²]`` per query."""
+    g = config.generator(3)
+    d, N, depth = (8, 20, 15) if config.quick else (16, 50, 30)
+    inp = _inputs(g, config.dtype, d, N, 1, batch=4, beta=2.0)
+    Xi0 = inp.pop("Xi")
+    model = Unrolled(cccp_step(), depth=depth)
+    res = check_descent(model, Xi0, **inp)
+    E = res.energies                                        # (depth+1, batch)
+    _, traj = model(Xi0, return_trajectory=True, **inp)
+    ref_E = torch.stack([ref.hopfield_energy(inp["X"], x, inp["beta"])[..., 0] for x in traj.states])
+    e_energy = ref.rel_err(E, ref_E)                        # unfold's energy vs the paper's formula
+    M2 = inp["M"] ** 2
+    lo, hi = float(E.min()), float(E.max())
+    tol_b = 64 * torch.finfo(config.dtype).eps * max(1.0, 2 * M2)
+    bounded = lo >= -tol_b and hi <= 2 * M2 + tol_b
+    ok = res.passed and bounded and e_energy <= EXACT_TOL
+    fig = Figure(
+        "hopfield_energy", "Hopfield energy along CCCP steps", list(range(depth + 1)),
+        {f"query {b}": E[:, b].tolist() for b in range(E.shape[1])} | {"2M²": [2 * M2] * (depth + 1)},
+        xlabel="step t", ylabel="E(ξ_t)",
+    )
+    return CheckResult(
+        NAME, "descent_and_bounds", "descent", ok, res.max_increase, tol_b,
+        detail=(f"{res.detail}; E in [{lo:.4g}, {hi:.4g}] ⊂ [0, 2M²={2 * M2:.4g}]: {bounded}; "
+                f"generated energy vs the paper's formula: {e_energy:.2e} (d={d}, N={N}, β=2, {depth} steps)"),
+        assumptions=[AssumptionResult("0 <= E <= 2M^2 along the trajectory", bounded, f"[{lo:.4g}, {hi:.4g}]")],
+        data={"max_increase": res.max_increase, "energy_formula_error": e_energy, "E_min": lo, "E_max": hi,
+              "2M2": 2 * M2},
+        figures=[fig],
+    )
+
+
+def check_retrieval(config: RunConfig) -> CheckResult:
+    """One-step retrieval error below Theorem 5's bound for well-separated patterns."""
+    g = config.generator(4)
+    d, N, Mnorm, beta = (24, 10, 4.0, 2.0) if config.quick else (32, 20, 4.0, 2.0)
+    dt = config.dtype
+    X = Mnorm * _unit_columns(g, dt, d, N)                   # patterns on the sphere of radius M
+    delta = ref.hopfield_separation(X)
+    radii = [0.05, 0.2, 0.5]
+    # fixed points x_i* near each pattern: iterate the CCCP step from x_i
+    fp_model = Unrolled(cccp_step(), depth=20)
+    inp = {"X": X, "beta": beta, "M": Mnorm}
+    xstar = fp_model(X.mT[..., None], **inp)                 # (N, d, 1)
+    fp_res = ref.max_abs(cccp_step()(xstar, **inp), xstar)
+    ratios, errors, bounds, sep_rows = [], [], [], []
+    for r in radii:
+        noise = torch.randn(N, d, 1, generator=g, dtype=dt)
+        xi = X.mT[..., None] + r * noise / noise.norm(dim=-2, keepdim=True)
+        out = cccp_step()(xi, **inp)
+        for i in range(N):
+            e = float((out[i, :, 0] - X[:, i]).norm())
+            rad = max(r, float((xstar[i, :, 0] - X[:, i]).norm()))
+            bnd = ref.theorem5_bound(beta, N, Mnorm, float(delta[i]), rad)
+            errors.append(e)
+            bounds.append(bnd)
+            ratios.append(e / bnd)
+            sep_rows.append(float(delta[i]) - 2 * rad * Mnorm)
+    worst = max(ratios)
+    # the paper's separation condition (their Theorem 4/5): Δᵢ ≥ 2/(βN) + β⁻¹ log(2(N−1)NβM²)
+    need = 2 / (beta * N) + math.log(2 * (N - 1) * N * beta * Mnorm**2) / beta
+    separated = bool(delta.min() >= need)
+    positive = min(sep_rows) > 0
+    ok = worst <= 1.0 and separated and fp_res <= 1e-10
+    return CheckResult(
+        NAME, "retrieval_theorem5", "approximate", ok, worst, 1.0,
+        detail=(f"max over {len(ratios)} queries (radius {radii}) of ‖f(ξ)−xᵢ‖ / bound = {worst:.3g}; "
+                f"largest error {max(errors):.2e}, largest bound {max(bounds):.2e}; min Δᵢ = "
+                f"{float(delta.min()):.3f} ≥ {need:.3f} (d={d}, N={N}, M={Mnorm}, β={beta})"),
+        assumptions=[
+            AssumptionResult("patterns well separated: Δ_i ≥ 2/(βN) + log(2(N−1)NβM²)/β", separated,
+                             f"min Δ_i = {float(delta.min()):.4g}, needed {need:.4g}"),
+            AssumptionResult("bound exponent positive: Δ_i > 2 M max{‖ξ−x_i‖, ‖x_i*−x_i‖}", positive,
+                             f"min margin {min(sep_rows):.4g}"),
+        ],
+        data={"ratio_max": worst, "error_max": max(errors), "bound_max": max(bounds),
+              "fixed_point_residual": fp_res, "delta_min": float(delta.min()), "separation_needed": need},
+    )
+
+
+def _clustered(g: torch.Generator, dt: torch.dtype, d: int, K: int, per: int, spread: float) -> torch.Tensor:
+    centres = 3.0 * _unit_columns(g, dt, d, K)
+    pts = [centres[:, k:k + 1] + spread * torch.randn(d, per, generator=g, dtype=dt) / math.sqrt(d)
+           for k in range(K)]
+    return torch.cat(pts, dim=1)
+
+
+def check_beta_sweep(config: RunConfig) -> CheckResult:
+    """Fixed-point types across β: global average (small β), metastable cluster averages, single
+    patterns (large β), on clustered patterns; ``k`` is the paper's head statistic (entries for
+    90 % of the softmax mass)."""
+    g = config.generator(5)
+    d, K, per = 16, 3, 4
+    N = K * per
+    dt = config.dtype
+    X = _clustered(g, dt, d, K, per, spread=1.5)
+    M = float(X.norm(dim=0).max())
+    betas = [10 ** (-2 + 0.25 * k) for k in range(15)]          # 0.01 … 31.6
+    depth = 60
+    model = Unrolled(cccp_step(), depth=depth)
+    i = 0                                                        # query near pattern 0 (cluster 0)
+    q = X[:, i:i + 1] + 0.1 * torch.randn(d, 1, generator=g, dtype=dt)
+    rows: dict[str, list[float]] = {"k (90% mass)": [], "‖ξ*−x_i‖": [], "‖ξ*−cluster mean‖": [],
+                                   "‖ξ*−global mean‖": [], "one-step ‖f(ξ)−x_i‖": []}
+    regimes = []
+    for b in betas:
+        inp = {"X": X, "beta": b, "M": M}
+        xs = model(q, **inp)
+        P = torch.softmax(b * X.T @ xs, dim=0)
+        k = int(ref.mass_count(P)[0])
+        dists = [float((xs[:, 0] - X[:, i]).norm()), float((xs[:, 0] - X[:, :per].mean(1)).norm()),
+                 float((xs[:, 0] - X.mean(1)).norm())]
+        one = float((cccp_step()(q, **inp)[:, 0] - X[:, i]).norm())
+        for key, v in zip(list(rows)[1:], dists + [one]):
+            rows[key].append(v)
+        rows["k (90% mass)"].append(float(k))
+        regimes.append(["single pattern", "metastable (cluster)", "global average"][min(range(3), key=lambda j: dists[j])])
+    small_global = regimes[0] == "global average" and rows["k (90% mass)"][0] > N / 2
+    metastable = any(r == "metastable (cluster)" and 1 < kk <= per
+                     for r, kk in zip(regimes, rows["k (90% mass)"]))
+    large_single = regimes[-1] == "single pattern" and rows["k (90% mass)"][-1] == 1
+    ok = small_global and metastable and large_single
+    x = [math.log10(b) for b in betas]
+    figs = [
+        Figure("hopfield_beta_k", "Hopfield fixed points: softmax entries holding 90% mass", x,
+               {"k": rows["k (90% mass)"], "cluster size": [float(per)] * len(x)},
+               xlabel="log10 β", ylabel="k"),
+        Figure("hopfield_beta_dist", "Distance of the fixed point to pattern / cluster mean / global mean", x,
+               {k: v for k, v in rows.items() if k != "k (90% mass)"}, xlabel="log10 β", ylabel="distance",
+               kind="semilogy"),
+    ]
+    return CheckResult(
+        NAME, "beta_sweep", "approximate", ok, None, None,
+        detail=(f"regimes over β={betas[0]:.2g}…{betas[-1]:.3g}: {' → '.join(dict.fromkeys(regimes))}; "
+                f"k at smallest β = {rows['k (90% mass)'][0]:.0f} (N={N}), at largest β = "
+                f"{rows['k (90% mass)'][-1]:.0f}; metastable cluster average seen: {metastable}"),
+        data={"betas": betas, "regimes": regimes, **rows},
+        figures=figs,
+    )
+
+
+ENTRY = Entry(
+    name=NAME,
+    title="Modern Hopfield retrieval = softmax attention",
+    source="Ramsauer et al., Hopfield Networks is All You Need, arXiv 2008.02217 (ICLR 2021)",
+    summary=("One CCCP step on E(ξ) = −lse(β, Xᵀξ) + ½ξᵀξ + β⁻¹log N + ½M² is ξ⁺ = X softmax(βXᵀξ); "
+             "with X = (YW_K)ᵀ, ξ = (RW_Q)ᵀ, β = 1/√d_k it is one attention head. E is non-increasing "
+             "and stays in [0, 2M²]."),
+    energy=energy,
+    checks=(
+        Check("cccp_step_is_attention", "exact", "CCCP step and unit gradient step = X softmax(βXᵀΞ)", check_cccp),
+        Check("attention_equivalence", "exact",
+              "mapped CCCP step = F.scaled_dot_product_attention = nn.MultiheadAttention", check_attention),
+        Check("descent_and_bounds", "descent", "E non-increasing along CCCP steps, within [0, 2M²]",
+              check_descent_bounds),
+        Check("retrieval_theorem5", "approximate", "one-step retrieval error below Theorem 5's bound",
+              check_retrieval),
+        Check("beta_sweep", "approximate", "fixed-point regimes across β (averaging at small β)",
+              check_beta_sweep, quick=False),
+    ),
+    assumptions=("stored patterns X held fixed within a step", "β > 0", "M = max_i ‖x_i‖ (constant term only)",
+                 "Theorem 5: pattern well separated, Δ_i ≥ 2/(βN) + log(2(N−1)NβM²)/β"),
+    mapping=("X = Kᵀ = (Y W_K)ᵀ, Ξ = Qᵀ = (R W_Q)ᵀ, β = 1/√d_k, output (Ξ⁺)ᵀ W_V = softmax(βQKᵀ) Y W_K W_V; "
+             "nn.MultiheadAttention: q_proj = W_Qᵀ, k_proj = v_proj = W_Kᵀ, out_proj = W_Vᵀ, no bias"),
+    notes=("Patterns are columns (the paper's X = (x_1..x_N)); attention tokens are rows. One layer is one "
+           "CCCP step with the stored patterns fixed; no single energy is claimed for a stack with learned "
+           "projections. The Theorem 5 bound is checked with x_i* the fixed point reached from x_i."),
+    order=10,
+)
