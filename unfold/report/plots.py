@@ -113,9 +113,11 @@ def overview_png(results: Sequence[CheckResult]) -> bytes:
             if not r.passed:
                 ax.annotate(r.check, (x, y), xytext=(6, 0), textcoords="offset points", va="center",
                             fontsize=7.5, color=_RED)
-        for r in results:  # failed checks without a measured error still show up
-            if not r.passed and (r.error is None or not r.tol):
-                ax.annotate(f"{r.check}: failed (no measured error)", (floor, y_of[r.entry]), xytext=(4, 0),
+        for e in entries:  # failed checks without a measured error still show up, one note per entry
+            bad = [r.check for r in results if r.entry == e and not r.passed and (r.error is None or not r.tol)]
+            if bad:
+                note = f"{len(bad)} failed without a measured error: {', '.join(bad)}"
+                ax.annotate(note if len(note) <= 90 else note[:89] + "…", (floor, y_of[e]), xytext=(4, 0),
                             textcoords="offset points", va="center", fontsize=7.5, color=_RED)
         counts = {e: (sum(r.passed for r in results if r.entry == e), sum(r.entry == e for r in results))
                   for e in entries}
