@@ -128,8 +128,16 @@ class Energy:
 
     # ---- symbols ---------------------------------------------------------------------------------
     def _symbols(self, cls: type) -> tuple[Any, ...]:
-        found = {s for s in self.expr.atoms(MatrixSymbol, sp.Symbol) if isinstance(s, cls)}
-        return tuple(sorted(found, key=lambda s: str(s)))
+        # cached per class (layers ask for ``inputs`` on every call); recomputed if the terms change
+        e = self.expr
+        cache = self.__dict__.setdefault("_symbol_cache", {})
+        hit = cache.get(cls)
+        if hit is not None and hit[0] == e:
+            return hit[1]
+        found = {s for s in e.atoms(MatrixSymbol, sp.Symbol) if isinstance(s, cls)}
+        out = tuple(sorted(found, key=lambda s: str(s)))
+        cache[cls] = (e, out)
+        return out
 
     @property
     def states(self) -> tuple[StateMatrix, ...]:
