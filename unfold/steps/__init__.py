@@ -10,6 +10,7 @@ from .base import EnergyStep
 from .cccp import CCCPStep, SplittingCheck
 from .mm import MajorizerCheck, MMStep
 from .schedule import Alternating
+from .fixed_point import FixedPoint, FixedPointInfo
 from .gradient import GradientStep
 from .policies import ArmijoStep, CertifiedStep, FixedStep, LearnableStep, StepPolicy, lipschitz_estimate
 from .prox import L1, Box, NonNegative, NonNegL1, Prox, Sphere
@@ -20,5 +21,5 @@ __all__ = [
     "EnergyStep", "GradientStep", "ArmijoStep", "CertifiedStep", "FixedStep", "LearnableStep",
     "StepPolicy", "lipschitz_estimate", "Trajectory", "Unrolled", "L1", "Box", "NonNegative",
     "NonNegL1", "Prox", "Sphere", "ProximalGradientStep", "CCCPStep", "SplittingCheck", "MMStep",
-    "MajorizerCheck", "Alternating",
+    "MajorizerCheck", "Alternating", "FixedPoint", "FixedPointInfo",
 ]

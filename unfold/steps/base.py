@@ -77,7 +77,7 @@ class EnergyStep(nn.Module):
         self.wrt_name = str(self.wrt)
         self._compiled = energy.compile()
         self._held: list[str] = []
-        names = {str(s) for s in energy.inputs}
+        names = set(self.input_names(energy))
         for kind, table in (("params", params or {}), ("buffers", buffers or {})):
             for k, v in table.items():
                 if k not in names:
@@ -112,9 +112,17 @@ class EnergyStep(nn.Module):
             )
         return x
 
+    def input_names(self, energy: Energy) -> frozenset[str]:
+        """Names of ``energy``'s inputs (cached: no sympy work on the forward path)."""
+        cache = self.__dict__.setdefault("_input_names", {})
+        key = id(energy)  # energies are held as attributes (and shared by deep copies)
+        if key not in cache:
+            cache[key] = frozenset(str(s) for s in energy.inputs)
+        return cache[key]
+
     def inputs_for(self, energy: Energy, x: torch.Tensor, extra: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword inputs of ``energy``: the state, the held inputs, then call-time ``extra``."""
-        names = {str(s) for s in energy.inputs}
+        names = self.input_names(energy)
         out: dict[str, Any] = {}
         held = self.held_inputs()
         for k, v in extra.items():
@@ -127,7 +135,10 @@ class EnergyStep(nn.Module):
         for k, v in {**held, **extra}.items():
             if k in names:
                 out[k] = v
-        unknown = [k for k in extra if k not in names and k not in self.accepted_inputs()]
+        unknown = [k for k in extra if k not in names]
+        if unknown:
+            ok = self.accepted_inputs()
+            unknown = [k for k in unknown if k not in ok]
         if unknown:
             raise InputError(
                 f"{type(self).__name__}: unknown input(s) {unknown}; the energy's inputs are {sorted(names)}"
@@ -137,7 +148,7 @@ class EnergyStep(nn.Module):
 
     def accepted_inputs(self) -> set[str]:
         """Every call-time keyword this step understands (energy inputs of all energies involved)."""
-        return {str(s) for s in self.source_energy.inputs}
+        return set(self.input_names(self.source_energy))
 
     # ---- energy --------------------------------------------------------------------------------
     def energy(self, x: torch.Tensor, /, **inputs: Any) -> torch.Tensor:

@@ -100,6 +100,7 @@ class MMStep(EnergyStep):
             self._rule = canonical_update((-r / c).xreplace({a: v}))
             self._update = compile_update("mm_step", energy.inputs + tuple(
                 s for s in majorizer.inputs if s not in energy.inputs and s != a and s != v), self._rule)
+            self._update_names = frozenset(str(s) for s in self._update.inputs)
         elif not hasattr(inner, "energy"):
             raise InputError("MMStep: inner must be a descent step on the majorizer (with .energy)")
         if check:
@@ -118,7 +119,7 @@ class MMStep(EnergyStep):
                 )
 
     def accepted_inputs(self) -> set[str]:
-        return super().accepted_inputs() | {str(s) for s in self.majorizer.inputs} - {self.anchor_name}
+        return super().accepted_inputs() | (set(self.input_names(self.majorizer)) - {self.anchor_name})
 
     def majorizer_value(self, y: Tensor, anchor: Tensor, /, **inputs: Any) -> Tensor:
         """``Q(y | anchor)``."""
@@ -129,10 +130,8 @@ class MMStep(EnergyStep):
     def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
         self._check_state(x)
         if self._update is not None:
-            names = {str(s) for s in self._update.inputs}
-            vals = self.inputs_for(self.source_energy, x, {k: w for k, w in inputs.items()
-                                                            if k in {str(s) for s in self.source_energy.inputs}})
-            vals.update({k: w for k, w in inputs.items() if k in names})
+            vals = self.inputs_for(self.source_energy, x, inputs)
+            vals.update({k: w for k, w in inputs.items() if k in self._update_names})
             return call_generated(self._update, vals, x)
         extra = {k: w for k, w in inputs.items() if k in self.inner.accepted_inputs()} \
             if hasattr(self.inner, "accepted_inputs") else dict(inputs)

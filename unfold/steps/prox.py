@@ -66,12 +66,15 @@ class Prox:
     def _params(self) -> tuple[sp.Expr, ...]:
         return ()
 
-    def _num(self, s: sp.Expr, inputs: Mapping[str, Any]) -> Any:
-        if isinstance(s, ScalarParam):
-            if str(s) not in inputs:
-                raise InputError(f"{type(self).__name__}: give the value of {s} as an input")
-            return inputs[str(s)]
-        return float(s)
+    def _lam(self, inputs: Mapping[str, Any]) -> Any:
+        """The value of ``λ``: the number given, or the call-time input of its symbol."""
+        if self.lam_value is not None:
+            return self.lam_value
+        name = str(self.lam)
+        if name not in inputs:
+            raise InputError(f"{type(self).__name__}: give the value of {name} as an input")
+        v = inputs[name]
+        return v[..., None, None] if isinstance(v, Tensor) and v.dim() else v
 
     # interface -----------------------------------------------------------------------------------
     def symbolic(self, v: MatrixExpr, t: sp.Expr) -> MatrixExpr:
@@ -114,6 +117,7 @@ class L1(Prox):
 
     def __init__(self, lam: Number) -> None:
         self.lam = _number_or_symbol(lam, "L1: lam")
+        self.lam_value = None if isinstance(self.lam, ScalarParam) else float(lam)
 
     def _params(self) -> tuple[sp.Expr, ...]:
         return (self.lam,)
@@ -122,14 +126,14 @@ class L1(Prox):
         return soft_threshold(v, t * self.lam)
 
     def apply(self, v: Tensor, t: Any, /, **inputs: Any) -> Tensor:
-        thr = _t(t, v) * self._num(self.lam, inputs)
+        thr = _t(t, v) * self._lam(inputs)
         return torch.sign(v) * torch.clamp(v.abs() - thr, min=0)
 
     def value(self, x: Tensor, /, **inputs: Any) -> Tensor:
-        return self._num(self.lam, inputs) * _bsum(x.abs())
+        return self._lam(inputs) * _bsum(x.abs())
 
     def _residual(self, p: Tensor, w: Tensor, /, **inputs: Any) -> Tensor:
-        lam = self._num(self.lam, inputs)
+        lam = self._lam(inputs)
         r = torch.where(p != 0, (w - lam * torch.sign(p)).abs(), torch.clamp(w.abs() - lam, min=0))
         return _bmax(r)
 
@@ -162,6 +166,7 @@ class NonNegL1(Prox):
 
     def __init__(self, lam: Number) -> None:
         self.lam = _number_or_symbol(lam, "NonNegL1: lam")
+        self.lam_value = None if isinstance(self.lam, ScalarParam) else float(lam)
 
     def _params(self) -> tuple[sp.Expr, ...]:
         return (self.lam,)
@@ -170,15 +175,15 @@ class NonNegL1(Prox):
         return ew(sp.Max(U - t * self.lam, 0), v)
 
     def apply(self, v: Tensor, t: Any, /, **inputs: Any) -> Tensor:
-        return torch.relu(v - _t(t, v) * self._num(self.lam, inputs))
+        return torch.relu(v - _t(t, v) * self._lam(inputs))
 
     def value(self, x: Tensor, /, **inputs: Any) -> Tensor:
-        val = self._num(self.lam, inputs) * _bsum(x)
+        val = self._lam(inputs) * _bsum(x)
         feasible = (x >= 0).all(dim=-1).all(dim=-1)
         return torch.where(feasible, val, torch.full_like(val, float("inf")))
 
     def _residual(self, p: Tensor, w: Tensor, /, **inputs: Any) -> Tensor:
-        lam = self._num(self.lam, inputs)
+        lam = self._lam(inputs)
         r = torch.where(p > 0, (w - lam).abs(), torch.clamp(w - lam, min=0))
         r = torch.where(p < 0, torch.full_like(r, float("inf")), r)
         return _bmax(r)

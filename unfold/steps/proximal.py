@@ -51,6 +51,7 @@ class ProximalGradientStep(EnergyStep):
         v = self.wrt
         require_smooth(smooth, v, "ProximalGradientStep (smooth part)")
         self.prox = nonsmooth
+        self._prox_names = tuple(str(s) for s in nonsmooth.symbols())
         self.policy = as_policy(step)
         cm = self._compiled
         self._grad = cm.checked_grad_fn(v) if check else cm.grad_fn(v)
@@ -70,10 +71,10 @@ class ProximalGradientStep(EnergyStep):
         self.term_name = nonsmooth.name if nonsmooth.name not in smooth.terms else nonsmooth.name + "_g"
 
     def accepted_inputs(self) -> set[str]:
-        return super().accepted_inputs() | {str(s) for s in self.prox.symbols()}
+        return super().accepted_inputs() | set(self._prox_names)
 
     def _prox_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return {str(s): inputs[str(s)] for s in self.prox.symbols() if str(s) in inputs}
+        return {k: inputs[k] for k in self._prox_names if k in inputs}
 
     # ---- energy ------------------------------------------------------------------------------
     def smooth_energy(self, x: Tensor, /, **inputs: Any) -> Tensor:
