@@ -1,9 +1,13 @@
 """Checks usable from any test suite: gradients, descent, stationarity, equivalence."""
 
 from .descent import DescentResult, DescentViolation, assert_descent, check_descent
+from .equivalence import EquivalenceResult, assert_equivalence, check_equivalence
 from .gradient import GradientCheckResult, VariableCheck, check_gradient, random_inputs
+from .stationarity import StationarityResult, assert_stationarity, check_stationarity
 
 __all__ = [
     "GradientCheckResult", "VariableCheck", "check_gradient", "random_inputs",
     "DescentResult", "DescentViolation", "check_descent", "assert_descent",
+    "EquivalenceResult", "check_equivalence", "assert_equivalence",
+    "StationarityResult", "check_stationarity", "assert_stationarity",
 ]
