@@ -634,14 +634,14 @@ def parse(
     expression is a matrix that is not 1×1.  Declared names that do not occur give a warning.
     """
     decl = _declare(dims, states, params, scalars)
+    if not decl.states:
+        raise ParseError("declare at least one state (--state 'NAME:ROWS,COLS'): the variable a layer updates")
     value, used = _read(text, decl)
     if _is_mat(value) and value.shape != (1, 1):
         raise NotScalarError(
             f"the expression {value} is a {_shape(value)} matrix, not a scalar energy; reduce it with "
             "fro2, sum_entries, trace, lse or logdet"
         )
-    if not decl.states:
-        raise ParseError("declare at least one state (--state 'NAME:ROWS,COLS'): the variable a layer updates")
     if not any(s in used for s in decl.states):
         raise ParseError(
             f"the expression does not depend on any declared state ({', '.join(decl.states)}); "

@@ -77,7 +77,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         if o.kind == "scalar":
             res = f"_scalar_out(_r{i}, _dt, _dev)[..., 0, 0]"
         elif o.kind == "grad" and isinstance(o.wrt, MatrixSymbol):
-            res = f"_reduce_to(_r{i}, {o.wrt.name})"
+            res = f"_reduce_to(_r{i}, {o.wrt.name}, ({batch},))"
         elif o.kind == "grad":
             res = f"_reduce_scalar(_r{i}, _{o.wrt}_in, ({batch},))"
         else:
@@ -102,6 +102,9 @@ _NAMESPACE: dict[str, Any] = {
     "_reduce_to": runtime.reduce_to,
     "_reduce_scalar": runtime.reduce_scalar,
     "_colsum": runtime.colsum,
+    "_rowsum": runtime.rowsum,
+    "_repeat_rows": runtime.repeat_rows,
+    "_mm": runtime.mm,
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,

@@ -53,8 +53,8 @@ _SCALAR_FUNS = {
 
 def _is_dim_only(e: Basic) -> bool:
     """True for expressions of numbers and dimensions only (printed as Python scalars)."""
-    return all(isinstance(s, Dim) for s in e.free_symbols) and not isinstance(e, MatrixExpr) and not e.atoms(
-        MatrixSymbol)
+    return all(isinstance(s, Dim) for s in e.free_symbols) and not any(
+        isinstance(a, (MatrixExpr, Trace, Determinant, LogDet, SumAll)) for a in sp.preorder_traversal(e))
 
 
 class TorchCodePrinter:
@@ -149,22 +149,47 @@ class TorchCodePrinter:
         return f"{c} * {code[0] if code[1] > MUL else '(' + code[0] + ')'}", MUL
 
     def _chain(self, mats: list[MatrixExpr]) -> Code:
-        """A product of matrices, with solves for inverses and sums for all-ones factors."""
+        """A product of matrices: solves for inverses (divisions for diagonal ones), sums and
+        broadcasts for all-ones factors, and three or more plain factors multiplied in the cheapest
+        order for the runtime shapes (``_mm``; the dims are symbolic when the code is printed)."""
         if len(mats) == 1:
             return self.print(mats[0])
-        first, rest = mats[0], mats[1:]
+        first, rest, last = mats[0], mats[1:], mats[-1]
         if isinstance(first, Inverse):
             rhs = self._chain(rest)
+            diag = self._diagonal(first.arg)
+            if diag is not None:  # diag(v)⁻¹ B = B / v (row-wise)
+                return f"{self._wrap(rhs, MUL + 1)} / {diag}[..., :, None]", MUL
             return f"torch.linalg.solve({self.code(first.arg)}, {rhs[0]})", ATOM
         if isinstance(first, OneMatrix) and first.cols != 1:
             rhs = self._chain(rest)
             r = "" if first.rows == 1 else f", {self.code(first.rows)}"
             return f"_colsum({rhs[0]}{r})", ATOM
-        if isinstance(mats[-1], Inverse) and len(mats) > 1:
+        if isinstance(first, OneMatrix) and first.rows != 1:  # 1 (r×1) times a row: repeat the row
+            rhs = self._chain(rest)
+            return f"_repeat_rows({rhs[0]}, {self.code(first.rows)})", ATOM
+        if isinstance(last, Inverse):
             lhs = self._chain(mats[:-1])
-            return f"torch.linalg.solve({self.code(mats[-1].arg)}.mT, {self._wrap(lhs, ATOM)}.mT).mT", ATOM
+            diag = self._diagonal(last.arg)
+            if diag is not None:  # A diag(v)⁻¹ = A / v (column-wise)
+                return f"{self._wrap(lhs, MUL + 1)} / {diag}[..., None, :]", MUL
+            return f"torch.linalg.solve({self.code(last.arg)}.mT, {self._wrap(lhs, ATOM)}.mT).mT", ATOM
+        if isinstance(last, OneMatrix) and last.rows != 1:  # A 1 (k×c): row sums, repeated c times
+            lhs = self._chain(mats[:-1])
+            c = "" if last.cols == 1 else f", {self.code(last.cols)}"
+            return f"_rowsum({lhs[0]}{c})", ATOM
+        if len(mats) > 2:
+            return f"_mm({', '.join(self.code(m) for m in mats)})", ATOM
         parts = [self._p(m, MUL + 1) for m in mats]
         return " @ ".join(parts), MUL
+
+    def _diagonal(self, e: Basic) -> str | None:
+        """Code of the diagonal ``(..., k)`` when ``e`` is ``I ∘ X`` (a diagonal matrix), else None."""
+        if not isinstance(e, HadamardProduct) or not any(isinstance(a, Identity) for a in e.args):
+            return None
+        others = [a for a in e.args if not isinstance(a, Identity)]
+        x = self.hoist(others[0] if len(others) == 1 else HadamardProduct(*others))
+        return f"torch.diagonal({x}, dim1=-2, dim2=-1)"
 
     @staticmethod
     def _wrap(code: Code, prec: int) -> str:
@@ -202,6 +227,9 @@ class TorchCodePrinter:
         return f"torch.zeros({self.code(e.rows)}, {self.code(e.cols)}, dtype=_dt, device=_dev)", ATOM
 
     def _hadamard(self, e: HadamardProduct) -> Code:
+        diag = self._diagonal(e)
+        if diag is not None:  # I ∘ X = diag(diag X): no dense identity
+            return f"torch.diag_embed({diag})", ATOM
         return " * ".join(self._p(a, MUL + 1) for a in e.args), MUL
 
     def _hpow(self, e: HadamardPower) -> Code:

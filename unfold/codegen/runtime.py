@@ -6,6 +6,7 @@ Everything here is plain torch and works under ``torch.func`` transforms and ``t
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Sequence, Union
 
 import torch
@@ -13,7 +14,8 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "as_scalar", "reduce_to", "reduce_scalar", "colsum", "invstd", "logdet_pd",
+    "bind_dims", "as_scalar", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "invstd",
+    "logdet_pd",
 ]
 
 DimSpec = Union[str, int]
@@ -80,14 +82,19 @@ def as_scalar(v: Any, dtype: torch.dtype, device: torch.device, name: str) -> to
     return t[..., None, None]
 
 
-def reduce_to(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Broadcast a gradient to the batch shape and sum away batch axes ``like`` does not have."""
-    shape = torch.broadcast_shapes(r.shape, like.shape)
+def reduce_to(r: torch.Tensor, like: torch.Tensor, batch: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """Broadcast a gradient to the batch shape of all ``batch`` inputs and sum away the batch axes
+    ``like`` does not have (the gradient of the summed batch energy: a term that does not depend on
+    the batch still counts once per batch element)."""
+    r = torch.as_tensor(r, dtype=like.dtype, device=like.device)
+    shape = torch.broadcast_shapes(r.shape, like.shape, *(t.shape[:-2] + like.shape[-2:] for t in batch))
     return torch.broadcast_to(r, shape).sum_to_size(like.shape)
 
 
 def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[torch.Tensor]) -> torch.Tensor:
     """The gradient of a scalar parameter: drop the ``(1, 1)`` axes and sum over extra batch axes."""
+    if not isinstance(r, torch.Tensor):  # a constant derivative (e.g. of 2·beta) printed as a number
+        r = torch.full((1, 1), float(r), dtype=batch[0].dtype, device=batch[0].device)
     shape = torch.broadcast_shapes(*(t.shape[:-2] for t in batch), r.shape[:-2])
     g = torch.broadcast_to(r[..., 0, 0], shape)
     target = like.shape if isinstance(like, torch.Tensor) else torch.Size([])
@@ -98,6 +105,60 @@ def colsum(x: torch.Tensor, rows: int | None = None) -> torch.Tensor:
     """``1 @ x`` for an all-ones left factor: column sums, repeated ``rows`` times."""
     s = x.sum(dim=-2, keepdim=True)
     return s if rows is None else s.expand(*s.shape[:-2], rows, s.shape[-1])
+
+
+def rowsum(x: torch.Tensor, cols: int | None = None) -> torch.Tensor:
+    """``x @ 1`` for an all-ones right factor: row sums, repeated ``cols`` times."""
+    s = x.sum(dim=-1, keepdim=True)
+    return s if cols is None else s.expand(*s.shape[:-1], cols)
+
+
+def repeat_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``1 @ x`` for an all-ones column times a row ``x`` (``(..., 1, c)``): ``x`` repeated ``rows`` times."""
+    return x.expand(*x.shape[:-2], rows, x.shape[-1])
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+@lru_cache(maxsize=4096)
+def _chain_order(shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
+    """Split points of the cheapest parenthesisation of a matrix chain (dynamic programming on the
+    multiply-add count, batch axes included: a product of unbatched factors is computed once)."""
+    k = len(shapes)
+    batch = [s[:-2] for s in shapes]
+    rows = [int(s[-2]) for s in shapes]
+    cols = [int(s[-1]) for s in shapes]
+    cost = [[0.0] * k for _ in range(k)]
+    split = [[0] * k for _ in range(k)]
+    bnum = [[_numel(torch.broadcast_shapes(*batch[i:j + 1])) if j >= i else 1 for j in range(k)] for i in range(k)]
+    for length in range(1, k):
+        for i in range(k - length):
+            j = i + length
+            best, arg = float("inf"), i
+            for m in range(i, j):
+                c = cost[i][m] + cost[m + 1][j] + bnum[i][j] * rows[i] * cols[m] * cols[j]
+                if c < best:
+                    best, arg = c, m
+            cost[i][j], split[i][j] = best, arg
+    return tuple(tuple(r) for r in split)
+
+
+def mm(*ts: torch.Tensor) -> torch.Tensor:
+    """The product ``t₀ @ t₁ @ …`` in the cheapest order for the runtime shapes (cached per shapes)."""
+    split = _chain_order(tuple(tuple(t.shape) for t in ts))
+
+    def prod(i: int, j: int) -> torch.Tensor:
+        if i == j:
+            return ts[i]
+        m = split[i][j]
+        return prod(i, m) @ prod(m + 1, j)
+
+    return prod(0, len(ts) - 1)
 
 
 def invstd(x: torch.Tensor, eps: Any) -> torch.Tensor:

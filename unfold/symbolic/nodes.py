@@ -43,9 +43,37 @@ __all__ = [
 U = sp.Symbol("u", real=True)
 
 
+class Elementwise(ElementwiseApplyFunction):
+    """sympy's ``ElementwiseApplyFunction`` without its ``1×1`` shortcut.
+
+    For a ``1×1`` argument sympy applies the scalar function to the *matrix itself*, which turns
+    ``Abs(M)`` into a product of matrix square roots and makes ``Max(M, 0)`` or ``1/(1+exp(-M))``
+    raise.  Here an elementwise function stays elementwise at every shape, and composition in
+    ``doit`` keeps the single variable ``U``.
+    """
+
+    def __new__(cls, function: Any, expr: Any) -> "Elementwise":
+        if not isinstance(function, sp.Lambda) or not getattr(expr, "is_Matrix", False):
+            return ElementwiseApplyFunction(function, expr)
+        return MatrixExpr.__new__(cls, function, expr)
+
+    def doit(self, **hints: Any) -> Any:
+        expr = self.expr.doit(**hints) if hints.get("deep", True) else self.expr
+        f = self.function
+        if f.is_identity:
+            return expr
+        if isinstance(expr, sp.MatrixBase):
+            return expr.applyfunc(f)
+        if isinstance(expr, ElementwiseApplyFunction):
+            g = expr.function
+            inner = g.expr.xreplace({g.variables[0]: U})
+            return ew(f.expr.xreplace({f.variables[0]: inner}), expr.expr).doit(**hints)
+        return self.func(f, expr)
+
+
 def ew(body: sp.Expr, M: MatrixExpr) -> MatrixExpr:
     """Apply the scalar function ``u ↦ body`` to every entry of ``M``."""
-    return ElementwiseApplyFunction(sp.Lambda(U, body), M)
+    return Elementwise(sp.Lambda(U, body), M)
 
 
 def _matrix_arg(M: Any, who: str) -> MatrixExpr:
