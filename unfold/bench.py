@@ -1,0 +1,789 @@
+"""``unfold bench``: how fast the generated layers are, against the layers users already have.
+
+Five measurements, each reported as min / median / max over interleaved repetitions after
+warm-up (the implementations of one comparison take turns inside every repetition, so drifting
+machine load hits them alike); the targets are *ratios* of medians measured in one run:
+
+1. **forward** of a generated descent step vs the hand-written PyTorch layer it equals vs the
+   autograd-of-energy step (``x − η torch.func.grad(E)(x)`` every step, as HAMUX and the Energy
+   Transformer do): the Hopfield step vs ``F.scaled_dot_product_attention`` (tokens as rows, and
+   unfold's tokens-as-columns Hopfield energy against SDPA on the transposed views), the
+   Yang–Huang–Wipf attention MM step vs SDPA with the per-key bias, the CRATE ISTA block
+   (proximal-gradient step) vs its plain-torch formula, the Energy-Transformer step vs the paper's
+   two-term gradient.  Targets: generated ≤ 1.10× hand-written, autograd ≥ 1.5× generated.
+   Before timing, every generated output is compared with the hand-written one (max abs error
+   reported).
+2. **training step** (forward + backward to the layer's weights) through a depth-12 unrolled model:
+   generated vs autograd route vs hand-written.  Target ≤ 1.2× hand-written.
+3. **derive + generate + two-leg check** per built-in and per catalogue energy (fresh process
+   state except for a one-time ``torch.func`` warm-up, reported separately), and the time of
+   ``unfold verify`` over the catalogue.  Targets < 1 s per energy, < 60 s in total.
+4. **FixedPoint** implicit vs unrolled backward at 10 / 100 / 1000 iterations: bytes saved for
+   backward (counted with ``torch.autograd.graph.saved_tensors_hooks``, so also on CPU; CUDA peak
+   memory too when on a GPU) and time.  Target: implicit memory flat in the iteration count.
+5. **scaling** in the number of tokens ``n``: forward time vs ``n`` and the fitted exponent of
+   ``time ∝ nᵏ`` (least squares in log–log).
+
+``main(argv)`` prints a table and writes ``bench.json`` and ``bench.png`` into ``--out``.
+Nothing here asserts a time: the JSON records which targets were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Profile", "PROFILES", "interleaved", "run", "main"]
+
+Tensor = torch.Tensor
+
+
+# ---- configuration ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and repetition counts of one benchmark run."""
+
+    name: str
+    batch: int
+    tokens: int
+    width: int
+    reps: int
+    warmup: int
+    train_depth: int
+    train_reps: int
+    scaling_tokens: tuple[int, ...]
+    fixed_point_iters: tuple[int, ...]
+    verify: bool
+    energies: bool
+
+
+PROFILES: dict[str, Profile] = {
+    # the issue's sizes (batch 8–32, tokens 64–1024, width 64–256): for a GPU or an idle machine
+    "full": Profile("full", 32, 1024, 256, 30, 5, 12, 20, (64, 128, 256, 512, 1024), (10, 100, 1000), True, True),
+    # the default: the lower end of the issue's sizes, ≈ 3 minutes on 2 shared CPU cores
+    "default": Profile("default", 8, 256, 64, 20, 3, 12, 20, (64, 128, 256, 512, 1024), (10, 100, 1000), True, True),
+    # smoke run (tests, CI): tiny sizes, a few repetitions; numbers are not meaningful
+    "quick": Profile("quick", 2, 16, 8, 5, 1, 3, 3, (8, 16, 32), (10, 100), False, False),
+}
+
+TARGETS = {
+    "forward_vs_hand": 1.10,       # generated / hand-written  ≤
+    "autograd_vs_generated": 1.5,  # autograd-of-energy / generated  ≥
+    "train_vs_hand": 1.2,          # generated / hand-written (forward + backward)  ≤
+    "check_seconds": 1.0,          # derive + generate + check per energy  <
+    "verify_seconds": 60.0,        # unfold verify  <
+}
+
+
+# ---- timing -----------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(fns: Mapping[str, Callable[[], Any]], reps: int, warmup: int,
+                device: torch.device = torch.device("cpu")) -> dict[str, list[float]]:
+    """Seconds per call of each function: ``warmup`` untimed calls each, then ``reps`` rounds in
+    which every function is called once (in a rotating order, so none always runs first)."""
+    names = list(fns)
+    for _ in range(warmup):
+        for k in names:
+            fns[k]()
+    _sync(device)
+    out: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(reps):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for k in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            fns[k]()
+            _sync(device)
+            out[k].append(time.perf_counter() - t0)
+    return out
+
+
+def _stats(ts: Sequence[float]) -> dict[str, float]:
+    return {"min": min(ts), "median": statistics.median(ts), "max": max(ts), "n": len(ts)}
+
+
+def _err(a: Tensor, b: Tensor) -> float:
+    return float((a.detach() - b.detach()).abs().max())
+
+
+# ---- the layers -------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    """One forward comparison: the generated layer, the hand-written one, the autograd route."""
+
+    name: str
+    generated: Callable[[], Tensor]
+    hand: Callable[[], Tensor]
+    autograd: Optional[Callable[[], Tensor]]
+    note: str = ""
+    source: str = ""
+
+
+def _autograd_step(energy_fn: Callable[..., Tensor], names: Sequence[str], wrt: str,
+                   inputs: Mapping[str, Any]) -> Callable[[Tensor], Tensor]:
+    """``x ↦ ∇ₓ Σ_batch E(x)`` by ``torch.func.grad`` of the generated energy."""
+    i = list(names).index(wrt)
+
+    def grad(x: Tensor) -> Tensor:
+        def f(v: Tensor) -> Tensor:
+            a = [inputs[k] for k in names]
+            a[i] = v
+            return energy_fn(*a).sum()
+
+        return torch.func.grad(f)(x)
+
+    return grad
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def hopfield_rows_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
+    """Hopfield retrieval with tokens as rows: ``Ξ⁺ = softmax_row(β Ξ Xᵀ) X`` (one gradient step
+    with η = 1 on ``−lse_row(β Ξ Xᵀ)/β + ½‖Ξ‖²``) vs ``SDPA(q=Ξ, k=X, v=X, scale=β)``."""
+    from .energies import hopfield_rows
+    from .steps import GradientStep
+
+    E = hopfield_rows()
+    step = GradientStep(E, wrt="Xi", step=1.0).to(device)
+    g = _gen(1)
+    X = torch.randn(B, n, d, generator=g, dtype=dtype).to(device)
+    Xi = torch.randn(B, n, d, generator=g, dtype=dtype).to(device)
+    beta = 1.0 / math.sqrt(d)
+    grad = _autograd_step(E.compile().energy_fn.fn, [str(s) for s in E.inputs], "Xi",
+                          {"X": X, "Xi": Xi, "beta": beta})
+    return Case(
+        "hopfield_rows", lambda: step(Xi, X=X, beta=beta),
+        lambda: F.scaled_dot_product_attention(Xi, X, X, scale=beta),
+        lambda: Xi - grad(Xi), "tokens as rows: the layout SDPA takes", step.torch_source())
+
+
+def hopfield_columns_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
+    """unfold's Hopfield energy (tokens as columns, ``Ξ⁺ = X softmax_col(β Xᵀ Ξ)``) vs SDPA on the
+    transposed views, returning the same ``(d, n)`` tensor."""
+    from .energies import hopfield_tokens
+    from .steps import GradientStep
+
+    E = hopfield_tokens()
+    step = GradientStep(E, wrt="Xi", step=1.0).to(device)
+    g = _gen(2)
+    X = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
+    Xi = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
+    beta = 1.0 / math.sqrt(d)
+    grad = _autograd_step(E.compile().energy_fn.fn, [str(s) for s in E.inputs], "Xi",
+                          {"X": X, "Xi": Xi, "beta": beta})
+    return Case(
+        "hopfield_columns", lambda: step(Xi, X=X, beta=beta),
+        lambda: F.scaled_dot_product_attention(Xi.mT, X.mT, X.mT, scale=beta).mT,
+        lambda: Xi - grad(Xi), "tokens as columns (unfold's convention); SDPA gets .mT views",
+        step.torch_source())
+
+
+def yhw_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
+    """Yang–Huang–Wipf attention: the MM step (α = 1) of the catalogue vs
+    ``softmax_j(yᵢᵀ G yⱼ − ½‖W_s yⱼ‖²) Y`` by SDPA with the bias as a mask."""
+    from .catalogue import yang_huang_wipf as yhw
+
+    step = yhw.attention_step(1.0).to(device)
+    E = yhw.attention_energy()
+    g = _gen(3)
+    Y = (torch.randn(B, n, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device)
+    Ws = (torch.eye(d, dtype=dtype) + 0.1 * torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device)
+    G = Ws.mT @ Ws
+    grad = _autograd_step(E.compile().energy_fn.fn, [str(s) for s in E.inputs], "Y", {"Y": Y, "Ws": Ws})
+
+    def hand() -> Tensor:
+        V = Y @ Ws.mT
+        bias = -0.5 * (V * V).sum(-1)[..., None, :]
+        return F.scaled_dot_product_attention(V, V, Y, attn_mask=bias.expand(*Y.shape[:-1], n), scale=1.0)
+
+    def auto() -> Tensor:
+        V = Y @ Ws.mT
+        sq = (V * V).sum(-1)
+        Gam = torch.exp(-0.5 * (sq[..., :, None] + sq[..., None, :] - 2 * V @ V.mT))
+        Dg = Gam.sum(-1, keepdim=True)
+        return Y - torch.linalg.solve(G, grad(Y) / Dg, left=False)
+
+    src = step.inner.torch_source() if hasattr(step, "inner") else step.torch_source()
+    return Case("yhw_attention_mm", lambda: step(Y, Ws=Ws), hand, auto,
+                "Y⁺ = Y − D⁻¹ ∇E₁ G⁻¹ (α = 1); autograd route: the same preconditioned step with "
+                "∇E₁ by torch.func.grad", src)
+
+
+def crate_ista_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
+    """CRATE ISTA block: one proximal-gradient step on ``½‖Z₀ − DZ‖²`` + ``λ‖Z‖₁ + ι_{≥0}`` from
+    ``Z = Z₀`` vs ``relu(Z + η Dᵀ(Z − DZ) − ηλ)`` (tokens as columns)."""
+    from .steps import NonNegL1, ProximalGradientStep
+    from .symbolic import ops as s
+    from .symbolic.energy import Energy
+    from .symbolic.symbols import dims, param, state
+
+    dd, nn_ = dims("d n")
+    Z, Z0, D = state("Z", dd, nn_), param("Z0", dd, nn_), param("D", dd, dd)
+    E = Energy(terms={"fit": s.fro2(Z0 - D * Z) / 2})
+    eta, lam = 0.1, 0.1
+    step = ProximalGradientStep(E, NonNegL1(lam), wrt="Z", step=eta).to(device)
+    g = _gen(4)
+    Zt = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
+    Dt = (torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device)
+    grad = _autograd_step(E.compile().energy_fn.fn, [str(s_) for s_ in E.inputs], "Z", {"Z": Zt, "Z0": Zt, "D": Dt})
+    return Case(
+        "crate_ista", lambda: step(Zt, Z0=Zt, D=Dt),
+        lambda: torch.relu(Zt + eta * Dt.mT @ (Zt - Dt @ Zt) - eta * lam),
+        lambda: torch.relu(Zt - eta * grad(Zt) - eta * lam), "η = λ = 0.1 (CRATE's defaults)",
+        step.torch_source())
+
+
+def et_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
+    """Energy-Transformer step ``x⁺ = x − α ∂E/∂g|_{g=LN(x)}`` (2 heads, head dim d/2, 4d memories)
+    vs the paper's two-term closed-form gradient in plain torch."""
+    from .catalogue import _attention_refs as ref
+    from .catalogue import energy_transformer as et
+
+    heads, K, M, alpha = 2, max(1, d // 2), 4 * d, 0.1
+    inp = et.make_inputs(_gen(5), dtype, n, d, K, M, heads)
+    inp = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in inp.items()}
+    ln = {"gamma": 1.0, "delta": torch.zeros(d, 1, dtype=dtype, device=device)}
+    layer = et.et_layer(alpha, heads=heads, ln=ln).to(device)
+    x = torch.randn(B, n, d, generator=_gen(6), dtype=dtype).to(device)
+    WQ = [inp[f"WQ{h}"] for h in range(1, heads + 1)]
+    WK = [inp[f"WK{h}"] for h in range(1, heads + 1)]
+    E = et.energy(heads)
+    names = [str(s) for s in E.inputs]
+
+    def ln_plain(v: Tensor) -> Tensor:
+        return F.layer_norm(v, (d,), eps=et.EPS)
+
+    def hand() -> Tensor:
+        return x - alpha * ref.et_grad_closed_form(ln_plain(x), WQ, WK, inp["Xi"], inp["beta"])
+
+    def auto() -> Tensor:
+        gx = layer.g(x)
+        grad = _autograd_step(E.compile().energy_fn.fn, names, "g", {**inp, "g": gx})
+        return x - alpha * grad(gx)
+
+    return Case("energy_transformer", lambda: layer(x, **inp), hand, auto,
+                f"{heads} heads, head dim {K}, {M} memories, α = {alpha}; LN gain 1, bias 0",
+                layer._grad.source if hasattr(layer, "_grad") else "")
+
+
+CASES: dict[str, Callable[..., Case]] = {
+    "hopfield_rows": hopfield_rows_case,
+    "hopfield_columns": hopfield_columns_case,
+    "yhw_attention_mm": yhw_case,
+    "crate_ista": crate_ista_case,
+    "energy_transformer": et_case,
+}
+
+
+# ---- 1. forward -------------------------------------------------------------------------------------
+def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, make in CASES.items():
+        try:
+            c = make(p.batch, p.tokens, p.width, dtype, device)
+            with torch.no_grad():
+                gen, hand = c.generated(), c.hand()
+                err = _err(gen, hand)
+                scale = float(hand.abs().max())
+                aerr = _err(c.autograd(), hand) if c.autograd else None
+            fns = {"generated": c.generated, "hand": c.hand}
+            if c.autograd:
+                fns["autograd"] = c.autograd
+            # grad mode stays on (torch.func.grad needs it); no input requires grad, so the
+            # generated and hand-written layers record no graph
+            ts = interleaved(fns, p.reps, p.warmup, device)
+            rec = {k: _stats(v) for k, v in ts.items()}
+            med = {k: v["median"] for k, v in rec.items()}
+            r = {
+                "sizes": {"batch": p.batch, "tokens": p.tokens, "width": p.width},
+                "note": c.note, "max_abs_error_vs_hand": err, "max_abs_hand": scale,
+                "max_abs_error_autograd_vs_hand": aerr, "seconds": rec,
+                "ratio_generated_over_hand": med["generated"] / med["hand"],
+                "ratio_autograd_over_generated": (med["autograd"] / med["generated"]) if "autograd" in med else None,
+            }
+            r["meets_forward_target"] = r["ratio_generated_over_hand"] <= TARGETS["forward_vs_hand"]
+            r["meets_autograd_target"] = (r["ratio_autograd_over_generated"] or 0) >= TARGETS["autograd_vs_generated"]
+            out[name] = r
+            log(f"  {name:20s} gen {med['generated'] * 1e3:8.2f} ms  hand {med['hand'] * 1e3:8.2f} ms  "
+                + (f"autograd {med['autograd'] * 1e3:8.2f} ms  " if "autograd" in med else "")
+                + f"gen/hand {r['ratio_generated_over_hand']:.2f}  "
+                + (f"autograd/gen {r['ratio_autograd_over_generated']:.2f}  " if "autograd" in med else "")
+                + f"err {err:.1e}")
+        except Exception as exc:  # reported, never hidden
+            out[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=4)}
+            log(f"  {name:20s} unavailable: {type(exc).__name__}: {exc}")
+        gc.collect()
+    return out
+
+
+# ---- 2. training ------------------------------------------------------------------------------------
+def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, dict[str, Callable[[], Any]]]:
+    """Depth-``train_depth`` models, loss ``mean(out²)``, backward to the weights (``X`` / ``D``)."""
+    from .energies import hopfield_rows
+    from .steps import GradientStep, Unrolled
+
+    B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
+    out: dict[str, dict[str, Callable[[], Any]]] = {}
+
+    # Hopfield / attention stack, tokens as rows, the stored patterns X are the trained weights
+    E = hopfield_rows()
+    model = Unrolled(GradientStep(E, wrt="Xi", step=1.0), depth=depth).to(device)
+    g = _gen(7)
+    X = (torch.randn(B, n, d, generator=g, dtype=dtype)).to(device).requires_grad_(True)
+    Xi0 = torch.randn(B, n, d, generator=g, dtype=dtype).to(device)
+    beta = 1.0 / math.sqrt(d)
+    efn, names = E.compile().energy_fn.fn, [str(s) for s in E.inputs]
+
+    def gen_h() -> None:
+        X.grad = None
+        model(Xi0, X=X, beta=beta).square().mean().backward()
+
+    def hand_h() -> None:
+        X.grad = None
+        x = Xi0
+        for _ in range(depth):
+            x = F.scaled_dot_product_attention(x, X, X, scale=beta)
+        x.square().mean().backward()
+
+    def auto_h() -> None:
+        X.grad = None
+        x = Xi0
+        for _ in range(depth):
+            x = x - torch.func.grad(lambda v, W: efn(v, W, beta).sum())(x, X)
+        x.square().mean().backward()
+
+    assert names == ["Xi", "X", "beta"], names
+    out["hopfield_rows"] = {"generated": gen_h, "hand": hand_h, "autograd": auto_h}
+
+    # CRATE ISTA stack (each layer a proximal-gradient step from its input), dictionary D trained
+    from .steps import NonNegL1, ProximalGradientStep
+    from .symbolic import ops as s
+    from .symbolic.energy import Energy
+    from .symbolic.symbols import dims, param, state
+
+    dd, nn_ = dims("d n")
+    Z, Z0, D = state("Z", dd, nn_), param("Z0", dd, nn_), param("D", dd, dd)
+    Ei = Energy(terms={"fit": s.fro2(Z0 - D * Z) / 2})
+    eta, lam = 0.1, 0.1
+    step = ProximalGradientStep(Ei, NonNegL1(lam), wrt="Z", step=eta).to(device)
+    Dt = (torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device).requires_grad_(True)
+    Zs = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
+    efn_i = Ei.compile().energy_fn.fn
+    names_i = [str(s_) for s_ in Ei.inputs]
+    assert names_i == ["Z", "D", "Z0"], names_i
+
+    def gen_i() -> None:
+        Dt.grad = None
+        z = Zs
+        for _ in range(depth):
+            z = step(z, Z0=z, D=Dt)
+        z.square().mean().backward()
+
+    def hand_i() -> None:
+        Dt.grad = None
+        z = Zs
+        for _ in range(depth):
+            z = torch.relu(z + eta * Dt.mT @ (z - Dt @ z) - eta * lam)
+        z.square().mean().backward()
+
+    def auto_i() -> None:
+        Dt.grad = None
+        z = Zs
+        for _ in range(depth):
+            gz = torch.func.grad(lambda v, W, v0: efn_i(v, W, v0).sum())(z, Dt, z)
+            z = torch.relu(z - eta * gz - eta * lam)
+        z.square().mean().backward()
+
+    out["crate_ista"] = {"generated": gen_i, "hand": hand_i, "autograd": auto_i}
+    return out
+
+
+def bench_train(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        cases = _train_cases(p, device, dtype)
+    except Exception as exc:
+        log(f"  training unavailable: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    for name, fns in cases.items():
+        try:
+            ts = interleaved(fns, p.train_reps, p.warmup, device)
+            rec = {k: _stats(v) for k, v in ts.items()}
+            med = {k: v["median"] for k, v in rec.items()}
+            r = {"depth": p.train_depth, "sizes": {"batch": p.batch, "tokens": p.tokens, "width": p.width},
+                 "seconds": rec, "ratio_generated_over_hand": med["generated"] / med["hand"],
+                 "ratio_autograd_over_generated": med["autograd"] / med["generated"]}
+            r["meets_train_target"] = r["ratio_generated_over_hand"] <= TARGETS["train_vs_hand"]
+            out[name] = r
+            log(f"  {name:20s} gen {med['generated'] * 1e3:8.2f} ms  hand {med['hand'] * 1e3:8.2f} ms  "
+                f"autograd {med['autograd'] * 1e3:8.2f} ms  gen/hand {r['ratio_generated_over_hand']:.2f}  "
+                f"autograd/gen {r['ratio_autograd_over_generated']:.2f}")
+        except Exception as exc:
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            log(f"  {name:20s} unavailable: {type(exc).__name__}: {exc}")
+        gc.collect()
+    return out
+
+
+# ---- 3. derive + generate + check -------------------------------------------------------------------
+def _check_time(make: Callable[[], Any]) -> tuple[float, dict[str, float]]:
+    from .verify.gradient import check_gradient
+
+    t0 = time.perf_counter()
+    E = make()
+    t1 = time.perf_counter()
+    for v in E.variables:
+        E.grad(v)
+    t2 = time.perf_counter()
+    cm = E.compile()
+    for v in E.variables:
+        cm.grad_fn(v)
+    t3 = time.perf_counter()
+    res = check_gradient(E)
+    t4 = time.perf_counter()
+    return t4 - t0, {"build": t1 - t0, "derive": t2 - t1, "generate": t3 - t2, "check": t4 - t3,
+                     "max_error": res.max_error}
+
+
+def bench_energies(p: Profile, log: Callable[[str], None], catalogue: bool = True) -> dict[str, Any]:
+    from .energies import BUILTIN_ENERGIES
+    from .energies import l1_norm
+
+    out: dict[str, Any] = {"builtin": {}, "catalogue": {}}
+    t0 = time.perf_counter()
+    from .verify.gradient import check_gradient
+
+    check_gradient(l1_norm())  # first torch.func call of the process imports torch._dynamo
+    out["process_warmup_seconds"] = time.perf_counter() - t0
+    log(f"  one-time torch.func warm-up {out['process_warmup_seconds']:.2f} s")
+    for name, make in BUILTIN_ENERGIES.items():
+        total, parts = _check_time(make)
+        out["builtin"][name] = {"seconds": total, **parts, "meets_target": total < TARGETS["check_seconds"]}
+        log(f"  {name:24s} {total:6.2f} s  (derive {parts['derive']:.2f} generate {parts['generate']:.2f} "
+            f"check {parts['check']:.2f})")
+    if catalogue:
+        try:
+            from .catalogue.registry import entries
+
+            for entry in entries():
+                try:
+                    total, parts = _check_time(entry.energy)
+                    out["catalogue"][entry.name] = {"seconds": total, **parts,
+                                                    "meets_target": total < TARGETS["check_seconds"]}
+                    log(f"  catalogue {entry.name:24s} {total:6.2f} s  (derive {parts['derive']:.2f} "
+                        f"generate {parts['generate']:.2f} check {parts['check']:.2f})")
+                except Exception as exc:
+                    out["catalogue"][entry.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    log(f"  catalogue {entry.name:24s} unavailable: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            out["catalogue_error"] = f"{type(exc).__name__}: {exc}"
+    allt = [v["seconds"] for v in list(out["builtin"].values()) + list(out["catalogue"].values()) if "seconds" in v]
+    if allt:
+        out["summary"] = {"min": min(allt), "median": statistics.median(allt), "max": max(allt),
+                          "over_target": sorted(k for sec in ("builtin", "catalogue") for k, v in out[sec].items()
+                                                if v.get("seconds", 0) >= TARGETS["check_seconds"])}
+    return out
+
+
+def bench_verify(log: Callable[[str], None]) -> dict[str, Any]:
+    """Time of running every catalogue entry's checks (what ``unfold verify`` runs)."""
+    try:
+        from .catalogue.base import RunConfig, run_entry
+        from .catalogue.registry import entries
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    per: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for e in entries():
+        t = time.perf_counter()
+        try:
+            rep = run_entry(e, RunConfig())
+            per[e.name] = {"seconds": time.perf_counter() - t, "passed": rep.passed}
+        except Exception as exc:
+            per[e.name] = {"seconds": time.perf_counter() - t, "error": f"{type(exc).__name__}: {exc}"}
+        log(f"  verify {e.name:24s} {per[e.name]['seconds']:6.2f} s")
+    total = time.perf_counter() - t0
+    log(f"  verify total {total:.1f} s")
+    return {"entries": per, "total_seconds": total, "meets_target": total < TARGETS["verify_seconds"]}
+
+
+# ---- 4. fixed point ---------------------------------------------------------------------------------
+class _SavedBytes:
+    """Bytes of the tensors autograd saves for backward (storage counted once)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.bytes = 0
+
+    def pack(self, t: Tensor) -> Tensor:
+        try:
+            key = t.untyped_storage().data_ptr()
+            if key not in self.seen:
+                self.seen.add(key)
+                self.bytes += t.untyped_storage().nbytes()
+        except Exception:  # tensors without storage (e.g. functorch wrappers)
+            self.bytes += t.numel() * t.element_size()
+        return t
+
+    @staticmethod
+    def unpack(t: Tensor) -> Tensor:
+        return t
+
+
+def _measure_backward(fn: Callable[[], Tensor], params: Sequence[Tensor], device: torch.device) -> dict[str, float]:
+    counter = _SavedBytes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
+        loss = fn()
+    t1 = time.perf_counter()
+    for q in params:
+        q.grad = None
+    loss.backward()
+    _sync(device)
+    t2 = time.perf_counter()
+    r = {"saved_bytes": float(counter.bytes), "forward_seconds": t1 - t0, "backward_seconds": t2 - t1}
+    if device.type == "cuda":
+        r["cuda_peak_bytes"] = float(torch.cuda.max_memory_allocated(device))
+    return r
+
+
+def bench_fixed_point(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
+    """A contractive gradient step (``η = 0.5`` on ``½‖Y − WY − B‖²``-type energy: here the Hopfield
+    step with small β, a contraction) iterated ``k`` times: unrolled autograd vs ``FixedPoint``."""
+    from . import steps
+
+    if not hasattr(steps, "FixedPoint"):
+        log("  FixedPoint not available in unfold.steps yet")
+        return {"error": "unfold.steps has no FixedPoint yet"}
+    from .energies import hopfield_rows
+
+    E = hopfield_rows()
+    step = steps.GradientStep(E, wrt="Xi", step=1.0).to(device)
+    B, n, d = p.batch, p.tokens, p.width
+    g = _gen(8)
+    X = (0.5 * torch.randn(B, n, d, generator=g, dtype=dtype)).to(device).requires_grad_(True)
+    Xi0 = torch.randn(B, n, d, generator=g, dtype=dtype).to(device)
+    beta = 0.1  # β ‖X‖² < 1 keeps the step a contraction, so the fixed point exists and is unique
+    out: dict[str, Any] = {"implicit": {}, "unrolled": {}}
+    for k in p.fixed_point_iters:
+        try:
+            fp = steps.FixedPoint(step, tol=0.0, max_iter=k)
+            out["implicit"][k] = _measure_backward(lambda: fp(Xi0, X=X, beta=beta).square().mean(), [X], device)
+        except Exception as exc:
+            out["implicit"][k] = {"error": f"{type(exc).__name__}: {exc}"}
+        try:
+            un = steps.Unrolled(step, depth=k)
+            out["unrolled"][k] = _measure_backward(lambda: un(Xi0, X=X, beta=beta).square().mean(), [X], device)
+        except Exception as exc:
+            out["unrolled"][k] = {"error": f"{type(exc).__name__}: {exc}"}
+        log(f"  k={k:5d} implicit {out['implicit'][k].get('saved_bytes', float('nan')) / 1e6:9.3f} MB "
+            f"{out['implicit'][k].get('backward_seconds', float('nan')) * 1e3:8.1f} ms backward   "
+            f"unrolled {out['unrolled'][k].get('saved_bytes', float('nan')) / 1e6:9.3f} MB "
+            f"{out['unrolled'][k].get('backward_seconds', float('nan')) * 1e3:8.1f} ms backward")
+        gc.collect()
+    mem = [v["saved_bytes"] for v in out["implicit"].values() if "saved_bytes" in v]
+    if len(mem) >= 2:
+        out["implicit_memory_growth"] = max(mem) / max(min(mem), 1.0)
+        out["meets_flat_memory_target"] = max(mem) <= 1.05 * min(mem)
+    return out
+
+
+# ---- 5. scaling -------------------------------------------------------------------------------------
+def _fit_exponent(ns: Sequence[int], ts: Sequence[float]) -> float:
+    xs, ys = [math.log(n) for n in ns], [math.log(t) for t in ts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else float("nan")
+
+
+def bench_scaling(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {"tokens": list(p.scaling_tokens), "generated": [], "hand": []}
+    reps = max(3, p.reps // 2)
+    for n in p.scaling_tokens:
+        c = hopfield_rows_case(p.batch, n, p.width, dtype, device)
+        with torch.no_grad():
+            ts = interleaved({"generated": c.generated, "hand": c.hand}, reps, p.warmup, device)
+        out["generated"].append(_stats(ts["generated"]))
+        out["hand"].append(_stats(ts["hand"]))
+        log(f"  n={n:5d}  gen {out['generated'][-1]['median'] * 1e3:8.2f} ms  hand {out['hand'][-1]['median'] * 1e3:8.2f} ms")
+        gc.collect()
+    for k in ("generated", "hand"):
+        out[f"exponent_{k}"] = _fit_exponent(p.scaling_tokens, [r["median"] for r in out[k]])
+    log(f"  fitted exponent (time ∝ n^k): generated {out['exponent_generated']:.2f}, hand {out['exponent_hand']:.2f}")
+    return out
+
+
+# ---- report -----------------------------------------------------------------------------------------
+def _plot(results: Mapping[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fw = {k: v for k, v in results.get("forward", {}).items() if "seconds" in v}
+    names = list(fw)
+    kinds = ["generated", "hand", "autograd"]
+    for j, kind in enumerate(kinds):
+        vals = [fw[k]["seconds"].get(kind, {}).get("median", float("nan")) * 1e3 for k in names]
+        axes[0].bar([i + 0.27 * (j - 1) for i in range(len(names))], vals, width=0.27, label=kind)
+    axes[0].set_xticks(range(len(names)))
+    axes[0].set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+    axes[0].set_ylabel("forward, median ms")
+    axes[0].set_yscale("log")
+    axes[0].legend()
+    axes[0].set_title("one step: generated vs hand-written vs autograd")
+    sc = results.get("scaling", {})
+    if sc.get("tokens"):
+        for kind in ("generated", "hand"):
+            axes[1].loglog(sc["tokens"], [r["median"] * 1e3 for r in sc[kind]], "o-",
+                           label=f"{kind} (k = {sc.get('exponent_' + kind, float('nan')):.2f})")
+        axes[1].set_xlabel("tokens n")
+        axes[1].set_ylabel("median ms")
+        axes[1].legend()
+        axes[1].set_title("Hopfield step: time vs n")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _summary(results: Mapping[str, Any]) -> dict[str, Any]:
+    s: dict[str, Any] = {}
+    for name, r in results.get("forward", {}).items():
+        if "ratio_generated_over_hand" in r:
+            s[f"forward/{name}"] = {"generated_over_hand": r["ratio_generated_over_hand"],
+                                    "autograd_over_generated": r["ratio_autograd_over_generated"],
+                                    "met": bool(r["meets_forward_target"] and r["meets_autograd_target"])}
+    for name, r in results.get("train", {}).items():
+        if isinstance(r, dict) and "ratio_generated_over_hand" in r:
+            s[f"train/{name}"] = {"generated_over_hand": r["ratio_generated_over_hand"], "met": r["meets_train_target"]}
+    en = results.get("energies", {})
+    if "summary" in en:
+        s["check/max_seconds"] = {"value": en["summary"]["max"], "met": not en["summary"]["over_target"],
+                                  "over_target": en["summary"]["over_target"]}
+    ve = results.get("verify", {})
+    if "total_seconds" in ve:
+        s["verify/total_seconds"] = {"value": ve["total_seconds"], "met": ve["meets_target"]}
+    fp = results.get("fixed_point", {})
+    if "meets_flat_memory_target" in fp:
+        s["fixed_point/implicit_memory_growth"] = {"value": fp["implicit_memory_growth"],
+                                                   "met": fp["meets_flat_memory_target"]}
+    return s
+
+
+def run(profile: Profile, out_dir: str, device: str = "cpu", sections: Optional[Sequence[str]] = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the benchmark sections, write ``bench.json`` / ``bench.png`` to ``out_dir``, return the results."""
+    dev = torch.device(device)
+    dtype = torch.float32
+    wanted = set(sections or ("energies", "forward", "train", "fixed_point", "scaling", "verify"))
+    results: dict[str, Any] = {
+        "profile": profile.__dict__,
+        "targets": TARGETS,
+        "environment": {
+            "torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
+            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "dtype": str(dtype),
+            "platform": platform.platform(),
+        },
+    }
+    t_start = time.perf_counter()
+    # the energies section runs first: its timings include first-use derivation in this process
+    if "energies" in wanted and profile.energies:
+        log("[3] derive + generate + two-leg check per energy")
+        results["energies"] = bench_energies(profile, log)
+    elif "energies" in wanted:
+        log("[3] derive + generate + two-leg check (quick: three energies)")
+        from .energies import BUILTIN_ENERGIES
+
+        results["energies"] = {"builtin": {}}
+        for name in ("hopfield", "l1_norm", "lasso"):
+            total, parts = _check_time(BUILTIN_ENERGIES[name])
+            results["energies"]["builtin"][name] = {"seconds": total, **parts}
+            log(f"  {name:24s} {total:6.2f} s")
+    if "forward" in wanted:
+        log(f"[1] forward, batch {profile.batch}, tokens {profile.tokens}, width {profile.width}, float32, "
+            f"median of {profile.reps} interleaved repetitions")
+        results["forward"] = bench_forward(profile, dev, dtype, log)
+    if "train" in wanted:
+        log(f"[2] training step (forward + backward), depth {profile.train_depth}")
+        results["train"] = bench_train(profile, dev, dtype, log)
+    if "fixed_point" in wanted:
+        log("[4] FixedPoint implicit vs unrolled backward")
+        results["fixed_point"] = bench_fixed_point(profile, dev, dtype, log)
+    if "scaling" in wanted:
+        log("[5] scaling in tokens n (Hopfield step, tokens as rows)")
+        results["scaling"] = bench_scaling(profile, dev, dtype, log)
+    if "verify" in wanted and profile.verify:
+        log("[3b] unfold verify (every catalogue entry)")
+        results["verify"] = bench_verify(log)
+    results["summary"] = _summary(results)
+    results["total_seconds"] = time.perf_counter() - t_start
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "bench.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    try:
+        _plot(results, os.path.join(out_dir, "bench.png"))
+    except Exception as exc:  # the plot is a convenience; the JSON is the record
+        log(f"plot failed: {type(exc).__name__}: {exc}")
+    log("summary (targets: gen/hand ≤ 1.10, autograd/gen ≥ 1.5, train gen/hand ≤ 1.2, check < 1 s, verify < 60 s):")
+    for k, v in results["summary"].items():
+        log(f"  {'MET ' if v.get('met') else 'MISS'} {k}: " + ", ".join(
+            f"{a} {b:.3g}" for a, b in v.items() if isinstance(b, float)))
+    log(f"wrote {os.path.join(out_dir, 'bench.json')} ({results['total_seconds']:.0f} s)")
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="unfold bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, few repetitions (a smoke run)")
+    ap.add_argument("--full", action="store_true", help="the issue's full sizes (batch 32, 1024 tokens, width 256)")
+    ap.add_argument("--out", default="bench-results", help="directory for bench.json and bench.png")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--only", nargs="*", choices=["energies", "forward", "train", "fixed_point", "scaling", "verify"],
+                    help="run only these sections")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads (default on CPU: 1, so that timings on a shared machine are "
+                         "not dominated by thread wake-ups; pass the core count on an idle machine)")
+    for k in ("batch", "tokens", "width", "reps"):
+        ap.add_argument(f"--{k}", type=int, default=None, help=f"override the profile's {k}")
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``unfold bench [--quick]`` and ``python benchmarks/run.py``."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif args.device == "cpu":
+        torch.set_num_threads(1)
+    prof = PROFILES["quick" if args.quick else ("full" if args.full else "default")]
+    over = {k: getattr(args, k) for k in ("batch", "tokens", "width", "reps") if getattr(args, k) is not None}
+    if over:
+        prof = Profile(**{**prof.__dict__, **over})
+    run(prof, args.out, args.device, args.only)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
