@@ -485,7 +485,10 @@ class _Reader:
     # -- calls
     def call(self, node: ast.Call) -> Any:
         if not isinstance(node.func, ast.Name):
-            raise self.fail(ParseError, "only unfold primitives can be called, e.g. exp(Y) or lse(X.T @ xi)", node.func)
+            what = f"calling .{node.func.attr}(...) is not allowed; " if isinstance(node.func, ast.Attribute) else ""
+            raise self.fail(
+                ParseError, f"{what}only unfold primitives can be called, e.g. exp(Y) or lse(X.T @ xi)", node.func
+            )
         fname = node.func.id
         if fname.startswith("_"):
             raise self.fail(ParseError, f"names starting with '_' are not allowed ({fname!r})", node.func)
