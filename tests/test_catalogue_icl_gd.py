@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+# small float64 tensors: one thread is ~10–30× faster than two on the shared 2-core machine
+torch.set_num_threads(1)
+
 from unfold.catalogue import icl_gd
 from unfold.catalogue._icl_refs import gd_construction, lsa_layer, tokens
 from unfold.catalogue.base import RunConfig, run_entry
