@@ -144,3 +144,19 @@ def test_errors():
         s(torch.randn(5, 1, dtype=DT), X=X, beta=1.0, gamma=2.0)
     with pytest.raises(InputError):
         Unrolled(s, depth=0)
+
+
+def test_symbolic_preconditioner():
+    # a per-column step 1/(1 + ‖y_j‖²) written as a diagonal matrix expression of the state
+    d, n = uf.dims("d n")
+    Y, B = uf.state("Y", d, n), uf.param("B", d, n)
+    E = uf.Energy(uf.fro2(Y - B) / 2)
+    col = uf.ones(1, d) * uf.hadamard(Y, Y)                       # 1×n row of squared column norms
+    Dinv = uf.hadamard(uf.identity(n), uf.hpow(uf.ones(n, 1) * (col + uf.ones(1, n)), -1))
+    s = GradientStep(E, "Y", step=1.0, right=Dinv)
+    g = torch.Generator().manual_seed(0)
+    y, b = torch.randn(2, 3, 4, generator=g, dtype=DT), torch.randn(3, 4, generator=g, dtype=DT)
+    scale = 1 / (1 + (y ** 2).sum(dim=-2, keepdim=True))
+    assert torch.allclose(s(y, B=b), y - (y - b) * scale, atol=1e-14, rtol=0)
+    with pytest.raises(UndeclaredSymbolError):
+        GradientStep(E, "Y", right=uf.param("C", n, n) * Dinv)

@@ -19,12 +19,12 @@ from typing import Any, Mapping, Optional, Union
 import sympy as sp
 import torch
 from sympy import Basic
-from sympy.matrices.expressions import MatrixSymbol
+from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 from torch import nn
 
 from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
-from ..symbolic.symbols import ParamMatrix
+from ..symbolic.symbols import ParamMatrix, ScalarParam
 from ..symbolic.tidy import tidy
 from .base import EnergyStep, call_generated, compile_update, new_scalar, unique_symbol_name
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
@@ -47,7 +47,8 @@ class GradientStep(EnergyStep):
 
     Parameters: ``energy``; ``wrt`` (the state, name or symbol); ``step`` (a number or a policy);
     ``params``/``buffers`` (energy inputs held by the module); ``left``/``right`` (preconditioner
-    tensors, or names of parameter matrices of the energy); ``check`` (run the two-leg gradient
+    tensors, names of parameter matrices of the energy, or matrix expressions in the energy's
+    inputs, e.g. a per-token step ``diag(1/(2 d_i))`` computed from an MM anchor); ``check`` (run the two-leg gradient
     check before building, default True).
     """
 
@@ -58,8 +59,8 @@ class GradientStep(EnergyStep):
         step: Union[StepPolicy, float] = 1.0,
         params: Optional[Mapping[str, Any]] = None,
         buffers: Optional[Mapping[str, Any]] = None,
-        left: Union[Tensor, str, None] = None,
-        right: Union[Tensor, str, None] = None,
+        left: Union[Tensor, str, MatrixExpr, None] = None,
+        right: Union[Tensor, str, MatrixExpr, None] = None,
         check: bool = True,
     ) -> None:
         super().__init__(energy, wrt, params, buffers)
@@ -89,7 +90,8 @@ class GradientStep(EnergyStep):
             self._rule = energy.update_rule(v, eta)
         else:
             self._rule = canonical_update(v - eta * direction)
-        inputs = list(energy.inputs) + [s for s in (P, Q) if isinstance(s, MatrixSymbol) and s not in energy.inputs]
+        inputs = list(energy.inputs) + [s for s in (P, Q) if isinstance(s, MatrixSymbol) and s not in energy.inputs
+                                        and str(s) in self._pre]
         if self._eta_symbol is not None:
             inputs.append(self._eta_symbol)
         self._update = compile_update("gradient_step", inputs, self._rule)
@@ -110,6 +112,18 @@ class GradientStep(EnergyStep):
                     f"GradientStep: {side} preconditioner {M!r} must be a {size}×{size} parameter matrix"
                 )
             return s
+        if isinstance(M, MatrixExpr):  # a symbolic preconditioner, e.g. built from an MM anchor
+            if M.shape != (size, size):
+                raise ShapeMismatchError(
+                    f"GradientStep: the {side} preconditioner {M} is {M.rows}×{M.cols}, needs {size}×{size}"
+                )
+            names = {str(s) for s in self.source_energy.inputs}
+            missing = sorted(str(s) for s in M.atoms(MatrixSymbol, ScalarParam) if str(s) not in names)
+            if missing:
+                raise UndeclaredSymbolError(
+                    f"GradientStep: the {side} preconditioner uses {missing}, which are not inputs of the energy"
+                )
+            return M
         if not isinstance(M, Tensor) or M.dim() != 2 or M.shape[0] != M.shape[1]:
             raise InputError(
                 f"GradientStep: the {side} preconditioner must be a square 2-D tensor (or the name of "
