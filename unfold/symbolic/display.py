@@ -48,6 +48,19 @@ def _ordered_terms(args: tuple[Basic, ...]) -> list[Basic]:
     return pos + neg
 
 
+def _join_terms(printer: Any, expr: Basic) -> str:
+    """A sum printed with its positive terms first: ``xi - X*Softmax(...)``."""
+    out = ""
+    for t in _ordered_terms(expr.args):
+        if t.could_extract_minus_sign():
+            s = printer._print(-t)
+            out = f"-{s}" if not out else f"{out} - {s}"
+        else:
+            s = printer._print(t)
+            out = s if not out else f"{out} + {s}"
+    return out
+
+
 def _fro_arg(expr: Basic) -> Basic | None:
     """``A`` when ``expr`` is ``Trace(A.T*A)`` (a squared Frobenius norm), else None."""
     if isinstance(expr, Trace) and isinstance(expr.arg, MatMul) and len(expr.arg.args) == 2:
@@ -82,15 +95,7 @@ class UnfoldStrPrinter(StrPrinter):
         return f"‖{self._print(M)}‖₁" if name == "l1" else f"{name}({self._print(M)})"
 
     def _print_MatAdd(self, expr: Any) -> str:
-        out = ""
-        for t in _ordered_terms(expr.args):
-            if t.could_extract_minus_sign():
-                s = self._print(-t)
-                out = f"-{s}" if not out else f"{out} - {s}"
-            else:
-                s = self._print(t)
-                out = s if not out else f"{out} + {s}"
-        return out
+        return _join_terms(self, expr)
 
     def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
         name = elementwise_name(expr)
@@ -123,15 +128,7 @@ class UnfoldLatexPrinter(LatexPrinter):
         return r"\operatorname{lse}" + sub + r"\left(" + self._print(M) + r"\right)"
 
     def _print_MatAdd(self, expr: Any) -> str:
-        out = ""
-        for t in _ordered_terms(expr.args):
-            if t.could_extract_minus_sign():
-                s = self._print(-t)
-                out = f"-{s}" if not out else f"{out} - {s}"
-            else:
-                s = self._print(t)
-                out = s if not out else f"{out} + {s}"
-        return out
+        return _join_terms(self, expr)
 
     def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
         name = elementwise_name(expr) or "f"

@@ -179,7 +179,18 @@ class Softmax(MatFn):
         return [(self.arg, SG - HadamardProduct(self, OneMatrix(self.rows, self.rows) * SG))]
 
 
-class LayerNorm(MatFn):
+class _ColumnStatFn(MatFn):
+    """A column-wise function of the column statistics with an explicit ``eps`` (second argument)."""
+
+    def __new__(cls, M: MatrixExpr, eps: Any) -> "_ColumnStatFn":
+        return MatFn.__new__(cls, M, eps)
+
+    @property
+    def eps(self) -> sp.Expr:
+        return self.args[1]
+
+
+class LayerNorm(_ColumnStatFn):
     """Column-wise layer norm ``(x − mean x)/sqrt(var x + eps)`` (biased variance, no gain).
 
     VJP: ``s ∘ (G − J G − y ∘ J(G ∘ y))`` with ``J = 1/rows`` all-ones, ``y`` the output and
@@ -188,13 +199,6 @@ class LayerNorm(MatFn):
 
     _latex_name = "LN"
 
-    def __new__(cls, M: MatrixExpr, eps: Any) -> "LayerNorm":
-        return MatFn.__new__(cls, M, eps)
-
-    @property
-    def eps(self) -> sp.Expr:
-        return self.args[1]
-
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         d = self.rows
         J = OneMatrix(d, d) / d
@@ -202,20 +206,13 @@ class LayerNorm(MatFn):
         return [(self.arg, HadamardProduct(LNInvStd(self.arg, self.eps), inner))]
 
 
-class LNInvStd(MatFn):
+class LNInvStd(_ColumnStatFn):
     """``1/sqrt(var + eps)`` of each column, broadcast to the argument's shape.
 
     VJP: ``−(1/rows) s∘s∘y∘(1 G)`` with ``y = LayerNorm``, ``1`` all-ones ``rows×rows``.
     """
 
     _latex_name = "invstd"
-
-    def __new__(cls, M: MatrixExpr, eps: Any) -> "LNInvStd":
-        return MatFn.__new__(cls, M, eps)
-
-    @property
-    def eps(self) -> sp.Expr:
-        return self.args[1]
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         d = self.rows
