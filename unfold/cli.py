@@ -8,6 +8,7 @@ and the generated torch source.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from typing import Any, Optional, Sequence
@@ -153,6 +154,13 @@ def cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # ---- verify --------------------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
     import torch
@@ -169,7 +177,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     config = RunConfig(seed=args.seed, dtype=getattr(torch, args.dtype), quick=args.quick)
     progress = Progress(0, enabled=not args.no_progress)
-    s = run_checks(selection, config, progress)
+    jobs = args.jobs if args.jobs is not None else min(2, _cores())
+    s = run_checks(selection, config, progress, jobs=max(1, jobs))
     color = sys.stdout.isatty()
     _out(format_table(s.results, color=color))
     n, nf = len(s.results), len(s.failures)
@@ -236,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--seed", type=int, default=0, help="seed of every check (default 0)")
     sv.add_argument("--dtype", choices=_DTYPES, default="float64", help="precision of the checks (default float64)")
     sv.add_argument("--quick", action="store_true", help="only the checks marked quick")
+    sv.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                    help="worker processes (default: 2, or 1 on a single core); results do not depend on it")
     sv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     sv.set_defaults(func=cmd_verify)
 

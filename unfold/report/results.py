@@ -126,15 +126,46 @@ def _environment() -> dict[str, str]:
     }
 
 
+def _module_of(entry: Entry) -> Optional[str]:
+    """The catalogue module defining ``entry`` as its ``ENTRY`` (so a worker process can import
+    it by name), or None for entries that exist only in this process."""
+    import sys
+
+    for c in entry.checks:
+        mod = getattr(c.run, "__module__", None)
+        if mod and getattr(sys.modules.get(mod), "ENTRY", None) is entry:
+            return mod
+    return None
+
+
+def _run_one(module: Optional[str], entry: Entry | None, check: str, seed: int, dtype: str) -> CheckResult:
+    """Run one check (in this process or a worker): reseed torch, run through ``run_entry``."""
+    import importlib
+
+    if entry is None:
+        assert module is not None
+        entry = importlib.import_module(module).ENTRY
+    torch.manual_seed(seed)
+    rep = run_entry(entry, RunConfig(seed, getattr(torch, dtype), False), only=[check])
+    return rep.results[0]
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # the processes share the cores; small tensors never thread anyway
+
+
 def run_checks(
     selection: Sequence[tuple[Entry, Optional[list[str]]]],
     config: RunConfig = RunConfig(),
     progress: Optional[Progress] = None,
+    jobs: int = 1,
 ) -> RunSummary:
-    """Run every selected check (respecting ``config.quick``), one at a time, with progress.
+    """Run every selected check (respecting ``config.quick``) with progress; ``jobs > 1`` runs
+    them in that many worker processes.
 
     Each check runs through :func:`unfold.catalogue.base.run_entry`, so a check that raises is
-    reported as failed with its message.  The torch seed is reset before every check.
+    reported as failed with its message.  The torch seed is reset before every check, and results
+    are collected in catalogue order, so the numbers do not depend on ``jobs``.
     """
     todo = [
         (e, c) for e, only in selection for c in e.checks
@@ -144,18 +175,48 @@ def run_checks(
         progress.total = max(len(todo), 1)
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    reports: dict[str, EntryReport] = {}
-    for e, c in todo:
-        label = f"{e.name}: {c.name}"
+    dtype = str(config.dtype).replace("torch.", "")
+    out: list[Optional[CheckResult]] = [None] * len(todo)
+    modules = {e.name: _module_of(e) for e, _ in selection}
+    remote = [i for i, (e, _) in enumerate(todo) if modules[e.name] is not None] if jobs > 1 else []
+    local = [i for i in range(len(todo)) if i not in set(remote)]
+
+    def finish(i: int, r: CheckResult) -> None:
+        out[i] = r
         if progress is not None:
-            progress.start(label)
-        torch.manual_seed(config.seed)
-        rep = run_entry(e, RunConfig(config.seed, config.dtype, False), only=[c.name])
-        reports.setdefault(e.name, EntryReport(e.name, [])).results.extend(rep.results)
+            progress.done(f"{todo[i][0].name}: {todo[i][1].name}", r.passed)
+
+    for i in local:
+        e, c = todo[i]
         if progress is not None:
-            progress.done(label, rep.passed)
+            progress.start(f"{e.name}: {c.name}")
+        finish(i, _run_one(None, e, c.name, config.seed, dtype))
+    if remote:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # fork is unsafe after torch/OpenMP start-up
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = {
+                pool.submit(_run_one, modules[todo[i][0].name], None, todo[i][1].name, config.seed, dtype): i
+                for i in remote
+            }
+            if progress is not None:
+                progress.start(f"{len(remote)} checks in {jobs} processes")
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    r = fut.result()
+                except Exception as exc:  # a worker died: reported as a failed check
+                    e, c = todo[i]
+                    r = CheckResult(e.name, c.name, c.claim, False, detail=f"worker failed: {type(exc).__name__}: {exc}")
+                finish(i, r)
     if progress is not None:
         progress.close()
+    reports: dict[str, EntryReport] = {}
+    for (e, _), r in zip(todo, out):
+        assert r is not None
+        reports.setdefault(e.name, EntryReport(e.name, [])).results.append(r)
     ents = [e for e, _ in selection if e.name in reports]
     return RunSummary(
         config, ents, [reports[e.name] for e in ents], time.perf_counter() - t0, started, _environment()
