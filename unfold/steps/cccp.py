@@ -132,7 +132,7 @@ class CCCPStep(EnergyStep):
         def surrogate(y: Tensor) -> Tensor:
             return cm.energy_fn(*cm.args(**self.inputs_for(self.convex, y, inputs))) + (G * y).sum(dim=(-2, -1))
 
-        y, eta = x, torch.ones(x.shape[:-2], dtype=x.dtype)
+        y, eta = x, torch.ones(x.shape[:-2], dtype=x.dtype, device=x.device)
         for _ in range(self.inner_iters):
             d = gv(y) + G
             s0 = surrogate(y)

@@ -149,7 +149,7 @@ class MMStep(EnergyStep):
             gap = float("inf")
             for k in range(n_samples):
                 s = (k + 1) / n_samples
-                y = x + radius * s * torch.randn(x.shape, generator=g, dtype=x.dtype)
+                y = x + radius * s * torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
                 diff = (self.majorizer_value(y, x, **inputs) - self.energy(y, **inputs)) / scale
                 gap = min(gap, float(diff.min()))
             x_new = self(x, **inputs)

@@ -76,7 +76,7 @@ def lipschitz_estimate(grad: Callable[[Tensor], Tensor], x: Tensor, iters: int =
     non-degenerate pattern (deterministic, so the estimate works under ``vmap`` and ``compile``).
     """
     x = x.detach()
-    idx = torch.arange(x[..., :, :].numel() // max(1, _batch(x).numel()), dtype=x.dtype, device=x.device)
+    idx = torch.arange(x.shape[-2] * x.shape[-1], dtype=x.dtype, device=x.device)
     v = torch.cos(1.7 * idx + 0.3).reshape(x.shape[-2:]).expand_as(x).clone()
     v = v / _bdot(v, v).sqrt()[..., None, None]
     lam = torch.zeros(_batch(x), dtype=x.dtype, device=x.device)
