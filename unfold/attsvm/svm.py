@@ -21,7 +21,8 @@ Frobenius problem again with scipy's SLSQP as an independent check.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -121,6 +122,19 @@ def kkt_report(sol: SVMSolution, A: np.ndarray, mask: np.ndarray, tol: float = 1
     return KKTReport(primal, dual, slack, stat, gap, tol)
 
 
+@lru_cache(maxsize=16)
+def _problem(m: int, d: int, norm: str) -> tuple[Any, Any, Any, Any]:
+    """The cvxpy problem with the constraint matrix as a parameter (DPP): compiled once per size,
+    so that solving many datasets only re-runs the solver."""
+    import cvxpy as cp
+
+    rows = cp.Parameter((m, d * d))
+    W = cp.Variable((d, d))
+    cons = [rows @ cp.reshape(W, (d * d,), order="C") >= 1]
+    obj = 0.5 * cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
+    return cp.Problem(cp.Minimize(obj), cons), rows, W, cons
+
+
 def solve_att_svm(
     data: AttDataset, selected: torch.Tensor | np.ndarray, norm: Norm = "fro", solver: str = "CLARABEL"
 ) -> SVMSolution:
@@ -129,18 +143,13 @@ def solve_att_svm(
     Raises :class:`AssumptionError` when the constraints are infeasible (no ``W`` separates the
     selected tokens: the SVM, and the directional-convergence claim, need e.g. ``d`` large enough).
     """
-    import cvxpy as cp
-
     if norm not in ("fro", "nuc"):
         raise InputError(f"norm must be 'fro' or 'nuc', got {norm!r}")
     A, mask = constraint_matrices(data, selected)
     n, T, d, _ = A.shape
     rows = A[mask].reshape(-1, d * d)  # row-major vec(A_it)
-    W = cp.Variable((d, d))
-    w = cp.reshape(W, (d * d,), order="C")
-    cons = [rows @ w >= 1]
-    obj = 0.5 * cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
-    prob = cp.Problem(cp.Minimize(obj), cons)
+    prob, param, W, cons = _problem(rows.shape[0], d, norm)
+    param.value = rows
     prob.solve(solver=solver)
     if prob.status in ("infeasible", "infeasible_inaccurate"):
         raise AssumptionError(
@@ -151,7 +160,7 @@ def solve_att_svm(
         raise AssumptionError(f"Att-SVM solver {solver} ended with status {prob.status!r}")
     lam = np.zeros((n, T))
     lam[mask] = np.asarray(cons[0].dual_value).reshape(-1)
-    Wv = np.asarray(W.value)
+    Wv = np.array(W.value, dtype=float)  # a copy: the cached problem is reused
     margins = np.full((n, T), np.inf)
     margins[mask] = rows @ Wv.reshape(-1)
     sel = np.asarray(torch.as_tensor(selected).reshape(-1).cpu().numpy(), dtype=int)
