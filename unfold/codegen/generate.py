@@ -19,7 +19,7 @@ import torch
 from sympy import Basic
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 
-from ..errors import ShapeMismatchError
+from ..errors import InputError, ShapeMismatchError
 from . import runtime
 from .printer import TorchCodePrinter
 
@@ -134,7 +134,13 @@ class GeneratedFunction:
     fn: Callable[..., Any]
 
     def __call__(self, *args: Any) -> Any:
-        return self.fn(*args)
+        try:
+            return self.fn(*args)
+        except torch.linalg.LinAlgError as exc:  # a singular matrix at these inputs: the user's data
+            raise InputError(
+                f"{self.name}: {exc} A matrix this expression inverts (inv, solve) or factorises must be "
+                "non-singular at these inputs; add a multiple of the identity or check the inputs"
+            ) from None
 
     def torch_source(self) -> str:
         return self.source

@@ -7,18 +7,53 @@ Everything here is plain torch and works under ``torch.func`` transforms and ``t
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Sequence, Union
+import contextlib
+import math
+import os
+from typing import Any, Iterator, Sequence, Union
 
 import torch
 
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "as_scalar", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "invstd",
+    "bind_dims", "as_scalar", "finite_checks", "check_finite", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "invstd",
     "logdet_pd",
 ]
 
 DimSpec = Union[str, int]
+
+#: Opt-in check that every input is finite (``finite_checks()`` / ``UNFOLD_CHECK_FINITE=1``); off by
+#: default so the hot path stays free of device synchronisation.  Skipped under transforms.
+_CHECK_FINITE = [os.environ.get("UNFOLD_CHECK_FINITE", "") not in ("", "0")]
+
+
+@contextlib.contextmanager
+def finite_checks(enabled: bool = True) -> Iterator[None]:
+    """Within the block, every generated function raises :class:`InputError` naming any input that
+    holds NaN or ±Inf (instead of returning NaN)."""
+    saved = _CHECK_FINITE[0]
+    _CHECK_FINITE[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _CHECK_FINITE[0] = saved
+
+
+def check_finite(name: str, t: Any) -> None:
+    """Raise :class:`InputError` if the concrete tensor or number ``t`` holds NaN or ±Inf."""
+    if isinstance(t, torch.Tensor):
+        if not _concrete(t) or t.is_floating_point() is False:
+            return
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            kinds = [k for k, m in (("NaN", torch.isnan(t)), ("±Inf", torch.isinf(t))) if bool(m.any())]
+            raise InputError(
+                f"input {name!r} holds {int(bad.sum())} non-finite entr{'y' if int(bad.sum()) == 1 else 'ies'} "
+                f"({' and '.join(kinds)}) of {t.numel()}; clean or clamp it before calling unfold"
+            )
+    elif isinstance(t, float) and not math.isfinite(t):
+        raise InputError(f"scalar {name!r} is {t!r}; pass a finite number")
 
 
 def _describe(t: torch.Tensor) -> str:
@@ -43,6 +78,13 @@ def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequ
                 f"input {name!r} must have shape (..., rows, cols) with rows×cols = {r}×{c}; got "
                 f"{_describe(t)}. Use x[..., None] for a column vector"
             )
+        if not t.is_floating_point():
+            raise InputError(
+                f"input {name!r} has dtype {t.dtype}; unfold computes in floating point: pass "
+                f"{name}.double() (float64, recommended for checks) or {name}.float()"
+            )
+        if _CHECK_FINITE[0]:
+            check_finite(name, t)
         if first is None:
             first, first_name = t, name
         else:
@@ -71,6 +113,15 @@ def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequ
                     f"has {d}={size} ({_describe(t)})"
                 )
             bound.setdefault(d, (size, name, tuple(t.shape)))
+    batches = [(name, t.shape[:-2]) for (name, _), t in zip(spec, tensors)]
+    try:
+        torch.broadcast_shapes(*(b for _, b in batches))
+    except RuntimeError:
+        desc = ", ".join(f"{n!r} {tuple(b)}" for n, b in batches if len(b))
+        raise DimMismatchError(
+            f"the batch shapes (leading axes) of the inputs do not broadcast: {desc}; give the inputs "
+            "equal batch shapes, or leave parameters unbatched"
+        ) from None
     return {k: v[0] for k, v in bound.items()}
 
 
@@ -78,6 +129,8 @@ def as_scalar(v: Any, dtype: torch.dtype, device: torch.device, name: str) -> to
     """A scalar parameter (number or tensor of batch shape ``(...)``) as a ``(..., 1, 1)`` tensor."""
     if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
         raise InputError(f"scalar {name!r} must be a number or a tensor, got {type(v).__name__}")
+    if _CHECK_FINITE[0]:
+        check_finite(name, v)
     t = torch.as_tensor(v, dtype=dtype, device=device)
     return t[..., None, None]
 

@@ -172,7 +172,9 @@ def hadamard(*Ms: MatrixExpr) -> MatrixExpr:
 
 
 def hpow(M: MatrixExpr, p: Scalar) -> MatrixExpr:
-    """Entrywise power ``M^∘p``."""
+    """Entrywise power ``M^∘p`` (``p`` a scalar)."""
+    if isinstance(p, MatrixExpr):
+        raise ShapeMismatchError(f"hpow(): the exponent must be a scalar, got the {p.rows}×{p.cols} matrix {p}")
     return HadamardPower(_mat(M, "hpow"), sp.sympify(p))  # safe: number or sympy scalar
 
 
@@ -203,6 +205,8 @@ def power(x: Expr, p: Scalar) -> Expr:
     """Entrywise power on matrices, ordinary power on scalars."""
     if isinstance(x, MatrixExpr):
         return hpow(x, p)
+    if isinstance(p, MatrixExpr):
+        raise ShapeMismatchError(f"power(): the exponent must be a scalar, got the {p.rows}×{p.cols} matrix {p}")
     return sp.sympify(x) ** sp.sympify(p)  # safe: numbers or sympy scalars
 
 

@@ -67,6 +67,8 @@ def _check_node_shape(e: Basic) -> None:
                 raise ShapeMismatchError(
                     f"{op} of {first} ({_shape(first)}) and {a} ({_shape(a)}): shapes differ"
                 )
+    elif isinstance(e, HadamardPower) and isinstance(e.args[1], MatrixExpr):
+        raise ShapeMismatchError(f"entrywise power {e}: the exponent {e.args[1]} must be a scalar")
     elif isinstance(e, (Trace, Inverse, Determinant, MatPow)) or (
         isinstance(e, ScalarMatFn) and type(e).__name__ == "LogDet"
     ):
