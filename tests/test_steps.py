@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import sympy as sp
 import torch
 
 import unfold as uf
@@ -12,7 +11,7 @@ from unfold.errors import (
     AssumptionError, CheckFailedError, DimMismatchError, InputError, StepSizeError,
     UndeclaredSymbolError,
 )
-from unfold.steps import ArmijoStep, CertifiedStep, FixedStep, GradientStep, LearnableStep, Unrolled
+from unfold.steps import ArmijoStep, CertifiedStep, GradientStep, LearnableStep, Unrolled
 from unfold.verify.descent import assert_descent, check_descent
 from unfold.verify.gradient import random_inputs
 

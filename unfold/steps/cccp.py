@@ -19,13 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-import sympy as sp
 import torch
 from sympy import Basic
 
 from ..errors import AssumptionError
 from ..symbolic.energy import Energy
-from ..symbolic.tidy import tidy
 from .base import EnergyStep, call_generated, compile_update, resolve_state
 from .gradient import canonical_update
 from .quadratic import curvature_range, random_points, scalar_quadratic
