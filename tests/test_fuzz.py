@@ -322,7 +322,7 @@ def _reference(node: Node, names: list[str], env: Env) -> tuple[torch.Tensor, di
 
 def check_one(node: Node, seed: int) -> str:
     """Run the property on one energy; returns the outcome label (raises on a silent mismatch)."""
-    expr = node.sym
+    expr = sp.sympify(node.sym)  # safe: a number or a sympy expression built by the grammar
     if not (expr.has(Y) or expr.has(x)):
         expr = expr + ops.fro2(Y) / 2
         node = Node(expr, lambda e, r=node.ref: r(e) + (e["Y"] ** 2).sum((-2, -1)) / 2, node.text + " + fro2(Y)/2")
@@ -411,3 +411,15 @@ def test_regression_constant_matrix_terms_print(const: Callable[[], Any], value:
     E = Energy(const() + ops.fro2(Y))
     out = E.compile().energy_fn(*E.compile().args(Y=torch.zeros(2, 4, 3, dtype=torch.float64)))
     torch.testing.assert_close(out, torch.full((2,), value, dtype=torch.float64))
+
+
+def test_regression_inverse_of_a_sum_on_the_right() -> None:
+    """``B (A − A²)⁻¹`` prints as ``solve((A − A²)ᵀ, Bᵀ)ᵀ``; the transpose of the sum used to bind to
+    its last term only (``A - A².mT``), a wrong gradient of ``det(A − A²)`` (caught by the check)."""
+    E = Energy(ops.det(A - A ** 2) + ops.fro2(Y))
+    a = 2 * torch.eye(3, dtype=torch.float64) + 0.3 * torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    M = a - a @ a
+    G = torch.linalg.det(M) * torch.linalg.inv(M).T  # ∂det M/∂M, then the chain rule through M = A − A²
+    expected = G - G @ a.T - a.T @ G
+    got = E.compile().grad_fn("A")(*E.compile().args(Y=torch.zeros(1, 4, 3, dtype=torch.float64), A=a))
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

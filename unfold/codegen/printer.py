@@ -173,7 +173,7 @@ class TorchCodePrinter:
             diag = self._diagonal(last.arg)
             if diag is not None:  # A diag(v)⁻¹ = A / v (column-wise)
                 return f"{self._wrap(lhs, MUL + 1)} / {diag}[..., None, :]", MUL
-            return f"torch.linalg.solve({self.code(last.arg)}.mT, {self._wrap(lhs, ATOM)}.mT).mT", ATOM
+            return f"torch.linalg.solve({self._p(last.arg, ATOM)}.mT, {self._wrap(lhs, ATOM)}.mT).mT", ATOM
         if isinstance(last, OneMatrix) and last.rows != 1:  # A 1 (k×c): row sums, repeated c times
             lhs = self._chain(mats[:-1])
             c = "" if last.cols == 1 else f", {self.code(last.cols)}"
