@@ -44,8 +44,11 @@ def _check_name(name: object, what: str) -> str:
 class Dim(sp.Symbol):
     """A symbolic dimension (a positive integer bound from tensor shapes at run time)."""
 
-    def __new__(cls, name: str) -> "Dim":
+    def __new__(cls, name: str, **_assumptions: bool) -> "Dim":
         return super().__new__(cls, _check_name(name, "dimension"), integer=True, positive=True)
+
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, bool]]:
+        return (self.name,), {}
 
 
 DimLike = Union[Dim, int, sp.Integer]
