@@ -186,3 +186,16 @@ def test_dataset_energy_terms_and_inputs() -> None:
     assert abs(float(L[0] - ref)) < 1e-14
     with pytest.raises(InputError):
         dataset_energy(0)
+
+
+def test_catalogue_entry_registered_and_central_claim_passes() -> None:
+    from unfold.catalogue.base import RunConfig, run_entry
+    from unfold.catalogue.registry import get_entry
+
+    entry = get_entry("att_svm")
+    assert entry.order == 80 and set(entry.claims) == {"gradient", "approximate", "asymptotic", "descent"}
+    rep = run_entry(entry, RunConfig(quick=True), only=["directional_convergence_W", "training_loss_descent"])
+    assert len(rep.results) == 2 and rep.passed, [r.detail for r in rep.results]
+    w = rep.results[0]
+    assert w.error is not None and w.error < 0.01 and len(w.data["global_selection"]) == 2
+    assert all(a.holds for a in w.assumptions)

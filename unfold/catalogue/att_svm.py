@@ -137,10 +137,6 @@ def _assumptions(exp: Experiment) -> list[AssumptionResult]:
                          f"d={d}, T={T}, n={n}"),
         AssumptionResult("Att-SVMs feasible for the selected tokens, KKT within tolerance", kkt <= KKT_TOL,
                          f"largest KKT residual {kkt:.1e}"),
-        AssumptionResult("selected tokens globally optimal in every dataset (else: local convergence)",
-                         bool(exp.is_global.all()),
-                         f"{int(exp.is_global.sum())}/{exp.is_global.numel()} datasets global; sequences off the "
-                         f"optimum per dataset {exp.locally_selected.tolist()}"),
     ]
 
 
@@ -153,7 +149,8 @@ def _check_W(config: RunConfig) -> CheckResult:
         error=float(1 - res.final.min()), tol=1 - THRESHOLD,
         detail=(f"normalized GD (η={ETA}, {ITERS} iterations, n={SIZES['n']}, T={SIZES['T']}, d={SIZES['d']}, "
                 f"{s['datasets']} datasets): {res.detail}; W^mm for the tokens selected at the last iterate; "
-                f"local vs global: {s['sequences_not_optimal']} sequences off the global optimum per dataset; loss "
+                f"selected = globally optimal in {int(exp.is_global.sum())}/{exp.is_global.numel()} datasets (local "
+                f"convergence elsewhere: {s['sequences_not_optimal']} sequences off the optimum per dataset); loss "
                 f"gradient above rounding level until iterations {s['gradient_resolved_until']} (corr there "
                 f"{s['corr_fro_at_resolved']}); corr with the nuclear SVM {s['final_corr_nuc']}"),
         assumptions=_assumptions(exp), data=s, figures=_figures(exp, "fro"),
@@ -169,10 +166,13 @@ def _check_KQ(config: RunConfig) -> CheckResult:
         "att_svm", "directional_convergence_KQ", "asymptotic", closer,
         error=float(1 - nuc.mean()), tol=None,
         detail=(f"normalized GD on (K, Q) (each factor normalized, η={ETA}, {KQ_ITERS} iterations, {s['datasets']} "
-                f"datasets): the softmax saturates in float64 at iterations {s['gradient_resolved_until']} (loss "
-                f"gradient below rounding level; later steps follow rounding noise); there corr(KQᵀ, W^mm_*) = "
+                f"datasets): the loss gradient stays above rounding level until iterations "
+                f"{s['gradient_resolved_until']} (then the float64 softmax has saturated and later steps follow "
+                f"rounding noise); there corr(KQᵀ, W^mm_*) = "
                 f"{s['corr_nuc_at_resolved']} (mean {float(nuc.mean()):.4f}) vs corr(KQᵀ, W^mm_F) = "
-                f"{s['corr_fro_at_resolved']} (mean {float(fro.mean()):.4f}); passes when the iterates are closer on "
+                f"{s['corr_fro_at_resolved']} (mean {float(fro.mean()):.4f}), nuclear closer in "
+                f"{int((nuc > fro).sum())}/{nuc.numel()} datasets; selected = globally optimal in "
+                f"{int(exp.is_global.sum())}/{exp.is_global.numel()} datasets; passes when the iterates are closer on "
                 f"average to the nuclear-norm than to the Frobenius SVM; the 0.99 level is not reached before "
                 f"saturation"),
         assumptions=_assumptions(exp), data=s, figures=_figures(exp, "nuc"),
