@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ShapeMismatchError
 from .base import AssumptionResult
 
 __all__ = ["scaled_error", "symmetric", "positive_definite", "spd_matrix", "unit_columns"]
 
 
 def scaled_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``max|a − b| / max(1, max|b|)`` (``b`` is the reference); ``inf`` when anything is not finite."""
+    """``max|a − b| / max(1, max|b|)`` (``b`` is the reference); ``inf`` when anything is not finite.
+    The shapes must agree exactly (no silent broadcasting)."""
+    if a.shape != b.shape:
+        raise ShapeMismatchError(f"compared tensors differ in shape: {tuple(a.shape)} vs reference {tuple(b.shape)}")
     diff = (a - b).abs()
     if not bool(torch.isfinite(diff).all()):
         return float("inf")
