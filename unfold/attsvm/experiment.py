@@ -104,19 +104,22 @@ def solve_targets(data: AttDataset, selected: torch.Tensor, kkt_tol: float = 1e-
 def run_experiment(
     datasets: int = 20, n: int = 6, T: int = 8, d: int = 10, iters: int = 2000, eta: float = 0.1,
     param: Param = "W", seed: int = 0, init: str = "random", record_every: int = 1, threshold: float = 0.99,
-    select_at: str = "last", dtype: torch.dtype = torch.float64,
+    select_at: str = "last", dtype: torch.dtype = torch.float64, pool: int = 0,
 ) -> Experiment:
     """Train on ``datasets`` random datasets at once and measure (see the module docstring).
 
     ``select_at="last"`` (the paper's rule) solves the SVMs for the tokens selected at the last
     iterate; ``"resolved"`` for those selected at the last iterate whose loss gradient is still above
     rounding level (:meth:`TrainRun.resolved_until`), for runs that saturate the softmax early.
+    ``pool``: the datasets (and initial weights) are the first ``datasets`` of a draw of ``pool``, so a
+    reduced run repeats part of the full one exactly.
     """
     if select_at not in ("last", "resolved"):
         raise InputError(f"select_at must be 'last' or 'resolved', got {select_at!r}")
     t0 = time.perf_counter()
-    data = random_datasets(datasets, n, T, d, seed=seed, dtype=dtype)
-    run = train(data, iters=iters, eta=eta, param=param, init=init, seed=seed + 1, record_every=record_every)
+    data = random_datasets(max(datasets, pool), n, T, d, seed=seed, dtype=dtype)[:datasets]
+    run = train(data, iters=iters, eta=eta, param=param, init=init, seed=seed + 1, record_every=record_every,
+                pool=pool)
     t1 = time.perf_counter()
     resolved = run.resolved_until(data)
     at = torch.searchsorted(run.iterations, resolved)

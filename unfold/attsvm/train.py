@@ -179,8 +179,13 @@ def train(
     init: str = "random",
     seed: int = 0,
     record_every: int = 1,
+    pool: int = 0,
 ) -> TrainRun:
-    """Normalized gradient descent on ``L`` for every dataset of the batch at once."""
+    """Normalized gradient descent on ``L`` for every dataset of the batch at once.
+
+    ``W(0)`` (or ``K(0)``, ``Q(0)``) is drawn for a batch of ``max(B, pool)`` and the first ``B`` kept,
+    so that a run on the first ``B`` datasets of a pool starts where the full run does.
+    """
     if param not in ("W", "KQ"):
         raise InputError(f"param must be 'W' or 'KQ', got {param!r}")
     if iters < 1 or record_every < 1:
@@ -204,7 +209,7 @@ def train(
     t0 = time.perf_counter()
     with torch.no_grad(), _one_thread():
         if param == "W":
-            W = _init(B, d, init, g, dtype)[:, None]  # (B, 1, d, d): broadcast over sequences
+            W = _init(max(B, pool), d, init, g, dtype)[:B, None]  # (B, 1, d, d): broadcast over sequences
             for k in range(iters + 1):
                 if k % record_every == 0 or k == iters:
                     recorded.append(W[:, 0].clone())
@@ -214,8 +219,8 @@ def train(
                     W = policy.apply(W, gW / n)
             K = Q = None
         else:
-            K = _init(B, d, init, g, dtype)[:, None]
-            Q = _init(B, d, init, g, dtype)[:, None]
+            K = _init(max(B, pool), d, init, g, dtype)[:B, None]
+            Q = _init(max(B, pool), d, init, g, dtype)[:B, None]
             for k in range(iters + 1):
                 if k % record_every == 0 or k == iters:
                     recorded.append((K @ Q.mT)[:, 0])

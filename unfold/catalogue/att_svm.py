@@ -54,13 +54,17 @@ def _datasets(config: RunConfig, param: str) -> int:
     return 2 if config.quick else 4
 
 
+POOL = 20  # the notebook's 20 datasets; the catalogue checks run the first few of them
+
+
 @lru_cache(maxsize=8)
 def experiment(param: str, datasets: int, seed: int, dtype: torch.dtype = torch.float64) -> Experiment:
-    """The local-convergence experiment at the paper's sizes (cached: several checks read it)."""
+    """The local-convergence experiment at the paper's sizes on the first ``datasets`` of the
+    ``POOL`` datasets drawn with ``seed`` (cached: several checks read it)."""
     if param == "W":
-        return run_experiment(datasets, **SIZES, iters=ITERS, eta=ETA, param="W", seed=seed, dtype=dtype)
+        return run_experiment(datasets, **SIZES, iters=ITERS, eta=ETA, param="W", seed=seed, dtype=dtype, pool=POOL)
     return run_experiment(datasets, **SIZES, iters=KQ_ITERS, eta=ETA, param="KQ", seed=seed, dtype=dtype,
-                          select_at="resolved")
+                          select_at="resolved", pool=POOL)
 
 
 def _exp(config: RunConfig, param: str) -> Experiment:
@@ -219,7 +223,10 @@ ENTRY = Entry(
                  "d ≥ max(T − 1, n) for the global theory (condition [unconfirmed])",
                  "unit-norm tokens, queries and v; labels ±1"),
     mapping="W = KQᵀ in the (K, Q) parameterization; token scores γ_it = y_i vᵀx_it; α_i = argmax_t γ_it",
-    notes=("Asymptotic claim checked at a finite horizon. In float64 the softmax saturates once the selection "
+    notes=("Asymptotic claim checked at a finite horizon: corr > 0.99 at k = 2000 held in 61 of 62 datasets "
+           "measured during development (one reached 0.9887, still rising); the checks run the first datasets of "
+           "the notebook's pool of 20 (all above 0.994). "
+           "In float64 the softmax saturates once the selection "
            "margins exceed −log ε ≈ 36: the loss gradient is then rounding noise, which normalized GD rescales to "
            "length η; reported as 'gradient_resolved_until'."),
     order=80,
