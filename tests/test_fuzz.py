@@ -423,3 +423,17 @@ def test_regression_inverse_of_a_sum_on_the_right() -> None:
     expected = G - G @ a.T - a.T @ G
     got = E.compile().grad_fn("A")(*E.compile().args(Y=torch.zeros(1, 4, 3, dtype=torch.float64), A=a))
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_regression_nested_soft_threshold_kink() -> None:
+    """``S_t(S_t(A))``: the inner threshold makes entries exactly 0, where the explicit-size leg met
+    ``DiracDelta(0)·0`` and crashed with a raw TypeError; ``δ(a)·g = g(a)·δ(a) = 0`` there."""
+    E = Energy(ops.fro2(ops.soft_threshold(ops.soft_threshold(A, 1), 1)) + ops.fro2(Y))
+    result = check_gradient_public(E)
+    assert result.passed and result.max_error < 1e-12
+
+
+def check_gradient_public(E: Energy) -> Any:
+    from unfold.verify import check_gradient
+
+    return check_gradient(E)
