@@ -234,7 +234,7 @@ def _check_learned(config: RunConfig) -> CheckResult:
     lista_K, ista_K, need = r["lista_nmse"][-1], r["ista_nmse"][depth], r["ista_iterations_to_match"]
     factor = 2 if config.quick else 4
     passed = need is None or need >= factor * depth
-    shown = min(len(r["ista_nmse"]), 200)
+    shown = min(len(r["ista_nmse"]), max(60, 2 * (need or 0)))
     return CheckResult(
         entry="lista", check="learned_lista_beats_ista", claim="approximate", passed=passed, error=lista_K, tol=None,
         detail=(f"LISTA (per-layer G_l, W_l, η_l; {steps} Adam steps, 256 training signals, m={r['m']}, k={r['k']}) at depth {depth}: test NMSE "
