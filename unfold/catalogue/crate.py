@@ -85,7 +85,7 @@ def sparse_rate_reduction_energy(K: int = 4) -> Energy:
     """``R^c(Z; U_[K]) + λ‖Z‖₁ − R(Z)``: minus the (ℓ₁-relaxed) sparse rate reduction objective."""
     d, n, _ = _dims()
     Z, lam = s.state("Z", d, n), s.scalar("lam", positive=True)
-    return compression_energy(K) + Energy(lam * s.l1(Z), name="l1") - coding_rate_energy()
+    return Energy(terms={**compression_energy(K).terms, "l1": lam * s.l1(Z), "minus_R": -coding_rate_energy().expr})
 
 
 @lru_cache(maxsize=None)
@@ -153,6 +153,7 @@ def tokens(config: RunConfig, d: int, n: int, batch: tuple[int, ...] = (), offse
 
 
 def u_inputs(Us: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The bases as the energy's keyword inputs ``U1 … UK``."""
     return {f"U{k + 1}": U for k, U in enumerate(Us)}
 
 
