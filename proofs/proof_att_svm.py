@@ -32,14 +32,27 @@ from unfold.symbolic.explicit import expand_explicit, explicit_env
 def _exp_to_symbols(e: sp.Expr, table: dict[sp.Expr, sp.Symbol]) -> sp.Expr:
     """Replace every ``exp(g)`` by a positive symbol, innermost first: ``exp(c·h)`` (``c`` rational;
     sympy writes ``exp(h)^c`` that way) becomes ``e_h^c``; a new argument gets a new symbol."""
+    memo: dict[sp.Expr, sp.Expr] = {}
+
     def rep(x: sp.Expr) -> sp.Expr:
+        if x in memo:
+            return memo[x]
         g = sp.cancel(x.args[0])
+        out = None
         for h, sym in table.items():
-            c = sp.cancel(g / h)
-            if c.is_Rational:
-                return sym ** c
-        table[g] = sp.Symbol(f"e{len(table)}", positive=True)
-        return table[g]
+            if g == h:
+                out = sym
+                break
+        if out is None:
+            for h, sym in table.items():
+                c = sp.cancel(g / h)
+                if c.is_Rational:
+                    out = sym ** c
+                    break
+        if out is None:
+            table[g] = out = sp.Symbol(f"e{len(table)}", positive=True)
+        memo[x] = out
+        return out
 
     while e.has(sp.exp):
         e = e.replace(lambda x: isinstance(x, sp.exp) and not x.args[0].has(sp.exp), rep)
