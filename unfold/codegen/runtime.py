@@ -60,6 +60,24 @@ def _describe(t: torch.Tensor) -> str:
     return f"shape {tuple(t.shape)}"
 
 
+def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size:
+    """``torch.broadcast_shapes`` for concrete shapes, in plain Python (torch's version costs tens of
+    microseconds a call, which every generated function paid); raises ``RuntimeError`` likewise."""
+    if torch.compiler.is_compiling():
+        return torch.broadcast_shapes(*shapes)
+    nd = max((len(s) for s in shapes), default=0)
+    out = [1] * nd
+    for s in shapes:
+        off = nd - len(s)
+        for i, v in enumerate(s):
+            o = out[off + i]
+            if o == 1:
+                out[off + i] = int(v)
+            elif v != 1 and v != o:
+                raise RuntimeError(f"shapes {[tuple(x) for x in shapes]} do not broadcast")
+    return torch.Size(out)
+
+
 def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequence[Any]) -> dict[str, int]:
     """Bind symbolic dims from the trailing two axes of each input and check they agree.
 
@@ -109,13 +127,13 @@ def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequ
             if d in bound and bound[d][0] != size:
                 v, other, shape = bound[d]
                 raise DimMismatchError(
-                    f"dimension {d!r} disagrees: {other!r} has {d}={v} (shape {shape}) but {name!r} "
+                    f"dimension {d!r} disagrees: {other!r} has {d}={v} (shape {tuple(shape)}) but {name!r} "
                     f"has {d}={size} ({_describe(t)})"
                 )
-            bound.setdefault(d, (size, name, tuple(t.shape)))
+            bound.setdefault(d, (size, name, t.shape))
     batches = [(name, t.shape[:-2]) for (name, _), t in zip(spec, tensors)]
     try:
-        torch.broadcast_shapes(*(b for _, b in batches))
+        broadcast_shapes(*(b for _, b in batches))
     except RuntimeError:
         desc = ", ".join(f"{n!r} {tuple(b)}" for n, b in batches if len(b))
         raise DimMismatchError(
@@ -140,7 +158,9 @@ def reduce_to(r: torch.Tensor, like: torch.Tensor, batch: Sequence[torch.Tensor]
     ``like`` does not have (the gradient of the summed batch energy: a term that does not depend on
     the batch still counts once per batch element)."""
     r = torch.as_tensor(r, dtype=like.dtype, device=like.device)
-    shape = torch.broadcast_shapes(r.shape, like.shape, *(t.shape[:-2] + like.shape[-2:] for t in batch))
+    shape = broadcast_shapes(r.shape, like.shape, *(t.shape[:-2] + like.shape[-2:] for t in batch))
+    if shape == like.shape and r.shape == shape:
+        return r
     return torch.broadcast_to(r, shape).sum_to_size(like.shape)
 
 
