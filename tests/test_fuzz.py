@@ -398,6 +398,9 @@ def test_regression_constant_scalar_derivative() -> None:
     E = Energy(2 * beta + ops.fro2(Y))
     g = E.compile().grad_fn("beta")(*E.compile().args(Y=torch.zeros(3, 4, 3, dtype=torch.float64), beta=0.7))
     assert float(g) == 6.0  # summed over the batch of 3
+    E = Energy(c * sp.tanh(2) + ops.fro2(Y))  # ∂/∂c = tanh(2), printed as a 0-d tensor
+    g = E.compile().grad_fn("c")(*E.compile().args(Y=torch.zeros(3, 4, 3, dtype=torch.float64), c=0.7))
+    assert abs(float(g) - 3 * math.tanh(2)) < 1e-15
 
 
 @pytest.mark.parametrize("const, value", [

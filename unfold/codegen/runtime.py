@@ -168,6 +168,8 @@ def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[torch.Tensor]) -> 
     """The gradient of a scalar parameter: drop the ``(1, 1)`` axes and sum over extra batch axes."""
     if not isinstance(r, torch.Tensor):  # a constant derivative (e.g. of 2·beta) printed as a number
         r = torch.full((1, 1), float(r), dtype=batch[0].dtype, device=batch[0].device)
+    while r.dim() < 2:  # a constant printed as a 0-d tensor (e.g. tanh(2))
+        r = r[None]
     shape = torch.broadcast_shapes(*(t.shape[:-2] for t in batch), r.shape[:-2])
     g = torch.broadcast_to(r[..., 0, 0], shape)
     target = like.shape if isinstance(like, torch.Tensor) else torch.Size([])
