@@ -46,8 +46,8 @@ import sympy as sp
 import torch
 
 from ..steps import Alternating, EnergyStep, MMStep, NonNegative, ProximalGradientStep, Unrolled
-from ..steps.base import call_generated, compile_update
-from ..steps.gradient import canonical_update
+from ..steps.base import call_generated, compile_update, new_scalar
+from ..symbolic.tidy import tidy
 from ..symbolic import ops as s
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, scalar, state
@@ -122,25 +122,35 @@ class AnchorPreconditionedStep(EnergyStep):
     step needs the anchor-dependent ``D(A)⁻¹``, hence this small step on the steps base class.
     """
 
+    _cache: dict[Any, tuple[Any, Any, Any]] = {}
+
     def __init__(self, majorizer: Energy, wrt: str, step: float, left: Any = None, right: Any = None) -> None:
         super().__init__(majorizer, wrt)
-        from ..steps.policies import exact_number
-
-        direction = majorizer.grad(self.wrt)
-        if left is not None:
-            direction = left * direction
-        if right is not None:
-            direction = direction * right
         self.alpha = float(step)
-        self._rule = canonical_update(self.wrt - exact_number(self.alpha) * direction)
-        self._update = compile_update("anchor_preconditioned_step", majorizer.inputs, self._rule)
+        key = (majorizer.expr, self.wrt, left, right)
+        if key not in self._cache:   # one derivation and one generated function for every α
+            alpha = new_scalar("alpha", {str(a) for a in majorizer.inputs})
+            direction = majorizer.grad(self.wrt)
+            if left is not None:
+                direction = left * direction
+            if right is not None:
+                direction = direction * right
+            rule = tidy(self.wrt - alpha * direction)
+            self._cache[key] = (rule, alpha, compile_update("anchor_preconditioned_step",
+                                                            tuple(majorizer.inputs) + (alpha,), rule))
+        self._rule_sym, self._alpha_sym, self._update = self._cache[key]
 
     def forward(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
         self._check_state(x)
-        return call_generated(self._update, self.inputs_for(self.source_energy, x, inputs), x)
+        vals = self.inputs_for(self.source_energy, x, inputs)
+        vals[str(self._alpha_sym)] = self.alpha
+        return call_generated(self._update, vals, x)
 
     def update_rule(self) -> Any:
-        return self._rule
+        """``Y − α P ∇_Y Q R`` with the numeric α substituted."""
+        from ..steps.policies import exact_number
+
+        return self._rule_sym.xreplace({self._alpha_sym: exact_number(self.alpha)})
 
     def torch_source(self) -> str:
         return self._update.source
