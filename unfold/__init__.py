@@ -13,14 +13,36 @@ from .symbolic import (
     soft_threshold, softmax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace,
 )
 from .symbolic import abs_ as abs  # noqa: A001 - uf.abs reads naturally
-from .verify import GradientCheckResult, check_gradient
+from .steps import (
+    Alternating, ArmijoStep, Box, CCCPStep, CertifiedStep, FixedPoint, FixedStep, GradientStep, L1,
+    LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
+)
+from .verify import (
+    GradientCheckResult, assert_descent, assert_directional_convergence, assert_equivalence,
+    assert_stationarity, check_descent, check_directional_convergence, check_equivalence,
+    check_gradient, check_stationarity,
+)
+from .parse import parse, parse_energy_spec
+from .catalogue import RunConfig, entries, get_entry, run_entry
+from .energies import BUILTIN_ENERGIES, builtin_energy
 
 __version__ = "0.1.0"
 
 __all__ = list(_errors_all) + [
+    # the energy language
     "Energy", "T", "abs", "abs_", "as_scalar", "det", "dims", "dim", "exp", "fro2", "hadamard",
     "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse", "lse_cols", "lse_rows",
     "ones", "param", "power", "relu", "scalar", "sigmoid", "soft_threshold", "softmax", "sqrt",
-    "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "GradientCheckResult",
-    "check_gradient", "__version__",
+    "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec",
+    # steps and models
+    "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",
+    "LearnableStep", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
+    "NonNegative", "NonNegL1", "Box", "Sphere",
+    # checks
+    "GradientCheckResult", "check_gradient", "check_descent", "assert_descent", "check_stationarity",
+    "assert_stationarity", "check_equivalence", "assert_equivalence",
+    "check_directional_convergence", "assert_directional_convergence",
+    # catalogue
+    "RunConfig", "entries", "get_entry", "run_entry", "BUILTIN_ENERGIES", "builtin_energy",
+    "__version__",
 ]
