@@ -115,13 +115,14 @@ class FixedStep(StepPolicy):
 
 
 class LearnableStep(StepPolicy):
-    """A trainable step size (an ``nn.Parameter`` initialised at ``init``)."""
+    """A trainable step size (an ``nn.Parameter`` initialised at ``init``, in ``dtype`` or torch's
+    default dtype; ``module.to(dtype)`` converts it with the rest of the model)."""
 
-    def __init__(self, init: float = 0.1) -> None:
+    def __init__(self, init: float = 0.1, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if isinstance(init, bool) or not isinstance(init, (int, float)) or not init > 0:
             raise StepSizeError(f"LearnableStep: the initial step must be a positive number, got {init!r}")
-        self.eta = nn.Parameter(torch.tensor(float(init)))
+        self.eta = nn.Parameter(torch.tensor(float(init), dtype=dtype or torch.get_default_dtype()))
 
     def step(self, problem: StepProblem, x: Tensor) -> Tensor:
         return problem.update(x, self.eta.to(x.dtype))
