@@ -57,7 +57,7 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
     spec = args.dims or args.state or args.param or args.scalar
     if not spec:
         if name in BUILTIN_ENERGIES:
-            return name, BUILTIN_ENERGIES[name]()
+            return f"{name} (built-in energy; `unfold list` shows the catalogue entries)", BUILTIN_ENERGIES[name]()
         from .report.results import load_entries as entries
         from .symbolic import Energy
 
@@ -113,6 +113,7 @@ def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
 def cmd_derive(args: argparse.Namespace) -> int:
     import sympy as sp
 
+    from .errors import UnfoldError
     from .symbolic import Energy, to_latex, to_str
 
     title, E = _resolve_energy(args)
@@ -136,7 +137,11 @@ def cmd_derive(args: argparse.Namespace) -> int:
         _out(f"∂E/∂{v} = {to_str(g)}")
         _out(f"    LaTeX: {to_latex(g)}")
         if v in E.states:
-            rule, src = _step_of(E, v, step)
+            try:
+                rule, src = _step_of(E, v, step)
+            except UnfoldError as exc:  # e.g. a non-smooth term: the layer is a proximal step
+                _out(f"gradient step on {v}: not available — {exc}")
+                continue
             _out(f"gradient step (η = {rule_step}):  {v} ← {to_str(rule)}")
             _out(f"    LaTeX: {to_latex(v)} \\leftarrow {to_latex(rule)}")
             if not args.no_source:
@@ -167,11 +172,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from .catalogue.base import RunConfig
     from .report.progress import Progress
-    from .report.results import load_entries, run_checks, select
+    from .report.results import entries_named, run_checks, select
     from .report.table import format_failures, format_table
 
     try:
-        selection = select(load_entries(), args.names)
+        selection = select(entries_named(args.names), args.names)
     except KeyError as exc:
         _err(f"error: {exc.args[0]}")
         return 2

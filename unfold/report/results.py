@@ -18,7 +18,7 @@ import torch
 from ..catalogue.base import Check, CheckResult, Entry, EntryReport, RunConfig, run_entry
 from .progress import Progress
 
-__all__ = ["RunSummary", "load_entries", "run_checks", "results_json", "timings_json", "jsonable", "select"]
+__all__ = ["RunSummary", "load_entries", "entries_named", "run_checks", "results_json", "timings_json", "jsonable", "select"]
 
 
 def _broken_entry(module: str, exc: BaseException) -> Entry:
@@ -88,6 +88,27 @@ class RunSummary:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+
+def entries_named(names: Sequence[str]) -> list[Entry]:
+    """The entries for ``NAME`` arguments, importing only their modules when each entry lives in
+    ``unfold/catalogue/<name>.py`` (fast start for ``unfold verify NAME``); otherwise, or with no
+    names, every entry (:func:`load_entries`)."""
+    import importlib
+
+    wanted = list(dict.fromkeys(n.partition(":")[0] for n in names))
+    found: list[Entry] = []
+    for name in wanted:
+        if not name.isidentifier() or name in ("base", "registry"):
+            return load_entries()
+        try:
+            entry = getattr(importlib.import_module(f"unfold.catalogue.{name}"), "ENTRY", None)
+        except ImportError:
+            return load_entries()
+        if not isinstance(entry, Entry) or entry.name != name:
+            return load_entries()
+        found.append(entry)
+    return sorted(found, key=lambda e: (e.order, e.name)) if wanted else load_entries()
 
 
 def select(all_entries: Sequence[Entry], names: Sequence[str]) -> list[tuple[Entry, Optional[list[str]]]]:
