@@ -507,7 +507,8 @@ def bench_energies(p: Profile, log: Callable[[str], None], catalogue: bool = Tru
     allt = [v["seconds"] for v in list(out["builtin"].values()) + list(out["catalogue"].values()) if "seconds" in v]
     if allt:
         out["summary"] = {"min": min(allt), "median": statistics.median(allt), "max": max(allt),
-                          "over_target": sorted(k for sec in ("builtin", "catalogue") for k, v in out[sec].items()
+                          "over_target": sorted(f"{sec}/{k}" for sec in ("builtin", "catalogue")
+                                                for k, v in out[sec].items()
                                                 if v.get("seconds", 0) >= TARGETS["check_seconds"])}
     return out
 
