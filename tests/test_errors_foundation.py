@@ -91,3 +91,11 @@ def test_gradient_check_failure_names_worst_entry(monkeypatch):
     monkeypatch.setitem(cm._grad_fns, E.symbol("xi"), broken)
     with pytest.raises(uf.GradientCheckError, match=r"worst entry: xi"):
         uf.check_gradient(E, wrt=["xi"])
+
+
+def test_dimension_in_no_matrix_cannot_be_bound():
+    d, n = uf.dims("d n")
+    N = uf.dim("N")
+    E = uf.Energy(uf.fro2(uf.state("Y", d, n)) + uf.log(N))
+    with pytest.raises(uf.ShapeMismatchError, match=r"\['N'\].*no input matrix"):
+        E.compile()

@@ -20,6 +20,7 @@ from sympy import Basic
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 
 from ..errors import InputError, ShapeMismatchError
+from ..symbolic.symbols import Dim
 from . import runtime
 from .printer import TorchCodePrinter
 
@@ -61,6 +62,13 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         f"({m.name!r}, ({_dim_entry(m.rows)}, {_dim_entry(m.cols)}))" for m in mats
     )
     dims = sorted({str(d) for m in mats for d in m.shape if not d.is_Integer})
+    unbound = sorted({str(d) for o in outputs for d in o.expr.atoms(Dim)} - set(dims))
+    if unbound:
+        raise ShapeMismatchError(
+            f"{name}: dimension(s) {unbound} occur in the expression but in no input matrix's shape, "
+            "so their size cannot be read from the tensors; use them in a declared matrix or replace "
+            "them with a scalar parameter"
+        )
     lines = [f"def {name}({', '.join(str(a) for a in inputs)}):"]
     lines.append(f"    _dims = _bind_dims(({spec},), ({', '.join(m.name for m in mats)},))")
     lines.append(f"    _dt, _dev = {mats[0].name}.dtype, {mats[0].name}.device")
