@@ -440,3 +440,12 @@ def check_gradient_public(E: Energy) -> Any:
     from unfold.verify import check_gradient
 
     return check_gradient(E)
+
+
+def test_regression_hadamard_of_identities() -> None:
+    """``I ∘ I`` (e.g. from derivatives of 1×1 terms): the diagonal shortcut of the printer used to
+    build an empty HadamardProduct and crash."""
+    E = Energy(ops.as_scalar(ops.hadamard(ops.identity(1), ops.identity(1))) + ops.sum_entries(ops.hadamard(ops.identity(d), W)) + ops.fro2(Y))
+    w = torch.randn(4, 4, dtype=torch.float64)
+    out = E.compile().energy_fn(*E.compile().args(Y=torch.zeros(2, 4, 3, dtype=torch.float64), W=w))
+    torch.testing.assert_close(out, torch.full((2,), 1.0 + float(torch.diagonal(w).sum()), dtype=torch.float64))

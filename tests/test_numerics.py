@@ -72,9 +72,9 @@ def test_beta_1e3_in_float32(hopfield_large_beta) -> None:
     e, g = cm.energy_fn(*args), cm.grad_fn("xi")(*args)
     assert e.dtype == f32 and g.dtype == f32
     assert float(((e.double() - e_ref).abs() / e_ref.abs().clamp(min=1)).max()) < 1e-5
-    # softmax at β = 1e3 in float32: the logits carry float32 rounding × β, so the weights of near-tied
-    # patterns move by ~β·ε_32·|z|; the gradient is still finite and within 1e-2 of the reference
-    assert torch.isfinite(g).all() and float((g.double() - g_ref).abs().max()) < 1e-2
+    # measured: energy 3.6e-7 relative, gradient 1.4e-7 absolute (the weights are nearly one-hot at
+    # this β; near-tied logits would move them by ~β·ε₃₂·|z|)
+    assert torch.isfinite(g).all() and float((g.double() - g_ref).abs().max()) < 1e-5
 
 
 def test_row_softmax_and_update_rule_stable_at_beta_1e3() -> None:

@@ -187,7 +187,7 @@ class TorchCodePrinter:
         """Code of the diagonal ``(..., k)`` when ``e`` is ``I ∘ X`` (a diagonal matrix), else None."""
         if not isinstance(e, HadamardProduct) or not any(isinstance(a, Identity) for a in e.args):
             return None
-        others = [a for a in e.args if not isinstance(a, Identity)]
+        others = [a for a in e.args if not isinstance(a, Identity)] or [e.args[0]]  # I ∘ I = I
         x = self.hoist(others[0] if len(others) == 1 else HadamardProduct(*others))
         return f"torch.diagonal({x}, dim1=-2, dim2=-1)"
 
