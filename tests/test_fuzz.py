@@ -449,3 +449,16 @@ def test_regression_hadamard_of_identities() -> None:
     w = torch.randn(4, 4, dtype=torch.float64)
     out = E.compile().energy_fn(*E.compile().args(Y=torch.zeros(2, 4, 3, dtype=torch.float64), W=w))
     torch.testing.assert_close(out, torch.full((2,), 1.0 + float(torch.diagonal(w).sum()), dtype=torch.float64))
+
+
+def test_regression_composition_to_identity() -> None:
+    """``log(1 + exp(log(1 + exp(Y))))``: sympy's ``doit`` composes exp∘log to its ``IdentityFunction``
+    ``Lambda(_x, _x)`` (whose ``is_identity`` is False), which then failed validation as an undeclared
+    symbol 'x'."""
+    one = ops.ones(d, n)
+    softplus = lambda M: ops.log(one + ops.exp(M))  # noqa: E731
+    E = Energy(ops.fro2(softplus(softplus(Y))))
+    y = torch.randn(2, 4, 3, dtype=torch.float64)
+    ref = torch.nn.functional.softplus(torch.nn.functional.softplus(y))
+    torch.testing.assert_close(E.compile().energy_fn(y), (ref ** 2).sum((-2, -1)), rtol=1e-13, atol=1e-13)
+    assert check_gradient_public(E).passed

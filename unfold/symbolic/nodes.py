@@ -43,6 +43,11 @@ __all__ = [
 U = sp.Symbol("u", real=True)
 
 
+def _is_identity(f: sp.Lambda) -> bool:
+    """``u ↦ u`` (sympy's ``IdentityFunction`` reports ``is_identity = False``)."""
+    return len(f.variables) == 1 and f.expr == f.variables[0]
+
+
 class Elementwise(ElementwiseApplyFunction):
     """sympy's ``ElementwiseApplyFunction`` without its ``1×1`` shortcut.
 
@@ -55,12 +60,14 @@ class Elementwise(ElementwiseApplyFunction):
     def __new__(cls, function: Any, expr: Any) -> "Elementwise":
         if not isinstance(function, sp.Lambda) or not getattr(expr, "is_Matrix", False):
             return ElementwiseApplyFunction(function, expr)
+        if _is_identity(function):  # e.g. exp∘log composed by doit: sympy's Lambda(_x, _x)
+            return expr
         return MatrixExpr.__new__(cls, function, expr)
 
     def doit(self, **hints: Any) -> Any:
         expr = self.expr.doit(**hints) if hints.get("deep", True) else self.expr
         f = self.function
-        if f.is_identity:
+        if _is_identity(f):
             return expr
         if isinstance(expr, sp.MatrixBase):
             return expr.applyfunc(f)
