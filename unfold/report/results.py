@@ -2,7 +2,8 @@
 
 ``results.json`` holds only what the seed determines (errors, verdicts, assumptions, data, figure
 data), so two runs with the same seed give byte-identical files; wall-clock times go to
-``timings.json``.
+``timings.json`` — ``CheckResult.seconds`` and any ``"seconds"`` key inside ``CheckResult.data``
+(the convention for timings a check records).
 """
 
 from __future__ import annotations
@@ -265,9 +266,26 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
+def _split_seconds(x: Any) -> tuple[Any, Any]:
+    """(``x`` without any ``"seconds"`` key, the removed timings) — for JSON-ready data."""
+    if isinstance(x, dict):
+        kept, timed = {}, {}
+        for k, v in x.items():
+            if k == "seconds":
+                timed[k] = v
+                continue
+            kv, tv = _split_seconds(v)
+            kept[k] = kv
+            if tv not in (None, {}):
+                timed[k] = tv
+        return kept, timed
+    return x, None
+
+
 def _result(r: CheckResult) -> dict[str, Any]:
     d = jsonable(r)
     d.pop("seconds", None)
+    d["data"], _ = _split_seconds(d["data"])
     return d
 
 
@@ -293,4 +311,8 @@ def timings_json(s: RunSummary) -> dict[str, Any]:
     return {
         "started": s.started, "seconds": s.seconds, "environment": s.environment,
         "checks": {f"{r.entry}:{r.check}": r.seconds for r in s.results},
+        "data": {
+            f"{r.entry}:{r.check}": t for r in s.results
+            for t in [_split_seconds(jsonable(r.data))[1]] if t
+        },
     }
