@@ -47,7 +47,8 @@ def _summary(seconds: float = 1.0) -> RunSummary:
     ok = CheckResult("toy", "exact one", "exact", True, 1e-16, 1e-12, "ok", seconds,
                      [AssumptionResult("W symmetric", True)],
                      {"tensor": torch.tensor([1.0, 2.0]), "inf": math.inf,
-                      "run": {"seconds": {"train": seconds}, "iters": 3}}, figs)
+                      "run": {"seconds": {"train": seconds}, "iters": 3, "trials": [{"seconds": seconds, "ok": True}]}},
+                     figs)
     bad = CheckResult("toy", "approx", "approximate", False, float("inf"), 1e-2, "diverged at layer 3", seconds,
                       [AssumptionResult("small γ", False, "γ‖A‖ = 4")])
     e = Entry("toy", "Toy <entry>", "Someone 2026", "A summary & more", energy=lambda: None, checks=())
@@ -75,7 +76,7 @@ def test_results_json_deterministic_and_timing_free():
     assert c[0]["data"]["tensor"] == [1.0, 2.0] and c[0]["data"]["inf"] == "inf" and c[1]["error"] == "inf"
     assert d["config"] == {"seed": 3, "dtype": "float64", "quick": False}
     assert d["summary"] == {"checks": 2, "passed": 1, "failed": 1}
-    assert c[0]["data"]["run"] == {"iters": 3}  # timings a check records go to timings.json
+    assert c[0]["data"]["run"] == {"iters": 3, "trials": [{"ok": True}]}  # timings go to timings.json
 
 
 def test_write_report_files_and_self_contained_html(tmp_path):
@@ -101,7 +102,7 @@ def test_write_report_files_and_self_contained_html(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["summary"]["failed"] == 1
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert timings["checks"]["toy:approx"] == 1.0
-    assert timings["data"]["toy:exact one"] == {"run": {"seconds": {"train": 1.0}}}
+    assert timings["data"]["toy:exact one"] == {"run": {"seconds": {"train": 1.0}, "trials": [{"seconds": 1.0}]}}
 
 
 def test_broken_catalogue_module_reported_not_crashing(tmp_path, monkeypatch):

@@ -279,6 +279,10 @@ def _split_seconds(x: Any) -> tuple[Any, Any]:
             if tv not in (None, {}):
                 timed[k] = tv
         return kept, timed
+    if isinstance(x, list):
+        parts = [_split_seconds(v) for v in x]
+        timed_list = [t for _, t in parts]
+        return [k for k, _ in parts], (timed_list if any(t not in (None, {}) for t in timed_list) else None)
     return x, None
 
 
