@@ -70,8 +70,9 @@ class GradientCheckResult:
 
 
 def explicit_sizes(dims: Sequence[Dim]) -> dict[Dim, int]:
-    """Small, mostly distinct sizes (3, 2, 3, 2, ...) so that transposition bugs show up."""
-    return {d: (3 if i % 2 == 0 else 2) for i, d in enumerate(dims)}
+    """Small sizes: 3 for the first dimension, 2 for the others (every dim ≤ 3; at least two
+    distinct sizes whenever there are two dims, so a transposed product is a shape error)."""
+    return {d: (3 if i == 0 else 2) for i, d in enumerate(dims)}
 
 
 def _is_positive(s: Basic) -> bool:
