@@ -285,7 +285,7 @@ def scalar_expr(draw: Any, depth: int) -> Node:
 # ---- inputs and the property -----------------------------------------------------------------------
 def _inputs(seed: int) -> Env:
     g = torch.Generator().manual_seed(seed)
-    B = 2
+    B = 3  # equal to n on purpose: torch.linalg.solve reads an (n, n) right-hand side as n vectors then
 
     def rnd(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g, dtype=torch.float64)
@@ -461,4 +461,19 @@ def test_regression_composition_to_identity() -> None:
     y = torch.randn(2, 4, 3, dtype=torch.float64)
     ref = torch.nn.functional.softplus(torch.nn.functional.softplus(y))
     torch.testing.assert_close(E.compile().energy_fn(y), (ref ** 2).sum((-2, -1)), rtol=1e-13, atol=1e-13)
+    assert check_gradient_public(E).passed
+
+
+def test_regression_solve_with_unbatched_rhs_and_batch_equal_to_n() -> None:
+    """``(I + YᵀY)⁻¹ 1`` with Y batched (B = n = 3) prints as a solve with an unbatched ``n×n``
+    right-hand side, which ``torch.linalg.solve`` read as a batch of n vectors (a silently wrong
+    gradient whenever the batch size equals n; caught by the check's batch of 3)."""
+    one, I = ops.ones(n, n), ops.identity(n)
+    E = Energy(ops.trace(ops.inv(I + Y.T * Y) * one * ops.inv(I + Y.T * Y)) + ops.fro2(Y))
+    y = torch.randn(3, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    yy = y.clone().requires_grad_(True)
+    Mi = torch.linalg.inv(yy.mT @ yy + torch.eye(3, dtype=torch.float64))
+    ref = torch.diagonal(Mi @ torch.ones(3, 3, dtype=torch.float64) @ Mi, dim1=-2, dim2=-1).sum(-1) + (yy ** 2).sum((-2, -1))
+    (g_ref,) = torch.autograd.grad(ref.sum(), yy)
+    torch.testing.assert_close(E.compile().grad_fn("Y")(y), g_ref, rtol=1e-12, atol=1e-12)
     assert check_gradient_public(E).passed

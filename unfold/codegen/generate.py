@@ -110,6 +110,7 @@ _NAMESPACE: dict[str, Any] = {
     "_reduce_to": runtime.reduce_to,
     "_reduce_scalar": runtime.reduce_scalar,
     "_colsum": runtime.colsum,
+    "_rhs": runtime.as_rhs,
     "_rowsum": runtime.rowsum,
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,

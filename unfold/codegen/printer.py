@@ -160,7 +160,8 @@ class TorchCodePrinter:
             diag = self._diagonal(first.arg)
             if diag is not None:  # diag(v)⁻¹ B = B / v (row-wise)
                 return f"{self._wrap(rhs, MUL + 1)} / {diag}[..., :, None]", MUL
-            return f"torch.linalg.solve({self.code(first.arg)}, {rhs[0]})", ATOM
+            a = self.hoist(first.arg)
+            return f"torch.linalg.solve({a}, _rhs({rhs[0]}, {a}))", ATOM
         if isinstance(first, OneMatrix) and first.cols != 1:
             rhs = self._chain(rest)
             r = "" if first.rows == 1 else f", {self.code(first.rows)}"
@@ -173,7 +174,8 @@ class TorchCodePrinter:
             diag = self._diagonal(last.arg)
             if diag is not None:  # A diag(v)⁻¹ = A / v (column-wise)
                 return f"{self._wrap(lhs, MUL + 1)} / {diag}[..., None, :]", MUL
-            return f"torch.linalg.solve({self._p(last.arg, ATOM)}.mT, {self._wrap(lhs, ATOM)}.mT).mT", ATOM
+            a = self.hoist(last.arg)
+            return f"torch.linalg.solve({a}.mT, _rhs({self._wrap(lhs, ATOM)}.mT, {a})).mT", ATOM
         if isinstance(last, OneMatrix) and last.rows != 1:  # A 1 (k×c): row sums, repeated c times
             lhs = self._chain(mats[:-1])
             c = "" if last.cols == 1 else f", {self.code(last.cols)}"

@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "as_scalar", "finite_checks", "check_finite", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "invstd",
+    "bind_dims", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "invstd",
     "logdet_pd",
 ]
 
@@ -174,6 +174,18 @@ def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[torch.Tensor]) -> 
     g = torch.broadcast_to(r[..., 0, 0], shape)
     target = like.shape if isinstance(like, torch.Tensor) else torch.Size([])
     return g.sum_to_size(target) if g.shape != target else g
+
+
+def as_rhs(B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """``B`` as a right-hand side that ``torch.linalg.solve(A, ·)`` reads as (a batch of) matrices.
+
+    ``torch.linalg.solve`` reads ``B`` as a batch of *vectors* when ``B.shape == A.shape[:-1]``, e.g.
+    an unbatched ``n×n`` right-hand side against a batch of ``n`` matrices: silently wrong.  Leading
+    unit axes make ``B`` at least as deep as ``A``, so it is always read as matrices.
+    """
+    if B.dim() < A.dim():
+        B = B.reshape((1,) * (A.dim() - B.dim()) + tuple(B.shape))
+    return B
 
 
 def colsum(x: torch.Tensor, rows: int | None = None) -> torch.Tensor:
