@@ -477,3 +477,10 @@ def test_regression_solve_with_unbatched_rhs_and_batch_equal_to_n() -> None:
     (g_ref,) = torch.autograd.grad(ref.sum(), yy)
     torch.testing.assert_close(E.compile().grad_fn("Y")(y), g_ref, rtol=1e-12, atol=1e-12)
     assert check_gradient_public(E).passed
+
+
+def test_regression_irrational_constant_prints_as_float() -> None:
+    """``sqrt(2)·c`` printed as ``torch.sqrt(2)`` (an int argument: TypeError)."""
+    E = Energy(sp.sqrt(2) * c + ops.fro2(Y))
+    out = E.compile().energy_fn(*E.compile().args(Y=torch.zeros(2, 4, 3, dtype=torch.float64), c=1.5))
+    torch.testing.assert_close(out, torch.full((2,), 1.5 * math.sqrt(2), dtype=torch.float64))

@@ -314,6 +314,9 @@ class TorchCodePrinter:
         return f"{top} / {bottom if len(den) == 1 else '(' + bottom + ')'}", MUL
 
     def _pow(self, e: sp.Pow) -> Code:
+        if e.is_number and e.is_extended_real:  # e.g. sqrt(2): a Python float, not torch.sqrt(2)
+            v = float(e)
+            return (repr(v), ATOM) if v >= 0 else (repr(v), ADD)
         return self._pow_code(self._p(e.base, ATOM), e.exp)
 
     def _function(self, e: Basic) -> Code:
