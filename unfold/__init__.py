@@ -22,7 +22,8 @@ from .verify import (
     assert_stationarity, check_descent, check_directional_convergence, check_equivalence,
     check_gradient, check_stationarity,
 )
-from .parse import parse, parse_energy_spec
+from .parse import parse, parse_energy_spec, parse_expression
+from .codegen.runtime import finite_checks
 from .catalogue import RunConfig, entries, get_entry, run_entry
 from .energies import BUILTIN_ENERGIES, builtin_energy
 
@@ -33,7 +34,7 @@ __all__ = list(_errors_all) + [
     "Energy", "T", "abs", "abs_", "as_scalar", "det", "dims", "dim", "exp", "fro2", "hadamard",
     "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse", "lse_cols", "lse_rows",
     "ones", "param", "power", "relu", "scalar", "sigmoid", "soft_threshold", "softmax", "sqrt",
-    "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec",
+    "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec", "parse_expression", "finite_checks",
     # steps and models
     "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",
     "LearnableStep", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",

@@ -151,7 +151,8 @@ def det(M: MatrixExpr) -> sp.Expr:
 
 
 def logdet(M: MatrixExpr) -> sp.Expr:
-    """``log det M`` of a positive-definite matrix (evaluated with Cholesky)."""
+    """``log det M`` for a matrix with det M > 0 (e.g. positive definite); evaluated with ``slogdet``,
+    and a clear InputError when det M ≤ 0."""
     return LogDet(_square(_mat(M, "logdet"), "logdet"))
 
 
