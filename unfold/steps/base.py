@@ -210,6 +210,29 @@ def compile_update(name: str, inputs: Any, expr: Basic) -> Any:
     return generate(name, tuple(inputs), [Output("matrix", expr)])
 
 
+class GeneratedUpdateMixin:
+    """Shared closures of steps whose update ``x⁺ = U(x, η)`` and gradient are generated functions.
+
+    A subclass sets ``_compiled`` (the energy's CompiledEnergy), ``_grad`` (its checked gradient),
+    ``_update`` (the generated update), ``_eta_symbol`` (None when η is a fixed number) and
+    implements ``_update_values(x, inputs)`` (the named inputs of ``_update``).
+    """
+
+    def _update_and_grad(self, inputs: Mapping[str, Any]) -> tuple[Any, Any]:
+        cm = self._compiled
+
+        def update(x: torch.Tensor, eta: Any) -> torch.Tensor:
+            vals = self._update_values(x, inputs)
+            if self._eta_symbol is not None:
+                vals[str(self._eta_symbol)] = eta
+            return call_generated(self._update, vals, x)
+
+        def grad(x: torch.Tensor) -> torch.Tensor:
+            return self._grad(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
+
+        return update, grad
+
+
 def call_generated(fn: Any, values: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
     """Call a generated function with inputs by name; broadcast the result to ``like``'s shape."""
     try:

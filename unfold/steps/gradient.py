@@ -26,7 +26,7 @@ from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ParamMatrix, ScalarParam
 from ..symbolic.tidy import tidy
-from .base import EnergyStep, call_generated, compile_update, new_scalar, unique_symbol_name
+from .base import EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar, unique_symbol_name
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .smoothness import require_smooth
 
@@ -42,7 +42,7 @@ def canonical_update(expr: Basic) -> Basic:
     return expanded if sp.count_ops(expanded) <= sp.count_ops(out) else out
 
 
-class GradientStep(EnergyStep):
+class GradientStep(GeneratedUpdateMixin, EnergyStep):
     """``x⁺ = x − η P ∇E(x) Q`` as an ``nn.Module`` (see the module docstring).
 
     Parameters: ``energy``; ``wrt`` (the state, name or symbol); ``step`` (a number or a policy);
@@ -139,7 +139,7 @@ class GradientStep(EnergyStep):
         return sym
 
     # ---- the step ------------------------------------------------------------------------------
-    def _values(self, x: Tensor, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def _update_values(self, x: Tensor, inputs: Mapping[str, Any]) -> dict[str, Any]:
         vals = self.inputs_for(self.source_energy, x, inputs)
         for name in self._pre:
             vals[name] = getattr(self, name)
@@ -147,16 +147,7 @@ class GradientStep(EnergyStep):
 
     def problem(self, **inputs: Any) -> StepProblem:
         """The closures the step-size policy works with, at the given inputs."""
-        cm = self._compiled
-
-        def update(x: Tensor, eta: Any) -> Tensor:
-            vals = self._values(x, inputs)
-            if self._eta_symbol is not None:
-                vals[str(self._eta_symbol)] = eta
-            return call_generated(self._update, vals, x)
-
-        def grad(x: Tensor) -> Tensor:
-            return self._grad(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
+        update, grad = self._update_and_grad(inputs)
 
         def accept(x: Tensor, x_new: Tensor, eta: Tensor, c: float) -> Tensor:
             e0, e1 = self.energy(x, **inputs), self.energy(x_new, **inputs)

@@ -18,7 +18,7 @@ from sympy import Basic
 
 from ..errors import InputError
 from ..symbolic.energy import Energy
-from .base import EnergyStep, call_generated, compile_update, new_scalar
+from .base import EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
 from .gradient import canonical_update
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .prox import Prox
@@ -29,7 +29,7 @@ __all__ = ["ProximalGradientStep"]
 Tensor = torch.Tensor
 
 
-class ProximalGradientStep(EnergyStep):
+class ProximalGradientStep(GeneratedUpdateMixin, EnergyStep):
     """``x⁺ = prox_{η g}(x − η ∇f(x))`` as an ``nn.Module``; ``energy(x) = f(x) + g(x)``."""
 
     def __init__(
@@ -91,17 +91,12 @@ class ProximalGradientStep(EnergyStep):
         return terms
 
     # ---- the step ----------------------------------------------------------------------------
+    def _update_values(self, x: Tensor, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.inputs_for(self.source_energy, x, inputs), **self._prox_inputs(inputs)}
+
     def problem(self, **inputs: Any) -> StepProblem:
-        cm = self._compiled
-
-        def update(x: Tensor, eta: Any) -> Tensor:
-            vals = {**self.inputs_for(self.source_energy, x, inputs), **self._prox_inputs(inputs)}
-            if self._eta_symbol is not None:
-                vals[str(self._eta_symbol)] = eta
-            return call_generated(self._update, vals, x)
-
-        def grad(x: Tensor) -> Tensor:
-            return self._grad(*cm.args(**self.inputs_for(self.source_energy, x, inputs)))
+        """The closures the step-size policy works with, at the given inputs."""
+        update, grad = self._update_and_grad(inputs)
 
         def accept(x: Tensor, x_new: Tensor, eta: Tensor, c: float) -> Tensor:
             f0, f1 = self.smooth_energy(x, **inputs), self.smooth_energy(x_new, **inputs)
