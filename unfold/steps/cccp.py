@@ -25,7 +25,7 @@ from sympy import Basic
 from ..errors import AssumptionError
 from ..symbolic.energy import Energy
 from .base import EnergyStep, call_generated, compile_update, resolve_state
-from .gradient import canonical_update
+from ..symbolic.tidy import canonical
 from .quadratic import curvature_range, random_points, scalar_quadratic
 from .smoothness import require_smooth
 
@@ -79,7 +79,7 @@ class CCCPStep(EnergyStep):
                 raise AssumptionError(
                     f"CCCPStep: the convex part {convex} has curvature {c} ≤ 0 in {v}; it is not convex"
                 )
-            self._rule = canonical_update(-(concave.grad(v) + r) / c)
+            self._rule = canonical(-(concave.grad(v) + r) / c)
             self._update = compile_update("cccp_step", total.inputs, self._rule)
         else:
             self._rule = None

@@ -25,21 +25,14 @@ from torch import nn
 from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ParamMatrix, ScalarParam
-from ..symbolic.tidy import tidy
+from ..symbolic.tidy import canonical
 from .base import EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar, unique_symbol_name
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .smoothness import require_smooth
 
-__all__ = ["GradientStep", "canonical_update"]
+__all__ = ["GradientStep"]
 
 Tensor = torch.Tensor
-
-
-def canonical_update(expr: Basic) -> Basic:
-    """``tidy`` the update, and keep the expanded form when it is not longer (as Energy.update_rule)."""
-    out = tidy(expr)
-    expanded = tidy(out.expand())
-    return expanded if sp.count_ops(expanded) <= sp.count_ops(out) else out
 
 
 class GradientStep(GeneratedUpdateMixin, EnergyStep):
@@ -89,7 +82,7 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
         if P is None and Q is None:
             self._rule = energy.update_rule(v, eta)
         else:
-            self._rule = canonical_update(v - eta * direction)
+            self._rule = canonical(v - eta * direction)
         inputs = list(energy.inputs) + [s for s in (P, Q) if isinstance(s, MatrixSymbol) and s not in energy.inputs
                                         and str(s) in self._pre]
         if self._eta_symbol is not None:

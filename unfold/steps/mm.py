@@ -25,7 +25,7 @@ from ..errors import AssumptionError, InputError, ShapeMismatchError, Undeclared
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ParamMatrix
 from .base import EnergyStep, call_generated, compile_update, resolve_state
-from .gradient import canonical_update
+from ..symbolic.tidy import canonical
 from .quadratic import random_points, scalar_quadratic
 
 __all__ = ["MMStep", "MajorizerCheck"]
@@ -97,7 +97,7 @@ class MMStep(EnergyStep):
             c, r = quad
             if c.is_number and not c > 0:
                 raise AssumptionError(f"MMStep: the majorizer has curvature {c} ≤ 0 in {v}; it has no minimiser")
-            self._rule = canonical_update((-r / c).xreplace({a: v}))
+            self._rule = canonical((-r / c).xreplace({a: v}))
             self._update = compile_update("mm_step", energy.inputs + tuple(
                 s for s in majorizer.inputs if s not in energy.inputs and s != a and s != v), self._rule)
             self._update_names = frozenset(str(s) for s in self._update.inputs)

@@ -19,7 +19,7 @@ from sympy import Basic
 from ..errors import InputError
 from ..symbolic.energy import Energy
 from .base import EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
-from .gradient import canonical_update
+from ..symbolic.tidy import canonical
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .prox import Prox
 from .smoothness import require_smooth
@@ -62,7 +62,7 @@ class ProximalGradientStep(GeneratedUpdateMixin, EnergyStep):
         else:
             self._eta_symbol = new_scalar("eta", taken)
             eta = self._eta_symbol
-        self._forward_rule = canonical_update(v - eta * smooth.grad(v))
+        self._forward_rule = canonical(v - eta * smooth.grad(v))
         self._rule = nonsmooth.symbolic(self._forward_rule, eta)
         inputs = list(smooth.inputs) + [s for s in nonsmooth.symbols() if s not in smooth.inputs]
         if self._eta_symbol is not None:

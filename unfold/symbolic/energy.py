@@ -16,7 +16,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, Trace
 from ..errors import NotScalarError, UndeclaredSymbolError
 from .display import to_latex, to_str
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
-from .tidy import tidy
+from .tidy import canonical
 from .validate import check_expression
 from .vjp import gradient
 
@@ -46,18 +46,6 @@ def as_energy_expr(expr: Any, name: str = "E") -> sp.Expr:
         raise NotScalarError(f"energy term {name!r} is not a scalar expression: {e!r}")
     check_expression(e)
     return e
-
-
-_EXPAND_LIMIT = 150  # operations; expanding larger expressions costs more than it reads better
-
-
-def _shorter(e: Basic) -> Basic:
-    """``e`` or its expanded form, whichever has fewer operations (both are the same matrix)."""
-    ops = sp.count_ops(e)
-    if ops > _EXPAND_LIMIT:
-        return e
-    expanded = tidy(e.expand())
-    return expanded if sp.count_ops(expanded) <= ops else e
 
 
 def _unique(name: str, taken: Iterable[str]) -> str:
@@ -192,14 +180,14 @@ class Energy:
         key = (term or "", v)
         if key not in self._grads:
             e = self.expr if term is None else self.term(term).expr
-            self._grads[key] = _shorter(tidy(gradient(e, v)))
+            self._grads[key] = canonical(gradient(e, v))
         return self._grads[key]
 
     def update_rule(self, wrt: Union[Variable, str], step: Any = 1) -> Basic:
         """The gradient-descent update ``wrt − step·∂E/∂wrt``, canonicalised."""
         v = self._resolve(wrt)
         g = self.grad(v)
-        return _shorter(tidy(v - sp.sympify(step) * g))  # safe: step is a number or sympy scalar
+        return canonical(v - sp.sympify(step) * g)  # safe: step is a number or sympy scalar
 
     # ---- code ------------------------------------------------------------------------------------
     def compile(self) -> Any:

@@ -18,7 +18,7 @@ from sympy.matrices.expressions import (
     OneMatrix,
 )
 
-__all__ = ["tidy"]
+__all__ = ["tidy", "canonical"]
 
 
 def _ones_coeff(a: Basic) -> sp.Expr | None:
@@ -75,3 +75,19 @@ def tidy(expr: Basic) -> Basic:
             break
         out = nxt
     return out
+
+
+_EXPAND_LIMIT = 150  # operations; expanding larger expressions costs more than it reads better
+
+
+def canonical(expr: Basic) -> Basic:
+    """``tidy(expr)`` or its expanded form, whichever has fewer operations (the same matrix).
+
+    Expressions above ``_EXPAND_LIMIT`` operations are not expanded.
+    """
+    out = tidy(expr)
+    ops = sp.count_ops(out)
+    if ops > _EXPAND_LIMIT:
+        return out
+    expanded = tidy(out.expand())
+    return expanded if sp.count_ops(expanded) <= ops else out
