@@ -54,10 +54,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     if not mats:
         raise ShapeMismatchError(f"{name}: an energy needs at least one matrix input")
     printer = TorchCodePrinter([o.expr for o in outputs])
-    body = [o for o in outputs]
-    codes = []
-    for o in body:
-        codes.append(printer.code(o.expr))
+    codes = [printer.code(o.expr) for o in outputs]
     spec = ", ".join(
         f"({m.name!r}, ({_dim_entry(m.rows)}, {_dim_entry(m.cols)}))" for m in mats
     )
@@ -80,7 +77,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     lines += [f"    {line}" for line in printer.lines]
     results = []
     batch = ", ".join(m.name for m in mats)
-    for i, (o, c) in enumerate(zip(body, codes)):
+    for i, (o, c) in enumerate(zip(outputs, codes)):
         lines.append(f"    _r{i} = {c}")
         if o.kind == "scalar":
             res = f"_scalar_out(_r{i}, _dt, _dev)[..., 0, 0]"
@@ -91,7 +88,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         else:
             res = f"_r{i}"
         results.append(res)
-    lines.append(f"    return {', '.join(results)}" + ("," if len(results) == 1 and False else ""))
+    lines.append(f"    return {', '.join(results)}")
     return "\n".join(lines) + "\n"
 
 
