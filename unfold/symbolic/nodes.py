@@ -18,8 +18,11 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
     HadamardProduct,
     Inverse,
+    MatAdd,
+    MatMul,
     MatrixExpr,
     OneMatrix,
+    Transpose,
 )
 
 from ..errors import ShapeMismatchError, UnsupportedNodeError
@@ -27,6 +30,8 @@ from ..errors import ShapeMismatchError, UnsupportedNodeError
 __all__ = [
     "U",
     "ew",
+    "lazy_mul",
+    "lazy_add",
     "ScalarMatFn",
     "SumAll",
     "LogDet",
@@ -83,6 +88,26 @@ def ew(body: sp.Expr, M: MatrixExpr) -> MatrixExpr:
     return Elementwise(sp.Lambda(U, body), M)
 
 
+def lazy_mul(*factors: Any) -> Any:
+    """The product of scalar and matrix factors, built without sympy's eager ``doit``.
+
+    ``A * B`` on matrix expressions re-canonicalises both operands in full (a deep ``doit``), so
+    building a cotangent by repeated products is quadratic in its size; VJP rules build with this
+    and :func:`lazy_add` and the gradient engine canonicalises once at the end
+    (:func:`unfold.symbolic.tidy.doit`).
+    """
+    if any(isinstance(f, MatrixExpr) for f in factors):
+        return MatMul(*factors)
+    return sp.Mul(*factors)
+
+
+def lazy_add(*terms: Any) -> Any:
+    """The sum of matrix (or of scalar) terms, built without sympy's eager ``doit``."""
+    if any(isinstance(t, MatrixExpr) for t in terms):
+        return MatAdd(*terms)
+    return sp.Add(*terms)
+
+
 def _matrix_arg(M: Any, who: str) -> MatrixExpr:
     if not isinstance(M, MatrixExpr):
         raise ShapeMismatchError(f"{who} takes a matrix expression, got {M!r} ({type(M).__name__})")
@@ -112,7 +137,7 @@ class SumAll(ScalarMatFn):
     """``Σᵢⱼ Mᵢⱼ``; VJP: ``G·1``."""
 
     def _vjp(self, G: sp.Expr) -> list[tuple[Basic, Basic]]:
-        return [(self.arg, G * OneMatrix(*self.arg.shape))]
+        return [(self.arg, lazy_mul(G, OneMatrix(*self.arg.shape)))]
 
 
 class LogDet(ScalarMatFn):
@@ -125,7 +150,7 @@ class LogDet(ScalarMatFn):
         return sp.Expr.__new__(cls, M)
 
     def _vjp(self, G: sp.Expr) -> list[tuple[Basic, Basic]]:
-        return [(self.arg, G * Inverse(self.arg).T)]
+        return [(self.arg, lazy_mul(G, Transpose(Inverse(self.arg))))]
 
     def _latex(self, printer: Any) -> str:
         return r"\log\det\left(" + printer._print(self.arg) + r"\right)"
@@ -173,7 +198,7 @@ class LSE(MatFn):
         return (S.One, self.arg.cols)
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
-        return [(self.arg, HadamardProduct(OneMatrix(self.arg.rows, 1) * G, Softmax(self.arg)))]
+        return [(self.arg, HadamardProduct(lazy_mul(OneMatrix(self.arg.rows, 1), G), Softmax(self.arg)))]
 
 
 class Softmax(MatFn):
@@ -183,7 +208,7 @@ class Softmax(MatFn):
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         SG = HadamardProduct(self, G)
-        return [(self.arg, SG - HadamardProduct(self, OneMatrix(self.rows, self.rows) * SG))]
+        return [(self.arg, lazy_add(SG, lazy_mul(-1, HadamardProduct(self, lazy_mul(OneMatrix(self.rows, self.rows), SG)))))]
 
 
 class _ColumnStatFn(MatFn):
@@ -208,8 +233,8 @@ class LayerNorm(_ColumnStatFn):
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         d = self.rows
-        J = OneMatrix(d, d) / d
-        inner = G - J * G - HadamardProduct(self, J * HadamardProduct(G, self))
+        J = lazy_mul(S.One / d, OneMatrix(d, d))
+        inner = lazy_add(G, lazy_mul(-1, J, G), lazy_mul(-1, HadamardProduct(self, lazy_mul(J, HadamardProduct(G, self)))))
         return [(self.arg, HadamardProduct(LNInvStd(self.arg, self.eps), inner))]
 
 
@@ -224,8 +249,8 @@ class LNInvStd(_ColumnStatFn):
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         d = self.rows
         y = LayerNorm(self.arg, self.eps)
-        colsum = OneMatrix(d, d) * G
-        return [(self.arg, -HadamardProduct(self, self, y, colsum) / d)]
+        colsum = lazy_mul(OneMatrix(d, d), G)
+        return [(self.arg, lazy_mul(S.NegativeOne / d, HadamardProduct(self, self, y, colsum)))]
 
 
 class SoftThreshold(MatFn):

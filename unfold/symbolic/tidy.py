@@ -16,9 +16,10 @@ from sympy.matrices.expressions import (
     MatMul,
     MatrixExpr,
     OneMatrix,
+    Trace,
 )
 
-__all__ = ["tidy", "canonical"]
+__all__ = ["tidy", "canonical", "doit"]
 
 
 def _ones_coeff(a: Basic) -> sp.Expr | None:
@@ -57,20 +58,64 @@ def _rewrite(e: Basic) -> Basic:
     return e
 
 
+def doit(expr: Basic, memo: dict[Basic, Basic] | None = None) -> Basic:
+    """sympy's deep ``expr.doit()``, computed bottom-up once per distinct sub-tree.
+
+    sympy's ``doit`` re-canonicalises every sub-tree each time an enclosing node is done, and
+    derived gradients share large sub-trees (the cotangents), so the plain call is quadratic or
+    worse in the tree size.  Here each node is rebuilt from its already-done arguments and done
+    shallowly (``deep=False``), which is what the deep call does after recursing; ``Trace`` is the
+    one node whose shallow ``doit`` differs (it skips ``_eval_trace``), so it is done as the deep
+    call does it.
+    """
+    memo = {} if memo is None else memo
+
+    def go(e: Basic) -> Basic:
+        hit = memo.get(e)
+        if hit is not None:
+            return hit
+        if not e.args or e.is_Atom or isinstance(e, sp.Lambda) or not isinstance(e, Basic):
+            out = e.doit() if isinstance(e, Basic) else e
+        else:
+            args = [go(a) if isinstance(a, Basic) else a for a in e.args]
+            if any(n is not o for n, o in zip(args, e.args)):
+                e2 = e.func(*args)
+            else:
+                e2 = e
+            if isinstance(e2, Trace):
+                r = e2.arg._eval_trace() if isinstance(e2.arg, MatrixExpr) else None
+                out = r if r is not None else Trace(e2.arg)
+                if out is not e2 and isinstance(out, Basic) and out != e2:
+                    out = go(out)
+            else:
+                out = e2.doit(deep=False)
+        memo[e] = out
+        return out
+
+    return go(expr)
+
+
 def tidy(expr: Basic) -> Basic:
-    """Bottom-up rewrite with the identities above, then ``doit``."""
+    """Bottom-up rewrite with the identities above, then ``doit`` (until nothing changes, at most
+    three rounds); every distinct sub-tree is rewritten once."""
+    rewritten: dict[Basic, Basic] = {}
 
     def go(e: Basic) -> Basic:
         if not e.args or isinstance(e, sp.Lambda) or e.is_Atom:
             return e
+        hit = rewritten.get(e)
+        if hit is not None:
+            return hit
         new_args = [go(a) for a in e.args]
-        if any(n is not o for n, o in zip(new_args, e.args)):
-            e = e.func(*new_args)
-        return _rewrite(e)
+        out = e.func(*new_args) if any(n is not o for n, o in zip(new_args, e.args)) else e
+        out = _rewrite(out)
+        rewritten[e] = out
+        return out
 
+    done: dict[Basic, Basic] = {}
     out = go(expr)
     for _ in range(3):
-        nxt = go(out.doit())
+        nxt = go(doit(out, done))
         if nxt == out:
             break
         out = nxt

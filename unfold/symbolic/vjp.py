@@ -9,7 +9,6 @@ sympy hash-conses equal sub-trees, so shared sub-expressions accumulate their ad
 
 from __future__ import annotations
 
-from functools import reduce
 from typing import Callable, Union
 
 import sympy as sp
@@ -32,7 +31,8 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
-from .nodes import U, ew
+from .nodes import U, ew, lazy_add, lazy_mul
+from .tidy import doit
 
 __all__ = ["gradient", "vjp"]
 
@@ -40,8 +40,8 @@ Node = Basic
 Pair = tuple[Basic, Basic]
 
 
-def _matmul(factors: list[MatrixExpr]) -> MatrixExpr:
-    return reduce(lambda a, b: a * b, factors)
+def _matmul(factors: list[Basic]) -> Basic:
+    return factors[0] if len(factors) == 1 else lazy_mul(*factors)
 
 
 def _vjp_matmul(node: MatMul, G: MatrixExpr) -> list[Pair]:
@@ -56,9 +56,9 @@ def _vjp_matmul(node: MatMul, G: MatrixExpr) -> list[Pair]:
         parts.append(G)
         if i < len(mats) - 1:
             parts.append(Transpose(_matmul(mats[i + 1:])))
-        out.append((M, coeff * _matmul(parts)))
+        out.append((M, lazy_mul(coeff, *parts)))
     if scalars:
-        inner = Trace(Transpose(G) * _matmul(mats))
+        inner = Trace(lazy_mul(Transpose(G), *mats))
         for k, s in enumerate(scalars):
             others = sp.Mul(*(scalars[:k] + scalars[k + 1:]))
             out.append((s, inner * others))
@@ -72,10 +72,16 @@ def _vjp_matpow(node: MatPow, G: MatrixExpr) -> list[Pair]:
     k = int(k)
     if k < 0:
         B, k = Inverse(A), -k
-        inner = sum((MatPow(B, j).T * G * MatPow(B, k - 1 - j).T for j in range(k)), ZeroMatrix(*A.shape))
-        return [(A, -Inverse(A).T * inner * Inverse(A).T)]
-    terms = [MatPow(A, j).T * G * MatPow(A, k - 1 - j).T for j in range(k)]
-    return [(A, MatAdd(*terms) if len(terms) > 1 else terms[0])]
+        inner = lazy_add(*(_pow_term(B, j, G, k - 1 - j) for j in range(k)))
+        return [(A, lazy_mul(-1, Transpose(Inverse(A)), inner, Transpose(Inverse(A))))]
+    terms = [_pow_term(A, j, G, k - 1 - j) for j in range(k)]
+    return [(A, lazy_add(*terms) if len(terms) > 1 else terms[0])]
+
+
+def _pow_term(A: MatrixExpr, i: int, G: MatrixExpr, j: int) -> MatrixExpr:
+    """``(Aⁱ)ᵀ G (Aʲ)ᵀ`` (a zero power is dropped: ``A⁰ = I``)."""
+    parts = ([Transpose(MatPow(A, i))] if i else []) + [G] + ([Transpose(MatPow(A, j))] if j else [])
+    return _matmul(parts)
 
 
 def _scalar_partials(node: sp.Expr, G: sp.Expr) -> list[Pair]:
@@ -113,14 +119,14 @@ def vjp(node: Node, G: Basic) -> list[Pair]:
     if isinstance(node, Transpose):
         return [(node.arg, Transpose(G))]
     if isinstance(node, Trace):
-        return [(node.arg, G * Identity(node.arg.rows))]
+        return [(node.arg, lazy_mul(G, Identity(node.arg.rows)))]
     if isinstance(node, Inverse):
         Mi = Inverse(node.arg)
-        return [(node.arg, -Transpose(Mi) * G * Transpose(Mi))]
+        return [(node.arg, lazy_mul(-1, Transpose(Mi), G, Transpose(Mi)))]
     if isinstance(node, MatPow):
         return _vjp_matpow(node, G)
     if isinstance(node, Determinant):
-        return [(node.arg, G * node * Transpose(Inverse(node.arg)))]
+        return [(node.arg, lazy_mul(G, node, Transpose(Inverse(node.arg))))]
     if isinstance(node, HadamardProduct):
         out = []
         for i, a in enumerate(node.args):
@@ -131,7 +137,7 @@ def vjp(node: Node, G: Basic) -> list[Pair]:
         base, p = node.args
         if p.free_symbols & set(base.free_symbols):
             raise UnsupportedNodeError(f"entrywise power {node}: exponent depends on the base")
-        return [(base, HadamardProduct(G, p * HadamardPower(base, p - 1)))]
+        return [(base, HadamardProduct(G, lazy_mul(p, HadamardPower(base, p - 1))))]
     if isinstance(node, ElementwiseApplyFunction):
         return _vjp_elementwise(node, G)
     if isinstance(node, sp.Mul):
@@ -174,7 +180,9 @@ def _depends(expr: Basic, wrt: Basic) -> dict[Basic, bool]:
 def gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic:
     """∂E/∂wrt for a scalar expression ``E``: a matrix of ``wrt``'s shape, or a scalar.
 
-    Not simplified beyond sympy's automatic canonicalisation; see :func:`tidy`.
+    Cotangents are built unevaluated (:func:`~unfold.symbolic.nodes.lazy_mul`) and the result is
+    canonicalised once by sympy's ``doit`` (memoised, :func:`unfold.symbolic.tidy.doit`); not
+    simplified further, see :func:`tidy`.
     """
     if isinstance(E, MatrixExpr):
         E = Trace(E)
@@ -209,5 +217,6 @@ def gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic:
                 )
         for child, ct in pairs:
             if dep.get(child, False):
-                adj[child] = adj[child] + ct if child in adj else ct
-    return adj.get(wrt, ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero)
+                adj[child] = lazy_add(adj[child], ct) if child in adj else ct
+    out = adj.get(wrt, ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero)
+    return doit(out)
