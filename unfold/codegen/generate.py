@@ -22,6 +22,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.symbols import Dim
 from . import runtime
+from .optimize import optimize
 from .printer import TorchCodePrinter
 
 __all__ = ["Output", "generate_source", "compile_source", "GeneratedFunction", "generate"]
@@ -47,8 +48,15 @@ def _dim_entry(d: sp.Expr) -> str:
     return repr(int(d)) if d.is_Integer else repr(str(d))
 
 
-def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output]) -> str:
-    """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one)."""
+def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output],
+                    rewrite: bool = True) -> str:
+    """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one).
+
+    With ``rewrite`` (the default) every output is first rewritten by :func:`optimize.optimize`
+    (exact identities that remove repeated products, cancelled inverses and double scalings).
+    """
+    if rewrite:
+        outputs = [Output(o.kind, optimize(o.expr), o.wrt) for o in outputs]
     mats = [a for a in inputs if isinstance(a, MatrixSymbol)]
     scalars = [a for a in inputs if not isinstance(a, MatrixSymbol)]
     if not mats:
@@ -139,6 +147,10 @@ class GeneratedFunction:
     source: str
     fn: Callable[..., Any]
 
+    def __post_init__(self) -> None:
+        #: the input names in call order (sympy's ``str`` costs tens of microseconds: computed once)
+        self.input_names: tuple[str, ...] = tuple(str(a) for a in self.inputs)
+
     def __call__(self, *args: Any) -> Any:
         try:
             return self.fn(*args)
@@ -152,7 +164,8 @@ class GeneratedFunction:
         return self.source
 
 
-def generate(name: str, inputs: Sequence[Basic], outputs: Sequence[Output]) -> GeneratedFunction:
-    """Generate, compile and wrap a function."""
-    src = generate_source(name, inputs, outputs)
+def generate(name: str, inputs: Sequence[Basic], outputs: Sequence[Output],
+             rewrite: bool = True) -> GeneratedFunction:
+    """Generate, compile and wrap a function (``rewrite``: see :func:`generate_source`)."""
+    src = generate_source(name, inputs, outputs, rewrite)
     return GeneratedFunction(name, tuple(inputs), tuple(outputs), src, compile_source(name, src))

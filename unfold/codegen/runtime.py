@@ -78,13 +78,41 @@ def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size:
     return torch.Size(out)
 
 
+#: bindings already checked, keyed by ``(id(spec), (shape, dtype, device) per tensor)``; the value keeps
+#: ``spec`` alive so its id is not reused.  Bounded: cleared when it reaches ``_BIND_CACHE_SIZE``.
+_BIND_CACHE: dict[Any, tuple[Any, dict[str, int]]] = {}
+_BIND_CACHE_SIZE = 4096
+
+
 def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequence[Any]) -> dict[str, int]:
     """Bind symbolic dims from the trailing two axes of each input and check they agree.
 
     ``spec`` lists ``(name, (rows, cols))`` per matrix input, each entry a dim name or a fixed int.
     Raises :class:`DimMismatchError` naming the dim and both tensors; :class:`InputError` for a
     non-tensor, a tensor of rank < 2, or inputs of different dtype or device.
+
+    The outcome depends only on the shapes, dtypes and devices, so a successful binding is cached
+    under them (a repeated call costs one dictionary look-up; the checks run once per signature).
+    The cache is bypassed under ``torch.compile`` and while :func:`finite_checks` is on.
     """
+    if _CHECK_FINITE[0] or torch.compiler.is_compiling():
+        return _bind_dims_checked(spec, tensors)
+    try:
+        key = (id(spec), tuple([(t.shape, t.dtype, t.device) for t in tensors]))
+    except AttributeError:  # not a tensor: the checked path names it
+        return _bind_dims_checked(spec, tensors)
+    hit = _BIND_CACHE.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    dims = _bind_dims_checked(spec, tensors)
+    if len(_BIND_CACHE) >= _BIND_CACHE_SIZE:
+        _BIND_CACHE.clear()
+    _BIND_CACHE[key] = (spec, dims)
+    return dims
+
+
+def _bind_dims_checked(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequence[Any]) -> dict[str, int]:
+    """:func:`bind_dims` without the cache: every check, every call."""
     bound: dict[str, tuple[int, str, tuple[int, ...]]] = {}
     first: torch.Tensor | None = None
     first_name = ""

@@ -236,10 +236,10 @@ class GeneratedUpdateMixin:
 def call_generated(fn: Any, values: Mapping[str, Any], like: torch.Tensor) -> torch.Tensor:
     """Call a generated function with inputs by name; broadcast the result to ``like``'s shape."""
     try:
-        args = [values[str(s)] for s in fn.inputs]
+        args = [values[k] for k in fn.input_names]
     except KeyError as e:
         raise InputError(
-            f"missing input {e.args[0]!r}; the step needs {[str(s) for s in fn.inputs]}"
+            f"missing input {e.args[0]!r}; the step needs {list(fn.input_names)}"
         ) from None
     out = fn(*args)
     if out.shape != like.shape:
