@@ -58,7 +58,22 @@ def _rewrite(e: Basic) -> Basic:
     return e
 
 
-def doit(expr: Basic, memo: dict[Basic, Basic] | None = None) -> Basic:
+#: Results of the shallow ``doit`` and of the rewrite, per distinct node, shared by every call:
+#: sympy expressions are immutable and both maps are pure functions of the node, and derived
+#: gradients of one energy (and the update rules and steps built on them) share most sub-trees.
+_DOIT_CACHE: dict[Basic, Basic] = {}
+_REWRITE_CACHE: dict[Basic, Basic] = {}
+_CACHE_LIMIT = 50_000  # entries per cache; cleared (not evicted) when full
+
+
+def _remember(cache: dict[Basic, Basic], e: Basic, out: Basic) -> Basic:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[e] = out
+    return out
+
+
+def doit(expr: Basic) -> Basic:
     """sympy's deep ``expr.doit()``, computed bottom-up once per distinct sub-tree.
 
     sympy's ``doit`` re-canonicalises every sub-tree each time an enclosing node is done, and
@@ -66,56 +81,45 @@ def doit(expr: Basic, memo: dict[Basic, Basic] | None = None) -> Basic:
     worse in the tree size.  Here each node is rebuilt from its already-done arguments and done
     shallowly (``deep=False``), which is what the deep call does after recursing; ``Trace`` is the
     one node whose shallow ``doit`` differs (it skips ``_eval_trace``), so it is done as the deep
-    call does it.
+    call does it.  Results are cached per node (:data:`_DOIT_CACHE`).
     """
-    memo = {} if memo is None else memo
 
     def go(e: Basic) -> Basic:
-        hit = memo.get(e)
+        hit = _DOIT_CACHE.get(e)
         if hit is not None:
             return hit
-        if not e.args or e.is_Atom or isinstance(e, sp.Lambda) or not isinstance(e, Basic):
-            out = e.doit() if isinstance(e, Basic) else e
+        if not e.args or e.is_Atom or isinstance(e, sp.Lambda):
+            return _remember(_DOIT_CACHE, e, e.doit())
+        args = [go(a) if isinstance(a, Basic) else a for a in e.args]
+        e2 = e.func(*args) if any(n is not o for n, o in zip(args, e.args)) else e
+        if isinstance(e2, Trace):
+            r = e2.arg._eval_trace() if isinstance(e2.arg, MatrixExpr) else None
+            out = r if r is not None else Trace(e2.arg)
         else:
-            args = [go(a) if isinstance(a, Basic) else a for a in e.args]
-            if any(n is not o for n, o in zip(args, e.args)):
-                e2 = e.func(*args)
-            else:
-                e2 = e
-            if isinstance(e2, Trace):
-                r = e2.arg._eval_trace() if isinstance(e2.arg, MatrixExpr) else None
-                out = r if r is not None else Trace(e2.arg)
-                if out is not e2 and isinstance(out, Basic) and out != e2:
-                    out = go(out)
-            else:
-                out = e2.doit(deep=False)
-        memo[e] = out
-        return out
+            out = e2.doit(deep=False)
+        return _remember(_DOIT_CACHE, e, out)
 
     return go(expr)
 
 
+def _rewritten(e: Basic) -> Basic:
+    """:func:`_rewrite` applied bottom-up (each distinct node once, cached)."""
+    if not e.args or isinstance(e, sp.Lambda) or e.is_Atom:
+        return e
+    hit = _REWRITE_CACHE.get(e)
+    if hit is not None:
+        return hit
+    new_args = [_rewritten(a) for a in e.args]
+    out = e.func(*new_args) if any(n is not o for n, o in zip(new_args, e.args)) else e
+    return _remember(_REWRITE_CACHE, e, _rewrite(out))
+
+
 def tidy(expr: Basic) -> Basic:
     """Bottom-up rewrite with the identities above, then ``doit`` (until nothing changes, at most
-    three rounds); every distinct sub-tree is rewritten once."""
-    rewritten: dict[Basic, Basic] = {}
-
-    def go(e: Basic) -> Basic:
-        if not e.args or isinstance(e, sp.Lambda) or e.is_Atom:
-            return e
-        hit = rewritten.get(e)
-        if hit is not None:
-            return hit
-        new_args = [go(a) for a in e.args]
-        out = e.func(*new_args) if any(n is not o for n, o in zip(new_args, e.args)) else e
-        out = _rewrite(out)
-        rewritten[e] = out
-        return out
-
-    done: dict[Basic, Basic] = {}
-    out = go(expr)
+    three rounds)."""
+    out = _rewritten(expr)
     for _ in range(3):
-        nxt = go(doit(out, done))
+        nxt = _rewritten(doit(out))
         if nxt == out:
             break
         out = nxt

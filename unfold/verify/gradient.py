@@ -130,45 +130,151 @@ def _leg1(cm: Any, v: Basic, args: tuple[Any, ...]) -> tuple[float, str]:
 _DIGITS = 30  # working precision of the explicit-size reference (mpmath), well beyond float64
 
 
-def _evaluate(exprs: Sequence[Basic], point: Mapping[Basic, Any]) -> list[float]:
-    """Values of scalar sympy expressions at ``point`` (symbol -> mpmath number), in ``_DIGITS``
-    digits.  Shared sub-trees are evaluated once (memoised on the expression), so a few dozen
-    derivative trees of one energy cost about one tree walk; nodes other than numbers, sums,
-    products and powers are evaluated by sympy itself on Float arguments."""
-    memo: dict[Basic, Any] = dict(point)
+def _opaque(x: Basic) -> bool:
+    """A node the chain rule does not look inside (e.g. ``Piecewise``): it is evaluated and
+    differentiated as a whole by sympy, with respect to the entry symbols it contains."""
+    return not (isinstance(x, (sp.Add, sp.Mul, sp.Pow))
+                or (isinstance(x, sp.Function) and all(isinstance(a, sp.Expr) for a in x.args)))
 
-    def ev(x: Basic) -> Any:
-        hit = memo.get(x)
-        if hit is not None:
-            return hit
-        if isinstance(x, sp.Float):
-            r = mpmath.mpf(x)
-        elif isinstance(x, sp.Rational):
-            r = mpmath.mpf(int(x.p)) / int(x.q)
-        elif x.is_NumberSymbol:
-            r = mpmath.mpf(x.evalf(_DIGITS + 5))
-        elif isinstance(x, sp.Add):
-            r = mpmath.fsum(ev(a) for a in x.args)
-        elif isinstance(x, sp.Mul):  # δ(a)·g with g = 0 at the point is 0 (g(a)δ(a) = 0): skip the δ
-            deltas = [a for a in x.args if isinstance(a, sp.DiracDelta)]
-            r = mpmath.fprod(ev(a) for a in x.args if not isinstance(a, sp.DiracDelta))
-            if deltas and r != 0:
-                r = r * mpmath.fprod(ev(a) for a in deltas)
-        elif isinstance(x, sp.Pow) and x.exp.is_Integer:
-            r = ev(x.base) ** int(x.exp)
-        elif isinstance(x, sp.Pow):
-            r = ev(x.base) ** ev(x.exp)
-        elif isinstance(x, sp.Function) and all(isinstance(a, sp.Expr) for a in x.args):
-            v = x.func(*[sp.Float(ev(a), _DIGITS) for a in x.args]).evalf(_DIGITS)
-            r = mpmath.mpf(v)
-        else:  # e.g. Piecewise: let sympy substitute and evaluate
-            sub = {s: sp.Float(point[s], _DIGITS) for s in x.free_symbols}
-            r = mpmath.mpf(sp.N(x.xreplace(sub), _DIGITS))
-        memo[x] = r
+
+def _topological(root: Basic) -> list[Basic]:
+    """Distinct sub-expressions of ``root``, every one after its arguments (iterative DFS)."""
+    order: list[Basic] = []
+    seen: set[Basic] = set()
+    stack: list[tuple[Basic, bool]] = [(root, False)]
+    while stack:
+        x, done = stack.pop()
+        if done:
+            order.append(x)
+            continue
+        if x in seen:
+            continue
+        seen.add(x)
+        stack.append((x, True))
+        if x.args and not x.is_Atom and not _opaque(x):
+            stack.extend((a, False) for a in x.args if a not in seen)
+    return order
+
+
+def _value(x: Basic, val: Any, point: Mapping[Basic, Any]) -> Any:
+    """The value of node ``x`` in ``_DIGITS`` digits, given ``val(a)`` for its arguments; numbers,
+    sums, products and powers in mpmath, other functions by sympy on Float arguments."""
+    if isinstance(x, sp.Symbol):
+        return point[x]
+    if isinstance(x, sp.Float):
+        return mpmath.mpf(x)
+    if isinstance(x, sp.Rational):
+        return mpmath.mpf(int(x.p)) / int(x.q)
+    if x.is_NumberSymbol:
+        return mpmath.mpf(x.evalf(_DIGITS + 5))
+    if isinstance(x, sp.Add):
+        return mpmath.fsum(val(a) for a in x.args)
+    if isinstance(x, sp.Mul):  # δ(a)·g with g = 0 at the point is 0 (g(a)δ(a) = 0): skip the δ
+        deltas = [a for a in x.args if isinstance(a, sp.DiracDelta)]
+        r = mpmath.fprod(val(a) for a in x.args if not isinstance(a, sp.DiracDelta))
+        if deltas and r != 0:
+            r = r * mpmath.fprod(val(a) for a in deltas)
         return r
+    if isinstance(x, sp.Pow) and x.exp.is_Integer:
+        return val(x.base) ** int(x.exp)
+    if isinstance(x, sp.Pow):
+        return val(x.base) ** val(x.exp)
+    if not _opaque(x):
+        v = x.func(*[sp.Float(val(a), _DIGITS) for a in x.args]).evalf(_DIGITS)
+        return mpmath.mpf(v)
+    sub = {s: sp.Float(point[s], _DIGITS) for s in x.free_symbols}  # e.g. Piecewise
+    return mpmath.mpf(sp.N(x.xreplace(sub), _DIGITS))
 
-    with mpmath.workdps(_DIGITS):
-        return [float(ev(x)) for x in exprs]
+
+def _evaluate(exprs: Sequence[Basic], point: Mapping[Basic, Any]) -> list[Any]:
+    """Values (mpmath, ``_DIGITS`` digits) of scalar sympy expressions at ``point`` (symbol ->
+    mpmath number); every distinct sub-expression is evaluated once."""
+    memo: dict[Basic, Any] = {}
+
+    def val(a: Basic) -> Any:
+        hit = memo.get(a)
+        if hit is None:
+            hit = memo[a] = _value(a, val, point)
+        return hit
+
+    for x in exprs:
+        for y in _topological(x):
+            val(y)
+    return [memo[x] for x in exprs]
+
+
+_PARTIALS: dict[tuple[Any, ...], tuple[tuple[sp.Dummy, ...], list[Basic]]] = {}
+
+
+def _local_partials(x: Basic) -> tuple[tuple[sp.Dummy, ...], list[Basic]]:
+    """``∂f/∂zᵢ`` for the node's operation ``f(z₀, …, z_k)`` (``x = f(args)``), by plain scalar
+    ``sp.diff`` on dummy arguments; cached per operation (and per exponent of a power)."""
+    numeric_pow = isinstance(x, sp.Pow) and x.exp.is_Number
+    key = ("pow", x.exp) if numeric_pow else ("op", x.func, len(x.args))
+    hit = _PARTIALS.get(key)
+    if hit is None:
+        z = tuple(sp.Dummy(f"z{i}", real=True) for i in range(len(x.args)))
+        f = sp.Pow(z[0], x.exp) if numeric_pow else x.func(*z)
+        parts = [sp.diff(f, zi) for zi in z]  # scalar
+        if any(p.has(sp.Derivative, sp.Subs) for p in parts):
+            raise GradientCheckError(f"sympy cannot differentiate {x.func} (in {x}); no explicit-size reference")
+        hit = _PARTIALS[key] = (z, parts)
+    return hit
+
+
+def _value_and_gradient(E: Basic, point: Mapping[Basic, Any], leaves: Sequence[Basic]) -> list[Any]:
+    """``[E, ∂E/∂leaf for leaf in leaves]`` at ``point`` in ``_DIGITS`` digits.
+
+    The derivative is the chain rule of scalar calculus applied to ``E``'s expression DAG in
+    reverse (each distinct sub-expression once): the adjoint of a node is the sum over its parents
+    of the parent's adjoint times the parent operation's partial derivative, each partial obtained
+    by plain scalar ``sp.diff`` of that operation (:func:`_local_partials`) and evaluated at the
+    arguments' values.  This equals ``sp.diff(E, leaf)`` evaluated at the point, at the cost of one
+    pass instead of one derivative tree per leaf (whose size grows with the nesting depth).  A node
+    whose adjoint is exactly 0 passes nothing on, so ``δ(a)·0`` terms (kinks of relu/abs/sign
+    multiplied by a vanishing factor) are 0, as the product rule gives.
+    """
+    order = _topological(E)
+    memo: dict[Basic, Any] = {}
+
+    def val(a: Basic) -> Any:
+        hit = memo.get(a)
+        if hit is None:
+            hit = memo[a] = _value(a, val, point)
+        return hit
+
+    leafset = set(leaves)
+    dep: dict[Basic, bool] = {}
+    for x in order:
+        val(x)
+        if x in leafset:
+            dep[x] = True
+        elif _opaque(x):
+            dep[x] = bool(x.free_symbols & leafset)
+        else:
+            dep[x] = any(dep[a] for a in x.args)
+    adj: dict[Basic, Any] = {E: mpmath.mpf(1)}
+    for x in reversed(order):
+        a = adj.get(x)
+        if a is None or a == 0 or x in leafset or not dep[x]:
+            continue
+        if _opaque(x):
+            for s in x.free_symbols & leafset:
+                g = _value_at(sp.diff(x, s), point)  # scalar
+                adj[s] = adj.get(s, 0) + a * g
+            continue
+        z, parts = _local_partials(x)
+        at = dict(zip(z, (memo[c] for c in x.args)))
+        for c, p in zip(x.args, parts):
+            if dep[c]:
+                adj[c] = adj.get(c, 0) + a * _value_at(p, at)
+    return [memo[E]] + [adj.get(s, mpmath.mpf(0)) for s in leaves]
+
+
+def _value_at(e: Basic, point: Mapping[Basic, Any]) -> Any:
+    if e.is_Number:
+        return _value(e, None, point)  # type: ignore[arg-type]
+    return _evaluate([e], point)[0]
 
 
 def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], seed: int) -> dict[Basic, tuple[float, float]]:
@@ -195,11 +301,10 @@ def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], 
     with dotprodsimp(False):
         E = expand_explicit(energy.expr, env)
     E = E[0, 0] if isinstance(E, sp.MatrixBase) else E
-    exprs = [E]
-    for v in wrt:
-        exprs += [sp.diff(E, x) for x in entries[v]]  # scalar
+    leaves = [x for v in wrt for x in entries[v]]
     try:
-        values = _evaluate(exprs, point)
+        with mpmath.workdps(_DIGITS):
+            values = [float(x) for x in _value_and_gradient(E, point, leaves)]
     except (TypeError, ValueError, ZeroDivisionError) as exc:  # e.g. DiracDelta(0), log(0) at the point
         raise GradientCheckError(
             f"the explicit-size reference of {energy} cannot be evaluated at its check point ({exc}); the "
