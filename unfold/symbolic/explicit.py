@@ -74,12 +74,48 @@ def _invstd_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
     return sp.ones(n, 1) / sp.sqrt(var + eps)
 
 
-def expand_explicit(e: Basic, env: Mapping[Basic, Any]) -> Value:
-    """Evaluate ``e`` with matrices replaced by explicit matrices from ``env``."""
+def _size(x: Any, env: Mapping[Basic, Any]) -> int:
+    with sp.evaluate(True):
+        return int(sp.sympify(x).subs(env))  # safe: dims/ints only
+
+
+def _inverse(M: sp.Matrix) -> sp.Matrix:
+    """``adj(M)/det(M)``, both by Berkowitz (division-free, so exact on symbolic entries)."""
+    return M.adjugate(method="berkowitz") / M.det(method="berkowitz")
+
+
+def _matpow(M: sp.Matrix, k: int) -> sp.Matrix:
+    """``Mᵏ`` by repeated products (``M⁻¹`` first for ``k < 0``; ``I`` for ``k = 0``)."""
+    if k < 0:
+        M, k = _inverse(M), -k
+    return reduce(lambda a, b: a * b, [M] * k) if k else sp.eye(M.rows)
+
+
+def expand_explicit(e: Basic, env: Mapping[Basic, Any], *, evaluate: bool = True) -> Value:
+    """Evaluate ``e`` with matrices replaced by explicit matrices from ``env``.
+
+    ``evaluate=False`` builds every scalar operation unevaluated (sympy's ``evaluate(False)``):
+    the same value, written literally as the definitions compute it, without sympy's automatic
+    simplification (flattening, assumption queries on every product and ``log``/``Max`` argument),
+    which is what makes the evaluated form slow on log-determinants and nested inverses.  The
+    gradient check uses it; exact proofs (``cancel``) use the default.
+    """
+    memo: dict[Basic, Value] = {}
 
     def ev(x: Basic) -> Value:
-        return expand_explicit(x, env)
+        hit = memo.get(x)
+        if hit is None:
+            hit = memo[x] = _expand(x, env, ev)
+        return hit
 
+    if evaluate:
+        return ev(e)
+    with sp.evaluate(False):
+        return ev(e)
+
+
+def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
+    """One node of :func:`expand_explicit`, given ``ev`` for its arguments."""
     if e in env:
         return env[e]
     if isinstance(e, MatrixSymbol):
@@ -95,12 +131,13 @@ def expand_explicit(e: Basic, env: Mapping[Basic, Any]) -> Value:
     if isinstance(e, Transpose):
         return ev(e.arg).T
     if isinstance(e, Inverse):
-        M = ev(e.arg)
-        return M.adjugate(method="berkowitz") / M.det(method="berkowitz")
+        return _inverse(ev(e.arg))
     if isinstance(e, MatPow):
-        return ev(e.base) ** int(e.exp)
+        if not e.exp.is_Integer:
+            raise UnsupportedNodeError(f"matrix power {e} needs an integer exponent")
+        return _matpow(ev(e.base), int(e.exp))
     if isinstance(e, (Identity, OneMatrix, ZeroMatrix)):
-        r, c = (int(sp.sympify(x).subs(env)) for x in e.shape)  # safe: dims/ints only
+        r, c = (_size(x, env) for x in e.shape)
         return sp.eye(r) if isinstance(e, Identity) else (sp.ones(r, c) if isinstance(e, OneMatrix) else sp.zeros(r, c))
     if isinstance(e, HadamardProduct):
         return reduce(lambda a, b: a.multiply_elementwise(b), [ev(a) for a in e.args])
@@ -109,9 +146,9 @@ def expand_explicit(e: Basic, env: Mapping[Basic, Any]) -> Value:
         return ev(e.args[0]).applyfunc(lambda x: x ** p)
     if isinstance(e, ElementwiseApplyFunction):
         lam = e.function
-        body = lam.expr.subs(lam.variables[0], U)
-        body = body.subs({s: ev(s) for s in body.free_symbols if s != U})
-        return ev(e.expr).applyfunc(lambda x: body.subs(U, x))
+        body = lam.expr.xreplace({lam.variables[0]: U})
+        body = body.xreplace({s: ev(s) for s in body.free_symbols if s != U})
+        return ev(e.expr).applyfunc(lambda x: body.xreplace({U: x}))
     if isinstance(e, Trace):
         return ev(e.arg).trace()
     if isinstance(e, Determinant):

@@ -133,7 +133,7 @@ _DIGITS = 30  # working precision of the explicit-size reference (mpmath), well 
 def _opaque(x: Basic) -> bool:
     """A node the chain rule does not look inside (e.g. ``Piecewise``): it is evaluated and
     differentiated as a whole by sympy, with respect to the entry symbols it contains."""
-    return not (isinstance(x, (sp.Add, sp.Mul, sp.Pow))
+    return not (isinstance(x, (sp.Add, sp.Mul, sp.Pow, sp.Max, sp.Min))
                 or (isinstance(x, sp.Function) and all(isinstance(a, sp.Expr) for a in x.args)))
 
 
@@ -299,7 +299,7 @@ def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], 
             z = sp.Symbol(f"{s}_", real=True)
             env[s], entries[s], point[z] = z, [z], mpmath.mpf(float(v))
     with dotprodsimp(False):
-        E = expand_explicit(energy.expr, env)
+        E = expand_explicit(energy.expr, env, evaluate=False)
     E = E[0, 0] if isinstance(E, sp.MatrixBase) else E
     leaves = [x for v in wrt for x in entries[v]]
     try:
