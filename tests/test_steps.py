@@ -30,7 +30,8 @@ def test_hopfield_step_is_softmax_retrieval():
     d, n = E.dims
     X, xi, beta = E.symbol("X"), E.symbol("xi"), E.symbol("beta")
     assert step.update_rule() == X * uf.softmax(beta * X.T * xi)
-    assert "X @ torch.softmax(beta * (X.mT @ xi), dim=-2)" in step.torch_source()
+    # softmax along the contiguous axis of the freshly computed scores (xiᵀX)β, β on the small factor
+    assert "X @ torch.softmax(_smm(beta, xi.mT, X), dim=-1).mT" in step.torch_source()
     g = torch.Generator().manual_seed(0)
     Xt = torch.randn(6, 5, generator=g, dtype=DT)
     q = torch.randn(4, 6, 1, generator=g, dtype=DT)

@@ -119,6 +119,7 @@ _NAMESPACE: dict[str, Any] = {
     "_rowsum": runtime.rowsum,
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,
+    "_smm": runtime.smm,
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,

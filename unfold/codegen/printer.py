@@ -66,6 +66,10 @@ class TorchCodePrinter:
         self._counts: Counter[Basic] = Counter()
         self._n = 0
         self._env: dict[Basic, str] = {}
+        self._twins: dict[Basic, Basic] = {}      # product -> its transpose that occurs in the tree
+        self._twin_cache: dict[Basic, Basic] = {}
+        self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
+        self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
         for r in roots:
             self._count(r)
 
@@ -79,6 +83,49 @@ class TorchCodePrinter:
             self._counts[x] += 1
             if self._counts[x] == 1:
                 stack.extend(x.args)
+                if isinstance(x, MatMul):
+                    t = self.twin(x)
+                    if t != x:
+                        self._twins[t] = x
+                    mats = tuple(a for a in x.args if isinstance(a, MatrixExpr))
+                    seen: set[tuple[Basic, ...]] = set()  # a run and its transpose count once per product
+                    for i in range(len(mats)):
+                        for j in range(i + 2, len(mats) + 1):
+                            run = mats[i:j]
+                            if run not in seen and self._twin_run(run) not in seen:
+                                seen.add(run)
+                                self._runcount[run] += 1
+
+    def twin(self, e: MatMul) -> Basic:
+        """``eᵀ`` in sympy's canonical form (``(A Bᵀ)ᵀ = B Aᵀ``), cached."""
+        t = self._twin_cache.get(e)
+        if t is None:
+            t = self._twin_cache[e] = Transpose(e).doit(deep=False)
+        return t
+
+    def _twin_run(self, run: tuple[Basic, ...]) -> tuple[Basic, ...]:
+        """The factors of ``(F₁ ⋯ Fₖ)ᵀ = Fₖᵀ ⋯ F₁ᵀ``."""
+        return tuple(self._transpose_of(f) for f in reversed(run))
+
+    def _transpose_of(self, f: Basic) -> Basic:
+        t = self._twin_cache.get(f)
+        if t is None:
+            t = self._twin_cache[f] = Transpose(f).doit(deep=False)
+        return t
+
+    def _run_uses(self, run: tuple[Basic, ...]) -> int:
+        tw = self._twin_run(run)
+        return self._runcount.get(run, 0) + (self._runcount.get(tw, 0) if tw != run else 0)
+
+    def _shared(self, e: Basic) -> int:
+        """How often ``e`` occurs, its transpose included."""
+        n = self._counts.get(e, 0)
+        t = self._twins.get(e)
+        if t is not None:
+            n += self._counts.get(t, 0)
+        elif isinstance(e, MatMul):
+            n += self._counts.get(self.twin(e), 0)
+        return n
 
     def _temp(self, code: str) -> str:
         name = f"_t{self._n}"
@@ -99,10 +146,16 @@ class TorchCodePrinter:
     def print(self, e: Basic) -> Code:
         if e in self._memo:
             return self._memo[e]
+        if isinstance(e, MatMul) and not self._env:
+            t = self._twins.get(e) or self.twin(e)
+            if t != e and t in self._memo and self._memo[t][1] == ATOM:  # eᵀ already computed
+                out = (f"{self._memo[t][0]}.mT", ATOM)
+                self._memo[e] = out
+                return out
         out = self._dispatch(e)
         if self._env:
             return out  # inside an elementwise body: `u` is bound, nothing may be shared
-        if self._counts.get(e, 0) > 1 and not out[0].replace("_", "").isalnum():
+        if self._shared(e) > 1 and not out[0].replace("_", "").replace(".mT", "").isalnum():
             out = (self._temp(out[0]), ATOM)
         self._memo[e] = out
         return out
@@ -138,10 +191,15 @@ class TorchCodePrinter:
     def _matmul(self, e: MatMul) -> Code:
         scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
         mats = [a for a in e.args if isinstance(a, MatrixExpr)]
+        coeff = sp.Mul(*scalars)
+        plain = len(mats) >= 2 and not any(isinstance(m, (Inverse, OneMatrix)) for m in (mats[0], mats[-1]))
+        if scalars and coeff != -1 and plain and tuple(mats) not in self._runmemo:
+            codes = self._chain_codes(mats)
+            if len(codes) >= 2:  # the coefficient goes on the smallest factor (or the result) at run time
+                return f"_smm({self.code(coeff)}, {', '.join(c for c, _ in codes)})", ATOM
         code = self._chain(mats)
         if not scalars:
             return code
-        coeff = sp.Mul(*scalars)
         if coeff == -1:
             return f"-{code[0] if code[1] >= MUL else '(' + code[0] + ')'}", MUL
         c = self._p(coeff, MUL + 1) if not (isinstance(coeff, sp.Mul) and coeff.could_extract_minus_sign()) \
@@ -154,6 +212,9 @@ class TorchCodePrinter:
         order for the runtime shapes (``_mm``; the dims are symbolic when the code is printed)."""
         if len(mats) == 1:
             return self.print(mats[0])
+        run = tuple(mats)
+        if run in self._runmemo or self._twin_run(run) in self._runmemo:
+            return self._run_code(run)
         first, rest, last = mats[0], mats[1:], mats[-1]
         if isinstance(first, Inverse):
             rhs = self._chain(rest)
@@ -180,10 +241,40 @@ class TorchCodePrinter:
             lhs = self._chain(mats[:-1])
             c = "" if last.cols == 1 else f", {self.code(last.cols)}"
             return f"_rowsum({lhs[0]}{c})", ATOM
-        if len(mats) > 2:
-            return f"_mm({', '.join(self.code(m) for m in mats)})", ATOM
-        parts = [self._p(m, MUL + 1) for m in mats]
-        return " @ ".join(parts), MUL
+        codes = self._chain_codes(mats)
+        if len(codes) > 2:
+            return f"_mm({', '.join(c for c, _ in codes)})", ATOM
+        if len(codes) == 1:
+            return codes[0]
+        return " @ ".join(self._wrap(c, MUL + 1) for c in codes), MUL
+
+    def _chain_codes(self, mats: list[MatrixExpr], proper: bool = True) -> list[Code]:
+        """Codes of the factors of a product; the shortest run of factors that occurs in more than one
+        product of the tree (its transpose included) is printed once into a temporary and shared:
+        ``g Wᵀ Q gᵀ`` next to ``S g Wᵀ`` computes ``g Wᵀ`` once.  Shortest first, so the remaining
+        factors still go through ``_mm``'s run-time choice of the cheapest order.  ``proper``: the
+        whole list is not itself a candidate (it is the product being printed)."""
+        k = len(mats)
+        for length in range(2, (k - 1 if proper else k) + 1):
+            for i in range(0, k - length + 1):
+                run = tuple(mats[i:i + length])
+                if self._run_uses(run) < 2 and run not in self._runmemo:
+                    continue
+                return (self._chain_codes(list(mats[:i]), False) + [self._run_code(run)]
+                        + self._chain_codes(list(mats[i + length:]), False))
+        return [self.print(m) for m in mats]
+
+    def _run_code(self, run: tuple[Basic, ...]) -> Code:
+        """A temporary holding the product of ``run`` (or ``.mT`` of the one holding its transpose)."""
+        if run in self._runmemo:
+            return self._runmemo[run], ATOM
+        tw = self._twin_run(run)
+        if tw in self._runmemo:
+            return f"{self._runmemo[tw]}.mT", ATOM
+        code = self._chain(list(run))
+        name = code[0] if code[1] == ATOM and code[0].replace("_", "").isalnum() else self._temp(code[0])
+        self._runmemo[run] = name
+        return name, ATOM
 
     def _diagonal(self, e: Basic) -> str | None:
         """Code of the diagonal ``(..., k)`` when ``e`` is ``I ∘ X`` (a diagonal matrix), else None."""
@@ -211,7 +302,10 @@ class TorchCodePrinter:
         return out, ADD
 
     def _transpose(self, e: Transpose) -> Code:
-        return f"{self._p(e.arg, ATOM)}.mT", ATOM
+        c = self._p(e.arg, ATOM)
+        if c.endswith(".mT"):  # atom-precedence code is a primary, so `.mT` transposes all of it
+            return c[:-3], ATOM  # (xᵀ)ᵀ = x
+        return f"{c}.mT", ATOM
 
     def _inverse(self, e: Inverse) -> Code:
         return f"torch.linalg.inv({self.code(e.arg)})", ATOM
@@ -275,9 +369,26 @@ class TorchCodePrinter:
 
     # column-wise functions
     def _lse(self, e: LSE) -> Code:
+        t = self._contiguous_transpose(e.arg)
+        if t is not None:
+            return f"torch.logsumexp({self.code(t)}, dim=-1, keepdim=True).mT", ATOM
         return f"torch.logsumexp({self.code(e.arg)}, dim=-2, keepdim=True)", ATOM
 
+    def _contiguous_transpose(self, a: Basic) -> Basic | None:
+        """``aᵀ`` when ``a`` is computed here (a product, sum or elementwise map) and used only once:
+        a column-wise reduction of ``a`` is then a row-wise one of ``aᵀ``, which runs along the
+        contiguous axis of the freshly computed ``aᵀ`` (twice as fast for softmax at 1024 tokens)."""
+        if self._env or self._shared(a) > 1 or a in self._memo:
+            return None
+        if not isinstance(a, (MatMul, MatAdd, HadamardProduct, ElementwiseApplyFunction)):
+            return None
+        t = self._transpose_of(a)
+        return None if isinstance(t, Transpose) else t
+
     def _softmax(self, e: Softmax) -> Code:
+        t = self._contiguous_transpose(e.arg)
+        if t is not None:
+            return f"torch.softmax({self.code(t)}, dim=-1).mT", ATOM
         return f"torch.softmax({self.code(e.arg)}, dim=-2)", ATOM
 
     def _layernorm(self, e: LayerNorm) -> Code:

@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "invstd",
+    "bind_dims", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "invstd",
     "logdet_pd",
 ]
 
@@ -274,6 +274,23 @@ def mm(*ts: torch.Tensor) -> torch.Tensor:
         return prod(i, m) @ prod(m + 1, j)
 
     return prod(0, len(ts) - 1)
+
+
+def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
+    """``c · t₀ @ t₁ @ …`` with the scalar ``c`` applied to whichever of the factors and the result
+    has the fewest entries (``β (Ξ Xᵀ)`` scales ``Ξ``, not the ``n × n`` scores).  A batched ``c``
+    (a tensor of more than one entry) scales the result."""
+    if isinstance(c, torch.Tensor) and c.numel() != 1:
+        return c * mm(*ts)
+    batch = broadcast_shapes(*(t.shape[:-2] for t in ts)) if not torch.compiler.is_compiling() else None
+    best, where = (_numel(batch) * int(ts[0].shape[-2]) * int(ts[-1].shape[-1])) if batch is not None else 0, -1
+    if batch is not None:
+        for i, t in enumerate(ts):
+            if t.numel() < best:
+                best, where = t.numel(), i
+    if where < 0:
+        return c * mm(*ts)
+    return mm(*ts[:where], c * ts[where], *ts[where + 1:])
 
 
 def invstd(x: torch.Tensor, eps: Any) -> torch.Tensor:
