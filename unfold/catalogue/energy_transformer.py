@@ -49,16 +49,20 @@ def _dims() -> tuple[Any, ...]:
 
 
 @lru_cache(maxsize=None)
-def energy(heads: int = 2) -> Energy:
+def energy(heads: int = 2, mask: bool = True) -> Energy:
     """(Cached: one derivation per process.) ``E_ATT + E_HN`` over the layer-normed tokens ``g`` (state, N×D), with terms
-    ``attention_h1..H`` and ``memory``; parameters ``WQh, WKh`` (K×D), ``Xi`` (D×M), mask ``C`` (N×N)."""
+    ``attention_h1..H`` and ``memory``; parameters ``WQh, WKh`` (K×D), ``Xi`` (D×M) and, with ``mask``,
+    the additive mask ``C`` (N×N).  ``mask=False`` is the energy with ``C = 0`` (self-pairs included,
+    the official code's choice) without the mask input: its layer skips the N×N addition."""
     N, D, K, M = _dims()
     g, Xi, C = state("g", N, D), param("Xi", D, M), param("C", N, N)
     beta = scalar("beta", positive=True)
     terms: dict[str, Any] = {}
     for h in range(1, heads + 1):
         WQ, WK = param(f"WQ{h}", K, D), param(f"WK{h}", K, D)
-        scores = beta * (g * WQ.T) * (g * WK.T).T + C          # [C, B] = β K_Bᵀ Q_C + mask
+        scores = beta * (g * WQ.T) * (g * WK.T).T              # [C, B] = β K_Bᵀ Q_C
+        if mask:
+            scores = scores + C                                 # + the additive mask C_CB
         terms[f"attention_h{h}"] = -s.lse(scores, axis=1) / beta
     terms["memory"] = -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2
     return Energy(terms=terms)
@@ -143,13 +147,15 @@ class ETLayer(EnergyStep):
         return f"alpha={self.alpha}, " + super().extra_repr()
 
 
-def et_layer(alpha: float, heads: int = 2, ln: Mapping[str, Any] | None = None, check: bool = False) -> ETLayer:
-    """An ET block with step ``α`` (``ln``: ``gamma``, ``delta`` of the layer norm).
+def et_layer(alpha: float, heads: int = 2, ln: Mapping[str, Any] | None = None, check: bool = False,
+             mask: bool = True) -> ETLayer:
+    """An ET block with step ``α`` (``ln``: ``gamma``, ``delta`` of the layer norm; ``mask=False``:
+    the energy without the mask input ``C``, i.e. ``C = 0``).
 
     The gradient is validated on every ``unfold verify`` run against the paper's closed form and
     against ``torch.func.grad`` of an independent plain-torch energy; ``check=True`` also runs the
     generic two-leg check (≈10 s at explicit sizes, done once per process)."""
-    return ETLayer(energy(heads), alpha, ln or {}, check=check)
+    return ETLayer(energy(heads, mask), alpha, ln or {}, check=check)
 
 
 # ---- data ------------------------------------------------------------------------------------------

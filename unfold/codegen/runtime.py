@@ -177,8 +177,21 @@ def as_scalar(v: Any, dtype: torch.dtype, device: torch.device, name: str) -> to
         raise InputError(f"scalar {name!r} must be a number or a tensor, got {type(v).__name__}")
     if _CHECK_FINITE[0]:
         check_finite(name, v)
+    if isinstance(v, float) and not torch.compiler.is_compiling():
+        key = (v, dtype, device)
+        t = _SCALAR_CACHE.get(key)
+        if t is None:
+            if len(_SCALAR_CACHE) >= _BIND_CACHE_SIZE:
+                _SCALAR_CACHE.clear()
+            t = _SCALAR_CACHE[key] = torch.tensor([[v]], dtype=dtype, device=device)
+        return t
     t = torch.as_tensor(v, dtype=dtype, device=device)
     return t[..., None, None]
+
+
+#: Python-float scalars as ``(1, 1)`` constant tensors, per ``(value, dtype, device)`` (generated code
+#: never writes into its inputs, so a constant is shared).
+_SCALAR_CACHE: dict[tuple[float, torch.dtype, torch.device], torch.Tensor] = {}
 
 
 def reduce_to(r: torch.Tensor, like: torch.Tensor, batch: Sequence[torch.Tensor] = ()) -> torch.Tensor:
@@ -265,6 +278,8 @@ def _chain_order(shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], 
 
 def mm(*ts: torch.Tensor) -> torch.Tensor:
     """The product ``t₀ @ t₁ @ …`` in the cheapest order for the runtime shapes (cached per shapes)."""
+    if len(ts) == 2:
+        return ts[0] @ ts[1]
     split = _chain_order(tuple(tuple(t.shape) for t in ts))
 
     def prod(i: int, j: int) -> torch.Tensor:
@@ -282,13 +297,10 @@ def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
     (a tensor of more than one entry) scales the result."""
     if isinstance(c, torch.Tensor) and c.numel() != 1:
         return c * mm(*ts)
-    batch = broadcast_shapes(*(t.shape[:-2] for t in ts)) if not torch.compiler.is_compiling() else None
-    best, where = (_numel(batch) * int(ts[0].shape[-2]) * int(ts[-1].shape[-1])) if batch is not None else 0, -1
-    if batch is not None:
-        for i, t in enumerate(ts):
-            if t.numel() < best:
-                best, where = t.numel(), i
-    if where < 0:
+    sizes = [t.numel() for t in ts]
+    batch = max(s // (int(t.shape[-2]) * int(t.shape[-1]) or 1) for s, t in zip(sizes, ts))
+    where = min(range(len(ts)), key=sizes.__getitem__)
+    if sizes[where] >= batch * int(ts[0].shape[-2]) * int(ts[-1].shape[-1]):
         return c * mm(*ts)
     return mm(*ts[:where], c * ts[where], *ts[where + 1:])
 
