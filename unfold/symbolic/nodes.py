@@ -26,6 +26,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError, UnsupportedNodeError
+from .tidy import doit as cached_doit
 
 __all__ = [
     "U",
@@ -70,7 +71,12 @@ class Elementwise(ElementwiseApplyFunction):
         return MatrixExpr.__new__(cls, function, expr)
 
     def doit(self, **hints: Any) -> Any:
-        expr = self.expr.doit(**hints) if hints.get("deep", True) else self.expr
+        if not hints.get("deep", True):
+            expr = self.expr
+        elif set(hints) <= {"deep"}:  # a plain deep doit: the cached one (the same result)
+            expr = cached_doit(self.expr)
+        else:
+            expr = self.expr.doit(**hints)
         f = self.function
         if _is_identity(f):
             return expr
@@ -81,6 +87,10 @@ class Elementwise(ElementwiseApplyFunction):
             inner = g.expr.xreplace({g.variables[0]: U})
             return ew(f.expr.xreplace({f.variables[0]: inner}), expr.expr).doit(**hints)
         return self.func(f, expr)
+
+    def _eval_transpose(self) -> "Elementwise":
+        """``f(M)ᵀ = f(Mᵀ)`` entrywise (sympy's rule, with the cached ``doit``)."""
+        return self.func(self.function, cached_doit(Transpose(self.expr)))
 
 
 def ew(body: sp.Expr, M: MatrixExpr) -> MatrixExpr:

@@ -13,13 +13,17 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
     HadamardPower,
     HadamardProduct,
+    Inverse,
+    MatAdd,
     MatMul,
+    MatPow,
     MatrixExpr,
     OneMatrix,
     Trace,
+    Transpose,
 )
 
-__all__ = ["tidy", "canonical", "doit"]
+__all__ = ["tidy", "canonical", "doit", "transpose"]
 
 
 def _ones_coeff(a: Basic) -> sp.Expr | None:
@@ -63,6 +67,7 @@ def _rewrite(e: Basic) -> Basic:
 #: gradients of one energy (and the update rules and steps built on them) share most sub-trees.
 _DOIT_CACHE: dict[Basic, Basic] = {}
 _REWRITE_CACHE: dict[Basic, Basic] = {}
+_TRANSPOSE_CACHE: dict[Basic, Basic] = {}
 _CACHE_LIMIT = 50_000  # entries per cache; cleared (not evicted) when full
 
 
@@ -79,27 +84,58 @@ def doit(expr: Basic) -> Basic:
     sympy's ``doit`` re-canonicalises every sub-tree each time an enclosing node is done, and
     derived gradients share large sub-trees (the cotangents), so the plain call is quadratic or
     worse in the tree size.  Here each node is rebuilt from its already-done arguments and done
-    shallowly (``deep=False``), which is what the deep call does after recursing; ``Trace`` is the
-    one node whose shallow ``doit`` differs (it skips ``_eval_trace``), so it is done as the deep
-    call does it.  Results are cached per node (:data:`_DOIT_CACHE`).
+    shallowly (``deep=False``), which is what the deep call does after recursing.  Two nodes are
+    done by hand because their shallow ``doit`` differs or recurses without a memo: ``Trace``
+    (its shallow ``doit`` skips ``_eval_trace``) and ``Transpose`` (:func:`transpose`).  Results
+    are cached per node (:data:`_DOIT_CACHE`).
     """
+    hit = _DOIT_CACHE.get(expr)
+    if hit is not None:
+        return hit
+    e = expr
+    if not e.args or e.is_Atom or isinstance(e, sp.Lambda):
+        return _remember(_DOIT_CACHE, e, e.doit())
+    args = [doit(a) if isinstance(a, Basic) else a for a in e.args]
+    e2 = e.func(*args) if any(n is not o for n, o in zip(args, e.args)) else e
+    if isinstance(e2, Trace):
+        r = e2.arg._eval_trace() if isinstance(e2.arg, MatrixExpr) else None
+        out = r if r is not None else Trace(e2.arg)
+    elif isinstance(e2, Transpose):
+        out = transpose(e2.arg)
+    else:
+        out = e2.doit(deep=False)
+    return _remember(_DOIT_CACHE, e, out)
 
-    def go(e: Basic) -> Basic:
-        hit = _DOIT_CACHE.get(e)
-        if hit is not None:
-            return hit
-        if not e.args or e.is_Atom or isinstance(e, sp.Lambda):
-            return _remember(_DOIT_CACHE, e, e.doit())
-        args = [go(a) if isinstance(a, Basic) else a for a in e.args]
-        e2 = e.func(*args) if any(n is not o for n, o in zip(args, e.args)) else e
-        if isinstance(e2, Trace):
-            r = e2.arg._eval_trace() if isinstance(e2.arg, MatrixExpr) else None
-            out = r if r is not None else Trace(e2.arg)
-        else:
-            out = e2.doit(deep=False)
-        return _remember(_DOIT_CACHE, e, out)
 
-    return go(expr)
+def transpose(e: Basic) -> Basic:
+    """sympy's ``transpose(e)`` (``Transpose(e).doit(deep=False)``) of a done expression, with
+    the deep ``doit`` calls sympy's transpose rules make on their results replaced by the cached
+    :func:`doit`, and cached per node.  The rules are sympy's: ``(c A B)ᵀ = c Bᵀ Aᵀ``,
+    ``(A + B)ᵀ = Aᵀ + Bᵀ``, ``(A ∘ B)ᵀ = Aᵀ ∘ Bᵀ``, ``f(A)ᵀ = f(Aᵀ)`` entrywise, ``(A⁻¹)ᵀ = (Aᵀ)⁻¹``,
+    ``(Aᵏ)ᵀ = (Aᵀ)ᵏ``, ``(Aᵀ)ᵀ = A``; any other node is left to sympy."""
+    hit = _TRANSPOSE_CACHE.get(e)
+    if hit is not None:
+        return hit
+    if isinstance(e, MatMul):
+        coeff, mats = e.as_coeff_matrices()
+        out = doit(MatMul(coeff, *[transpose(a) for a in mats[::-1]]))
+    elif isinstance(e, MatAdd):
+        out = doit(MatAdd(*[transpose(a) for a in e.args]))
+    elif isinstance(e, HadamardProduct):
+        out = HadamardProduct(*[transpose(a) for a in e.args])
+    elif isinstance(e, HadamardPower):
+        out = HadamardPower(transpose(e.base), e.exp)
+    elif isinstance(e, ElementwiseApplyFunction):
+        out = e.func(e.function, doit(Transpose(e.expr)))
+    elif isinstance(e, Inverse):
+        out = Inverse(transpose(e.arg))
+    elif isinstance(e, MatPow):
+        out = MatPow(transpose(e.base), e.exp)
+    elif isinstance(e, Transpose):
+        out = e.arg
+    else:
+        out = Transpose(e).doit(deep=False)
+    return _remember(_TRANSPOSE_CACHE, e, out)
 
 
 def _rewritten(e: Basic) -> Basic:

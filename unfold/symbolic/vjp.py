@@ -34,7 +34,7 @@ from ..errors import UnsupportedNodeError
 from .nodes import U, ew, lazy_add, lazy_mul
 from .tidy import doit
 
-__all__ = ["gradient", "vjp"]
+__all__ = ["gradient", "unevaluated_gradient", "vjp"]
 
 Node = Basic
 Pair = tuple[Basic, Basic]
@@ -184,6 +184,12 @@ def gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic:
     canonicalised once by sympy's ``doit`` (memoised, :func:`unfold.symbolic.tidy.doit`); not
     simplified further, see :func:`tidy`.
     """
+    return doit(unevaluated_gradient(E, wrt))
+
+
+def unevaluated_gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic:
+    """:func:`gradient` before its final ``doit``: the accumulated cotangent as built by the VJP
+    rules (an unevaluated sympy tree; the same matrix)."""
     if isinstance(E, MatrixExpr):
         E = Trace(E)
     dep = _depends(E, wrt)
@@ -218,5 +224,4 @@ def gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic:
         for child, ct in pairs:
             if dep.get(child, False):
                 adj[child] = lazy_add(adj[child], ct) if child in adj else ct
-    out = adj.get(wrt, ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero)
-    return doit(out)
+    return adj.get(wrt, ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero)
