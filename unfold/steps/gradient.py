@@ -26,7 +26,7 @@ from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ParamMatrix, ScalarParam
 from ..symbolic.tidy import canonical
-from .base import EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar, unique_symbol_name
+from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar, unique_symbol_name
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .smoothness import require_smooth
 
@@ -151,6 +151,8 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
 
     def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
         self._check_state(x)
+        if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
+            return call_generated(self._update, self._update_values(x, inputs), x)
         return self.policy.step(self.problem(**inputs), x)
 
     def gradient(self, x: Tensor, /, **inputs: Any) -> Tensor:

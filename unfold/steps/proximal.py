@@ -18,7 +18,7 @@ from sympy import Basic
 
 from ..errors import InputError
 from ..symbolic.energy import Energy
-from .base import EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
+from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
 from ..symbolic.tidy import canonical
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .prox import Prox
@@ -108,6 +108,8 @@ class ProximalGradientStep(GeneratedUpdateMixin, EnergyStep):
 
     def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
         self._check_state(x)
+        if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
+            return call_generated(self._update, self._update_values(x, inputs), x)
         return self.policy.step(self.problem(**inputs), x)
 
     def gradient_mapping(self, x: Tensor, eta: float, /, **inputs: Any) -> Tensor:
