@@ -296,7 +296,18 @@ CASES: dict[str, Callable[..., Case]] = {
 
 
 # ---- 1. forward -------------------------------------------------------------------------------------
-def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
+def _compiled(fn: Callable[[], Tensor]) -> tuple[Callable[[], Tensor], float]:
+    """``torch.compile(fn)`` and the seconds its first call (the compilation) took."""
+    cfn = torch.compile(fn)
+    t0 = time.perf_counter()
+    cfn()
+    return cfn, time.perf_counter() - t0
+
+
+def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None],
+                  compile: bool = False) -> dict[str, Any]:
+    """Section 1; with ``compile``, ``torch.compile`` of the generated and of the hand-written layer
+    are timed too (the same interleaved rounds) and their ratio reported."""
     out: dict[str, Any] = {}
     for name, make in CASES.items():
         try:
@@ -309,6 +320,10 @@ def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Cal
             fns = {"generated": c.generated, "hand": c.hand}
             if c.autograd:
                 fns["autograd"] = c.autograd
+            compile_seconds = {}
+            if compile:
+                fns["generated_compiled"], compile_seconds["generated"] = _compiled(c.generated)
+                fns["hand_compiled"], compile_seconds["hand"] = _compiled(c.hand)
             # grad mode stays on (torch.func.grad needs it); no input requires grad, so the
             # generated and hand-written layers record no graph
             ts = interleaved(fns, p.reps, p.warmup, device)
@@ -325,6 +340,10 @@ def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Cal
                 "ratio_min_autograd_over_generated": (rec["autograd"]["min"] / rec["generated"]["min"])
                 if "autograd" in rec else None,
             }
+            if compile:
+                r["compile_seconds"] = compile_seconds
+                r["ratio_compiled_generated_over_compiled_hand"] = med["generated_compiled"] / med["hand_compiled"]
+                r["ratio_compiled_generated_over_hand"] = med["generated_compiled"] / med["hand"]
             r["meets_forward_target"] = r["ratio_generated_over_hand"] <= TARGETS["forward_vs_hand"]
             r["meets_autograd_target"] = (r["ratio_autograd_over_generated"] or 0) >= TARGETS["autograd_vs_generated"]
             out[name] = r
@@ -333,6 +352,12 @@ def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Cal
                 + f"gen/hand {r['ratio_generated_over_hand']:.2f}  "
                 + (f"autograd/gen {r['ratio_autograd_over_generated']:.2f}  " if "autograd" in med else "")
                 + f"(min-ratio {r['ratio_min_generated_over_hand']:.2f})  err {err:.1e}")
+            if compile:
+                log(f"  {'':20s} torch.compile: gen {med['generated_compiled'] * 1e3:8.2f} ms  hand "
+                    f"{med['hand_compiled'] * 1e3:8.2f} ms  compiled gen/compiled hand "
+                    f"{r['ratio_compiled_generated_over_compiled_hand']:.2f}  compiled gen/eager hand "
+                    f"{r['ratio_compiled_generated_over_hand']:.2f}  (compile {compile_seconds['generated']:.1f} s / "
+                    f"{compile_seconds['hand']:.1f} s)")
         except Exception as exc:  # reported, never hidden
             out[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=4)}
             log(f"  {name:20s} unavailable: {type(exc).__name__}: {exc}")
@@ -705,13 +730,14 @@ def _summary(results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run(profile: Profile, out_dir: str, device: str = "cpu", sections: Optional[Sequence[str]] = None,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+        log: Callable[[str], None] = print, compile: bool = False) -> dict[str, Any]:
     """Run the benchmark sections, write ``bench.json`` / ``bench.png`` to ``out_dir``, return the results."""
     dev = torch.device(device)
     dtype = torch.float32
     wanted = set(sections or ("energies", "forward", "train", "fixed_point", "scaling", "verify"))
     results: dict[str, Any] = {
         "profile": profile.__dict__,
+        "torch_compile": compile,
         "targets": TARGETS,
         "environment": {
             "torch": torch.__version__, "python": platform.python_version(), "device": str(dev),
@@ -736,7 +762,7 @@ def run(profile: Profile, out_dir: str, device: str = "cpu", sections: Optional[
     if "forward" in wanted:
         log(f"[1] forward, batch {profile.batch}, tokens {profile.tokens}, width {profile.width}, float32, "
             f"median of {profile.reps} interleaved repetitions")
-        results["forward"] = bench_forward(profile, dev, dtype, log)
+        results["forward"] = bench_forward(profile, dev, dtype, log, compile)
     if "train" in wanted:
         log(f"[2] training step (forward + backward), depth {profile.train_depth}")
         results["train"] = bench_train(profile, dev, dtype, log)
@@ -777,6 +803,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default on CPU: 1, so that timings on a shared machine are "
                          "not dominated by thread wake-ups; pass the core count on an idle machine)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile of the generated and of the hand-written forward layers")
     for k in ("batch", "tokens", "width", "reps"):
         ap.add_argument(f"--{k}", type=int, default=None, help=f"override the profile's {k}")
     return ap
@@ -793,7 +821,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     over = {k: getattr(args, k) for k in ("batch", "tokens", "width", "reps") if getattr(args, k) is not None}
     if over:
         prof = Profile(**{**prof.__dict__, **over})
-    run(prof, args.out, args.device, args.only)
+    run(prof, args.out, args.device, args.only, compile=args.compile)
     return 0
 
 

@@ -297,8 +297,18 @@ def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
     (a tensor of more than one entry) scales the result."""
     if isinstance(c, torch.Tensor) and c.numel() != 1:
         return c * mm(*ts)
+    if len(ts) == 2:
+        a, b = ts
+        sa, sb = a.shape, b.shape
+        na, nb = a.numel(), b.numel()
+        # entries of the result: rows(a) · cols(b) per batch element, the larger batch of the two
+        ka, kb = sa[-2] * sa[-1], sb[-2] * sb[-1]
+        nr = sa[-2] * sb[-1] * max(na // ka if ka else 1, nb // kb if kb else 1)
+        if na <= nb:
+            return (c * a) @ b if na < nr else c * (a @ b)
+        return a @ (c * b) if nb < nr else c * (a @ b)
     sizes = [t.numel() for t in ts]
-    batch = max(s // (int(t.shape[-2]) * int(t.shape[-1]) or 1) for s, t in zip(sizes, ts))
+    batch = max(n // (int(t.shape[-2]) * int(t.shape[-1]) or 1) for n, t in zip(sizes, ts))
     where = min(range(len(ts)), key=sizes.__getitem__)
     if sizes[where] >= batch * int(ts[0].shape[-2]) * int(ts[-1].shape[-1]):
         return c * mm(*ts)

@@ -121,21 +121,29 @@ class EnergyStep(nn.Module):
         return cache[key]
 
     def inputs_for(self, energy: Energy, x: torch.Tensor, extra: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword inputs of ``energy``: the state, the held inputs, then call-time ``extra``."""
+        """Keyword inputs of ``energy``: the state, the held inputs, then call-time ``extra``.
+
+        (On every forward call: one pass over the held inputs and one over ``extra``.)"""
         names = self.input_names(energy)
         out: dict[str, Any] = {}
-        held = self.held_inputs()
+        if self._held:
+            params, buffers = self._parameters, self._buffers
+            for k in self._held:
+                if k in extra:
+                    raise InputError(
+                        f"{type(self).__name__}: input {k!r} is registered on the module; do not pass it again"
+                    )
+                if k in names:
+                    v = params.get(k)
+                    out[k] = buffers[k] if v is None else v
+        unknown = []
         for k, v in extra.items():
-            if k in held:
-                raise InputError(
-                    f"{type(self).__name__}: input {k!r} is registered on the module; do not pass it again"
-                )
-            if k == self.wrt_name:
-                raise InputError(f"{type(self).__name__}: {k!r} is the state; pass it positionally")
-        for k, v in {**held, **extra}.items():
             if k in names:
+                if k == self.wrt_name:
+                    raise InputError(f"{type(self).__name__}: {k!r} is the state; pass it positionally")
                 out[k] = v
-        unknown = [k for k in extra if k not in names]
+            else:
+                unknown.append(k)
         if unknown:
             ok = self.accepted_inputs()
             unknown = [k for k in unknown if k not in ok]
