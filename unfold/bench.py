@@ -366,13 +366,13 @@ def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Cal
 
 
 # ---- 2. training ------------------------------------------------------------------------------------
-def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, dict[str, Callable[[], Any]]]:
+def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, dict[str, Any]]:
     """Depth-``train_depth`` models, loss ``mean(out²)``, backward to the weights (``X`` / ``D``)."""
     from .energies import hopfield_rows
     from .steps import GradientStep, Unrolled
 
     B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
-    out: dict[str, dict[str, Callable[[], Any]]] = {}
+    out: dict[str, dict[str, Any]] = {}
 
     # Hopfield / attention stack, tokens as rows, the stored patterns X are the trained weights
     E = hopfield_rows()
@@ -402,7 +402,7 @@ def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[s
         x.square().mean().backward()
 
     assert names == ["Xi", "X", "beta"], names
-    out["hopfield_rows"] = {"generated": gen_h, "hand": hand_h, "autograd": auto_h}
+    out["hopfield_rows"] = {"generated": gen_h, "hand": hand_h, "autograd": auto_h, "params": [X]}
 
     # CRATE ISTA stack (each layer a proximal-gradient step from its input), dictionary D trained
     from .steps import NonNegL1, ProximalGradientStep
@@ -443,8 +443,114 @@ def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[s
             z = torch.relu(z - eta * gz - eta * lam)
         z.square().mean().backward()
 
-    out["crate_ista"] = {"generated": gen_i, "hand": hand_i, "autograd": auto_i}
+    out["crate_ista"] = {"generated": gen_i, "hand": hand_i, "autograd": auto_i, "params": [Dt]}
+    out["yhw_attention_mm"] = _train_yhw(p, device, dtype)
+    out["energy_transformer"] = _train_et(p, device, dtype)
     return out
+
+
+def _train_yhw(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
+    """12 Yang–Huang–Wipf attention MM steps (α = 1), ``W_s`` trained: generated vs SDPA with the
+    per-key bias vs the preconditioned step with ``∇E₁`` by ``torch.func.grad``."""
+    from .catalogue import yang_huang_wipf as yhw
+
+    B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
+    step = yhw.attention_step(1.0).to(device)
+    E = yhw.attention_energy()
+    efn = E.compile().energy_fn.fn
+    assert [str(a) for a in E.inputs] == ["Y", "Ws"]
+    g = _gen(8)
+    Y0 = (torch.randn(B, n, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device)
+    Ws = (torch.eye(d, dtype=dtype) + 0.1 * torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)
+          ).to(device).requires_grad_(True)
+
+    def gen() -> None:
+        Ws.grad = None
+        y = Y0
+        for _ in range(depth):
+            y = step(y, Ws=Ws)
+        y.square().mean().backward()
+
+    def hand() -> None:
+        Ws.grad = None
+        y = Y0
+        for _ in range(depth):
+            V = y @ Ws.mT
+            bias = -0.5 * (V * V).sum(-1)[..., None, :]
+            y = F.scaled_dot_product_attention(V, V, y, attn_mask=bias.expand(*y.shape[:-1], n), scale=1.0)
+        y.square().mean().backward()
+
+    def auto() -> None:
+        Ws.grad = None
+        y = Y0
+        G = Ws.mT @ Ws
+        for _ in range(depth):
+            V = y @ Ws.mT
+            sq = (V * V).sum(-1)
+            Dg = torch.exp(-0.5 * (sq[..., :, None] + sq[..., None, :] - 2 * V @ V.mT)).sum(-1, keepdim=True)
+            gy = torch.func.grad(lambda v, W: efn(v, W).sum())(y, Ws)
+            y = y - torch.linalg.solve(G, gy / Dg, left=False)
+        y.square().mean().backward()
+
+    return {"generated": gen, "hand": hand, "autograd": auto, "params": [Ws]}
+
+
+def _train_et(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
+    """12 Energy-Transformer blocks (shared weights, α = 0.1, no mask), ``W_Q, W_K, Ξ`` trained:
+    generated vs the paper's closed-form gradient vs ``torch.func.grad`` of the energy."""
+    from .catalogue import _attention_refs as ref
+    from .catalogue import energy_transformer as et
+
+    B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
+    heads, K, M, alpha = 2, max(1, d // 2), 4 * d, 0.1
+    inp = et.make_inputs(_gen(9), dtype, n, d, K, M, heads)
+    inp.pop("C")
+    weights = {k: v.to(device).requires_grad_(True) for k, v in inp.items() if isinstance(v, Tensor)}
+    beta = inp["beta"]
+    ln = {"gamma": 1.0, "delta": torch.zeros(d, 1, dtype=dtype, device=device)}
+    layer = et.et_layer(alpha, heads=heads, ln=ln, mask=False).to(device)
+    E = et.energy(heads, mask=False)
+    efn, names = E.compile().energy_fn.fn, [str(a) for a in E.inputs]
+    x0 = torch.randn(B, n, d, generator=_gen(10), dtype=dtype).to(device)
+    WQ = [weights[f"WQ{h}"] for h in range(1, heads + 1)]
+    WK = [weights[f"WK{h}"] for h in range(1, heads + 1)]
+
+    def zero() -> None:
+        for w in weights.values():
+            w.grad = None
+
+    def gen() -> None:
+        zero()
+        x = x0
+        for _ in range(depth):
+            x = layer(x, beta=beta, **weights)
+        x.square().mean().backward()
+
+    def hand() -> None:
+        zero()
+        x = x0
+        for _ in range(depth):
+            x = x - alpha * ref.et_grad_closed_form(F.layer_norm(x, (d,), eps=et.EPS), WQ, WK, weights["Xi"], beta)
+        x.square().mean().backward()
+
+    def auto() -> None:
+        zero()
+        x = x0
+        i = names.index("g")
+        for _ in range(depth):
+            def f(v: Tensor, *ws: Tensor) -> Tensor:
+                a = [None] * len(names)
+                a[i] = v
+                for k, w in zip(sorted(weights), ws):
+                    a[names.index(k)] = w
+                a[names.index("beta")] = beta
+                return efn(*a).sum()
+
+            gx = layer.g(x)
+            x = x - alpha * torch.func.grad(f)(gx, *[weights[k] for k in sorted(weights)])
+        x.square().mean().backward()
+
+    return {"generated": gen, "hand": hand, "autograd": auto, "params": [weights[k] for k in sorted(weights)]}
 
 
 def bench_train(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
@@ -454,20 +560,31 @@ def bench_train(p: Profile, device: torch.device, dtype: torch.dtype, log: Calla
     except Exception as exc:
         log(f"  training unavailable: {type(exc).__name__}: {exc}")
         return {"error": f"{type(exc).__name__}: {exc}"}
-    for name, fns in cases.items():
+    for name, case in cases.items():
         try:
+            params = case.pop("params")
+            fns = case
+            grads = {}
+            for k, fn in fns.items():  # the three routes must train the same weights the same way
+                fn()
+                grads[k] = [w.grad.detach().clone() for w in params]
+            scale = max(float(g.abs().max()) for g in grads["hand"]) or 1.0
+            grad_err = {k: max(float((a - b).abs().max()) for a, b in zip(grads[k], grads["hand"])) / scale
+                        for k in grads if k != "hand"}
             ts = interleaved(fns, p.train_reps, p.warmup, device)
             rec = {k: _stats(v) for k, v in ts.items()}
             med = {k: v["median"] for k, v in rec.items()}
             r = {"depth": p.train_depth, "sizes": {"batch": p.batch, "tokens": p.tokens, "width": p.width},
                  "seconds": rec, "ratio_generated_over_hand": med["generated"] / med["hand"],
                  "ratio_autograd_over_generated": med["autograd"] / med["generated"],
-                 "ratio_min_generated_over_hand": rec["generated"]["min"] / rec["hand"]["min"]}
+                 "ratio_min_generated_over_hand": rec["generated"]["min"] / rec["hand"]["min"],
+                 "weight_grad_rel_error_vs_hand": grad_err}
             r["meets_train_target"] = r["ratio_generated_over_hand"] <= TARGETS["train_vs_hand"]
             out[name] = r
             log(f"  {name:20s} gen {med['generated'] * 1e3:8.2f} ms  hand {med['hand'] * 1e3:8.2f} ms  "
                 f"autograd {med['autograd'] * 1e3:8.2f} ms  gen/hand {r['ratio_generated_over_hand']:.2f}  "
-                f"autograd/gen {r['ratio_autograd_over_generated']:.2f}")
+                f"autograd/gen {r['ratio_autograd_over_generated']:.2f}  weight-grad err "
+                f"{grad_err['generated']:.1e} / {grad_err['autograd']:.1e}")
         except Exception as exc:
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
             log(f"  {name:20s} unavailable: {type(exc).__name__}: {exc}")
