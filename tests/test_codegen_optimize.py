@@ -171,3 +171,23 @@ def test_cached_float_scalars_follow_dtype():
     b = runtime.as_scalar(0.25, torch.float64, torch.device("cpu"), "a")
     assert a.dtype == torch.float32 and b.dtype == torch.float64 and a.shape == b.shape == (1, 1)
     assert float(a) == float(b) == 0.25
+
+
+@pytest.mark.parametrize("gamma", [1.7, "batched"])
+def test_affine_layernorm_is_one_call_and_exact(gamma):
+    """γ LN_row(x) + 1δᵀ prints as one F.layer_norm with weight and bias; equal to the formula
+    (x − mean)/√(var + ε) written out, for a scalar and for a batched γ (the unfused fallback)."""
+    from unfold.catalogue import energy_transformer as et
+
+    fn = et._layernorm_fn(False)
+    assert "_ln_rows(" in fn.source and "_repeat_rows" not in fn.source, fn.source
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 5, 4, generator=g, dtype=DT)
+    delta = torch.randn(4, 1, generator=g, dtype=DT)
+    gam = torch.tensor([1.7, 0.5, -2.0], dtype=DT) if gamma == "batched" else gamma
+    out = et.layernorm(x, gamma=gam, delta=delta)
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    gcol = gam[:, None, None] if gamma == "batched" else gam
+    ref = gcol * (x - mu) / torch.sqrt(var + et.EPS) + delta.mT
+    assert float((out - ref).abs().max()) < 1e-12

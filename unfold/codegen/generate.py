@@ -120,6 +120,7 @@ _NAMESPACE: dict[str, Any] = {
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,
     "_smm": runtime.smm,
+    "_ln_rows": runtime.ln_rows,
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,

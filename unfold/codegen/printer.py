@@ -288,8 +288,38 @@ class TorchCodePrinter:
     def _wrap(code: Code, prec: int) -> str:
         return code[0] if code[1] >= prec else f"({code[0]})"
 
+    def _affine_layernorm(self, terms: list[Basic]) -> tuple[Code, list[Basic]] | None:
+        """``γ LN_row(x) + 1 bᵀ`` (a row-wise layer norm, scalar gain, bias row) as one
+        ``F.layer_norm`` call with weight and bias (``_ln_rows``); the other terms are returned."""
+        ln = bias = None
+        for t in terms:
+            mats = [a for a in (t.args if isinstance(t, MatMul) else (t,)) if isinstance(a, MatrixExpr)]
+            coeff = sp.Mul(*[a for a in (t.args if isinstance(t, MatMul) else ()) if not isinstance(a, MatrixExpr)])
+            if (ln is None and len(mats) == 1 and isinstance(mats[0], Transpose)
+                    and isinstance(mats[0].arg, LayerNorm) and isinstance(mats[0].arg.arg, Transpose)
+                    and mats[0].arg.eps.is_number):
+                ln = (t, coeff, mats[0].arg)
+            elif (bias is None and coeff == 1 and len(mats) == 2 and isinstance(mats[0], OneMatrix)
+                  and mats[0].cols == 1 and mats[1].rows == 1):
+                bias = (t, mats[1])
+        if ln is None or bias is None or self._env:
+            return None
+        t_ln, gain, node = ln
+        x = self.hoist(node.arg.arg)
+        code = (f"_ln_rows({x}, {float(node.eps)!r}, {self.code(gain) if gain != 1 else 'None'}, "
+                f"{self.code(bias[1])})", ATOM)
+        return code, [t for t in terms if t is not t_ln and t is not bias[0]]
+
     def _add(self, e: Basic) -> Code:
         terms = list(e.args)
+        if isinstance(e, MatAdd):
+            fused = self._affine_layernorm(terms)
+            if fused is not None:
+                code, rest = fused
+                if not rest:
+                    return code
+                tail = self._add(MatAdd(*rest)) if len(rest) > 1 else (self._p(rest[0], ADD), ADD)
+                return f"{code[0]} + {tail[0] if tail[1] > ADD else '(' + tail[0] + ')'}", ADD
         pos = [t for t in terms if not t.could_extract_minus_sign()]
         neg = [t for t in terms if t.could_extract_minus_sign()]
         out = ""

@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "invstd",
+    "bind_dims", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "ln_rows", "invstd",
     "logdet_pd",
 ]
 
@@ -313,6 +313,18 @@ def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
     if sizes[where] >= batch * int(ts[0].shape[-2]) * int(ts[-1].shape[-1]):
         return c * mm(*ts)
     return mm(*ts[:where], c * ts[where], *ts[where + 1:])
+
+
+def ln_rows(x: torch.Tensor, eps: float, gain: Any, bias_row: torch.Tensor) -> torch.Tensor:
+    """``gain · LN(x) + 1 bᵀ`` for a row-wise layer norm (each row of ``x`` normalised; biased
+    variance), ``gain`` a scalar (``None`` for 1) and ``bias_row`` of shape ``(..., 1, D)``: one
+    ``F.layer_norm`` call with weight and bias when both are unbatched, else the three operations."""
+    D = x.shape[-1]
+    if bias_row.dim() == 2 and (gain is None or not isinstance(gain, torch.Tensor) or gain.numel() == 1):
+        w = None if gain is None else torch.as_tensor(gain, dtype=x.dtype, device=x.device).reshape(1).expand(D)
+        return torch.nn.functional.layer_norm(x, (D,), w, bias_row.reshape(D), eps)
+    y = torch.nn.functional.layer_norm(x, (D,), eps=eps)
+    return (y if gain is None else gain * y) + bias_row
 
 
 def invstd(x: torch.Tensor, eps: Any) -> torch.Tensor:
