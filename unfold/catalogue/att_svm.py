@@ -11,13 +11,15 @@ Normalized gradient descent ``W ← W − η ∇L/‖∇L‖_F`` (``η = 0.1``; 
 
 Checks: the derived loss and gradients against the paper's formula in plain torch and autograd;
 the Att-SVMs solved by cvxpy (CLARABEL) with their KKT conditions and an SLSQP cross-check;
-``corr(W(k), W^mm) > 0.99`` after 2000 iterations at ``n = 6, T = 8, d = 10`` (asymptotic);
+``corr(W(k), W^mm) > 0.99`` after 2000 iterations at ``n = 6, T = 8, d = 10`` (asymptotic; trained
+in float64 whatever ``--dtype``, the lower-precision run is reported beside it: docs/numerics.md);
 the ``(K, Q)`` correlation with the nuclear-norm SVM, measured while the loss gradient is above
 rounding level; the loss measured along the run (normalized GD has no descent guarantee).
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -40,7 +42,7 @@ ITERS = 2000
 KQ_ITERS = 300     # the (K, Q) run saturates the float64 softmax within ~100-250 iterations at η = 0.1
 THRESHOLD = 0.99
 KKT_TOL = 1e-6     # interior-point solver precision (CLARABEL's default tolerances are ~1e-8)
-TOL = 1e-12
+TOL = 1e-12       # loss and gradient vs the paper's formula: float64 scaled error; RunConfig.tol scales it
 
 
 def energy() -> Energy:
@@ -85,12 +87,12 @@ def _check_gradient(config: RunConfig) -> CheckResult:
     L_ref = reference_loss(Wr, data)
     (G_ref,) = torch.autograd.grad(L_ref.sum(), Wr)
     e_loss, e_grad = scaled_error(L_gen, L_ref.detach()), scaled_error(G_gen, G_ref)
-    err = max(e_loss, e_grad, *(r.max_error for r in legs))
+    err, tol = max(e_loss, e_grad, *(r.max_error for r in legs)), config.tol(TOL)
     return CheckResult(
-        "att_svm", "loss_and_gradient", "gradient", all(r.passed for r in legs) and err <= TOL, err, TOL,
+        "att_svm", "loss_and_gradient", "gradient", all(r.passed for r in legs) and err <= tol, err, tol,
         detail=(f"generated L(W) vs the paper's formula in plain torch {e_loss:.1e}; generated ∇L vs torch.autograd "
                 f"of that formula {e_grad:.1e} (n={SIZES['n']}, T={SIZES['T']}, d={SIZES['d']}, 3 datasets); "
-                f"two-leg check: W {legs[0].max_error:.1e}, (K, Q) {legs[1].max_error:.1e}"),
+                f"two-leg check: W {legs[0].max_error:.1e}, (K, Q) {legs[1].max_error:.1e}" + config.tol_note(TOL)),
         data={"loss_error": e_loss, "grad_error": e_grad, "two_leg_W": legs[0].max_error, "two_leg_KQ": legs[1].max_error},
     )
 
@@ -144,10 +146,29 @@ def _assumptions(exp: Experiment) -> list[AssumptionResult]:
     ]
 
 
+def _low_precision_note(config: RunConfig) -> tuple[str, dict[str, object]]:
+    """At a precision below float64: the same W run at that precision, reported (it does not decide)."""
+    if config.dtype == torch.float64:
+        return "", {}
+    low = _exp(config, "W")
+    name, ls = config.dtype_name, low.summary()
+    final = low.corr_fro.final
+    note = (f". Run in float64 regardless of --dtype {name}: directional convergence is a statement about the "
+            f"exact-arithmetic iteration, and at {name} the softmax saturates once the selection margins exceed "
+            f"−log ε ≈ {-math.log(config.eps):.0f}, after which the loss gradient is rounding noise. The same run at "
+            f"{name} (measured, not claimed): corr(W({ITERS}), W^mm) min {float(final.min()):.3f}, mean "
+            f"{float(final.mean()):.3f}; loss gradient above rounding level only until iterations "
+            f"{ls['gradient_resolved_until']} (corr there {ls['corr_fro_at_resolved']})")
+    return note, {f"{name}_run": {k: ls[k] for k in ("final_corr_fro", "gradient_resolved_until",
+                                                       "corr_fro_at_resolved")}}
+
+
 def _check_W(config: RunConfig) -> CheckResult:
-    exp = _exp(config, "W")
+    # the asymptotic claim is checked in float64 whatever config.dtype (docs/numerics.md)
+    exp = experiment("W", _datasets(config, "W"), 7 + config.seed, torch.float64)
     res = exp.corr_fro
     s = exp.summary()
+    note, low = _low_precision_note(config)
     return CheckResult(
         "att_svm", "directional_convergence_W", "asymptotic", res.passed,
         error=float(1 - res.final.min()), tol=1 - THRESHOLD,
@@ -156,8 +177,8 @@ def _check_W(config: RunConfig) -> CheckResult:
                 f"selected = globally optimal in {int(exp.is_global.sum())}/{exp.is_global.numel()} datasets (local "
                 f"convergence elsewhere: {s['sequences_not_optimal']} sequences off the optimum per dataset); loss "
                 f"gradient above rounding level until iterations {s['gradient_resolved_until']} (corr there "
-                f"{s['corr_fro_at_resolved']}); corr with the nuclear SVM {s['final_corr_nuc']}"),
-        assumptions=_assumptions(exp), data=s, figures=_figures(exp, "fro"),
+                f"{s['corr_fro_at_resolved']}); corr with the nuclear SVM {s['final_corr_nuc']}" + note),
+        assumptions=_assumptions(exp), data=s | low, figures=_figures(exp, "fro"),
     )
 
 
@@ -171,7 +192,7 @@ def _check_KQ(config: RunConfig) -> CheckResult:
         error=float(1 - nuc.mean()), tol=None,
         detail=(f"normalized GD on (K, Q) (each factor normalized, η={ETA}, {KQ_ITERS} iterations, {s['datasets']} "
                 f"datasets): the loss gradient stays above rounding level until iterations "
-                f"{s['gradient_resolved_until']} (then the float64 softmax has saturated and later steps follow "
+                f"{s['gradient_resolved_until']} (then the {config.dtype_name} softmax has saturated and later steps follow "
                 f"rounding noise); there corr(KQᵀ, W^mm_*) = "
                 f"{s['corr_nuc_at_resolved']} (mean {float(nuc.mean()):.4f}) vs corr(KQᵀ, W^mm_F) = "
                 f"{s['corr_fro_at_resolved']} (mean {float(fro.mean()):.4f}), nuclear closer in "

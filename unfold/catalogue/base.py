@@ -16,16 +16,23 @@ from typing import Any, Callable, Literal, Optional
 import torch
 
 __all__ = [
-    "ClaimKind", "CLAIM_KINDS", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
+    "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
     "Entry", "EntryReport", "run_entry",
 ]
 
 ClaimKind = Literal["exact", "descent", "approximate", "asymptotic", "gradient"]
-#: ``exact``: equal to float64 precision; ``descent``: energy non-increasing along the forward pass;
+#: ``exact``: equal to the working precision (float64 by default; tolerances scale by
+#: :meth:`RunConfig.tol`); ``descent``: energy non-increasing along the forward pass;
 #: ``approximate``: measured error reported with the regime where it is small; ``asymptotic``: a
 #: limit statement (e.g. directional convergence of training); ``gradient``: a derived gradient
 #: agrees with autograd and the explicit-size reference.
 CLAIM_KINDS: tuple[str, ...] = ("exact", "descent", "approximate", "asymptotic", "gradient")
+
+
+#: Unit roundoff reference: every catalogue tolerance is written for float64 (``ε₆₄ = 2⁻⁵²``).
+EPS64: float = torch.finfo(torch.float64).eps
+#: The largest tolerance :meth:`RunConfig.tol` gives an exact claim at a lower precision.
+EXACT_CAP: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,51 @@ class RunConfig:
 
     def generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1000 + offset)
+
+    @property
+    def dtype_name(self) -> str:
+        """``"float64"``, ``"float32"``, …"""
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
+    def eps(self) -> float:
+        """``ε`` of the working precision (``torch.finfo(dtype).eps``)."""
+        return torch.finfo(self.dtype).eps
+
+    def tol(self, tol64: float, cap: float = EXACT_CAP) -> float:
+        """The tolerance at the working precision of a check written with tolerance ``tol64`` at float64.
+
+        The rule (one for the whole catalogue; derivation in ``docs/numerics.md``)::
+
+            tol(dtype) = tol64                                  dtype = float64 (returned unchanged)
+            tol(dtype) = min(k · ε(dtype), cap),  k = tol64/ε₆₄  otherwise
+
+        i.e. a float64 tolerance is read as ``k`` ulps of the working precision.  An exact claim
+        computed in floating point carries a rounding error ``≤ c·ε`` (first order in the unit
+        roundoff, ``c`` fixed by the computation: depth, sizes, conditioning, not by the precision),
+        so the same ``k`` that bounds ``c`` at float64 bounds it at any precision: ``1e-12`` is
+        ``k ≈ 4504`` ulps, ``5.4e-4`` at float32.  ``cap`` keeps a scaled tolerance below the size
+        of a real discrepancy (a wrong term, scale or transpose errs by ≥ 1e-3; tests assert that a
+        layer perturbed by 1e-3 still fails at float32), and bounds the rule where the first-order
+        model stops holding (``k·ε`` no longer small); a check may state a tighter ``cap``, never a
+        looser one.
+        """
+        if self.dtype == torch.float64:
+            return tol64
+        return min(tol64 / EPS64 * self.eps, cap)
+
+    def ulps(self, tol64: float) -> float:
+        """``k = tol64/ε₆₄``: a float64 tolerance as a number of ulps of the working precision."""
+        return tol64 / EPS64
+
+    def tol_note(self, tol64: float, cap: float = EXACT_CAP) -> str:
+        """``""`` at float64; otherwise how :meth:`tol` scaled ``tol64`` (appended to a check's detail)."""
+        if self.dtype == torch.float64:
+            return ""
+        t, name, k = self.tol(tol64, cap), self.dtype_name, self.ulps(tol64)
+        if t == cap:
+            return f" [tolerance {t:.1e} at {name}: {tol64:g} at float64 is {k:.0f} ulps, capped at {cap:g}]"
+        return f" [tolerance {t:.1e} = {k:.0f} ulps of {name} ({tol64:g} at float64)]"
 
 
 @dataclass

@@ -34,7 +34,7 @@ from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
 
 __all__ = ["ENTRY", "energy", "gd_step", "sample_task", "ETA", "TOL"]
 
-TOL = 1e-12
+TOL = 1e-12  # exact claims, float64 scaled error; RunConfig.tol scales it (≈4504 ulps of the working precision)
 ETA = 0.7
 
 
@@ -84,13 +84,15 @@ def _check(w0_zero: bool):
             AssumptionResult("query target slot starts at 0", True, "e_q = (x_q, 0) by construction"),
             AssumptionResult("keys and values from context tokens only", True, f"sum over the first N = {N} tokens"),
         ]
-        detail = (f"N_x={nx}, N_y={ny}, N={N}, η={ETA}, {X.shape[0]} tasks, float64: context y-slots vs "
+        detail = (f"N_x={nx}, N_y={ny}, N={N}, η={ETA}, {X.shape[0]} tasks, {config.dtype_name}: context y-slots vs "
                   f"y_j − ΔW x_j {ctx_err:.1e}; query y-slot vs −ΔW x_q {q_err:.1e}; x-slots unchanged {x_err:.1e}")
         if pred_err is not None:
             detail += f"; read-out −(query y-slot) vs W₁x_q {pred_err:.1e}"
+        detail += config.tol_note(TOL)
+        tol = config.tol(TOL)
         return CheckResult(
             entry="icl_gd", check=f"lsa_equals_gd_step_{'w0_zero' if w0_zero else 'w0_nonzero'}",
-            claim="exact", passed=err <= TOL, error=err, tol=TOL, detail=detail, assumptions=assumptions,
+            claim="exact", passed=err <= tol, error=err, tol=tol, detail=detail, assumptions=assumptions,
             data={"context_error": ctx_err, "query_error": q_err, "x_slot_error": x_err, "prediction_error": pred_err},
         )
 

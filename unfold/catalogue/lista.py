@@ -45,7 +45,7 @@ from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 __all__ = ["ENTRY", "energy", "lista_energy", "ista_step", "ista_model", "lista_model", "sample_problem",
            "train_lista", "compare_lista_ista", "TOL", "LAM"]
 
-TOL = 1e-12
+TOL = 1e-12  # exact claims, float64 scaled error; RunConfig.tol scales it (≈4504 ulps of the working precision)
 LAM = 0.1
 SIZES = {"m": 15, "k": 30, "s": 3}
 
@@ -105,9 +105,14 @@ def sample_problem(config: RunConfig, batch: int, offset: int = 0, m: int = SIZE
     return {"A": A.to(config.dtype), "x": x.to(config.dtype), "z_true": z.to(config.dtype), "L": L}
 
 
-def _step_bound(A: torch.Tensor, L: float) -> AssumptionResult:
+#: relative slack of the step-size predicate at float64 (``L`` is computed from the float64 ``A``)
+STEP_BOUND_TOL = 1e-14
+
+
+def _step_bound(A: torch.Tensor, L: float, tol: float = STEP_BOUND_TOL) -> AssumptionResult:
+    """``1/L ≤ 1/λ_max(AᵀA)`` up to the relative slack ``tol`` (``λ_max`` of the working-precision ``A``)."""
     lmax = float(torch.linalg.eigvalsh(A.mT @ A).max())
-    return AssumptionResult("step 1/L ≤ 1/λ_max(AᵀA)", L >= lmax * (1 - 1e-14), f"L = {L:.4f}, λ_max(AᵀA) = {lmax:.4f}")
+    return AssumptionResult("step 1/L ≤ 1/λ_max(AᵀA)", L >= lmax * (1 - tol), f"L = {L:.4f}, λ_max(AᵀA) = {lmax:.4f}")
 
 
 # ---- checks --------------------------------------------------------------------------------------
@@ -118,12 +123,13 @@ def _check_equal(config: RunConfig) -> CheckResult:
     _, traj = ista_model(L, depth)(torch.zeros(8, A.shape[1], 1, dtype=A.dtype), A=A, x=x, return_trajectory=True)
     refs = ref.ista(x, A, LAM, L, depth)
     errs = [scaled_error(a, b) for a, b in zip(traj.states, refs)]
-    err = max(errs)
+    err, tol = max(errs), config.tol(TOL)
     return CheckResult(
-        entry="lista", check="unrolled_equals_ista", claim="exact", passed=err <= TOL, error=err, tol=TOL,
+        entry="lista", check="unrolled_equals_ista", claim="exact", passed=err <= tol, error=err, tol=tol,
         detail=(f"{depth} layers of the generated prox-gradient step vs ISTA h_θ(Bx + Sz) with B = Aᵀ/L, "
-                f"S = I − AᵀA/L, θ = λ/L (m={A.shape[0]}, k={A.shape[1]}, λ={LAM}, 8 signals): max over layers {err:.1e}"),
-        assumptions=[_step_bound(A, L)],
+                f"S = I − AᵀA/L, θ = λ/L (m={A.shape[0]}, k={A.shape[1]}, λ={LAM}, 8 signals): max over layers {err:.1e}"
+                + config.tol_note(TOL)),
+        assumptions=[_step_bound(A, L, config.tol(STEP_BOUND_TOL))],
         data={"error_per_layer": errs},
     )
 
@@ -137,7 +143,7 @@ def _check_descent(config: RunConfig) -> CheckResult:
     return CheckResult(
         entry="lista", check="lasso_non_increasing", claim="descent", passed=res.passed,
         error=max(res.max_increase, 0.0), tol=None, detail=res.detail,
-        assumptions=[_step_bound(A, L)],
+        assumptions=[_step_bound(A, L, config.tol(STEP_BOUND_TOL))],
         data={"energies": E.tolist()},
         figures=[Figure("lista_lasso_energy", "LASSO energy per ISTA layer (mean over signals)",
                         x=[float(k) for k in range(depth + 1)], series={"½‖x − Az‖² + λ‖z‖₁": E.tolist()},
@@ -145,7 +151,7 @@ def _check_descent(config: RunConfig) -> CheckResult:
     )
 
 
-LIMIT_TOL = 1e-10
+LIMIT_TOL = 1e-10  # float64; RunConfig.tol scales it (capped at 1e-3)
 
 
 #: the limit check's problem: m ≥ k, so the LASSO is strongly convex and ISTA converges linearly
@@ -168,15 +174,15 @@ def _check_limit(config: RunConfig) -> CheckResult:
         errs.append(float(np.abs(zi - zs).max() / max(1.0, np.abs(zs).max())))
         kkt_ista.append(ref.kkt_residual(zi, An, xb, LAM))
         kkt_ref.append(ref.kkt_residual(zs, An, xb, LAM))
-    err = max(errs)
+    err, tol = max(errs), config.tol(LIMIT_TOL)
     return CheckResult(
-        entry="lista", check="limit_matches_lasso_solver", claim="asymptotic", passed=err <= LIMIT_TOL, error=err,
-        tol=LIMIT_TOL,
+        entry="lista", check="limit_matches_lasso_solver", claim="asymptotic", passed=err <= tol, error=err,
+        tol=tol,
         detail=(f"m={A.shape[0]}, k={A.shape[1]}: after {depth} layers vs scipy L-BFGS-B (polished on its support), "
                 f"{batch} signals: max scaled "
                 f"difference {err:.1e}; KKT residual dist(−Aᵀ(Az − x), λ∂‖z‖₁): ISTA {max(kkt_ista):.1e}, "
-                f"scipy {max(kkt_ref):.1e}"),
-        assumptions=[_step_bound(A, L)],
+                f"scipy {max(kkt_ref):.1e}" + config.tol_note(LIMIT_TOL)),
+        assumptions=[_step_bound(A, L, config.tol(STEP_BOUND_TOL))],
         data={"errors": errs, "kkt_ista": kkt_ista, "kkt_scipy": kkt_ref},
     )
 
