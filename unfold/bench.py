@@ -68,13 +68,16 @@ class Profile:
     fixed_point_iters: tuple[int, ...]
     verify: bool
     energies: bool
+    #: further (batch, tokens, width) points of the forward comparison, reported next to the main one
+    forward_sizes: tuple[tuple[int, int, int], ...] = ()
 
 
 PROFILES: dict[str, Profile] = {
     # the sizes (batch 8–32, tokens 64–1024, width 64–256): for a GPU or an idle machine
     "full": Profile("full", 32, 1024, 256, 30, 5, 12, 20, (64, 128, 256, 512, 1024), (10, 100, 1000), True, True),
     # the default: the lower end of the sizes, ≈ 3 minutes on 2 shared CPU cores
-    "default": Profile("default", 8, 256, 64, 20, 3, 12, 20, (64, 128, 256, 512, 1024), (10, 100, 1000), True, True),
+    "default": Profile("default", 8, 256, 64, 20, 3, 12, 20, (64, 128, 256, 512, 1024), (10, 100, 1000), True, True,
+                       ((8, 1024, 64), (32, 256, 256))),
     # smoke run (tests, CI): tiny sizes, a few repetitions; numbers are not meaningful
     "quick": Profile("quick", 2, 16, 8, 5, 1, 3, 3, (8, 16, 32), (10, 100), False, False),
 }
@@ -829,6 +832,13 @@ def _summary(results: Mapping[str, Any]) -> dict[str, Any]:
             s[f"forward/{name}"] = {"generated_over_hand": r["ratio_generated_over_hand"],
                                     "autograd_over_generated": r["ratio_autograd_over_generated"],
                                     "met": bool(r["meets_forward_target"] and r["meets_autograd_target"])}
+    for size, block in results.get("forward_sizes", {}).items():
+        for name, r in block.items():
+            if "ratio_generated_over_hand" in r:
+                s[f"forward@{size}/{name}"] = {
+                    "generated_over_hand": r["ratio_generated_over_hand"],
+                    "autograd_over_generated": r["ratio_autograd_over_generated"],
+                    "met": bool(r["meets_forward_target"] and r["meets_autograd_target"])}
     for name, r in results.get("train", {}).items():
         if isinstance(r, dict) and "ratio_generated_over_hand" in r:
             s[f"train/{name}"] = {"generated_over_hand": r["ratio_generated_over_hand"], "met": r["meets_train_target"]}
@@ -880,6 +890,12 @@ def run(profile: Profile, out_dir: str, device: str = "cpu", sections: Optional[
         log(f"[1] forward, batch {profile.batch}, tokens {profile.tokens}, width {profile.width}, float32, "
             f"median of {profile.reps} interleaved repetitions")
         results["forward"] = bench_forward(profile, dev, dtype, log, compile)
+        if profile.forward_sizes:
+            results["forward_sizes"] = {}
+        for b, n, w in profile.forward_sizes:
+            log(f"[1] forward, batch {b}, tokens {n}, width {w}")
+            sized = Profile(**{**profile.__dict__, "batch": b, "tokens": n, "width": w})
+            results["forward_sizes"][f"{b}x{n}x{w}"] = bench_forward(sized, dev, dtype, log, compile)
     if "train" in wanted:
         log(f"[2] training step (forward + backward), depth {profile.train_depth}")
         results["train"] = bench_train(profile, dev, dtype, log)
@@ -935,7 +951,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.device == "cpu":
         torch.set_num_threads(1)
     prof = PROFILES["quick" if args.quick else ("full" if args.full else "default")]
-    over = {k: getattr(args, k) for k in ("batch", "tokens", "width", "reps") if getattr(args, k) is not None}
+    over: dict[str, Any] = {k: getattr(args, k) for k in ("batch", "tokens", "width", "reps")
+                            if getattr(args, k) is not None}
+    if any(k in over for k in ("batch", "tokens", "width")):
+        over["forward_sizes"] = ()  # an explicit size replaces the size sweep
     if over:
         prof = Profile(**{**prof.__dict__, **over})
     run(prof, args.out, args.device, args.only, compile=args.compile)
