@@ -114,7 +114,10 @@ def lazy_mul(*factors: Any) -> Any:
 def lazy_add(*terms: Any) -> Any:
     """The sum of matrix (or of scalar) terms, built without sympy's eager ``doit``."""
     if any(isinstance(t, MatrixExpr) for t in terms):
-        return MatAdd(*terms)
+        flat: list[Any] = []
+        for t in terms:  # sums of sums are flattened (as canonicalisation does) so each is done once
+            flat.extend(t.args if isinstance(t, MatAdd) else (t,))
+        return MatAdd(*flat)
     return sp.Add(*terms)
 
 
