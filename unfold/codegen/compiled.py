@@ -8,7 +8,7 @@ order of ``Energy.inputs`` (states, parameters, scalars by name) or by keyword.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Any, Callable, Sequence, Union
 
 import sympy as sp
 import torch
@@ -101,6 +101,23 @@ class CompiledEnergy:
                 return fn(*a).sum()
 
             return torch.func.grad(f)(args[i])
+
+        return g
+
+    def autograd_grads(self, wrt: Sequence[Union[Basic, str]]) -> Callable[..., tuple[torch.Tensor, ...]]:
+        """``torch.func.grad`` of the summed generated energy with respect to every input in ``wrt``
+        at once (one forward and one backward pass); the inputs in ``wrt`` must be tensors."""
+        idx = tuple(self.inputs.index(self._var(w)) for w in wrt)
+        fn = self.energy_fn.fn
+
+        def g(*args: Any) -> tuple[torch.Tensor, ...]:
+            def f(*xs: torch.Tensor) -> torch.Tensor:
+                a = list(args)
+                for i, x in zip(idx, xs):
+                    a[i] = x
+                return fn(*a).sum()
+
+            return torch.func.grad(f, argnums=tuple(range(len(idx))))(*(args[i] for i in idx))
 
         return g
 
