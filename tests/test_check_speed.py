@@ -4,8 +4,8 @@
   DAG (local partials from ``sp.diff``): compared here with plain ``sp.diff`` of the whole scalar
   expression evaluated by sympy's own ``evalf``, at 30 digits;
 * the unevaluated explicit expansion has the value of the evaluated one;
-* the cached ``doit``/``transpose`` equal sympy's ``doit``/``Transpose(·).doit(deep=False)`` on
-  every derived gradient of every built-in energy;
+* the cached ``doit``/``transpose``/``expand`` equal sympy's ``doit``/``Transpose(·).doit(deep=False)``/
+  ``expand`` on every derived gradient of every built-in energy;
 * leg 2 still catches a bug that corrupts the generated energy and gradient alike (leg 1 cannot);
 * the size guard refuses an over-budget reference with a clear error and certifies nothing.
 
@@ -28,7 +28,7 @@ from unfold.energies import BUILTIN_ENERGIES
 from unfold.symbolic import ops
 from unfold.symbolic.explicit import expand_explicit, explicit_env
 from unfold.symbolic.symbols import dims, param, scalar, state
-from unfold.symbolic.tidy import doit, transpose
+from unfold.symbolic.tidy import doit, expand, tidy, transpose
 from unfold.symbolic.vjp import unevaluated_gradient
 from unfold.verify.gradient import _value_and_gradient, check_gradient, explicit_sizes
 
@@ -121,11 +121,13 @@ def test_relu_kink_with_vanishing_factor_is_zero() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_ENERGIES))
-def test_cached_doit_and_transpose_equal_sympy(name: str) -> None:
+def test_cached_doit_transpose_and_expand_equal_sympy(name: str) -> None:
     E = BUILTIN_ENERGIES[name]()
     for v in E.variables:
         raw = unevaluated_gradient(E.expr, v)
         assert doit(raw) == raw.doit()
+        for x in (tidy(doit(raw)), E.grad(v)):
+            assert expand(x) == x.expand()
         for x in sp.preorder_traversal(E.grad(v)):
             if isinstance(x, MatrixExpr):
                 assert transpose(x) == Transpose(x).doit(deep=False)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy import Basic
+from sympy.core.sorting import default_sort_key
+from sympy.matrices.expressions import matadd as _matadd
+from sympy.strategies import condition, do_one, exhaust, flatten, glom, rm_id, sort, unpack
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
     HadamardPower,
@@ -21,9 +24,10 @@ from sympy.matrices.expressions import (
     OneMatrix,
     Trace,
     Transpose,
+    ZeroMatrix,
 )
 
-__all__ = ["tidy", "canonical", "doit", "transpose"]
+__all__ = ["tidy", "canonical", "doit", "transpose", "expand"]
 
 
 def _ones_coeff(a: Basic) -> sp.Expr | None:
@@ -102,9 +106,30 @@ def doit(expr: Basic) -> Basic:
         out = r if r is not None else Trace(e2.arg)
     elif isinstance(e2, Transpose):
         out = transpose(e2.arg)
+    elif type(e2) is MatAdd:
+        out = _canonical_matadd(MatAdd(*e2.args))
     else:
         out = e2.doit(deep=False)
     return _remember(_DOIT_CACHE, e, out)
+
+
+def _combine(cnt: Basic, mat: Basic) -> Basic:
+    """sympy's ``matadd.combine`` (``cnt * mat``, i.e. ``MatMul(cnt, mat).doit()``) with the
+    cached :func:`doit`."""
+    return mat if cnt == 1 else doit(MatMul(cnt, mat))
+
+
+#: sympy 1.14's ``MatAdd`` canonicalisation (``MatAdd.doit(deep=False)``) with its rules, except
+#: that collecting like terms multiplies by the coefficient through the cached ``doit``: sympy's
+#: ``cnt * mat`` re-does ``mat`` in full on every pass of the exhaustive rule loop.
+_canonical_matadd = exhaust(condition(lambda x: isinstance(x, MatAdd), do_one(
+    rm_id(lambda x: x == 0 or isinstance(x, ZeroMatrix)),
+    unpack,
+    flatten,
+    glom(_matadd.matrix_of, _matadd.factor_of, _combine),
+    _matadd.merge_explicit,
+    sort(default_sort_key),
+)))
 
 
 def transpose(e: Basic) -> Basic:
@@ -162,6 +187,61 @@ def tidy(expr: Basic) -> Basic:
     return out
 
 
+#: The hints of sympy's default ``expr.expand()``, in the order it applies them (``mul`` after
+#: ``multinomial``), and the hints it repeats until nothing changes.
+_EXPAND_FLAGS = {h: True for h in ("power_base", "power_exp", "mul", "log", "multinomial", "basic")}
+_EXPAND_ORDER = tuple(sorted(_EXPAND_FLAGS, key=lambda h: "mulz" if h == "mul" else h))
+_EXPAND_REPEAT = ("multinomial", "mul", "log")
+_EXPAND_CACHE: dict[tuple[str, Basic], tuple[Basic, bool]] = {}
+
+
+def _expand_hint(e: Basic, hint: str) -> tuple[Basic, bool]:
+    """sympy's ``Expr._expand_hint(e, hint)`` (apply ``e._eval_expand_<hint>`` bottom-up), once
+    per distinct node and hint (cached)."""
+    key = (hint, e)
+    hit = _EXPAND_CACHE.get(key)
+    if hit is not None:
+        return hit
+    changed = False
+    if getattr(e, "args", ()) and not e.is_Atom:
+        new_args = []
+        for a in e.args:
+            a, h = _expand_hint(a, hint)
+            changed |= h
+            new_args.append(a)
+        if changed:
+            e = e.func(*new_args)
+    out = (e, changed)
+    method = getattr(e, hint, None)
+    if method is not None:
+        new = method(**_EXPAND_FLAGS)
+        if new != e:
+            out = (new, True)
+    if len(_EXPAND_CACHE) >= _CACHE_LIMIT:
+        _EXPAND_CACHE.clear()
+    _EXPAND_CACHE[key] = out
+    return out
+
+
+def expand(expr: Basic) -> Basic:
+    """sympy's ``expr.expand()`` with default hints (``Expr.expand``, and the re-canonicalisation
+    ``MatAdd.expand``/``MatMul.expand`` add), each hint applied once per distinct node (cached):
+    sympy's walk repeats every hint over the whole tree, and expanding a matrix product re-does
+    it in full (``n/d`` in ``Mul._eval_expand_mul``)."""
+    e = expr
+    for hint in _EXPAND_ORDER:
+        e, _ = _expand_hint(e, "_eval_expand_" + hint)
+    while True:
+        was = e
+        for hint in _EXPAND_REPEAT:
+            e, _ = _expand_hint(e, "_eval_expand_" + hint)
+        if e == was:
+            break
+    if isinstance(expr, (MatAdd, MatMul)):
+        e = type(expr)._evaluate(e)
+    return e
+
+
 _EXPAND_LIMIT = 150  # operations; expanding larger expressions costs more than it reads better
 
 
@@ -174,5 +254,5 @@ def canonical(expr: Basic) -> Basic:
     ops = sp.count_ops(out)
     if ops > _EXPAND_LIMIT:
         return out
-    expanded = tidy(out.expand())
+    expanded = tidy(expand(out))
     return expanded if sp.count_ops(expanded) <= ops else out
