@@ -172,3 +172,13 @@ def test_nested_inverses_are_checked_within_the_default_budget() -> None:
     g = E.compile().checked_grad_fn("W")(*E.compile().args(**{
         "W": 2 * torch.eye(3, dtype=torch.float64), "Y": torch.ones(3, 2, dtype=torch.float64)}))
     assert torch.isfinite(g).all()
+
+
+def test_autograd_only_check_says_so_and_certifies_nothing() -> None:
+    E = ENERGIES["hopfield"]()
+    res = check_gradient(E, explicit=False)
+    assert res.passed and all(not v.leg2_run for v in res.variables)
+    assert "explicit-size leg not run" in str(res)
+    assert not E.compile().checked
+    full = check_gradient(E)
+    assert all(v.leg2_run for v in full.variables) and set(E.compile().checked) == set(E.variables)
