@@ -112,6 +112,8 @@ def test_shared_products_are_computed_once():
 
     src = yhw.attention_step(1.0).inner.torch_source()
     assert src.count("A @ Ws.mT") == 1 and "_t0 @ _t0.mT" in src and "Ws @ A.mT" not in src, src
+    # −½‖Ws aᵢ‖² is scaled as a column before it is broadcast over the n × n scores
+    assert "scale=0.5" in src and "0.5 * _rowsum" not in src, src
     E = et.energy(2, mask=False)
     gsrc = E.compile().grad_fn("g").source
     for h in (1, 2):

@@ -197,6 +197,9 @@ class TorchCodePrinter:
             codes = self._chain_codes(mats)
             if len(codes) >= 2:  # the coefficient goes on the smallest factor (or the result) at run time
                 return f"_smm({self.code(coeff)}, {', '.join(c for c, _ in codes)})", ATOM
+        if scalars and coeff != -1 and len(mats) >= 2 and self._ones_branch(mats):
+            # c·(X 1) or c·(1 X): the coefficient scales the row/column sums before they are broadcast
+            return self._chain(mats, scale=self.code(coeff))
         code = self._chain(mats)
         if not scalars:
             return code
@@ -206,7 +209,16 @@ class TorchCodePrinter:
             else f"({self.code(coeff)})"
         return f"{c} * {code[0] if code[1] > MUL else '(' + code[0] + ')'}", MUL
 
-    def _chain(self, mats: list[MatrixExpr]) -> Code:
+    @staticmethod
+    def _ones_branch(mats: list[MatrixExpr]) -> bool:
+        """True when :meth:`_chain` prints ``mats`` as a broadcast row/column sum (an all-ones end)."""
+        first, last = mats[0], mats[-1]
+        if isinstance(first, OneMatrix):
+            return first.cols != 1 or first.rows != 1
+        return (not isinstance(first, Inverse) and not isinstance(last, Inverse)
+                and isinstance(last, OneMatrix) and last.rows != 1)
+
+    def _chain(self, mats: list[MatrixExpr], scale: str | None = None) -> Code:
         """A product of matrices: solves for inverses (divisions for diagonal ones), sums and
         broadcasts for all-ones factors, and three or more plain factors multiplied in the cheapest
         order for the runtime shapes (``_mm``; the dims are symbolic when the code is printed)."""
@@ -226,10 +238,12 @@ class TorchCodePrinter:
         if isinstance(first, OneMatrix) and first.cols != 1:
             rhs = self._chain(rest)
             r = "" if first.rows == 1 else f", {self.code(first.rows)}"
-            return f"_colsum({rhs[0]}{r})", ATOM
+            k = "" if scale is None else f", scale={scale}"
+            return f"_colsum({rhs[0]}{r}{k})", ATOM
         if isinstance(first, OneMatrix) and first.rows != 1:  # 1 (r×1) times a row: repeat the row
             rhs = self._chain(rest)
-            return f"_repeat_rows({rhs[0]}, {self.code(first.rows)})", ATOM
+            k = "" if scale is None else f", scale={scale}"
+            return f"_repeat_rows({rhs[0]}, {self.code(first.rows)}{k})", ATOM
         if isinstance(last, Inverse):
             lhs = self._chain(mats[:-1])
             diag = self._diagonal(last.arg)
@@ -240,7 +254,8 @@ class TorchCodePrinter:
         if isinstance(last, OneMatrix) and last.rows != 1:  # A 1 (k×c): row sums, repeated c times
             lhs = self._chain(mats[:-1])
             c = "" if last.cols == 1 else f", {self.code(last.cols)}"
-            return f"_rowsum({lhs[0]}{c})", ATOM
+            k = "" if scale is None else f", scale={scale}"
+            return f"_rowsum({lhs[0]}{c}{k})", ATOM
         codes = self._chain_codes(mats)
         if len(codes) > 2:
             return f"_mm({', '.join(c for c, _ in codes)})", ATOM

@@ -229,20 +229,29 @@ def as_rhs(B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return B
 
 
-def colsum(x: torch.Tensor, rows: int | None = None) -> torch.Tensor:
-    """``1 @ x`` for an all-ones left factor: column sums, repeated ``rows`` times."""
+def colsum(x: torch.Tensor, rows: int | None = None, scale: Any = None) -> torch.Tensor:
+    """``scale · 1 @ x`` for an all-ones left factor: column sums (scaled while still a row),
+    repeated ``rows`` times."""
     s = x.sum(dim=-2, keepdim=True)
+    if scale is not None:
+        s = scale * s
     return s if rows is None else s.expand(*s.shape[:-2], rows, s.shape[-1])
 
 
-def rowsum(x: torch.Tensor, cols: int | None = None) -> torch.Tensor:
-    """``x @ 1`` for an all-ones right factor: row sums, repeated ``cols`` times."""
+def rowsum(x: torch.Tensor, cols: int | None = None, scale: Any = None) -> torch.Tensor:
+    """``scale · x @ 1`` for an all-ones right factor: row sums (scaled while still a column),
+    repeated ``cols`` times."""
     s = x.sum(dim=-1, keepdim=True)
+    if scale is not None:
+        s = scale * s
     return s if cols is None else s.expand(*s.shape[:-1], cols)
 
 
-def repeat_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
-    """``1 @ x`` for an all-ones column times a row ``x`` (``(..., 1, c)``): ``x`` repeated ``rows`` times."""
+def repeat_rows(x: torch.Tensor, rows: int, scale: Any = None) -> torch.Tensor:
+    """``scale · 1 @ x`` for an all-ones column times a row ``x`` (``(..., 1, c)``): ``x`` repeated
+    ``rows`` times."""
+    if scale is not None:
+        x = scale * x
     return x.expand(*x.shape[:-2], rows, x.shape[-1])
 
 
