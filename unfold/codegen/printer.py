@@ -39,6 +39,7 @@ from sympy.matrices.expressions import (
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from ..symbolic.symbols import Dim
+from ..symbolic.tidy import transpose
 
 __all__ = ["TorchCodePrinter"]
 
@@ -100,7 +101,7 @@ class TorchCodePrinter:
         """``eᵀ`` in sympy's canonical form (``(A Bᵀ)ᵀ = B Aᵀ``), cached."""
         t = self._twin_cache.get(e)
         if t is None:
-            t = self._twin_cache[e] = Transpose(e).doit(deep=False)
+            t = self._twin_cache[e] = transpose(e)
         return t
 
     def _twin_run(self, run: tuple[Basic, ...]) -> tuple[Basic, ...]:
@@ -110,7 +111,7 @@ class TorchCodePrinter:
     def _transpose_of(self, f: Basic) -> Basic:
         t = self._twin_cache.get(f)
         if t is None:
-            t = self._twin_cache[f] = Transpose(f).doit(deep=False)
+            t = self._twin_cache[f] = transpose(f)
         return t
 
     def _run_uses(self, run: tuple[Basic, ...]) -> int:
