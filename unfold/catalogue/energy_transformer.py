@@ -91,7 +91,7 @@ def _layernorm_fn(per_feature: bool = False) -> Any:
 def layernorm(x: torch.Tensor, **ln: Any) -> torch.Tensor:
     """The generated energy layer norm at ``x`` (``gamma``, ``delta`` or ``Gam``, ``delta``)."""
     fn = _layernorm_fn("Gam" in ln)
-    return fn(*[x if str(a) == "x" else ln[str(a)] for a in fn.inputs])
+    return fn(*[x if a == "x" else ln[a] for a in fn.input_names])
 
 
 class ETLayer(EnergyStep):

@@ -58,6 +58,11 @@ def _is_dim_only(e: Basic) -> bool:
         isinstance(a, (MatrixExpr, Trace, Determinant, LogDet, SumAll)) for a in sp.preorder_traversal(e))
 
 
+def _batched(f: Basic) -> bool:
+    """True when the factor involves a state (batched at run time; parameters usually are not)."""
+    return any(getattr(a, "role", "") == "state" for a in f.atoms(MatrixSymbol))
+
+
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
@@ -287,6 +292,11 @@ class TorchCodePrinter:
         tw = self._twin_run(run)
         if tw in self._runmemo:
             return f"{self._runmemo[tw]}.mT", ATOM
+        if not _batched(run[0]) and _batched(tw[0]):
+            # compute (F₁⋯Fₖ)ᵀ = Fₖᵀ⋯F₁ᵀ and transpose the view: a product whose left factor is
+            # batched folds the batch into one matrix multiply (g Wᵀ), an unbatched left factor
+            # is broadcast into a batched one (W gᵀ)
+            return f"{self._run_code(tw)[0]}.mT", ATOM
         code = self._chain(list(run))
         name = code[0] if code[1] == ATOM and code[0].replace("_", "").isalnum() else self._temp(code[0])
         self._runmemo[run] = name
