@@ -193,3 +193,19 @@ def test_affine_layernorm_is_one_call_and_exact(gamma):
     gcol = gam[:, None, None] if gamma == "batched" else gam
     ref = gcol * (x - mu) / torch.sqrt(var + et.EPS) + delta.mT
     assert float((out - ref).abs().max()) < 1e-12
+
+
+def test_sum_is_accumulated_head_by_head_and_temporaries_are_released():
+    """ET's gradient: each head's softmax feeds both of its products before the next head's is
+    computed, and every temporary is deleted after its last use."""
+    from unfold.catalogue import energy_transformer as et
+
+    src = et.energy(2, mask=False).compile().grad_fn("g").source
+    lines = [ln.strip() for ln in src.splitlines()]
+    soft = [i for i, ln in enumerate(lines) if "torch.softmax" in ln]
+    acc = [i for i, ln in enumerate(lines) if ln.startswith("_r0 = _r0 -")]
+    assert len(soft) == 2 and len(acc) == 4, src
+    assert soft[0] < acc[0] < acc[1] < soft[1] < acc[2] < acc[3], src
+    defined = {ln.split(" = ")[0] for ln in lines if ln.startswith("_t")}
+    deleted = {n.strip() for ln in lines if ln.startswith("del ") for n in ln[4:].split(",")}
+    assert defined and defined == deleted, (defined, deleted)

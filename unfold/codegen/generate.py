@@ -9,6 +9,7 @@ the same inputs (energies, gradients, update rules) with shared temporaries;
 from __future__ import annotations
 
 import hashlib
+import re
 import linecache
 import math
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     if not mats:
         raise ShapeMismatchError(f"{name}: an energy needs at least one matrix input")
     printer = TorchCodePrinter([o.expr for o in outputs])
-    codes = [printer.code(o.expr) for o in outputs]
+    for i, o in enumerate(outputs):
+        printer.assign(f"_r{i}", o.expr)
     spec = ", ".join(
         f"({m.name!r}, ({_dim_entry(m.rows)}, {_dim_entry(m.cols)}))" for m in mats
     )
@@ -82,11 +84,10 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     for s in scalars:
         lines.append(f"    _{s}_in = {s}")
         lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r})")
-    lines += [f"    {line}" for line in printer.lines]
+    lines += [f"    {line}" for line in _release_temporaries(printer.lines)]
     results = []
     batch = ", ".join(m.name for m in mats)
-    for i, (o, c) in enumerate(zip(outputs, codes)):
-        lines.append(f"    _r{i} = {c}")
+    for i, o in enumerate(outputs):
         if o.kind == "scalar":
             res = f"_scalar_out(_r{i}, _dt, _dev)[..., 0, 0]"
         elif o.kind == "grad" and isinstance(o.wrt, MatrixSymbol):
@@ -98,6 +99,25 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         results.append(res)
     lines.append(f"    return {', '.join(results)}")
     return "\n".join(lines) + "\n"
+
+
+_TEMP = re.compile(r"\b_t\d+\b")
+
+
+def _release_temporaries(body: list[str]) -> list[str]:
+    """``body`` with ``del _tK`` after the last line that reads each temporary, so large
+    intermediates (n × n scores) are freed as soon as they are spent, not at return."""
+    last: dict[str, int] = {}
+    for i, line in enumerate(body):
+        for name in _TEMP.findall(line.split("=", 1)[1] if "=" in line else line):
+            last[name] = i
+    out: list[str] = []
+    for i, line in enumerate(body):
+        out.append(line)
+        dead = sorted((n for n, j in last.items() if j == i), key=lambda n: int(n[2:]))
+        if dead:
+            out.append(f"del {', '.join(dead)}")
+    return out
 
 
 def _scalar_out(r: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

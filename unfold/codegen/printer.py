@@ -169,6 +169,33 @@ class TorchCodePrinter:
     def code(self, e: Basic) -> str:
         return self.print(e)[0]
 
+    def assign(self, target: str, e: Basic) -> None:
+        """Append ``target = e``.  A sum of three or more terms is accumulated term by term, the
+        terms ordered so that those sharing a temporary follow each other: each temporary is then
+        computed just before its uses (``P₁`` feeds both of its products while still in cache,
+        before ``P₂`` is computed) instead of all of them ahead of one long expression."""
+        if not (isinstance(e, MatAdd) and len(e.args) > 2) or self._env:
+            self.lines.append(f"{target} = {self.code(e)}")
+            return
+        for i, t in enumerate(self._grouped_terms(list(e.args))):
+            neg = t.could_extract_minus_sign()
+            c = self._p(-t, MUL) if neg else self._p(t, ADD)
+            if i == 0:
+                self.lines.append(f"{target} = {'-' + c if neg else c}")
+            else:
+                self.lines.append(f"{target} = {target} {'-' if neg else '+'} {c}")
+
+    def _grouped_terms(self, terms: list[Basic]) -> list[Basic]:
+        """Greedy order: after each term, the remaining one sharing most shared sub-trees with it."""
+        deps = [{x for x in sp.preorder_traversal(t) if self._shared(x) > 1 and x.args} for t in terms]
+        order, left = [0], list(range(1, len(terms)))
+        while left:
+            prev = deps[order[-1]]
+            nxt = max(left, key=lambda j: (len(deps[j] & prev), -j))
+            order.append(nxt)
+            left.remove(nxt)
+        return [terms[j] for j in order]
+
     def _p(self, e: Basic, prec: int) -> str:
         """Code of ``e`` parenthesised when its precedence is below ``prec``."""
         c, p = self.print(e)
