@@ -102,10 +102,6 @@ def col_constant(B: Basic) -> Optional[tuple[sp.Expr, Factors]]:
     return c, f[k:]
 
 
-def _ones(r: Basic, c: Basic) -> MatrixExpr:
-    return OneMatrix(r, c)
-
-
 def _hadamard_scaling(e: HadamardProduct) -> MatrixExpr:
     """``(v1ᵀ) ∘ (M N) → ((v1ᵀ) ∘ M) N`` and ``(1wᵀ) ∘ (N M) → N ((1wᵀ) ∘ M)``, coefficients
     pulled out; applied until the product has a single factor."""
@@ -120,14 +116,14 @@ def _hadamard_scaling(e: HadamardProduct) -> MatrixExpr:
         if rc is not None:
             cb, K = rc
             inner = make_mul(sp.S.One, fm[:-1])
-            scale = make_mul(sp.S.One, K + [_ones(K[-1].cols, inner.cols)])
+            scale = make_mul(sp.S.One, K + [OneMatrix(K[-1].cols, inner.cols)])
             had = _hadamard_scaling(HadamardProduct(scale, inner))
             return make_mul(cb * cm, [had, fm[-1]])
         cc = col_constant(B)
         if cc is not None:
             cb, K = cc
             inner = make_mul(sp.S.One, fm[1:])
-            scale = make_mul(sp.S.One, [_ones(inner.rows, K[0].rows)] + K)
+            scale = make_mul(sp.S.One, [OneMatrix(inner.rows, K[0].rows)] + K)
             had = _hadamard_scaling(HadamardProduct(scale, inner))
             return make_mul(cb * cm, [fm[0], had])
     return e
@@ -289,8 +285,7 @@ def _rewrite_mul(e: MatMul) -> MatrixExpr:
     out = _cancel_diagonal(c, f)
     if out is not None:
         return out
-    flat = make_mul(c, f)
-    return flat
+    return make_mul(c, f)
 
 
 # ---- driver -------------------------------------------------------------------------------------

@@ -73,7 +73,6 @@ class TorchCodePrinter:
         self._n = 0
         self._env: dict[Basic, str] = {}
         self._twins: dict[Basic, Basic] = {}      # product -> its transpose that occurs in the tree
-        self._twin_cache: dict[Basic, Basic] = {}
         self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
         self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
         for r in roots:
@@ -90,7 +89,7 @@ class TorchCodePrinter:
             if self._counts[x] == 1:
                 stack.extend(x.args)
                 if isinstance(x, MatMul):
-                    t = self.twin(x)
+                    t = transpose(x)
                     if t != x:
                         self._twins[t] = x
                     mats = tuple(a for a in x.args if isinstance(a, MatrixExpr))
@@ -102,22 +101,9 @@ class TorchCodePrinter:
                                 seen.add(run)
                                 self._runcount[run] += 1
 
-    def twin(self, e: MatMul) -> Basic:
-        """``eᵀ`` in sympy's canonical form (``(A Bᵀ)ᵀ = B Aᵀ``), cached."""
-        t = self._twin_cache.get(e)
-        if t is None:
-            t = self._twin_cache[e] = transpose(e)
-        return t
-
     def _twin_run(self, run: tuple[Basic, ...]) -> tuple[Basic, ...]:
         """The factors of ``(F₁ ⋯ Fₖ)ᵀ = Fₖᵀ ⋯ F₁ᵀ``."""
-        return tuple(self._transpose_of(f) for f in reversed(run))
-
-    def _transpose_of(self, f: Basic) -> Basic:
-        t = self._twin_cache.get(f)
-        if t is None:
-            t = self._twin_cache[f] = transpose(f)
-        return t
+        return tuple(transpose(f) for f in reversed(run))
 
     def _run_uses(self, run: tuple[Basic, ...]) -> int:
         tw = self._twin_run(run)
@@ -130,7 +116,7 @@ class TorchCodePrinter:
         if t is not None:
             n += self._counts.get(t, 0)
         elif isinstance(e, MatMul):
-            n += self._counts.get(self.twin(e), 0)
+            n += self._counts.get(transpose(e), 0)
         return n
 
     def _temp(self, code: str) -> str:
@@ -153,7 +139,7 @@ class TorchCodePrinter:
         if e in self._memo:
             return self._memo[e]
         if isinstance(e, MatMul) and not self._env:
-            t = self._twins.get(e) or self.twin(e)
+            t = self._twins.get(e) or transpose(e)
             if t != e and t in self._memo and self._memo[t][1] == ATOM:  # eᵀ already computed
                 out = (f"{self._memo[t][0]}.mT", ATOM)
                 self._memo[e] = out
@@ -465,7 +451,7 @@ class TorchCodePrinter:
             return None
         if not isinstance(a, (MatMul, MatAdd, HadamardProduct, ElementwiseApplyFunction)):
             return None
-        t = self._transpose_of(a)
+        t = transpose(a)
         return None if isinstance(t, Transpose) else t
 
     def _softmax(self, e: Softmax) -> Code:
