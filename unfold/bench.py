@@ -159,45 +159,39 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def hopfield_rows_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
-    """Hopfield retrieval with tokens as rows: ``Ξ⁺ = softmax_row(β Ξ Xᵀ) X`` (one gradient step
-    with η = 1 on ``−lse_row(β Ξ Xᵀ)/β + ½‖Ξ‖²``) vs ``SDPA(q=Ξ, k=X, v=X, scale=β)``."""
-    from .energies import hopfield_rows
+def _hopfield_case(name: str, rows: bool, B: int, n: int, d: int, dtype: torch.dtype,
+                   device: torch.device) -> Case:
+    """One Hopfield retrieval step (η = 1 on ``−lse(β ·)/β + ½‖Ξ‖²``) vs SDPA.  ``rows``: tokens as
+    rows, ``Ξ⁺ = softmax_row(β Ξ Xᵀ) X`` vs ``SDPA(q=Ξ, k=X, v=X, scale=β)``; otherwise unfold's
+    tokens as columns, ``Ξ⁺ = X softmax_col(β Xᵀ Ξ)``, vs SDPA on the transposed views (the same
+    ``(d, n)`` tensor)."""
+    from .energies import hopfield_rows, hopfield_tokens
     from .steps import GradientStep
 
-    E = hopfield_rows()
+    E = hopfield_rows() if rows else hopfield_tokens()
     step = GradientStep(E, wrt="Xi", step=1.0).to(device)
-    g = _gen(1)
-    X = torch.randn(B, n, d, generator=g, dtype=dtype).to(device)
-    Xi = torch.randn(B, n, d, generator=g, dtype=dtype).to(device)
+    g = _gen(1 if rows else 2)
+    shape = (B, n, d) if rows else (B, d, n)
+    X = torch.randn(*shape, generator=g, dtype=dtype).to(device)
+    Xi = torch.randn(*shape, generator=g, dtype=dtype).to(device)
     beta = 1.0 / math.sqrt(d)
     grad = _autograd_step(E.compile().energy_fn.fn, [str(s) for s in E.inputs], "Xi",
                           {"X": X, "Xi": Xi, "beta": beta})
-    return Case(
-        "hopfield_rows", lambda: step(Xi, X=X, beta=beta),
-        lambda: F.scaled_dot_product_attention(Xi, X, X, scale=beta),
-        lambda: Xi - grad(Xi), "tokens as rows: the layout SDPA takes", step.torch_source())
+    if rows:
+        hand = lambda: F.scaled_dot_product_attention(Xi, X, X, scale=beta)  # noqa: E731
+        note = "tokens as rows: the layout SDPA takes"
+    else:
+        hand = lambda: F.scaled_dot_product_attention(Xi.mT, X.mT, X.mT, scale=beta).mT  # noqa: E731
+        note = "tokens as columns (unfold's convention); SDPA gets .mT views"
+    return Case(name, lambda: step(Xi, X=X, beta=beta), hand, lambda: Xi - grad(Xi), note, step.torch_source())
+
+
+def hopfield_rows_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
+    return _hopfield_case("hopfield_rows", True, B, n, d, dtype, device)
 
 
 def hopfield_columns_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
-    """unfold's Hopfield energy (tokens as columns, ``Ξ⁺ = X softmax_col(β Xᵀ Ξ)``) vs SDPA on the
-    transposed views, returning the same ``(d, n)`` tensor."""
-    from .energies import hopfield_tokens
-    from .steps import GradientStep
-
-    E = hopfield_tokens()
-    step = GradientStep(E, wrt="Xi", step=1.0).to(device)
-    g = _gen(2)
-    X = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
-    Xi = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
-    beta = 1.0 / math.sqrt(d)
-    grad = _autograd_step(E.compile().energy_fn.fn, [str(s) for s in E.inputs], "Xi",
-                          {"X": X, "Xi": Xi, "beta": beta})
-    return Case(
-        "hopfield_columns", lambda: step(Xi, X=X, beta=beta),
-        lambda: F.scaled_dot_product_attention(Xi.mT, X.mT, X.mT, scale=beta).mT,
-        lambda: Xi - grad(Xi), "tokens as columns (unfold's convention); SDPA gets .mT views",
-        step.torch_source())
+    return _hopfield_case("hopfield_columns", False, B, n, d, dtype, device)
 
 
 def yhw_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:

@@ -72,7 +72,6 @@ class TorchCodePrinter:
         self._counts: Counter[Basic] = Counter()
         self._n = 0
         self._env: dict[Basic, str] = {}
-        self._twins: dict[Basic, Basic] = {}      # product -> its transpose that occurs in the tree
         self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
         self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
         for r in roots:
@@ -89,9 +88,6 @@ class TorchCodePrinter:
             if self._counts[x] == 1:
                 stack.extend(x.args)
                 if isinstance(x, MatMul):
-                    t = transpose(x)
-                    if t != x:
-                        self._twins[t] = x
                     mats = tuple(a for a in x.args if isinstance(a, MatrixExpr))
                     seen: set[tuple[Basic, ...]] = set()  # a run and its transpose count once per product
                     for i in range(len(mats)):
@@ -112,11 +108,10 @@ class TorchCodePrinter:
     def _shared(self, e: Basic) -> int:
         """How often ``e`` occurs, its transpose included."""
         n = self._counts.get(e, 0)
-        t = self._twins.get(e)
-        if t is not None:
-            n += self._counts.get(t, 0)
-        elif isinstance(e, MatMul):
-            n += self._counts.get(transpose(e), 0)
+        if isinstance(e, MatMul):
+            t = transpose(e)
+            if t != e:  # a symmetric product is its own transpose: count it once
+                n += self._counts.get(t, 0)
         return n
 
     def _temp(self, code: str) -> str:
@@ -139,7 +134,7 @@ class TorchCodePrinter:
         if e in self._memo:
             return self._memo[e]
         if isinstance(e, MatMul) and not self._env:
-            t = self._twins.get(e) or transpose(e)
+            t = transpose(e)
             if t != e and t in self._memo and self._memo[t][1] == ATOM:  # eᵀ already computed
                 out = (f"{self._memo[t][0]}.mT", ATOM)
                 self._memo[e] = out

@@ -150,9 +150,9 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
         return StepProblem(update=update, grad=grad, accept=accept)
 
     def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
-        self._check_state(x)
         if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
-            return call_generated(self._update, self._update_values(x, inputs), x)
+            return call_generated(self._update, self._update_values(x, inputs), x)  # (checks x)
+        self._check_state(x)
         return self.policy.step(self.problem(**inputs), x)
 
     def gradient(self, x: Tensor, /, **inputs: Any) -> Tensor:

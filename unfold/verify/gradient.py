@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import mpmath
 import numpy as np
@@ -210,9 +210,9 @@ def _value(x: Basic, val: Any, point: Mapping[Basic, Any]) -> Any:
     return mpmath.mpf(sp.N(x.xreplace(sub), _DIGITS))
 
 
-def _evaluate(exprs: Sequence[Basic], point: Mapping[Basic, Any]) -> list[Any]:
-    """Values (mpmath, ``_DIGITS`` digits) of scalar sympy expressions at ``point`` (symbol ->
-    mpmath number); every distinct sub-expression is evaluated once."""
+def _valuer(point: Mapping[Basic, Any]) -> tuple[dict[Basic, Any], Callable[[Basic], Any]]:
+    """A memoised evaluator at ``point``: ``(memo, val)`` with ``val(x)`` the value of ``x``
+    (every distinct sub-expression evaluated once, results kept in ``memo``)."""
     memo: dict[Basic, Any] = {}
 
     def val(a: Basic) -> Any:
@@ -221,6 +221,13 @@ def _evaluate(exprs: Sequence[Basic], point: Mapping[Basic, Any]) -> list[Any]:
             hit = memo[a] = _value(a, val, point)
         return hit
 
+    return memo, val
+
+
+def _evaluate(exprs: Sequence[Basic], point: Mapping[Basic, Any]) -> list[Any]:
+    """Values (mpmath, ``_DIGITS`` digits) of scalar sympy expressions at ``point`` (symbol ->
+    mpmath number); every distinct sub-expression is evaluated once."""
+    memo, val = _valuer(point)
     for x in exprs:
         for y in _topological(x):
             val(y)
@@ -262,13 +269,7 @@ def _value_and_gradient(
     ``_topological(E)`` if the caller has it.
     """
     order = _topological(E) if order is None else order
-    memo: dict[Basic, Any] = {}
-
-    def val(a: Basic) -> Any:
-        hit = memo.get(a)
-        if hit is None:
-            hit = memo[a] = _value(a, val, point)
-        return hit
+    memo, val = _valuer(point)
 
     leafset = set(leaves)
     dep: dict[Basic, bool] = {}
