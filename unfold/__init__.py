@@ -15,7 +15,7 @@ from .symbolic import (
 from .symbolic import abs_ as abs  # noqa: A001 - uf.abs reads naturally
 from .steps import (
     Alternating, ArmijoStep, Box, CCCPStep, CertifiedStep, FixedPoint, FixedStep, GradientStep, L1,
-    LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
+    InputAsData, LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
 )
 from .verify import (
     GradientCheckResult, assert_descent, assert_directional_convergence, assert_equivalence,
@@ -37,7 +37,7 @@ __all__ = list(_errors_all) + [
     "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec", "parse_expression", "finite_checks",
     # steps and models
     "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",
-    "LearnableStep", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
+    "LearnableStep", "InputAsData", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
     "NonNegative", "NonNegL1", "Box", "Sphere",
     # checks
     "GradientCheckResult", "check_gradient", "check_descent", "assert_descent", "check_stationarity",
