@@ -26,6 +26,7 @@ from .parse import parse, parse_energy_spec, parse_expression
 from .codegen.runtime import finite_checks
 from .catalogue import RunConfig, entries, get_entry, run_entry
 from .energies import BUILTIN_ENERGIES, builtin_energy
+from . import models
 
 __version__ = "0.1.0"
 
@@ -45,5 +46,7 @@ __all__ = list(_errors_all) + [
     "check_directional_convergence", "assert_directional_convergence",
     # catalogue
     "RunConfig", "entries", "get_entry", "run_entry", "BUILTIN_ENERGIES", "builtin_energy",
+    # trainable models (unfold.models)
+    "models",
     "__version__",
 ]
