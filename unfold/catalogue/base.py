@@ -146,9 +146,9 @@ class CheckResult:
     detail: str = ""
     seconds: float = 0.0
     assumptions: list[AssumptionResult] = field(default_factory=list)
-    controls: list[ControlResult] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
+    controls: list[ControlResult] = field(default_factory=list)
 
 
 class CheckLike(Protocol):
