@@ -206,7 +206,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # ---- reproduce -----------------------------------------------------------------------------------
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from . import reproduce
-    from .reproduce.write import format_results
+    from .reproduce.render import format_results
 
     profile = reproduce.Profile(quick=args.quick, seed=args.seed, progress=not args.no_progress)
     results = reproduce.run(args.names, profile)

@@ -39,6 +39,6 @@ def run(names: Optional[Sequence[str]] = None, profile: Profile = Profile()) -> 
 
 def write(results: Sequence[ExperimentResult], outdir: str) -> str:
     """Write ``report.md``, ``figures/*.png`` and ``results.json`` to ``outdir``; returns the report path."""
-    from .write import write_reproduction
+    from .render import write_reproduction
 
     return write_reproduction(results, outdir)

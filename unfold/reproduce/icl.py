@@ -86,7 +86,7 @@ def one_step(profile: Profile) -> ExperimentResult:
 def multi_step(profile: Profile) -> ExperimentResult:
     t0 = time.perf_counter()
     depths = (1, 2) if profile.quick else (1, 2, 3, 4)
-    epochs = 40 if profile.quick else 200
+    epochs = 25 if profile.quick else 200
     test = icl_regression(2000, N, D, seed=10**9 + 1 + profile.seed)
     y = test["yq"][..., 0, 0]
     lsa_loss, gd_loss, cosines = [], [], []
