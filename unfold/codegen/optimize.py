@@ -39,7 +39,6 @@ from sympy.matrices.expressions import (
     OneMatrix,
 )
 
-from ..symbolic.axes import MatAxisSum, axes_of
 from ..symbolic.nodes import U, Elementwise
 
 __all__ = ["optimize"]
@@ -290,17 +289,7 @@ def _rewrite_mul(e: MatMul) -> MatrixExpr:
 
 
 # ---- driver -------------------------------------------------------------------------------------
-def _axis_sum_coeff(e: MatAxisSum) -> MatrixExpr:
-    """``Σ_h c·M → c·Σ_h M`` for a coefficient ``c`` that does not range over ``h``."""
-    c, f = split_mul(e.body)
-    if c == 1 or e.axis in axes_of(c):
-        return e
-    return make_mul(c, [MatAxisSum(make_mul(sp.S.One, f), e.axis)])
-
-
 def _rewrite(e: Basic) -> Basic:
-    if isinstance(e, MatAxisSum):
-        return _axis_sum_coeff(e)
     if isinstance(e, MatMul):
         return _rewrite_mul(e)
     if isinstance(e, HadamardProduct):

@@ -64,6 +64,16 @@ def _batched(f: Basic) -> bool:
     return any(getattr(a, "role", "") == "state" for a in f.atoms(MatrixSymbol))
 
 
+def _low_rank_run(run: tuple[Basic, ...]) -> bool:
+    """True for a parameter-only run of factors that contracts over a dim equal to neither outer dim
+    (``W_Kᵀ W_Q``: ``d × p · p × d``): its product may be a full ``d × d`` matrix of rank ``p``, so
+    it is never formed as a shared temporary; ``_mm`` orders each chain by its runtime sizes."""
+    if any(_batched(f) for f in run):
+        return False
+    outer = {run[0].rows, run[-1].cols}
+    return any(f.cols not in outer for f in run[:-1])
+
+
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
@@ -96,9 +106,7 @@ class TorchCodePrinter:
                     for i in range(len(mats)):
                         for j in range(i + 2, len(mats) + 1):
                             run = mats[i:j]
-                            if not any(_batched(f) for f in run):
-                                # a parameter-only run (e.g. W_Kᵀ W_Q, d×d from low-rank factors)
-                                # is never shared: _mm orders each chain by its runtime sizes
+                            if _low_rank_run(run):
                                 continue
                             if run not in seen and self._twin_run(run) not in seen:
                                 seen.add(run)

@@ -153,20 +153,20 @@ def _bind_dims_checked(spec: Sequence[tuple[Any, ...]], tensors: Sequence[Any]) 
                     f"inputs {first_name!r} ({first.device}) and {name!r} ({t.device}) are on "
                     "different devices; move them to one device"
                 )
-        names = tuple(f"axis {a!r}" for a in labels) + ("rows", "cols")
+        names = tuple(f"named axis {a!r}" for a in labels) + ("rows", "cols")
         for axis, d, what in zip(range(-len(sizes), 0), sizes, names):
             size = int(t.shape[axis])
             if isinstance(d, int):
                 if size != d:
                     raise DimMismatchError(
-                        f"input {name!r} must have size {d} on dim {axis} ({what}) but has {_describe(t)}"
+                        f"input {name!r} must have size {d} on axis {axis} ({what}) but has {_describe(t)}"
                     )
                 continue
             if d in bound and bound[d][0] != size:
                 v, other, shape = bound[d]
                 raise DimMismatchError(
                     f"dimension {d!r} disagrees: {other!r} has {d}={v} (shape {tuple(shape)}) but {name!r} "
-                    f"has {d}={size} on dim {axis} ({what}; {_describe(t)})"
+                    f"has {d}={size} on axis {axis} ({what}; {_describe(t)})"
                 )
             bound.setdefault(d, (size, name, t.shape))
     batches = [(entry[0], t.shape[:t.dim() - n]) for entry, t, n in zip(spec, tensors, trails)]

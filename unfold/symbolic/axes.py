@@ -129,6 +129,14 @@ class AxisSum(_AxisSumMixin, sp.Expr):
     def __new__(cls, body: Any, ax: Axis) -> "AxisSum":
         return sp.Expr.__new__(cls, body, ax)
 
+    def doit(self, **hints: Any) -> Any:
+        """``Σ_h c·b = c·Σ_h b`` for a numeric coefficient ``c``."""
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        c, rest = body.as_coeff_Mul()
+        if c != 1 and c.is_Number:
+            return c * AxisSum(rest, self.axis)
+        return AxisSum(body, self.axis) if body is not self.body else self
+
 
 class MatAxisSum(_AxisSumMixin, MatrixExpr):
     """``Σ_h body⁽ʰ⁾`` of a matrix body (same shape as the body)."""
@@ -142,6 +150,18 @@ class MatAxisSum(_AxisSumMixin, MatrixExpr):
 
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
         raise UnsupportedNodeError("sum_over has no symbolic entries; use uf.expand_explicit")
+
+    def doit(self, **hints: Any) -> Any:
+        """``Σ_h c·M = c·Σ_h M`` for a numeric coefficient ``c``."""
+        from sympy.matrices.expressions import MatMul
+
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        if isinstance(body, MatMul):
+            c, mats = body.as_coeff_matrices()
+            if c != 1 and c.is_Number:
+                inner = mats[0] if len(mats) == 1 else MatMul(*mats).doit(deep=False)
+                return MatMul(c, MatAxisSum(inner, self.axis)).doit(deep=False)
+        return MatAxisSum(body, self.axis) if body is not self.body else self
 
     def _eval_transpose(self) -> "MatAxisSum":
         from .tidy import transpose
