@@ -16,7 +16,7 @@ from .symbolic import (
 from .symbolic import abs_ as abs  # noqa: A001 - uf.abs reads naturally
 from .steps import (
     Alternating, ArmijoStep, Box, CCCPStep, CertifiedStep, FixedPoint, FixedStep, GradientStep, L1,
-    LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
+    InputAsData, LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
 )
 from .verify import (
     GradientCheckResult, assert_descent, assert_directional_convergence, assert_equivalence,
@@ -27,6 +27,7 @@ from .parse import parse, parse_energy_spec, parse_expression
 from .codegen.runtime import finite_checks
 from .catalogue import RunConfig, entries, get_entry, run_entry
 from .energies import BUILTIN_ENERGIES, builtin_energy
+from . import models
 
 __version__ = "0.1.0"
 
@@ -38,7 +39,7 @@ __all__ = list(_errors_all) + [
     "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec", "parse_expression", "finite_checks",
     # steps and models
     "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",
-    "LearnableStep", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
+    "LearnableStep", "InputAsData", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
     "NonNegative", "NonNegL1", "Box", "Sphere",
     # checks
     "GradientCheckResult", "check_gradient", "check_descent", "assert_descent", "check_stationarity",
@@ -46,5 +47,7 @@ __all__ = list(_errors_all) + [
     "check_directional_convergence", "assert_directional_convergence",
     # catalogue
     "RunConfig", "entries", "get_entry", "run_entry", "BUILTIN_ENERGIES", "builtin_energy",
+    # trainable models (unfold.models)
+    "models",
     "__version__",
 ]

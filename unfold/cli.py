@@ -29,9 +29,9 @@ def _err(s: str) -> None:
 # ---- list ----------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from .energies import BUILTIN_ENERGIES
-    from .report.results import load_entries
+    from .catalogue import registry
 
-    ents = load_entries()
+    ents = registry.entries()
     for e in ents:
         quick = sum(c.quick for c in e.checks)
         _out(f"{e.name} — {e.title}")
@@ -58,10 +58,10 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
     if not spec:
         if name in BUILTIN_ENERGIES:
             return f"{name} (built-in energy; `unfold list` shows the catalogue entries)", BUILTIN_ENERGIES[name]()
-        from .report.results import load_entries as entries
+        from .catalogue import registry
         from .symbolic import Energy
 
-        for e in entries():
+        for e in registry.entries():
             if e.name == name:
                 E = e.energy()
                 if isinstance(E, Energy):
@@ -75,7 +75,7 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
                         + ", ".join(E)
                     )
                 raise UndeclaredSymbolError(f"catalogue entry {name!r} does not define a single Energy")
-        known = sorted(BUILTIN_ENERGIES) + [e.name for e in entries()]
+        known = sorted(BUILTIN_ENERGIES) + [e.name for e in registry.entries()]
         raise UndeclaredSymbolError(
             f"no built-in energy or catalogue entry {name!r} (see `unfold list`). To derive an expression, "
             f"declare its symbols, e.g.  unfold derive \"fro2(Y - W*Y)/2\" --dims \"d n\" --state Y:d,n "
@@ -171,13 +171,14 @@ def _cores() -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import torch
 
+    from .catalogue import registry
     from .catalogue.base import RunConfig
+    from .catalogue.runner import run_checks, select
     from .report.progress import Progress
-    from .report.results import entries_named, run_checks, select
     from .report.table import format_failures, format_table
 
     try:
-        selection = select(entries_named(args.names), args.names)
+        selection = select(registry.entries_named(args.names), args.names)
     except KeyError as exc:
         _err(f"error: {exc.args[0]}")
         return 2
