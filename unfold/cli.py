@@ -88,7 +88,8 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
             "error: deriving a typed expression needs unfold.parse.parse_energy_spec, which this "
             "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
         ) from None
-    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar))
+    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
+                          axes=list(getattr(args, "axis", []) or []))
     return name, E
 
 
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--state", action="append", default=[], help="state matrix, e.g. Y:d,n (repeatable)")
     sd.add_argument("--param", action="append", default=[], help="parameter matrix, e.g. W:d,d (repeatable)")
     sd.add_argument("--scalar", action="append", default=[], help="scalar parameter name (repeatable)")
+    sd.add_argument("--axis", action="append", default=[],
+                    help="named axis NAME:SIZE, e.g. h:H; a matrix over it is W:p,d@h (repeatable)")
     sd.add_argument("--no-source", action="store_true", help="omit the generated torch source")
     sd.set_defaults(func=cmd_derive)
 
