@@ -22,6 +22,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.symbols import Dim
+from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
 from .printer import TorchCodePrinter
@@ -144,6 +145,7 @@ _NAMESPACE: dict[str, Any] = {
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,
+    **_entmax_code.NAMESPACE,
 }
 
 

@@ -40,6 +40,7 @@ from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import transpose
+from . import tsallis as _entmax_code
 
 __all__ = ["TorchCodePrinter"]
 
@@ -525,6 +526,6 @@ class TorchCodePrinter:
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
         (Trace, _trace), (Determinant, _det), (LogDet, _logdet), (SumAll, _sumall), (LSE, _lse),
         (Softmax, _softmax), (LayerNorm, _layernorm), (LNInvStd, _lninvstd),
-        (SoftThreshold, _softthreshold), (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
+        (SoftThreshold, _softthreshold), *_entmax_code.RULES, (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]
