@@ -173,3 +173,9 @@ def test_parser_knows_the_primitives_and_refuses_a_symbolic_alpha():
     with pytest.raises(ShapeMismatchError, match="alpha must be a number"):
         uf.parse("fro2(X @ sparsemax(xi)) + entmax_lse(xi, beta)", dims="d n", states={"xi": "n"},
                  params={"X": "d,n"}, scalars=["beta"])
+
+
+def test_forward_mode_jacobian_equals_reverse_mode():
+    th = _theta(9, shape=(6, 1))[:, 0]
+    f = lambda x: entmax_cols(x[:, None], 1.5)[:, 0]  # noqa: E731
+    assert torch.allclose(torch.func.jacfwd(f)(th), torch.func.jacrev(f)(th), rtol=0, atol=1e-15)
