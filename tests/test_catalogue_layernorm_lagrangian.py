@@ -6,7 +6,7 @@ import torch
 torch.set_num_threads(1)
 
 from unfold.catalogue import layernorm_lagrangian as ln
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_hessian_check_in_a_fresh_process():
     import sys
 
     code = ("from unfold.catalogue import layernorm_lagrangian as m\n"
-            "from unfold.catalogue.base import run_entry, RunConfig\n"
+            "from unfold.catalogue import run_entry, RunConfig\n"
             "r = run_entry(m.ENTRY, RunConfig(), only=['hessian_symmetric_psd']).results[0]\n"
             "assert r.passed, r.detail\n")
     subprocess.run([sys.executable, "-c", code], check=True)
