@@ -6,7 +6,7 @@ import torch
 torch.set_num_threads(1)
 
 from unfold.catalogue import sparse_hopfield as sh
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")
