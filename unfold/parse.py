@@ -46,6 +46,7 @@ from .errors import (
     UnfoldError,
     UnsupportedNodeError,
 )
+from .symbolic import tsallis as sparse_ops
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
@@ -90,6 +91,7 @@ PRIMITIVES: dict[str, Callable[..., Any]] = {
     "sigmoid": ops.sigmoid, "relu": ops.relu, "abs": ops.abs_, "sqrt": ops.sqrt,
     "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
     "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
+    "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
 }
 #: Keyword arguments that must be the literal 0 or 1.
 _AXIS_KEYWORDS = {"axis"}

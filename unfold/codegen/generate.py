@@ -23,6 +23,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
+from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
 from .printer import TorchCodePrinter
@@ -203,6 +204,7 @@ _NAMESPACE: dict[str, Any] = {
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,
+    **_entmax_code.NAMESPACE,
 }
 
 

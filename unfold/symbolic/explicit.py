@@ -176,6 +176,9 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         raise UnsupportedNodeError(f"no explicit size for dimension {e}")
     if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)):
         return e
+    own = getattr(e, "_explicit", None)  # a node family that carries its own rule (e.g. symbolic.tsallis)
+    if own is not None:
+        return own(ev)
     if isinstance(e, MatMul):
         return reduce(lambda a, b: a * b, [ev(a) for a in e.args])
     if isinstance(e, MatAdd):
