@@ -37,6 +37,14 @@ def random_inputs(
             r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints
             lead = batch if getattr(s, "role", "") == "state" else ()
             lead = tuple(lead) + tuple(int(sp.sympify(a.size).subs(sizes)) for a in getattr(s, "axes", ()))  # safe
+            if getattr(s, "role", "") == "mask":  # boolean; key 0 and the diagonal always allowed
+                keep = torch.rand(*lead, r, c, generator=g) > 0.4
+                keep[..., 0, :] = True
+                keep[..., :, 0] = True
+                if r == c:
+                    keep |= torch.eye(r, dtype=torch.bool)
+                out[str(s)] = keep
+                continue
             t = torch.randn(*lead, r, c, generator=g, dtype=dtype)
             if r == c and r > 1:
                 t = 2 * torch.eye(r, dtype=dtype) + 0.3 * t

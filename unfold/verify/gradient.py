@@ -306,6 +306,13 @@ def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], 
     entries: dict[Basic, list[Basic]] = {}
     for s in energy.inputs:
         v = vals[str(s)]
+        if isinstance(s, MatrixSymbol) and getattr(s, "role", "") == "mask":  # numbers, not symbols
+            def numeric(t: torch.Tensor) -> sp.Matrix:  # as an additive mask: 0 or −∞ for booleans
+                add = torch.where(t, 0.0, float("-inf")) if t.dtype == torch.bool else t.double()
+                return sp.Matrix(t.shape[-2], t.shape[-1], lambda i, j: sp.Float(float(add[i, j]))
+                                 if torch.isfinite(add[i, j]) else -sp.oo)
+            env[s] = ({key: numeric(v[key]) for key in env[s]} if isinstance(env[s], dict) else numeric(v))
+            continue
         if isinstance(s, MatrixSymbol):
             family = env[s] if isinstance(env[s], dict) else {(): env[s]}
             entries[s] = []
