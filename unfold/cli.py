@@ -89,7 +89,7 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
             "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
         ) from None
     E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
-                          axes=list(getattr(args, "axis", []) or []))
+                          axes=list(getattr(args, "axis", []) or []), masks=list(getattr(args, "mask", []) or []))
     return name, E
 
 
@@ -263,13 +263,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 # ---- bench ---------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from . import bench  # type: ignore[attr-defined]
-    except ImportError:
-        _err("error: unfold.bench is not available in this installation")
+    """Run ``benchmarks/bench.py`` of the source checkout this ``unfold`` is imported from."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "bench.py").is_file():
+        _err(f"error: unfold bench runs from a source checkout (no benchmarks/bench.py next to {root / 'unfold'})")
         return 2
-    rc = bench.main(list(args.rest))
-    return int(rc or 0)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    bench = importlib.import_module("benchmarks.bench")
+    return int(bench.main(list(args.rest)) or 0)
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -298,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--scalar", action="append", default=[], help="scalar parameter name (repeatable)")
     sd.add_argument("--axis", action="append", default=[],
                     help="named axis NAME:SIZE, e.g. h:H; a matrix over it is W:p,d@h (repeatable)")
+    sd.add_argument("--mask", action="append", default=[],
+                    help="mask input NAME:ROWS,COLS for lse/softmax(..., mask=NAME); mask=causal needs none")
     sd.add_argument("--no-source", action="store_true", help="omit the generated torch source")
     sd.set_defaults(func=cmd_derive)
 
@@ -355,7 +362,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import UnfoldError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # everything after `bench` belongs to unfold.bench
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to benchmarks/bench.py
         return cmd_bench(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:

@@ -15,6 +15,7 @@ from .crate import CRATE
 from .energy_transformer import EnergyTransformer
 from .icl import LinearTransformer, PreconditionedGD
 from .encoder import EncoderClassifier
+from .attention import MultiheadAttention
 
 __all__ = [
     "Digits", "associative_recall", "digits", "icl_regression", "patches", "unpatch",
@@ -24,4 +25,5 @@ __all__ = [
     "EnergyTransformer",
     "LinearTransformer", "PreconditionedGD",
     "EncoderClassifier",
+    "MultiheadAttention",
 ]
