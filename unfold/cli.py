@@ -236,7 +236,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
     torch.manual_seed(args.seed)
-    model = {"crate": lambda: models.CRATE(seed=args.seed), "deq": lambda: models.HopfieldClassifier(seed=args.seed),
+    model: Any = {"crate": lambda: models.CRATE(seed=args.seed), "deq": lambda: models.HopfieldClassifier(seed=args.seed),
              "encoder": lambda: models.EncoderClassifier(seed=args.seed)}[args.model]()
     data = models.digits(args.seed)
     if args.weights:

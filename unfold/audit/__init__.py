@@ -46,7 +46,7 @@ def audit(model: Any, x: torch.Tensor, *, energy: Any = None, wrt: Optional[str]
     if isinstance(model, nn.TransformerEncoder) or (
             isinstance(model, (list, tuple, nn.ModuleList)) and model
             and all(isinstance(m, (nn.TransformerEncoderLayer, nn.MultiheadAttention)) for m in model)):
-        return audit_encoder(model, x)
+        return audit_encoder(list(model) if not isinstance(model, nn.TransformerEncoder) else model, x)
     raise InputError(
         f"audit: no built-in mapping for {type(model).__name__}; pass energy=, wrt= and mapping= "
         "(energy input name → the module's tensor) to audit it against an energy")

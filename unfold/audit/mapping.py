@@ -30,6 +30,7 @@ Source = Union[str, Callable[[nn.Module], Tensor]]
 
 def mapped_tensor(module: nn.Module, name: str, source: Source) -> Tensor:
     """The tensor ``source`` names in ``module`` (an attribute path or a callable)."""
+    t: Any
     if callable(source):
         t = source(module)
     elif isinstance(source, str):
@@ -72,7 +73,7 @@ def audit_module(module: nn.Module, energy: Energy, wrt: str, mapping: Mapping[s
     tensors = {k: mapped_tensor(module, k, src) for k, src in mapping.items()}
     for k, t in tensors.items():
         sym = energy.symbol(k)
-        shape = getattr(sym, "shape", ())
+        shape: Any = getattr(sym, "shape", ())
         if len(shape) == 2 and t.dim() < 2 and not (t.dim() == 0 and shape == (1, 1)):
             raise ShapeMismatchError(
                 f"audit_module: {k!r} (from {mapping[k]!r}) has shape {tuple(t.shape)}; the energy's {k} is a "

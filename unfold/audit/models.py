@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..models import CRATE, HopfieldClassifier
@@ -28,7 +30,8 @@ def audit_crate(model: CRATE, x: torch.Tensor) -> AuditReport:
     stats = model.layer_statistics()
     with torch.no_grad():
         Z = model.tokens_of(x)
-        for i, (layer, st) in enumerate(zip(model.layers, stats)):
+        layers: list[Any] = list(model.layers)
+        for i, (layer, st) in enumerate(zip(layers, stats)):
             Zn = _layer_norm(Z, layer.ln_compress)
             Zh = layer.compress(Zn)
             report.layers.append(audit_step(f"layer {i} compression", layer.compress, Zn, Zh, energy_name="R^c",

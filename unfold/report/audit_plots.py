@@ -14,7 +14,7 @@ def audit_png(report) -> bytes:  # type: ignore[no-untyped-def]
     """Two panels: energies before/after (green: decreased, red: not) and distance to the exact step."""
     names = [a.layer for a in report.layers]
     xs = list(range(len(names)))
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(_STYLE):  # type: ignore[arg-type]
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.2))
         finite = lambda v: v if math.isfinite(v) else float("nan")  # noqa: E731
         before = [finite(a.energy_before) for a in report.layers]

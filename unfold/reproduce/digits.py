@@ -90,6 +90,7 @@ def deq(profile: Profile) -> ExperimentResult:
         model.hidden(data.x_test.double())
     info = model.fixed_point.info
     E = info.energies
+    assert E is not None  # trace=True records them
     rise = float(((E[1:] - E[:-1]) / E[:-1].abs().clamp_min(1.0)).max())
     res = ExperimentResult("deq_digits", "Hopfield deep-equilibrium classifier on digits",
                            "Ramsauer et al., arXiv 2008.02217 (CCCP descent); DEQ", seconds=time.perf_counter() - t0)

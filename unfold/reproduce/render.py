@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ..report.plots import figure_png
-from .base import ExperimentResult
+from .base import Criterion, ExperimentResult
 
 __all__ = ["format_results", "write_reproduction"]
 
 
-def _row(c) -> str:  # type: ignore[no-untyped-def]
+def _row(c: Criterion) -> tuple[str, str]:
     verdict = ("PASS" if c.passed else "FAIL") if c.asserted else ("shown" if c.passed else "NOT shown")
     return f"{c.measured:.4g} {c.sense} {c.bound:g}", verdict
 
