@@ -19,7 +19,7 @@ from unfold.codegen.optimize import optimize
 from unfold.energies import BUILTIN_ENERGIES
 from unfold.errors import DimMismatchError, InputError
 from unfold.symbolic import ops as s
-from unfold.verify.gradient import explicit_sizes, random_inputs
+from unfold.sampling import random_inputs
 
 DT = torch.float64
 

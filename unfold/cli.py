@@ -206,13 +206,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # ---- bench ---------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from . import bench  # type: ignore[attr-defined]
-    except ImportError:
-        _err("error: unfold.bench is not available in this installation")
+    """Run ``benchmarks/bench.py`` of the source checkout this ``unfold`` is imported from."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "bench.py").is_file():
+        _err(f"error: unfold bench runs from a source checkout (no benchmarks/bench.py next to {root / 'unfold'})")
         return 2
-    rc = bench.main(list(args.rest))
-    return int(rc or 0)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    bench = importlib.import_module("benchmarks.bench")
+    return int(bench.main(list(args.rest)) or 0)
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -272,7 +277,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import UnfoldError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # everything after `bench` belongs to unfold.bench
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to benchmarks/bench.py
         return cmd_bench(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:

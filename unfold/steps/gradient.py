@@ -29,6 +29,7 @@ from ..symbolic.tidy import canonical
 from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar, unique_symbol_name
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .smoothness import require_smooth
+from ..verify.certificates import checked_grad_fn
 
 __all__ = ["GradientStep"]
 
@@ -61,7 +62,7 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
         require_smooth(energy, v, "GradientStep")
         self.policy = as_policy(step)
         cm = self._compiled
-        self._grad = cm.checked_grad_fn(v) if check else cm.grad_fn(v)
+        self._grad = checked_grad_fn(cm.energy, v) if check else cm.grad_fn(v)
         taken = {str(s) for s in energy.inputs}
         self._pre: dict[str, Tensor] = {}
         P = self._preconditioner(left, "left", v.rows, taken)

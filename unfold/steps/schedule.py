@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..symbolic.energy import Energy
+from ..verify.protocols import DescentStep
 
 __all__ = ["Alternating"]
 
@@ -34,7 +35,7 @@ class Alternating(nn.Module):
     def __init__(self, steps: Sequence[nn.Module], energy: Optional[Energy] = None) -> None:
         super().__init__()
         steps = list(steps)
-        if not steps or not all(isinstance(s, nn.Module) and hasattr(s, "energy") for s in steps):
+        if not steps or not all(isinstance(s, nn.Module) and isinstance(s, DescentStep) for s in steps):
             raise InputError("Alternating needs a non-empty list of descent steps (modules with .energy)")
         self.steps = nn.ModuleList(steps)
         names = [getattr(s, "wrt_name", None) for s in steps]
