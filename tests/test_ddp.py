@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -15,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from unfold.models import CRATE
 
 DT = torch.float64
+pytestmark = pytest.mark.slow  # two spawned processes (≈ 10 s); run by CI; `pytest -m "not slow"` skips it
 
 
 def _model() -> CRATE:

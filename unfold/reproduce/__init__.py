@@ -23,6 +23,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("crate_digits", "CRATE on digits: R^c and sparsity by layer", _digits.crate),
     Experiment("deq_digits", "Hopfield DEQ on digits: energy along the fixed point", _digits.deq),
     Experiment("et_digits", "Energy Transformer: masked patches, energy during inference", _digits.energy_transformer),
+    Experiment("yhw_digits", "Yang–Huang–Wipf stack on digits: energy across layers", _digits.yhw),
     Experiment("icl_one_step", "trained linear self-attention = one GD step", _icl.one_step),
     Experiment("icl_multi_step", "L trained layers vs L preconditioned GD steps", _icl.multi_step),
     Experiment("crate_as_coded", "CRATE's MSSA block as coded vs the exact step", _variants.crate_as_coded),
