@@ -12,7 +12,7 @@ causal (batch 4, 512 tokens, width 768, 12 heads):
   projection) and (b) ``nn.MultiheadAttention`` with the same weights; forward, and a depth-``D``
   training step (forward + backward through ``D`` layers).
 
-Every ratio is of medians of interleaved repetitions in one run (``unfold.bench.interleaved``);
+Every ratio is of medians of interleaved repetitions in one run (``benchmarks.bench.interleaved``);
 each route's output is compared with the hand-written one first (max abs error reported).
 ``python benchmarks/realsize.py [--reps R] [--depth D] [--threads T] [--quick]``.
 """

@@ -17,8 +17,8 @@ DT = torch.float64
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(hop.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(hop.ENTRY)
 
 
 def test_every_check_passes(report):

@@ -34,6 +34,7 @@ from unfold.errors import GradientCheckError, UnfoldError
 from unfold.symbolic import Energy, ops
 from unfold.symbolic.symbols import dims, param, scalar, state
 from unfold.verify.certificates import checked_grad_fn
+from unfold.verify.scaled import scaled_error
 
 N_EXAMPLES = int(os.environ.get("UNFOLD_FUZZ_EXAMPLES", "25"))
 LONG = N_EXAMPLES > 25
@@ -304,7 +305,7 @@ def _inputs(seed: int) -> Env:
 def _scaled(a: torch.Tensor, b: torch.Tensor) -> float:
     if not torch.isfinite(a).all() or not torch.isfinite(b).all():
         return math.inf
-    return float((a - b).abs().max()) / max(1.0, float(b.abs().max()))
+    return scaled_error(a, b)
 
 
 TALLY: collections.Counter[str] = collections.Counter()

@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import InputError
 from ..symbolic.energy import Energy
 from ..verify.protocols import DescentStep
+from ..symbolic.energy import unique_name
 
 __all__ = ["Alternating"]
 
@@ -105,10 +106,7 @@ class Alternating(nn.Module):
         out: dict[str, Tensor] = {}
         for terms in self._each(x, inputs, "energy_terms"):
             for k, t in terms.items():
-                name, i = k, 2
-                while name in out:
-                    name, i = f"{k}_{i}", i + 1
-                out[name] = t
+                out[unique_name(k, out)] = t
         return out
 
     def accepted_inputs(self) -> set[str]:

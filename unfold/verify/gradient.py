@@ -33,6 +33,7 @@ from sympy.matrices.utilities import dotprodsimp
 from ..errors import CheckFailedError, GradientCheckError, InputError
 from ..sampling import explicit_sizes, random_inputs
 from .certificates import certify
+from .scaled import scaled_error_at
 from ..symbolic.axes import Axis
 from ..symbolic.explicit import expand_explicit, explicit_env
 from ..symbolic.symbols import Dim
@@ -89,15 +90,6 @@ def _sizes_text(sizes: Mapping[Dim, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items())
 
 
-def _scaled(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
-    diff = (a - b).abs()
-    if not torch.isfinite(diff).all():
-        return float("inf"), 0
-    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
-    k = int(diff.reshape(-1).argmax()) if diff.numel() else 0
-    return float(diff.max()) / scale if diff.numel() else 0.0, k
-
-
 def _leg1(cm: Any, variables: Sequence[Basic], args: tuple[Any, ...]) -> dict[Basic, tuple[float, str]]:
     """Scaled error of every variable's generated gradient against ``torch.func.grad`` of the
     generated energy (all variables in one forward/backward pass), with the worst entry."""
@@ -110,7 +102,7 @@ def _leg1(cm: Any, variables: Sequence[Basic], args: tuple[Any, ...]) -> dict[Ba
     out: dict[Basic, tuple[float, str]] = {}
     for v, auto in zip(variables, autos):
         gen = torch.as_tensor(cm.grad_fn(v)(*args))
-        err, k = _scaled(gen, auto)
+        err, k = scaled_error_at(gen, auto)
         loc = "" if gen.dim() == 0 else str(tuple(int(x) for x in np.unravel_index(k, tuple(gen.shape))))
         worst = (f"{v}{loc}: generated {gen.reshape(-1)[k].item():.6g} vs autograd "
                  f"{auto.reshape(-1)[k].item():.6g}") if gen.numel() else ""
@@ -356,7 +348,7 @@ def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], 
         ref = torch.tensor(values[k:k + len(entries[v])], dtype=torch.float64)
         k += len(entries[v])
         gen = torch.as_tensor(cm.grad_fn(v)(*args), dtype=torch.float64).reshape(-1)
-        g_err, _ = _scaled(gen, ref)
+        g_err, _ = scaled_error_at(gen, ref)
         out[v] = (e_err, g_err)
     return out
 
