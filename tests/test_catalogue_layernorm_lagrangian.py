@@ -15,10 +15,11 @@ def report(catalogue_run):
 
 
 def test_every_check_passes_with_its_assumptions(report):
-    assert set(report) == {"layernorm_is_gradient", "hessian_symmetric_psd"}
+    assert set(report) == {"layernorm_is_gradient", "hessian_symmetric_psd", "convex_along_lines"}
     for r in report.values():
         assert r.passed and r.error < 1e-14, (r.check, r.detail)
         assert all(a.holds for a in r.assumptions)
+    assert report["convex_along_lines"].data["min_second_difference"] > 0
 
 
 def test_float32_passes_under_the_precision_rule():

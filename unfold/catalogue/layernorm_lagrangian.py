@@ -28,7 +28,7 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import GradientStep
 from ..symbolic import Energy
-from .base import Entry, RunConfig
+from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
 
 __all__ = ["ENTRY", "TOL", "EPS", "energy", "gradient_layer", "sample_tokens", "hessian"]
@@ -194,6 +194,30 @@ HESSIAN_CLAIM = Claim(
 )
 
 
+def check_convex_along_lines(config: RunConfig) -> CheckResult:
+    """``t ↦ L(x + t u)`` is convex (second differences ≥ 0) along random lines: the generated energy."""
+    D, lines = 6, 4
+    d = sample_tokens(config, D, n=1, batch=lines)
+    g = config.generator(188)
+    u = torch.randn(lines, D, 1, generator=g, dtype=torch.float64).to(config.dtype)
+    ts = torch.linspace(-3, 3, 61, dtype=torch.float64).to(config.dtype)
+    layer = gradient_layer()
+    vals = torch.stack([layer.energy(d["X"] + t * u, delta=d["delta"], gamma=GAMMA, eps=EPS) for t in ts])  # (61, lines)
+    second = vals[2:] - 2 * vals[1:-1] + vals[:-2]
+    scale = float(vals.abs().max())
+    violation = max(float(-second.min()) / max(1.0, scale), 0.0)
+    tol = config.tol(TOL)
+    fig = Figure("layernorm_lagrangian_lines", "Lagrangian of layer norm along random lines (convex)",
+                 ts.tolist(), {f"line {k}": (vals[:, k] - vals[30, k]).tolist() for k in range(lines)},
+                 xlabel="t", ylabel="L(x + t u) − L(x)")
+    return CheckResult(
+        passed=violation <= tol, error=violation, tol=tol,
+        detail=(f"{lines} random lines, 61 points on t ∈ [−3, 3], D={D}, γ={GAMMA}, {config.dtype_name}: smallest second "
+                f"difference {float(second.min()):.2e} (scaled violation {violation:.1e})" + config.tol_note(TOL)),
+        assumptions=[AssumptionResult("γ > 0", GAMMA > 0, f"γ = {GAMMA}")],
+        data={"min_second_difference": float(second.min())}, figures=[fig])
+
+
 ENTRY = Entry(
     name=NAME,
     title="LayerNorm is the gradient of a convex Lagrangian",
@@ -201,7 +225,9 @@ ENTRY = Entry(
     summary=("Layer norm with a scalar gain γ and bias δ is ∇ of L(x) = Dγ sqrt(var(x) + ε) + δᵀx (exact); "
              "its Hessian is symmetric PSD for γ > 0; with a per-feature gain no Lagrangian exists."),
     energy=energy,
-    checks=(GRADIENT_CLAIM, HESSIAN_CLAIM),
+    checks=(GRADIENT_CLAIM, HESSIAN_CLAIM,
+            Check("convex_along_lines", "exact", "L(x + tu) convex in t along random lines (second differences ≥ 0)",
+                  check_convex_along_lines)),
     assumptions=("scalar gain γ > 0", "biased variance", "ε > 0 inside the square root"),
     mapping="nn.LayerNorm(D, eps) with weight = γ·1, bias = δ  ↔  ∇L",
     notes="NRGPT's BareLayerNorm is the case γ = 1 (weight frozen at 1, learnable bias).",
