@@ -3,9 +3,10 @@
 from .base import (
     CLAIM_KINDS, AssumptionResult, Check, CheckResult, Entry, EntryReport, Figure, RunConfig, run_entry,
 )
+from .proof import PROOF_SCOPES, Proof, ProofScope, strongest_scope
 from .registry import entries, get_entry
 
 __all__ = [
     "CLAIM_KINDS", "AssumptionResult", "Check", "CheckResult", "Entry", "EntryReport", "Figure",
-    "RunConfig", "run_entry", "entries", "get_entry",
+    "RunConfig", "run_entry", "entries", "get_entry", "PROOF_SCOPES", "Proof", "ProofScope", "strongest_scope",
 ]

@@ -15,6 +15,8 @@ from typing import Any, Callable, Literal, Optional
 
 import torch
 
+from .proof import Proof
+
 __all__ = [
     "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
     "Entry", "EntryReport", "run_entry",
@@ -166,6 +168,7 @@ class Entry:
     mapping: str = ""
     notes: str = ""
     order: int = 100  # display order in ``unfold list`` (then by name)
+    proofs: tuple[Proof, ...] = ()  # symbolic proof statements with their scope (proofs/proof_<name>.py)
 
     @property
     def claims(self) -> tuple[str, ...]:
@@ -174,6 +177,10 @@ class Entry:
             if c.claim not in seen:
                 seen.append(c.claim)
         return tuple(seen)
+
+    def proofs_for(self, check: str) -> tuple[Proof, ...]:
+        """The proof statements that back the check called ``check``."""
+        return tuple(p for p in self.proofs if check in p.backs)
 
 
 @dataclass

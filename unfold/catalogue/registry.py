@@ -14,7 +14,7 @@ from .base import Entry
 
 __all__ = ["entries", "get_entry"]
 
-_NOT_ENTRIES = {"base", "registry"}
+_NOT_ENTRIES = {"base", "registry", "proof"}
 
 
 @lru_cache(maxsize=1)
