@@ -66,3 +66,21 @@ def test_symbolic_zero_rejects_a_false_block_identity() -> None:
     assert not blocks_equal(loop, Z(w - A * grad))
     assert not symbolic_zero(xq.T * A * w - w.T * A * xq)  # a 1×1 product and its transpose differ for A ≠ Aᵀ
     assert symbolic_zero(xq.T * A * w - w.T * A.T * xq)
+
+
+def test_scopes_are_shown_by_list_verify_and_report(capsys: pytest.CaptureFixture[str]) -> None:
+    from unfold.catalogue import RunConfig, run_entry
+    from unfold.cli import main
+    from unfold.report.table import format_table
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    looped = get_entry("looped")
+    for p in looped.proofs:
+        assert f"[{p.scope}] {p.statement[:40]}" in out.replace("\n" + " " * 17, " ")
+    rep = run_entry(get_entry("icl_gd"), RunConfig(quick=True), only=["lsa_equals_gd_step_w0_zero", "gd_step_descends_L"])
+    by = {r.check: r for r in rep.results}
+    assert by["lsa_equals_gd_step_w0_zero"].proof == "general"
+    assert by["gd_step_descends_L"].proof == "fixed-size"
+    table = format_table(rep.results).splitlines()
+    assert table[0].split()[3] == "proof" and "general" in table[2].split()

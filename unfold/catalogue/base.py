@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Optional
 
 import torch
 
-from .proof import Proof
+from .proof import Proof, strongest_scope
 
 __all__ = [
     "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
@@ -124,7 +124,8 @@ class CheckResult:
     ``error`` is the measured quantity compared with ``tol`` (``error <= tol`` passes for exact
     claims; for other kinds ``detail`` says what was compared).  ``assumptions`` lists the
     predicates evaluated on the check's data.  ``data`` holds extra numbers (tables, regimes);
-    ``figures`` holds plots.
+    ``figures`` holds plots.  ``proof`` is the strongest scope of the entry's symbolic proof
+    statements that back this check (:data:`~unfold.catalogue.proof.PROOF_SCOPES`; ``None``: none).
     """
 
     entry: str
@@ -138,6 +139,7 @@ class CheckResult:
     assumptions: list[AssumptionResult] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
+    proof: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,5 +212,6 @@ def run_entry(entry: Entry, config: RunConfig = RunConfig(), only: Optional[list
         except Exception as exc:  # reported, not swallowed: the check fails with the message
             r = CheckResult(entry.name, c.name, c.claim, False, detail=f"raised {type(exc).__name__}: {exc}")
         r.seconds = time.perf_counter() - t0
+        r.proof = strongest_scope(entry.proofs_for(c.name))
         results.append(r)
     return EntryReport(entry.name, results)
