@@ -189,7 +189,7 @@ def test_dataset_energy_terms_and_inputs() -> None:
 
 
 def test_catalogue_entry_registered_and_central_claim_passes() -> None:
-    from unfold.catalogue.base import RunConfig, run_entry
+    from unfold.catalogue import RunConfig, run_entry
     from unfold.catalogue.registry import get_entry
 
     entry = get_entry("att_svm")

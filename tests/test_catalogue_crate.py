@@ -9,7 +9,7 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import _crate_refs as ref
 from unfold.catalogue import crate
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.steps import Unrolled
 from unfold.verify.descent import check_descent
 

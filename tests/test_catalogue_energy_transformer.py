@@ -8,7 +8,7 @@ import torch
 import unfold as uf
 from unfold.catalogue import _attention_refs as ref
 from unfold.catalogue import energy_transformer as et
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.steps import Unrolled
 from unfold.verify.descent import check_descent
 

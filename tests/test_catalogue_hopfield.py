@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from unfold.catalogue import _attention_refs as ref
 from unfold.catalogue import hopfield as hop
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.steps import CCCPStep, Unrolled
 from unfold.verify.descent import check_descent
 

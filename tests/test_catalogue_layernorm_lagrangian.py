@@ -6,7 +6,7 @@ import torch
 torch.set_num_threads(1)
 
 from unfold.catalogue import layernorm_lagrangian as ln
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,16 @@ def test_hessian_eigenvalues_at_a_second_point():
     s = (V + eps) ** 0.5
     expect = sorted([0.0, gamma / s * eps / (V + eps)] + [gamma / s] * (D - 2))
     assert torch.allclose(lam, torch.tensor(expect, dtype=torch.float64), rtol=0, atol=1e-13)
+
+
+def test_hessian_check_in_a_fresh_process():
+    """`unfold verify` runs checks in worker processes where the layer is not built yet: the
+    gradient check (random inputs) must not run inside the Jacobian transform."""
+    import subprocess
+    import sys
+
+    code = ("from unfold.catalogue import layernorm_lagrangian as m\n"
+            "from unfold.catalogue import run_entry, RunConfig\n"
+            "r = run_entry(m.ENTRY, RunConfig(), only=['hessian_symmetric_psd']).results[0]\n"
+            "assert r.passed, r.detail\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,7 +8,7 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import _lista_refs as ref
 from unfold.catalogue import lista
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.verify.descent import check_descent
 
 

@@ -9,7 +9,7 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import looped
 from unfold.catalogue._looped_refs import looped_construction, looped_lsa
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.verify.descent import check_descent
 
 

@@ -7,7 +7,7 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import _tost_refs as ref
 from unfold.catalogue import tost
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import _ttr_refs as ref
 from unfold.catalogue import ttr
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 
 CHECKS = {"linear_attention_gd", "deltanet_gd_step", "deltanet_step_descends", "gated_deltanet_decay_then_gd",
           "longhorn_implicit_step", "longhorn_released_kernel", "softmax_attention_nadaraya_watson"}

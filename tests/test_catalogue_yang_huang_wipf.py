@@ -9,7 +9,7 @@ import torch
 import unfold as uf
 from unfold.catalogue import _attention_refs as ref
 from unfold.catalogue import yang_huang_wipf as yhw
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.steps import MMStep, ProximalGradientStep
 from unfold.verify.descent import check_descent
 

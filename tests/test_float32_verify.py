@@ -21,7 +21,8 @@ import torch
 
 from unfold.catalogue import att_svm, crate, energy_transformer, gradients, hopfield, icl_gd, lista, looped
 from unfold.catalogue import yang_huang_wipf
-from unfold.catalogue.base import EPS64, EXACT_CAP, CheckResult, RunConfig, run_entry
+from unfold.catalogue import run_entry
+from unfold.catalogue.base import EPS64, EXACT_CAP, CheckResult, RunConfig
 from unfold.catalogue.registry import entries, get_entry
 
 F32, F64 = RunConfig(dtype=torch.float32, quick=True), RunConfig(dtype=torch.float64, quick=True)

@@ -53,7 +53,7 @@ def test_shell_commands_parse_with_the_cli():
 
 
 def test_catalogue_table_lists_every_entry():
-    from unfold.report.results import load_entries
+    from unfold.catalogue import entries as load_entries
 
     table = README.split("## The catalogue", 1)[1].split("\n## ", 1)[0]
     names = [e.name for e in load_entries()]

@@ -10,12 +10,13 @@ from .errors import __all__ as _errors_all
 from .symbolic import (
     Energy, T, abs_, as_scalar, det, dims, dim, exp, fro2, hadamard, hpow, identity, inv, l1,
     layernorm, log, logdet, lse, lse_cols, lse_rows, ones, param, power, relu, scalar, sigmoid,
-    soft_threshold, softmax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace,
+    soft_threshold, softmax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace, Axis, axis,
+    sum_over,
 )
 from .symbolic import abs_ as abs  # noqa: A001 - uf.abs reads naturally
 from .steps import (
     Alternating, ArmijoStep, Box, CCCPStep, CertifiedStep, FixedPoint, FixedStep, GradientStep, L1,
-    LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
+    InputAsData, LearnableStep, MMStep, NonNegative, NonNegL1, ProximalGradientStep, Sphere, Trajectory, Unrolled,
 )
 from .verify import (
     GradientCheckResult, assert_descent, assert_directional_convergence, assert_equivalence,
@@ -26,6 +27,7 @@ from .parse import parse, parse_energy_spec, parse_expression
 from .codegen.runtime import finite_checks
 from .catalogue import RunConfig, entries, get_entry, run_entry
 from .energies import BUILTIN_ENERGIES, builtin_energy
+from . import models
 
 __version__ = "0.1.0"
 
@@ -33,11 +35,11 @@ __all__ = list(_errors_all) + [
     # the energy language
     "Energy", "T", "abs", "abs_", "as_scalar", "det", "dims", "dim", "exp", "fro2", "hadamard",
     "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse", "lse_cols", "lse_rows",
-    "ones", "param", "power", "relu", "scalar", "sigmoid", "soft_threshold", "softmax", "sqrt",
+    "Axis", "axis", "sum_over", "ones", "param", "power", "relu", "scalar", "sigmoid", "soft_threshold", "softmax", "sqrt",
     "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec", "parse_expression", "finite_checks",
     # steps and models
     "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",
-    "LearnableStep", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
+    "LearnableStep", "InputAsData", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
     "NonNegative", "NonNegL1", "Box", "Sphere",
     # checks
     "GradientCheckResult", "check_gradient", "check_descent", "assert_descent", "check_stationarity",
@@ -45,5 +47,7 @@ __all__ = list(_errors_all) + [
     "check_directional_convergence", "assert_directional_convergence",
     # catalogue
     "RunConfig", "entries", "get_entry", "run_entry", "BUILTIN_ENERGIES", "builtin_energy",
+    # trainable models (unfold.models)
+    "models",
     "__version__",
 ]

@@ -656,7 +656,7 @@ def bench_energies(p: Profile, log: Callable[[str], None], catalogue: bool = Tru
 def bench_verify(log: Callable[[str], None]) -> dict[str, Any]:
     """Time of running every catalogue entry's checks (what ``unfold verify`` runs)."""
     try:
-        from .catalogue.base import RunConfig, run_entry
+        from .catalogue import RunConfig, run_entry
         from .catalogue.registry import entries
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -29,9 +29,9 @@ def _err(s: str) -> None:
 # ---- list ----------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from .energies import BUILTIN_ENERGIES
-    from .report.results import load_entries
+    from .catalogue import registry
 
-    ents = load_entries()
+    ents = registry.entries()
     for e in ents:
         quick = sum(c.quick for c in e.checks)
         _out(f"{e.name} — {e.title}")
@@ -61,10 +61,10 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
     if not spec:
         if name in BUILTIN_ENERGIES:
             return f"{name} (built-in energy; `unfold list` shows the catalogue entries)", BUILTIN_ENERGIES[name]()
-        from .report.results import load_entries as entries
+        from .catalogue import registry
         from .symbolic import Energy
 
-        for e in entries():
+        for e in registry.entries():
             if e.name == name:
                 E = e.energy()
                 if isinstance(E, Energy):
@@ -78,7 +78,7 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
                         + ", ".join(E)
                     )
                 raise UndeclaredSymbolError(f"catalogue entry {name!r} does not define a single Energy")
-        known = sorted(BUILTIN_ENERGIES) + [e.name for e in entries()]
+        known = sorted(BUILTIN_ENERGIES) + [e.name for e in registry.entries()]
         raise UndeclaredSymbolError(
             f"no built-in energy or catalogue entry {name!r} (see `unfold list`). To derive an expression, "
             f"declare its symbols, e.g.  unfold derive \"fro2(Y - W*Y)/2\" --dims \"d n\" --state Y:d,n "
@@ -91,7 +91,8 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
             "error: deriving a typed expression needs unfold.parse.parse_energy_spec, which this "
             "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
         ) from None
-    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar))
+    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
+                          axes=list(getattr(args, "axis", []) or []))
     return name, E
 
 
@@ -173,13 +174,14 @@ def _cores() -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import torch
 
+    from .catalogue import registry
     from .catalogue.base import RunConfig
+    from .catalogue.runner import run_checks, select
     from .report.progress import Progress
-    from .report.results import entries_named, run_checks, select
     from .report.table import format_failures, format_table
 
     try:
-        selection = select(entries_named(args.names), args.names)
+        selection = select(registry.entries_named(args.names), args.names)
     except KeyError as exc:
         _err(f"error: {exc.args[0]}")
         return 2
@@ -240,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--state", action="append", default=[], help="state matrix, e.g. Y:d,n (repeatable)")
     sd.add_argument("--param", action="append", default=[], help="parameter matrix, e.g. W:d,d (repeatable)")
     sd.add_argument("--scalar", action="append", default=[], help="scalar parameter name (repeatable)")
+    sd.add_argument("--axis", action="append", default=[],
+                    help="named axis NAME:SIZE, e.g. h:H; a matrix over it is W:p,d@h (repeatable)")
     sd.add_argument("--no-source", action="store_true", help="omit the generated torch source")
     sd.set_defaults(func=cmd_derive)
 

@@ -68,8 +68,10 @@ def sample_tokens(config: RunConfig, D: int, n: int = 5, batch: int = 3) -> dict
 
 def hessian(x: torch.Tensor, delta: torch.Tensor, gamma: float, eps: float = EPS) -> torch.Tensor:
     """``∇²L`` of one token ``x`` (shape (D, 1)): the Jacobian of the generated gradient (``torch.func``)."""
+    layer = gradient_layer()  # built (and its gradient checked) outside the transform
+
     def grad(v: torch.Tensor) -> torch.Tensor:
-        return gradient_layer().gradient(v[:, None], delta=delta, gamma=gamma, eps=eps)[:, 0]
+        return layer.gradient(v[:, None], delta=delta, gamma=gamma, eps=eps)[:, 0]
 
     return torch.func.jacfwd(grad)(x[:, 0])
 

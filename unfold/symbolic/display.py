@@ -83,6 +83,10 @@ def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
 
 
 class UnfoldStrPrinter(StrPrinter):
+    def _print__DeclaredMatrix(self, expr: Any) -> str:
+        axes = getattr(expr, "axes", ())
+        return expr.name if not axes else f"{expr.name}[{','.join(a.name for a in axes)}]"
+
     def _print_Trace(self, expr: Any) -> str:
         A = _fro_arg(expr)
         return f"‖{self._print(A)}‖²" if A is not None else f"Trace({self._print(expr.arg)})"

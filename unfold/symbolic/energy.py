@@ -14,6 +14,7 @@ from sympy import Basic
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, Trace
 
 from ..errors import NotScalarError, UndeclaredSymbolError
+from .axes import Axis, axes_of, sorted_axes
 from .display import to_latex, to_str
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 from .tidy import canonical
@@ -45,6 +46,13 @@ def as_energy_expr(expr: Any, name: str = "E") -> sp.Expr:
     if not isinstance(e, sp.Expr) or isinstance(e, sp.MatrixBase):
         raise NotScalarError(f"energy term {name!r} is not a scalar expression: {e!r}")
     check_expression(e)
+    free = axes_of(e)
+    if free:
+        names = sorted(a.name for a in free)
+        raise NotScalarError(
+            f"energy term {name!r} ranges over the axis/axes {names} (one value per index); sum it "
+            f"with uf.sum_over({names[0]}, ...) to make one scalar energy"
+        )
     return e
 
 
@@ -145,7 +153,13 @@ class Energy:
         for m in self.states + self.params:
             found |= {d for d in m.shape if isinstance(d, Dim)}
         found |= set(self._symbols(Dim))
+        found |= {a.size for a in self.axes if isinstance(a.size, Dim)}
         return tuple(sorted(found, key=str))
+
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        """Every axis a state or parameter ranges over, in the canonical (generated-code) order."""
+        return sorted_axes(a for m in self.states + self.params for a in getattr(m, "axes", ()))
 
     @property
     def inputs(self) -> tuple[Basic, ...]:

@@ -10,6 +10,7 @@ check, and ``cancel`` on it gives exact proofs at small sizes.
 from __future__ import annotations
 
 from functools import reduce
+from itertools import product
 from typing import Any, Mapping, Union
 
 import sympy as sp
@@ -32,6 +33,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
+from .axes import Axis, AxisSum, MatAxisSum, axes_of
 from .nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .symbols import Dim
 
@@ -41,12 +43,23 @@ Value = Union[sp.Expr, sp.Matrix]
 
 
 def explicit_env(symbols: Any, sizes: Mapping[Dim, int]) -> dict[Basic, Any]:
-    """Map each matrix symbol to a matrix of real entry symbols ``X_i_j`` and each dim to its size."""
+    """Map each matrix symbol to a matrix of real entry symbols ``X_i_j`` and each dim to its size.
+    A matrix over named axes maps to a dict from index tuples (in its ``over`` order) to matrices
+    of entry symbols ``X[k]_i_j``."""
     env: dict[Basic, Any] = dict(sizes)
     for s in symbols:
         if isinstance(s, MatrixSymbol):
             r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints only
-            env[s] = sp.Matrix(r, c, lambda i, j: sp.Symbol(f"{s.name}_{i}_{j}", real=True))
+            axes = getattr(s, "axes", ())
+            if not axes:
+                env[s] = sp.Matrix(r, c, lambda i, j: sp.Symbol(f"{s.name}_{i}_{j}", real=True))
+                continue
+            ranges = [range(int(sp.sympify(a.size).subs(sizes))) for a in axes]  # safe: dims/ints
+            env[s] = {
+                key: sp.Matrix(r, c, lambda i, j, key=key: sp.Symbol(
+                    f"{s.name}[{','.join(map(str, key))}]_{i}_{j}", real=True))
+                for key in product(*ranges)
+            }
     return env
 
 
@@ -100,18 +113,31 @@ def expand_explicit(e: Basic, env: Mapping[Basic, Any], *, evaluate: bool = True
     which is what makes the evaluated form slow on log-determinants and nested inverses.  The
     gradient check uses it; exact proofs (``cancel``) use the default.
     """
-    memo: dict[Basic, Value] = {}
+    memo: dict[tuple[Basic, tuple[tuple[str, int], ...]], Value] = {}
 
-    def ev(x: Basic) -> Value:
-        hit = memo.get(x)
+    def ev(x: Basic, at: Mapping[Axis, int]) -> Value:
+        """``x`` at the index values ``at`` of the axes it ranges over (named axes)."""
+        key = (x, tuple(sorted((a.name, at[a]) for a in axes_of(x))))
+        hit = memo.get(key)
         if hit is None:
-            hit = memo[x] = _expand(x, env, ev)
+            hit = memo[key] = _expand_at(x, at)
         return hit
 
+    def _expand_at(x: Basic, at: Mapping[Axis, int]) -> Value:
+        if isinstance(x, MatrixSymbol) and getattr(x, "axes", ()):
+            family = env.get(x)
+            if family is None:
+                raise UnsupportedNodeError(f"no explicit value for matrix {x}")
+            return family[tuple(at[a] for a in x.axes)]
+        if isinstance(x, (AxisSum, MatAxisSum)):
+            ax = x.axis
+            return reduce(lambda a, b: a + b, [ev(x.body, {**at, ax: k}) for k in range(_size(ax.size, env))])
+        return _expand(x, env, lambda y: ev(y, at))
+
     if evaluate:
-        return ev(e)
+        return ev(e, {})
     with sp.evaluate(False):
-        return ev(e)
+        return ev(e, {})
 
 
 def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
