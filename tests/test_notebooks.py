@@ -1,57 +1,73 @@
 """Every notebook under notebooks/ executes top to bottom (nbclient, kernel python3); a failing cell
-(including a failing ``assert``) fails the test.  Notebooks call the catalogue code that
-``unfold verify`` runs, so they share its numbers."""
+(including a failing ``assert``) fails the test.  Notebooks are committed *with* their outputs (so a
+reader sees the derivations and plots without running anything), and a fresh run must reproduce
+them: the committed rendering is stale otherwise (re-render with ``python notebooks/render.py NAME``).
+Notebooks call the catalogue code that ``unfold verify`` runs, so they share its numbers."""
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-CELL_TIMEOUT = 120  # seconds per cell; each notebook is meant to run in well under 25 s
+
+_spec = importlib.util.spec_from_file_location("notebook_render", ROOT / "notebooks" / "render.py")
+assert _spec is not None and _spec.loader is not None
+render = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render)
+
+
+#: Notebooks that still import a private reference module (``unfold.catalogue._<x>_refs``) instead of
+#: writing the paper's formula in the notebook; converting them is open work (see notes/h18.md).
+PRIVATE_NAMES_PENDING = frozenset({"ttr", "tost"})
 
 
 def _catalogue_modules() -> list[str]:
+    from unfold.catalogue import registry
+
     from unfold import catalogue
 
     return [m.name for m in pkgutil.iter_modules(catalogue.__path__)
-            if not m.name.startswith("_") and m.name not in ("base", "registry")]
+            if not m.name.startswith("_") and m.name not in registry.NOT_ENTRIES]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path: Path) -> None:
+def test_notebook_executes_and_its_committed_rendering_is_current(path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
 
-    nb = nbformat.read(path, as_version=4)
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + env_path if env_path else "")
-    try:
-        client = nbclient.NotebookClient(
-            nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        )
-        client.execute()  # raises CellExecutionError on the first failing cell
-    finally:
-        if env_path:
-            os.environ["PYTHONPATH"] = env_path
-        else:
-            os.environ.pop("PYTHONPATH", None)
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    committed = nbformat.read(path, as_version=4)
+    fresh = render.execute(path)  # raises CellExecutionError on the first failing cell
+    code = [c for c in fresh.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code cells"
     assert any("assert" in c.source for c in code), f"{path.name} asserts nothing"
+    assert [c.source for c in committed.cells] == [c.source for c in fresh.cells]
+    new, old = render.signature(fresh), render.signature(committed)
+    stale = [i for i, (a, b) in enumerate(zip(new, old)) if a != b]
+    assert not stale, (f"{path.name}: the committed outputs of code cells {stale} differ from a fresh run; "
+                       f"re-render with `python notebooks/render.py {path.stem}`. First difference: "
+                       f"{old[stale[0]]!r} → {new[stale[0]]!r}")
+
+
+def test_normalisation_keeps_real_differences() -> None:
+    """Timings and round-off-level numbers are normalised; a changed value or count is not."""
+    assert render.normalise("error 1.4e-16 in 12 ms") == render.normalise("error 3.1e-17 in 1.5 s")
+    assert render.normalise("error 1.4e-03") != render.normalise("error 1.5e-03")
+    assert render.normalise("8 checks") != render.normalise("9 checks")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_names_a_catalogue_entry_and_uses_its_code(path: Path) -> None:
+def test_notebook_names_a_catalogue_entry_and_uses_only_public_names(path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     mods = [m for m in _catalogue_modules() if m in path.stem]
     assert mods, f"{path.name} does not name a catalogue module ({_catalogue_modules()})"
     nb = nbformat.read(path, as_version=4)
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "unfold.catalogue" in src, f"{path.name} must call the catalogue code shared with `unfold verify`"
-    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
-        f"{path.name} is committed with outputs; clear them"
+    private = sorted(set(re.findall(r"(?:\b[a-z_]\w*\.|\bimport\s+)(_[a-z]\w*)", src)))
+    assert bool(private) == (path.stem in PRIVATE_NAMES_PENDING), f"{path.name} uses private names {private}"
