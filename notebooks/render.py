@@ -23,6 +23,8 @@ CELL_TIMEOUT = 180  # seconds per cell
 
 _TIME = re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s|µs)\b")
 _ADDR = re.compile(r"0x[0-9a-fA-F]+")
+_RULE = re.compile(r"─+")
+_SPACE = re.compile(r"[ \t]+")
 _NUM = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
 
 
@@ -35,10 +37,12 @@ def _number(m: re.Match[str]) -> str:
 
 
 def normalise(text: str) -> str:
-    """Text output with timings, addresses and numbers at round-off level made machine-independent."""
+    """Text output with timings, addresses and numbers at round-off level made machine-independent
+    (and table alignment, which follows the width of the timing column)."""
     text = _TIME.sub("<time>", text)
     text = _ADDR.sub("0x…", text)
-    return _NUM.sub(_number, text)
+    text = _RULE.sub("─", text)
+    return _SPACE.sub(" ", _NUM.sub(_number, text))
 
 
 def signature(nb: Any) -> list[list[tuple[str, str]]]:
