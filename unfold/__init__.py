@@ -8,10 +8,10 @@ symbolically that a forward pass is energy minimisation.
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 from .symbolic import (
-    Energy, T, abs_, as_scalar, det, dims, dim, exp, fro2, hadamard, hpow, identity, inv, l1,
+    Energy, T, abs_, as_scalar, det, dims, dim, entmax, entmax_lse, exp, fro2, hadamard, hpow, identity, inv, l1,
     layernorm, log, logdet, lse, lse_cols, lse_rows, ones, param, power, relu, scalar, sigmoid,
-    soft_threshold, softmax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace, Axis, axis,
-    sum_over,
+    soft_threshold, softmax, sparsemax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace, Axis, axis,
+    sum_over, causal, mask,
 )
 from .symbolic import abs_ as abs  # noqa: A001 - uf.abs reads naturally
 from .steps import (
@@ -20,7 +20,7 @@ from .steps import (
 )
 from .verify import (
     GradientCheckResult, assert_descent, assert_directional_convergence, assert_equivalence,
-    assert_stationarity, check_descent, check_directional_convergence, check_equivalence,
+    assert_stationarity, check_causality, check_descent, check_directional_convergence, check_equivalence,
     check_gradient, check_stationarity,
 )
 from .parse import parse, parse_energy_spec, parse_expression
@@ -33,16 +33,17 @@ __version__ = "0.1.0"
 
 __all__ = list(_errors_all) + [
     # the energy language
-    "Energy", "T", "abs", "abs_", "as_scalar", "det", "dims", "dim", "exp", "fro2", "hadamard",
+    "Energy", "T", "abs", "abs_", "as_scalar", "det", "dims", "dim", "entmax", "entmax_lse", "exp", "fro2", "hadamard",
     "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse", "lse_cols", "lse_rows",
-    "Axis", "axis", "sum_over", "ones", "param", "power", "relu", "scalar", "sigmoid", "soft_threshold", "softmax", "sqrt",
+    "Axis", "axis", "sum_over", "causal", "mask", "ones", "param", "power", "relu", "scalar", "sigmoid",
+    "soft_threshold", "softmax", "sparsemax", "sqrt",
     "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec", "parse_expression", "finite_checks",
     # steps and models
     "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",
     "LearnableStep", "InputAsData", "CertifiedStep", "ArmijoStep", "Unrolled", "FixedPoint", "Trajectory", "L1",
     "NonNegative", "NonNegL1", "Box", "Sphere",
     # checks
-    "GradientCheckResult", "check_gradient", "check_descent", "assert_descent", "check_stationarity",
+    "GradientCheckResult", "check_gradient", "check_causality", "check_descent", "assert_descent", "check_stationarity",
     "assert_stationarity", "check_equivalence", "assert_equivalence",
     "check_directional_convergence", "assert_directional_convergence",
     # catalogue

@@ -92,7 +92,7 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
             "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
         ) from None
     E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
-                          axes=list(getattr(args, "axis", []) or []))
+                          axes=list(getattr(args, "axis", []) or []), masks=list(getattr(args, "mask", []) or []))
     return name, E
 
 
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--scalar", action="append", default=[], help="scalar parameter name (repeatable)")
     sd.add_argument("--axis", action="append", default=[],
                     help="named axis NAME:SIZE, e.g. h:H; a matrix over it is W:p,d@h (repeatable)")
+    sd.add_argument("--mask", action="append", default=[],
+                    help="mask input NAME:ROWS,COLS for lse/softmax(..., mask=NAME); mask=causal needs none")
     sd.add_argument("--no-source", action="store_true", help="omit the generated torch source")
     sd.set_defaults(func=cmd_derive)
 

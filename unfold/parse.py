@@ -46,9 +46,11 @@ from .errors import (
     UnfoldError,
     UnsupportedNodeError,
 )
+from .symbolic import tsallis as sparse_ops
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
+from .symbolic.masks import MaskMatrix, causal as _causal, mask as _mask
 from .symbolic.symbols import Dim, ParamMatrix, ScalarParam, StateMatrix, dims as _declare_dims
 from .symbolic.symbols import param as _param, scalar as _scalar, state as _state
 
@@ -89,6 +91,7 @@ PRIMITIVES: dict[str, Callable[..., Any]] = {
     "sigmoid": ops.sigmoid, "relu": ops.relu, "abs": ops.abs_, "sqrt": ops.sqrt,
     "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
     "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
+    "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
 }
 #: Keyword arguments that must be the literal 0 or 1.
 _AXIS_KEYWORDS = {"axis"}
@@ -120,6 +123,7 @@ class Declarations:
     params: dict[str, ParamMatrix] = field(default_factory=dict)
     scalars: dict[str, ScalarParam] = field(default_factory=dict)
     axes: dict[str, Axis] = field(default_factory=dict)
+    masks: dict[str, MaskMatrix] = field(default_factory=dict)
 
     def symbols(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -132,7 +136,7 @@ class Declarations:
             raise ParseError(
                 f"{spec!r}: {name!r} is the name of the unfold primitive {name}(); choose another name"
             )
-        if name in self.symbols() or name in self.axes:
+        if name in self.symbols() or name in self.axes or name in self.masks:
             raise ParseError(f"{spec!r}: {name!r} is declared twice; give each symbol one declaration")
         group[name] = value
 
@@ -241,6 +245,7 @@ def _declare(
     params: Union[Mapping[str, Any], Sequence[str], None],
     scalars: Union[Mapping[str, Any], Sequence[str], None],
     axes: Union[Sequence[str], None] = None,
+    masks: Union[Mapping[str, Any], Sequence[str], None] = None,
 ) -> Declarations:
     decl = Declarations()
     for name, d in parse_dims(dims).items():
@@ -297,6 +302,7 @@ def _declare(
 
     matrices(states, _state, decl.states, "states")
     matrices(params, _param, decl.params, "params")
+    matrices(masks, _mask, decl.masks, "masks")
     if scalars is not None:
         if isinstance(scalars, str):
             raise ParseError("scalars must be a list such as ['beta'] or ['beta:positive']")
@@ -600,6 +606,19 @@ class _Reader:
         return v
 
     def keyword(self, fname: str, kw: ast.keyword) -> Any:
+        if kw.arg == "mask":
+            node = kw.value
+            if isinstance(node, ast.Name) and node.id == "causal":
+                return _causal
+            if isinstance(node, ast.Name) and node.id in self.decl.masks:
+                self.used.add(node.id)
+                return self.decl.masks[node.id]
+            raise self.fail(
+                UndeclaredSymbolError,
+                f"{fname}(): mask= takes causal or a declared mask (--mask NAME:ROWS,COLS); declared "
+                f"masks are {sorted(self.decl.masks) or 'none'}",
+                node,
+            )
         if kw.arg in _AXIS_KEYWORDS:
             node = kw.value
             if isinstance(node, ast.Constant) and node.value in (0, 1) and not isinstance(node.value, bool):
@@ -681,6 +700,7 @@ def parse(
     scalars: Union[Mapping[str, Any], Sequence[str], None] = None,
     *,
     axes: Union[Sequence[str], None] = None,
+    masks: Union[Mapping[str, Any], Sequence[str], None] = None,
     name: str = "E",
 ) -> Energy:
     """Read an energy from text, safely.
@@ -693,6 +713,7 @@ def parse(
 
     Named axes: ``axes=["h:H"]`` declares an axis; a matrix ranges over axes listed after ``@`` in
     its shape (``params={"WQ": "p,d@h"}`` or ``"WQ:p,d@h"``), and ``sum_over(h, ...)`` sums over one.
+    Masks: ``lse(S, axis=1, mask=causal)``, or ``masks=["M:n,n"]`` declares a mask input ``mask=M``.
 
     Raises :class:`ParseError` (with ``.position``, the 0-based column, where known) for anything
     outside the whitelist (see the module docstring), :class:`UndeclaredSymbolError` for unknown
@@ -700,7 +721,7 @@ def parse(
     :class:`ShapeMismatchError` for ill-shaped sums/products and :class:`NotScalarError` when the
     expression is a matrix that is not 1×1.  Declared names that do not occur give a warning.
     """
-    decl = _declare(dims, states, params, scalars, axes)
+    decl = _declare(dims, states, params, scalars, axes, masks)
     if not decl.states:
         raise ParseError("declare at least one state (--state 'NAME:ROWS,COLS'): the variable a layer updates")
     value, used = _read(text, decl)
@@ -728,6 +749,7 @@ def parse_energy_spec(
     scalars: Sequence[str] = (),
     *,
     axes: Sequence[str] = (),
+    masks: Sequence[str] = (),
     name: str = "E",
 ) -> Energy:
     """The CLI's form: ``unfold derive EXPR --dims "d n" --state Y:d,n --param W:d,d --scalar beta``.
@@ -738,4 +760,4 @@ def parse_energy_spec(
     :func:`parse`.
     """
     return parse(expr, dims, list(states or ()), list(params or ()), list(scalars or ()),
-                 axes=list(axes or ()), name=name)
+                 axes=list(axes or ()), masks=list(masks or ()), name=name)

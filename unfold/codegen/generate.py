@@ -23,6 +23,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
+from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
 from .printer import TorchCodePrinter
@@ -74,7 +75,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     def entry(m: MatrixSymbol) -> str:
         sizes = [a.size for a in getattr(m, "axes", ())] + [m.rows, m.cols]
         labels = [a.name for a in getattr(m, "axes", ())]
-        return f"({m.name!r}, ({', '.join(_dim_entry(d) for d in sizes)},), {tuple(labels)!r})"
+        kind = ", 'mask'" if getattr(m, "role", "") == "mask" else ""
+        return f"({m.name!r}, ({', '.join(_dim_entry(d) for d in sizes)},), {tuple(labels)!r}{kind})"
 
     spec = ", ".join(entry(m) for m in mats)
     dims = sorted({str(d) for m in mats for d in list(m.shape) + [a.size for a in getattr(m, "axes", ())]
@@ -89,7 +91,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     k = len(axes)
     lines = [f"def {name}({', '.join(str(a) for a in inputs)}):"]
     lines.append(f"    _dims = _bind_dims(({spec},), ({', '.join(m.name for m in mats)},))")
-    lines.append(f"    _dt, _dev = {mats[0].name}.dtype, {mats[0].name}.device")
+    data = next((m for m in mats if getattr(m, "role", "") != "mask"), mats[0])
+    lines.append(f"    _dt, _dev = {data.name}.dtype, {data.name}.device")
     for d in dims:
         lines.append(f"    {d} = _dims[{d!r}]")
     if k:  # every matrix laid out as (..., axes in canonical order, rows, cols); missing axes of size 1
@@ -194,12 +197,14 @@ _NAMESPACE: dict[str, Any] = {
     "_rowsum": runtime.rowsum,
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,
+    "_masked": runtime.masked,
     "_axis_mm": runtime.axis_mm,
     "_smm": runtime.smm,
     "_ln_rows": runtime.ln_rows,
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,
+    **_entmax_code.NAMESPACE,
 }
 
 

@@ -39,8 +39,10 @@ from sympy.matrices.expressions import (
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
+from ..symbolic.masks import Causal
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import transpose
+from . import tsallis as _entmax_code
 
 __all__ = ["TorchCodePrinter"]
 
@@ -475,7 +477,16 @@ class TorchCodePrinter:
         return f"{self._p(body, ATOM)}.sum(dim={dim}, keepdim=True)", ATOM
 
     # column-wise functions
+    def _masked_scores(self, e: Basic) -> str:
+        """The scores of a masked column-wise ``lse``/``softmax`` with excluded entries at ``-inf``
+        (boolean masks) or the additive mask added."""
+        m = e.mask
+        mc = '"causal"' if isinstance(m, Causal) else self.code(m)
+        return f"_masked({self.code(e.arg)}, {mc})"
+
     def _lse(self, e: LSE) -> Code:
+        if e.mask is not None:
+            return f"torch.logsumexp({self._masked_scores(e)}, dim=-2, keepdim=True)", ATOM
         t = self._contiguous_transpose(e.arg)
         if t is not None:
             return f"torch.logsumexp({self.code(t)}, dim=-1, keepdim=True).mT", ATOM
@@ -493,6 +504,8 @@ class TorchCodePrinter:
         return None if isinstance(t, Transpose) else t
 
     def _softmax(self, e: Softmax) -> Code:
+        if e.mask is not None:
+            return f"torch.softmax({self._masked_scores(e)}, dim=-2)", ATOM
         t = self._contiguous_transpose(e.arg)
         if t is not None:
             return f"torch.softmax({self.code(t)}, dim=-1).mT", ATOM
@@ -568,6 +581,7 @@ class TorchCodePrinter:
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
         (Trace, _trace), (Determinant, _det), (LogDet, _logdet), (SumAll, _sumall), (LSE, _lse),
         (Softmax, _softmax), (LayerNorm, _layernorm), (LNInvStd, _lninvstd),
-        (SoftThreshold, _softthreshold), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum), (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
+        (SoftThreshold, _softthreshold), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum), *_entmax_code.RULES,
+        (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]

@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "axis_mm", "ln_rows", "invstd",
+    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "axis_mm", "masked", "ln_rows", "invstd",
     "logdet_pd",
 ]
 
@@ -122,6 +122,7 @@ def _bind_dims_checked(spec: Sequence[tuple[Any, ...]], tensors: Sequence[Any]) 
     for entry, t in zip(spec, tensors):
         name, sizes = entry[0], tuple(entry[1])
         labels = tuple(entry[2]) if len(entry) > 2 else ()
+        is_mask = len(entry) > 3 and entry[3] == "mask"
         r, c = sizes[-2], sizes[-1]
         trails.append(len(sizes))
         if not isinstance(t, torch.Tensor):
@@ -133,14 +134,24 @@ def _bind_dims_checked(spec: Sequence[tuple[Any, ...]], tensors: Sequence[Any]) 
                 f"{_describe(t)}" + (". Use x[..., None] for a column vector" if not labels else
                                      f": it ranges over the axis/axes {list(labels)}, which lead the matrix dims")
             )
-        if not t.is_floating_point():
+        if is_mask:
+            if not (t.is_floating_point() or t.dtype == torch.bool):
+                raise InputError(
+                    f"mask {name!r} has dtype {t.dtype}; a mask is boolean (True = take part) or "
+                    "floating point (added to the scores, -inf = excluded)"
+                )
+            if _CHECK_FINITE[0] and t.is_floating_point() and _concrete(t) and bool(torch.isnan(t).any()):
+                raise InputError(f"mask {name!r} holds NaN; an additive mask holds finite values or -inf")
+        elif not t.is_floating_point():
             raise InputError(
                 f"input {name!r} has dtype {t.dtype}; unfold computes in floating point: pass "
                 f"{name}.double() (float64, recommended for checks) or {name}.float()"
             )
-        if _CHECK_FINITE[0]:
+        if _CHECK_FINITE[0] and not is_mask:
             check_finite(name, t)
-        if first is None:
+        if is_mask:
+            pass
+        elif first is None:
             first, first_name = t, name
         else:
             if t.dtype != first.dtype:
@@ -280,6 +291,19 @@ def reduce_to_axes(r: Any, like: torch.Tensor, batch: Sequence[Sequence[int]], t
     if shape == like.shape and r.shape == shape:
         return r
     return torch.broadcast_to(r, shape).sum_to_size(like.shape)
+
+
+def masked(x: torch.Tensor, mask: Any) -> torch.Tensor:
+    """Scores ``x`` (``(..., keys, queries)``: a column-wise reduction follows) with a mask applied:
+    ``"causal"`` sets key > query entries to ``-inf``; a boolean mask sets its ``False`` entries to
+    ``-inf``; a float mask is added (``-inf`` entries exclude)."""
+    if isinstance(mask, str):
+        nk, nq = x.shape[-2], x.shape[-1]
+        drop = torch.ones(nk, nq, dtype=torch.bool, device=x.device).tril(-1)  # key index > query index
+        return x.masked_fill(drop, float("-inf"))
+    if mask.dtype == torch.bool:
+        return x.masked_fill(~mask, float("-inf"))
+    return x + mask.to(x.dtype)
 
 
 def as_rhs(B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:

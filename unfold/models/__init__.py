@@ -14,6 +14,7 @@ from .hopfield import HopfieldClassifier
 from .crate import CRATE
 from .energy_transformer import EnergyTransformer
 from .icl import LinearTransformer, PreconditionedGD
+from .attention import MultiheadAttention
 
 __all__ = [
     "Digits", "associative_recall", "digits", "icl_regression", "patches", "unpatch",
@@ -22,4 +23,5 @@ __all__ = [
     "CRATE",
     "EnergyTransformer",
     "LinearTransformer", "PreconditionedGD",
+    "MultiheadAttention",
 ]

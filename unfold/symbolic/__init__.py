@@ -2,7 +2,9 @@
 
 from .axes import Axis, AxisSum, MatAxisSum, axis, sum_over
 from .display import to_latex, to_str
+from .masks import Causal, MaskMatrix, causal, mask
 from .energy import Energy
+from .tsallis import Entmax, EntmaxLSE, entmax, entmax_lse, sparsemax
 from .explicit import expand_explicit, explicit_env
 from .nodes import LSE, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .ops import (
@@ -21,5 +23,5 @@ __all__ = [
     "lse_cols", "lse_rows", "ones", "power", "relu", "sigmoid", "soft_threshold", "softmax", "sqrt",
     "sum_entries", "tanh", "trace", "Dim", "ParamMatrix", "ScalarParam", "StateMatrix", "dim",
     "dims", "param", "scalar", "state", "tidy", "gradient", "Axis", "AxisSum", "MatAxisSum", "axis",
-    "sum_over",
+    "sum_over", "Causal", "MaskMatrix", "causal", "mask", "Entmax", "EntmaxLSE", "entmax", "entmax_lse", "sparsemax",
 ]

@@ -73,9 +73,9 @@ def _fro_arg(expr: Basic) -> Basic | None:
 def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
     """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``."""
     a = expr.arg
-    if isinstance(a, LSE):
+    if isinstance(a, LSE) and a.mask is None:
         return ("lse", a.arg)
-    if isinstance(a, Transpose) and isinstance(a.arg, LSE):
+    if isinstance(a, Transpose) and isinstance(a.arg, LSE) and a.arg.mask is None:
         return ("lse_rows", Transpose(a.arg.arg).doit())
     if isinstance(a, ElementwiseApplyFunction) and elementwise_name(a) == "abs":
         return ("l1", a.expr)

@@ -13,9 +13,10 @@ import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, Trace
 
-from ..errors import NotScalarError, UndeclaredSymbolError
+from ..errors import NotScalarError, UndeclaredSymbolError, UnsupportedNodeError
 from .axes import Axis, axes_of, sorted_axes
 from .display import to_latex, to_str
+from .masks import MaskMatrix
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 from .tidy import canonical
 from .validate import check_expression
@@ -150,7 +151,7 @@ class Energy:
     @property
     def dims(self) -> tuple[Dim, ...]:
         found: set[Dim] = set()
-        for m in self.states + self.params:
+        for m in self.states + self.params + self.masks:
             found |= {d for d in m.shape if isinstance(d, Dim)}
         found |= set(self._symbols(Dim))
         found |= {a.size for a in self.axes if isinstance(a.size, Dim)}
@@ -159,17 +160,22 @@ class Energy:
     @property
     def axes(self) -> tuple[Axis, ...]:
         """Every axis a state or parameter ranges over, in the canonical (generated-code) order."""
-        return sorted_axes(a for m in self.states + self.params for a in getattr(m, "axes", ()))
+        return sorted_axes(a for m in self.states + self.params + self.masks for a in getattr(m, "axes", ()))
+
+    @property
+    def masks(self) -> tuple[MaskMatrix, ...]:
+        """Declared mask inputs (never differentiated)."""
+        return self._symbols(MaskMatrix)
 
     @property
     def inputs(self) -> tuple[Basic, ...]:
-        """Argument order of every generated function: states, parameters, scalars (by name)."""
-        return self.states + self.params + self.scalars
+        """Argument order of every generated function: states, parameters, masks, scalars (by name)."""
+        return self.states + self.params + self.masks + self.scalars
 
     @property
     def variables(self) -> tuple[Basic, ...]:
-        """Everything a gradient can be taken with respect to."""
-        return self.inputs
+        """Everything a gradient can be taken with respect to (the inputs but masks)."""
+        return self.states + self.params + self.scalars
 
     def symbol(self, name: str) -> Basic:
         """The declared symbol called ``name``."""
@@ -191,6 +197,8 @@ class Energy:
     def grad(self, wrt: Union[Variable, str], term: Optional[str] = None) -> Basic:
         """∂E/∂wrt (of one term if ``term`` is given) as a tidy matrix or scalar expression."""
         v = self._resolve(wrt)
+        if isinstance(v, MaskMatrix):
+            raise UnsupportedNodeError(f"{v} is a mask (an input that selects scores), not a variable")
         key = (term or "", v)
         if key not in self._grads:
             e = self.expr if term is None else self.term(term).expr

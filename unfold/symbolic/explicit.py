@@ -34,6 +34,7 @@ from sympy.matrices.expressions import (
 
 from ..errors import UnsupportedNodeError
 from .axes import Axis, AxisSum, MatAxisSum, axes_of
+from .masks import Causal
 from .nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .symbols import Dim
 
@@ -85,6 +86,31 @@ def _invstd_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
     mu = sum(c) / n
     var = sum((x - mu) ** 2 for x in c) / n
     return sp.ones(n, 1) / sp.sqrt(var + eps)
+
+
+def _masked_column_fn(e: Basic, M: sp.Matrix, mask: Any) -> sp.Matrix:
+    """Masked column-wise lse/softmax from the definitions: ``exp`` of an excluded entry is 0 and an
+    additive mask adds its (finite) value; ``mask`` is the explicit mask value (numbers, ``-oo`` where
+    excluded, broadcast over a unit dimension), ``None`` for the causal mask (row index ≤ column index)."""
+    r, c = M.shape
+
+    def entry(i: int, j: int) -> Any:
+        if mask is None:
+            return sp.exp(M[i, j]) if i <= j else sp.S.Zero
+        v = mask[i if mask.rows > 1 else 0, j if mask.cols > 1 else 0]
+        if v == -sp.oo:
+            return sp.S.Zero
+        return sp.exp(M[i, j]) if v == 0 else sp.exp(M[i, j] + v)
+
+    cols = []
+    for j in range(c):
+        ex = [entry(i, j) for i in range(r)]
+        total = sum(ex)
+        if isinstance(e, LSE):
+            cols.append(sp.Matrix([[sp.log(total)]]))
+        else:
+            cols.append(sp.Matrix(r, 1, lambda i, _: ex[i] / total))
+    return reduce(lambda a, b: a.row_join(b), cols)
 
 
 def _size(x: Any, env: Mapping[Basic, Any]) -> int:
@@ -150,6 +176,9 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         raise UnsupportedNodeError(f"no explicit size for dimension {e}")
     if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)):
         return e
+    own = getattr(e, "_explicit", None)  # a node family that carries its own rule (e.g. symbolic.tsallis)
+    if own is not None:
+        return own(ev)
     if isinstance(e, MatMul):
         return reduce(lambda a, b: a * b, [ev(a) for a in e.args])
     if isinstance(e, MatAdd):
@@ -183,6 +212,8 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         return sp.log(ev(e.arg).det(method="berkowitz"))
     if isinstance(e, SumAll):
         return sum(ev(e.arg))
+    if isinstance(e, (LSE, Softmax)) and e.mask is not None:
+        return _masked_column_fn(e, ev(e.arg), ev(e.mask) if not isinstance(e.mask, Causal) else None)
     if isinstance(e, LSE):
         return _col_apply(ev(e.arg), lambda c: sp.Matrix([[sp.log(sum(c.applyfunc(sp.exp)))]]))
     if isinstance(e, Softmax):

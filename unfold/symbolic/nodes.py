@@ -201,8 +201,24 @@ class MatFn(MatrixExpr):
     _latex_name = "f"
 
 
-class LSE(MatFn):
-    """Column-wise log-sum-exp: ``LSE(M)₁ⱼ = log Σᵢ exp Mᵢⱼ`` (1×cols); VJP: ``(1 G) ∘ Softmax(M)``."""
+class _MaskedColumnFn(MatFn):
+    """A column-wise reduction with an optional mask (second argument; see
+    :mod:`unfold.symbolic.masks`): excluded entries take no part (``exp`` of them is 0)."""
+
+    @property
+    def mask(self) -> Basic | None:
+        return self.args[1] if len(self.args) > 1 else None
+
+    def _latex(self, printer: Any) -> str:
+        m = self.mask
+        sub = "" if m is None else "_{" + printer._print(m) + "}"
+        return (r"\operatorname{" + self._latex_name + "}" + sub + r"\left(" + printer._print(self.arg)
+                + r"\right)")
+
+
+class LSE(_MaskedColumnFn):
+    """Column-wise log-sum-exp: ``LSE(M)₁ⱼ = log Σᵢ exp Mᵢⱼ`` (1×cols; over allowed ``i`` with a
+    mask); VJP: ``(1 G) ∘ Softmax(M)`` (the same mask)."""
 
     _latex_name = "lse"
 
@@ -211,11 +227,12 @@ class LSE(MatFn):
         return (S.One, self.arg.cols)
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
-        return [(self.arg, HadamardProduct(lazy_mul(OneMatrix(self.arg.rows, 1), G), Softmax(self.arg)))]
+        return [(self.arg, HadamardProduct(lazy_mul(OneMatrix(self.arg.rows, 1), G), Softmax(*self.args)))]
 
 
-class Softmax(MatFn):
-    """Column-wise softmax; VJP: ``S∘G − S∘(1 (S∘G))`` with ``1`` the all-ones ``rows×rows``."""
+class Softmax(_MaskedColumnFn):
+    """Column-wise softmax (0 on masked entries); VJP: ``S∘G − S∘(1 (S∘G))`` with ``1`` the
+    all-ones ``rows×rows``."""
 
     _latex_name = "softmax"
 

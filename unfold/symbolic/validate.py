@@ -28,6 +28,7 @@ from sympy.matrices.expressions import (
 
 from ..errors import ShapeMismatchError, UndeclaredSymbolError, UnsupportedNodeError
 from .axes import Axis, AxisSum, MatAxisSum, axes_of
+from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 
@@ -87,7 +88,7 @@ def check_shapes(expr: Basic) -> None:
 
 def _check_symbol(node: Basic, in_lambda: bool) -> None:
     if isinstance(node, MatrixSymbol):
-        if not isinstance(node, (StateMatrix, ParamMatrix)):
+        if not isinstance(node, (StateMatrix, ParamMatrix, MaskMatrix)):
             raise UndeclaredSymbolError(
                 f"matrix {node.name!r} was not declared: create it with uf.state(...) or uf.param(...)"
             )
@@ -108,7 +109,7 @@ def _walk(e: Basic, in_lambda: bool) -> None:
     if isinstance(e, sp.Lambda):
         _walk(e.expr, True)
         return
-    if isinstance(e, (sp.Tuple, sp.core.containers.Tuple, Axis)) or type(e).__name__ == "Str":
+    if isinstance(e, (sp.Tuple, sp.core.containers.Tuple, Axis, Causal)) or type(e).__name__ == "Str":
         return
     if isinstance(e, MatrixExpr):
         if not isinstance(e, _MATRIX_NODES):

@@ -3,6 +3,7 @@
 from .convergence import (
     DirectionalConvergenceResult, assert_directional_convergence, check_directional_convergence, correlation,
 )
+from .causality import CausalityResult, check_causality
 from .descent import DescentResult, DescentViolation, assert_descent, check_descent
 from .equivalence import EquivalenceResult, assert_equivalence, check_equivalence
 from .gradient import GradientCheckResult, VariableCheck, check_gradient, random_inputs
@@ -14,5 +15,5 @@ __all__ = [
     "EquivalenceResult", "check_equivalence", "assert_equivalence",
     "StationarityResult", "check_stationarity", "assert_stationarity",
     "DirectionalConvergenceResult", "check_directional_convergence", "assert_directional_convergence",
-    "correlation",
+    "correlation", "CausalityResult", "check_causality",
 ]

@@ -110,6 +110,14 @@ def random_inputs(
             r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints
             lead = batch if getattr(s, "role", "") == "state" else ()
             lead = tuple(lead) + tuple(int(sp.sympify(a.size).subs(sizes)) for a in getattr(s, "axes", ()))  # safe
+            if getattr(s, "role", "") == "mask":  # boolean; key 0 and the diagonal always allowed
+                keep = torch.rand(*lead, r, c, generator=g) > 0.4
+                keep[..., 0, :] = True
+                keep[..., :, 0] = True
+                if r == c:
+                    keep |= torch.eye(r, dtype=torch.bool)
+                out[str(s)] = keep
+                continue
             t = torch.randn(*lead, r, c, generator=g, dtype=dtype)
             if r == c and r > 1:
                 t = 2 * torch.eye(r, dtype=dtype) + 0.3 * t
@@ -342,6 +350,13 @@ def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], 
     entries: dict[Basic, list[Basic]] = {}
     for s in energy.inputs:
         v = vals[str(s)]
+        if isinstance(s, MatrixSymbol) and getattr(s, "role", "") == "mask":  # numbers, not symbols
+            def numeric(t: torch.Tensor) -> sp.Matrix:  # as an additive mask: 0 or −∞ for booleans
+                add = torch.where(t, 0.0, float("-inf")) if t.dtype == torch.bool else t.double()
+                return sp.Matrix(t.shape[-2], t.shape[-1], lambda i, j: sp.Float(float(add[i, j]))
+                                 if torch.isfinite(add[i, j]) else -sp.oo)
+            env[s] = ({key: numeric(v[key]) for key in env[s]} if isinstance(env[s], dict) else numeric(v))
+            continue
         if isinstance(s, MatrixSymbol):
             family = env[s] if isinstance(env[s], dict) else {(): env[s]}
             entries[s] = []
