@@ -24,7 +24,7 @@ _spec.loader.exec_module(render)
 
 #: Notebooks that still import a private reference module (``unfold.catalogue._<x>_refs``) instead of
 #: writing the paper's formula in the notebook; converting them is open work (see notes/h18.md).
-PRIVATE_NAMES_PENDING = frozenset({"ttr", "tost"})
+PRIVATE_NAMES_PENDING = frozenset({"ttr", "tost", "causal_attention"})
 
 
 def _catalogue_modules() -> list[str]:
