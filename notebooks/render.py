@@ -53,17 +53,20 @@ def signature(nb: Any) -> list[list[tuple[str, str]]]:
             continue
         outs = []
         for o in c.get("outputs", []):
-            if o.output_type == "stream":
-                outs.append((o.name, normalise(o.text)))
+            if o.output_type == "stream":  # the kernel may split one print's text into several chunks
+                if outs and outs[-1][0] == o.name:
+                    outs[-1] = (o.name, outs[-1][1] + o.text)
+                else:
+                    outs.append((o.name, o.text))
             elif o.output_type in ("display_data", "execute_result"):
                 data = o.get("data", {})
                 if "image/png" in data:
                     outs.append(("image", ""))
                 else:
-                    outs.append(("data", normalise(data.get("text/latex") or data.get("text/plain", ""))))
+                    outs.append(("data", data.get("text/latex") or data.get("text/plain", "")))
             elif o.output_type == "error":
                 outs.append(("error", o.ename))
-        cells.append(outs)
+        cells.append([(kind, normalise(text)) for kind, text in outs])
     return cells
 
 

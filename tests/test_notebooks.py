@@ -61,6 +61,18 @@ def test_normalisation_keeps_real_differences() -> None:
     assert render.normalise("8 checks") != render.normalise("9 checks")
 
 
+def test_signature_joins_split_stream_chunks() -> None:
+    """One print may reach the notebook as one stream chunk or several; the signature is the same."""
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    def nb(*texts: str):  # type: ignore[no-untyped-def]
+        cell = new_code_cell("print()", outputs=[new_output("stream", name="stdout", text=t) for t in texts])
+        return new_notebook(cells=[cell])
+
+    assert render.signature(nb("a 1\n", "b 2\n")) == render.signature(nb("a 1\nb 2\n"))
+    assert render.signature(nb("a 1\n", "b 3\n")) != render.signature(nb("a 1\nb 2\n"))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_names_a_catalogue_entry_and_uses_only_public_names(path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
