@@ -46,7 +46,7 @@ def _structural() -> dict[str, str]:
     out["determinant_golden"] = "structural equality"
 
     E = l1_norm()
-    Z, lam = E.symbol("Z"), E.symbol("lam")
+    Z = E.symbol("Z")
     assert uf.to_str(E.grad(Z)) == "lam*sign(Z)"
     out["l1_norm_golden"] = "structural equality"
     return out

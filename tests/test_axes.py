@@ -6,7 +6,6 @@ differentiated by ``torch.func.grad``; nothing here compares unfold's code with 
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import sympy as sp

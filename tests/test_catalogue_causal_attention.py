@@ -11,8 +11,8 @@ from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")
-def report():
-    return {r.check: r for r in run_entry(ca.ENTRY, RunConfig(seed=0)).results}
+def report(catalogue_run):
+    return {r.check: r for r in catalogue_run(ca.ENTRY).results}
 
 
 def test_every_check_passes_with_its_assumptions_and_controls(report):

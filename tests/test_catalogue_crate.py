@@ -18,8 +18,8 @@ CHECKS = {"rate_gradients_closed_form", "ista_block_is_prox_step", "ista_lasso_d
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(crate.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(crate.ENTRY)
 
 
 def _result(report, name):

@@ -11,8 +11,8 @@ from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(icl_gd.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(icl_gd.ENTRY)
 
 
 def test_every_check_passes_with_its_assumptions(report):
@@ -61,7 +61,8 @@ def test_descent_bound_predicate_detects_large_steps():
     assert bool((E1 > E0).any())
 
 
-def test_same_seed_same_numbers():
-    a = run_entry(icl_gd.ENTRY, RunConfig(seed=5))
-    b = run_entry(icl_gd.ENTRY, RunConfig(seed=5))
-    assert [r.data for r in a.results] == [r.data for r in b.results]
+def test_same_seed_same_numbers(report):
+    again = run_entry(icl_gd.ENTRY, RunConfig(seed=0))
+    assert [r.data for r in again.results] == [r.data for r in report.results]
+    other = run_entry(icl_gd.ENTRY, RunConfig(seed=5), only=["lsa_equals_gd_step_w0_nonzero"])
+    assert other.results[0].data != report.results[1].data

@@ -14,8 +14,8 @@ from unfold.verify.descent import check_descent
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(looped.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(looped.ENTRY)
 
 
 def test_every_check_passes_with_its_assumptions(report):

@@ -14,8 +14,8 @@ CHECKS = {"linear_attention_gd", "deltanet_gd_step", "deltanet_step_descends", "
 
 
 @pytest.fixture(scope="module")
-def report():
-    return {r.check: r for r in run_entry(ttr.ENTRY, RunConfig(seed=0)).results}
+def report(catalogue_run):
+    return {r.check: r for r in catalogue_run(ttr.ENTRY).results}
 
 
 def test_every_check_passes_with_its_assumptions(report):

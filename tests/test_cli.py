@@ -231,12 +231,9 @@ def test_derive_errors_are_clear(capsys):
 
 def test_bench_passes_arguments(monkeypatch, capsys):
     seen = {}
-    fake = types.ModuleType("unfold.bench")
+    fake = types.ModuleType("benchmarks.bench")
     fake.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "unfold.bench", fake)
-    import unfold
-
-    monkeypatch.setattr(unfold, "bench", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "benchmarks.bench", fake)
     assert cli.main(["bench", "--quick", "hopfield"]) == 0
     assert seen["argv"] == ["--quick", "hopfield"]
 

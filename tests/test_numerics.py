@@ -16,7 +16,7 @@ import torch
 
 import unfold as uf
 from unfold.energies import BUILTIN_ENERGIES, builtin_energy
-from unfold.verify.gradient import explicit_sizes, random_inputs
+from unfold.sampling import explicit_sizes, random_inputs
 
 f64, f32 = torch.float64, torch.float32
 

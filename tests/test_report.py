@@ -9,7 +9,6 @@ import math
 import re
 import sys
 
-import pytest
 import torch
 
 from unfold.catalogue.base import AssumptionResult, CheckResult, Entry, EntryReport, Figure, RunConfig

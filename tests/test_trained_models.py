@@ -14,7 +14,6 @@ from unfold.models import (
     icl_regression, patches, unpatch,
 )
 from unfold.models.crate import lasso_fit_energy
-from unfold.models.energy_transformer import random_mask
 from unfold.models.train import accuracy, digit_batches, fit
 
 DT = torch.float64

@@ -29,7 +29,7 @@ from .catalogue import RunConfig, entries, get_entry, run_entry
 from .energies import BUILTIN_ENERGIES, builtin_energy
 from . import models
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = list(_errors_all) + [
     # the energy language

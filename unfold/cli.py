@@ -84,34 +84,19 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
             f"declare its symbols, e.g.  unfold derive \"fro2(Y - W*Y)/2\" --dims \"d n\" --state Y:d,n "
             f"--param W:d,d.  Known names: {', '.join(known)}"
         )
-    try:
-        from .parse import parse_energy_spec
-    except ImportError:
-        raise SystemExit(
-            "error: deriving a typed expression needs unfold.parse.parse_energy_spec, which this "
-            "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
-        ) from None
+    from .parse import parse_energy_spec
+
     E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
                           axes=list(getattr(args, "axis", []) or []), masks=list(getattr(args, "mask", []) or []))
     return name, E
 
 
 def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
-    """The gradient step on ``v``: its update rule and generated torch source.
+    """The gradient step on ``v`` (:class:`unfold.steps.GradientStep`): its update rule and generated torch source."""
+    from .steps import GradientStep
 
-    Uses :class:`unfold.steps.GradientStep` when available, else generates the update directly.
-    """
-    try:
-        from .steps import GradientStep  # type: ignore[attr-defined]
-
-        st = GradientStep(E, wrt=str(v), step=step)
-        return st.update_rule(), st.torch_source()
-    except ImportError:
-        from .codegen import Output, generate
-
-        rule = E.update_rule(v, step)
-        fn = generate(f"step_{v}", list(E.inputs), [Output("matrix", rule)])
-        return rule, fn.source
+    st = GradientStep(E, wrt=str(v), step=step)
+    return st.update_rule(), st.torch_source()
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
@@ -209,13 +194,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # ---- bench ---------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from . import bench  # type: ignore[attr-defined]
-    except ImportError:
-        _err("error: unfold.bench is not available in this installation")
+    """Run ``benchmarks/bench.py`` of the source checkout this ``unfold`` is imported from."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "bench.py").is_file():
+        _err(f"error: unfold bench runs from a source checkout (no benchmarks/bench.py next to {root / 'unfold'})")
         return 2
-    rc = bench.main(list(args.rest))
-    return int(rc or 0)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    bench = importlib.import_module("benchmarks.bench")
+    return int(bench.main(list(args.rest)) or 0)
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -275,7 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import UnfoldError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # everything after `bench` belongs to unfold.bench
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to benchmarks/bench.py
         return cmd_bench(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:

@@ -12,6 +12,8 @@ A :class:`Claim` names
 * ``tol64`` — the tolerance at float64 on the scaled error ``max|layer − ref| / max(1, max|ref|)``
   of every part, read at other precisions by the precision rule :meth:`RunConfig.tol`;
 * ``assumptions`` — :class:`Predicate`\ s evaluated on the drawn inputs;
+* ``conditions`` — further statements of the claim itself (e.g. "the symbolic update rule is
+  ``X softmax(βXᵀΞ)``"), :class:`Predicate`\ s the check needs to pass;
 * ``controls`` — :class:`Control`\ s: a wrong layer or a wrong reference the comparison must reject
   (shown as controls, never as a failed assumption).  Every ``exact`` claim also gets the
   *mutation control*: the layer's output shifted by ``1e-3·max(1, max|ref|)`` must fail, so the
@@ -27,7 +29,7 @@ the per-part errors (``data["errors"]``) and the controls.  A claim whose check 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -42,7 +44,8 @@ __all__ = ["Claim", "Control", "Predicate", "ProofScope", "PROOF_SCOPES", "MUTAT
 MUTATION: float = 1e-3
 
 Inputs = Mapping[str, Any]
-#: A layer's or reference's result: one tensor, or named parts compared part by part.
+#: A layer's or reference's result: one tensor, or named parts compared part by part (a single
+#: tensor on one side is compared with every named part on the other).
 Outputs = Union[torch.Tensor, Mapping[str, torch.Tensor]]
 
 
@@ -69,22 +72,32 @@ class Control:
     reference: Optional[Callable[[Inputs], Outputs]] = None
 
 
-def _parts(x: Outputs) -> dict[str, torch.Tensor]:
-    return {"output": x} if isinstance(x, torch.Tensor) else dict(x)
+def _parts(x: Outputs, names: Sequence[str] = ("output",)) -> dict[str, torch.Tensor]:
+    """Named parts of ``x``; a single tensor stands for every part in ``names``."""
+    return {k: x for k in names} if isinstance(x, torch.Tensor) else dict(x)
+
+
+def _pair(got: Outputs, want: Outputs) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Layer and reference as matching named parts (one tensor on either side is compared with every
+    named part of the other: several references for one layer, or several layers for one reference)."""
+    names = [*(got if not isinstance(got, torch.Tensor) else ()), *(want if not isinstance(want, torch.Tensor) else ())]
+    names = list(dict.fromkeys(names)) or ["output"]
+    g, w = _parts(got, names), _parts(want, names)
+    if set(g) != set(w):
+        raise KeyError(f"layer parts {sorted(g)} differ from reference parts {sorted(w)}")
+    return g, w
 
 
 def _errors(got: Outputs, want: Outputs) -> dict[str, float]:
-    """Scaled error of every named part (``want`` is the reference); the parts must match."""
-    g, w = _parts(got), _parts(want)
-    if set(g) != set(w):
-        raise KeyError(f"layer parts {sorted(g)} differ from reference parts {sorted(w)}")
+    """Scaled error of every named part (``want`` is the reference)."""
+    g, w = _pair(got, want)
     return {k: scaled_error(g[k], w[k]) for k in w}
 
 
 def _shifted(x: Outputs, size: float, want: Outputs) -> dict[str, torch.Tensor]:
     """Every part of ``x`` plus ``size·max(1, max|ref part|)``: off by exactly ``size`` in scaled error."""
-    w = _parts(want)
-    return {k: t + size * max(1.0, float(w[k].abs().max())) for k, t in _parts(x).items()}
+    g, w = _pair(x, want)
+    return {k: t + size * max(1.0, float(w[k].abs().max())) for k, t in g.items()}
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class Claim:
     tol64: float = 1e-12
     cap: float = EXACT_CAP
     assumptions: tuple[Predicate, ...] = ()
+    conditions: tuple[Predicate, ...] = ()
     controls: tuple[Control, ...] = ()
     scope: Optional[ProofScope] = None
     quick: bool = True
@@ -114,9 +128,9 @@ class Claim:
         return self.kind
 
     def run(self, config: RunConfig) -> CheckResult:
-        """Draw the inputs, compare layer and reference part by part, evaluate the assumptions and
-        the controls.  Passes when every part is within :meth:`RunConfig.tol` of ``tol64`` and every
-        control is rejected."""
+        """Draw the inputs, compare layer and reference part by part, evaluate the assumptions, the
+        conditions and the controls.  Passes when every part is within :meth:`RunConfig.tol` of
+        ``tol64``, every condition holds and every control is rejected."""
         inp = self.inputs(config)
         tol = config.tol(self.tol64, self.cap)
         got, want = self.layer(inp), self.reference(inp)
@@ -132,9 +146,13 @@ class Claim:
         detail = f"{head}, {config.dtype_name}: {parts}" if head else f"{config.dtype_name}: {parts}"
         for x in self.extra:
             detail += f"; {x}"
+        conds = [p.evaluate(inp, config) for p in self.conditions]
+        for c in conds:
+            detail += f"; {c.name}: {c.holds}" + (f" ({c.detail})" if c.detail else "")
         extra = self.data(inp) if self.data is not None else {}
         return CheckResult(
-            passed=err <= tol and all(c.rejected for c in controls), error=err, tol=tol,
+            passed=err <= tol and all(c.rejected for c in controls) and all(c.holds for c in conds),
+            error=err, tol=tol,
             detail=detail + config.tol_note(self.tol64, self.cap),
             assumptions=[a.evaluate(inp, config) for a in self.assumptions],
             controls=controls, data={"errors": errs, **extra},

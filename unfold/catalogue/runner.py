@@ -111,7 +111,7 @@ class RunSummary:
 def _environment() -> dict[str, str]:
     import sympy
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "unfold": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
@@ -150,8 +150,8 @@ def run_checks(
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     out: list[Optional[CheckResult]] = [None] * len(todo)
-    modules = {e.name: module_of(e) for e, _ in selection}
-    remote = {i for i, (e, _) in enumerate(todo) if modules[e.name] is not None} if jobs > 1 else set()
+    modules = {e.name: m for e, _ in selection if (m := module_of(e)) is not None}
+    remote = {i for i, (e, _) in enumerate(todo) if e.name in modules} if jobs > 1 else set()
 
     def finish(i: int, r: CheckResult) -> None:
         out[i] = r
@@ -185,9 +185,9 @@ def run_checks(
     if progress is not None:
         progress.close()
     reports: dict[str, EntryReport] = {}
-    for (e, _), r in zip(todo, out):
-        assert r is not None
-        reports.setdefault(e.name, EntryReport(e.name, [])).results.append(r)
+    for (e, _), res in zip(todo, out):
+        assert res is not None
+        reports.setdefault(e.name, EntryReport(e.name, [])).results.append(res)
     ents = [e for e, _ in selection if e.name in reports]
     return RunSummary(
         config, ents, [reports[e.name] for e in ents], time.perf_counter() - t0, started, _environment()

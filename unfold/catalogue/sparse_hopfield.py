@@ -167,7 +167,7 @@ def check_retrieval_margin(config: RunConfig) -> CheckResult:
     ok = err <= tol and min(misses.values()) > 1e-4
     return CheckResult(
         NAME, "exact_retrieval_at_the_margin", "exact", ok, err, tol,
-        detail=(f"gap β(x_1ᵀq − max_j x_jᵀq) = 1/(α−1): max|Ξ⁺ − x_1| " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+        detail=("gap β(x_1ᵀq − max_j x_jᵀq) = 1/(α−1): max|Ξ⁺ − x_1| " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
                 + "; at 0.97 of the margin the step misses x_1 by " + ", ".join(f"{k} {v:.2g}" for k, v in misses.items())
                 + config.tol_note(TOL)),
         assumptions=[AssumptionResult("score gap ≥ 1/(α−1) (exact retrieval)",

@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal, Sequence, Union
 import sympy as sp
 import torch
 from sympy import Basic
-from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
+from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.axes import Axis, axes_of, sorted_axes

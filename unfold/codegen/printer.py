@@ -39,7 +39,7 @@ from sympy.matrices.expressions import (
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
-from ..symbolic.masks import Causal
+from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import transpose
 from . import tsallis as _entmax_code
@@ -292,6 +292,8 @@ class TorchCodePrinter:
             return f"_mm({', '.join(c for c, _ in codes)})", ATOM
         if len(codes) == 1:
             return codes[0]
+        if self.axes:  # per-head weights against shared tokens: one folded matrix multiply
+            return f"_mm({codes[0][0]}, {codes[1][0]})", ATOM
         return " @ ".join(self._wrap(c, MUL + 1) for c in codes), MUL
 
     def _chain_codes(self, mats: list[MatrixExpr], proper: bool = True) -> list[Code]:
@@ -477,16 +479,22 @@ class TorchCodePrinter:
         return f"{self._p(body, ATOM)}.sum(dim={dim}, keepdim=True)", ATOM
 
     # column-wise functions
-    def _masked_scores(self, e: Basic) -> str:
+    def _masked_scores(self, e: Basic) -> tuple[str, int]:
         """The scores of a masked column-wise ``lse``/``softmax`` with excluded entries at ``-inf``
-        (boolean masks) or the additive mask added."""
+        (boolean masks) or the additive mask added, and the dim the reduction runs along: the
+        transposed scores (keys along the last, contiguous dim) when they are computed here."""
         m = e.mask
+        t = self._contiguous_transpose(e.arg)
+        if t is not None:
+            mc = '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
+            return f"_masked({self.code(t)}, {mc}, -1)", -1
         mc = '"causal"' if isinstance(m, Causal) else self.code(m)
-        return f"_masked({self.code(e.arg)}, {mc})"
+        return f"_masked({self.code(e.arg)}, {mc})", -2
 
     def _lse(self, e: LSE) -> Code:
         if e.mask is not None:
-            return f"torch.logsumexp({self._masked_scores(e)}, dim=-2, keepdim=True)", ATOM
+            code, dim = self._masked_scores(e)
+            return f"torch.logsumexp({code}, dim={dim}, keepdim=True){'.mT' if dim == -1 else ''}", ATOM
         t = self._contiguous_transpose(e.arg)
         if t is not None:
             return f"torch.logsumexp({self.code(t)}, dim=-1, keepdim=True).mT", ATOM
@@ -505,7 +513,8 @@ class TorchCodePrinter:
 
     def _softmax(self, e: Softmax) -> Code:
         if e.mask is not None:
-            return f"torch.softmax({self._masked_scores(e)}, dim=-2)", ATOM
+            code, dim = self._masked_scores(e)
+            return f"torch.softmax({code}, dim={dim}){'.mT' if dim == -1 else ''}", ATOM
         t = self._contiguous_transpose(e.arg)
         if t is not None:
             return f"torch.softmax({self.code(t)}, dim=-1).mT", ATOM

@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "axis_mm", "masked", "ln_rows", "invstd",
+    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "mm2", "smm", "axis_mm", "masked", "ln_rows", "invstd",
     "logdet_pd",
 ]
 
@@ -293,13 +293,15 @@ def reduce_to_axes(r: Any, like: torch.Tensor, batch: Sequence[Sequence[int]], t
     return torch.broadcast_to(r, shape).sum_to_size(like.shape)
 
 
-def masked(x: torch.Tensor, mask: Any) -> torch.Tensor:
-    """Scores ``x`` (``(..., keys, queries)``: a column-wise reduction follows) with a mask applied:
-    ``"causal"`` sets key > query entries to ``-inf``; a boolean mask sets its ``False`` entries to
-    ``-inf``; a float mask is added (``-inf`` entries exclude)."""
+def masked(x: torch.Tensor, mask: Any, keys: int = -2) -> torch.Tensor:
+    """Scores ``x`` with a mask applied; the keys run along dim ``keys`` (``-2``: ``(..., keys,
+    queries)``, a column-wise reduction follows; ``-1``: ``(..., queries, keys)``).  ``"causal"``
+    sets key > query entries to ``-inf``; a boolean mask sets its ``False`` entries to ``-inf``; a
+    float mask is added (``-inf`` entries exclude)."""
     if isinstance(mask, str):
-        nk, nq = x.shape[-2], x.shape[-1]
-        drop = torch.ones(nk, nq, dtype=torch.bool, device=x.device).tril(-1)  # key index > query index
+        r, c = x.shape[-2], x.shape[-1]
+        ones = torch.ones(r, c, dtype=torch.bool, device=x.device)
+        drop = ones.tril(-1) if keys == -2 else ones.triu(1)  # key index > query index
         return x.masked_fill(drop, float("-inf"))
     if mask.dtype == torch.bool:
         return x.masked_fill(~mask, float("-inf"))
@@ -374,17 +376,26 @@ def _chain_order(shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], 
     return tuple(tuple(r) for r in split)
 
 
+def mm2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b``; when the batch dims differ and both have some (e.g. tokens ``(B, 1, n, E)`` times
+    per-head weights ``(H, E, p)``), an ``einsum``, which folds the broadcast dims into one large
+    matrix multiply instead of copying the broadcast operand once per head."""
+    if a.dim() > 2 and b.dim() > 2 and a.shape[:-2] != b.shape[:-2]:
+        return torch.einsum("...ij,...jk->...ik", a, b)
+    return a @ b
+
+
 def mm(*ts: torch.Tensor) -> torch.Tensor:
     """The product ``t₀ @ t₁ @ …`` in the cheapest order for the runtime shapes (cached per shapes)."""
     if len(ts) == 2:
-        return ts[0] @ ts[1]
+        return mm2(ts[0], ts[1])
     split = _chain_order(tuple(tuple(t.shape) for t in ts))
 
     def prod(i: int, j: int) -> torch.Tensor:
         if i == j:
             return ts[i]
         m = split[i][j]
-        return prod(i, m) @ prod(m + 1, j)
+        return mm2(prod(i, m), prod(m + 1, j))
 
     return prod(0, len(ts) - 1)
 
@@ -424,8 +435,8 @@ def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
         ka, kb = sa[-2] * sa[-1], sb[-2] * sb[-1]
         nr = sa[-2] * sb[-1] * max(na // ka if ka else 1, nb // kb if kb else 1)
         if na <= nb:
-            return (c * a) @ b if na < nr else c * (a @ b)
-        return a @ (c * b) if nb < nr else c * (a @ b)
+            return mm2(c * a, b) if na < nr else c * mm2(a, b)
+        return mm2(a, c * b) if nb < nr else c * mm2(a, b)
     sizes = [t.numel() for t in ts]
     batch = max(n // (int(t.shape[-2]) * int(t.shape[-1]) or 1) for n, t in zip(sizes, ts))
     where = min(range(len(ts)), key=sizes.__getitem__)

@@ -184,7 +184,7 @@ def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview
         fl = [(r, f) for r in rep.results for f in figs.get(id(r), [])]
         if fl:
             h.append("<div class='figs'>")
-            for r, (title, rel, png) in fl:
+            for r, (title, _rel, png) in fl:
                 h.append(f"<figure><img alt='{_e(title)}' src='{_b64(png)}'>"
                          f"<figcaption>{_e(r.check)} — {_e(title)}</figcaption></figure>")
             h.append("</div>")

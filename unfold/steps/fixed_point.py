@@ -117,7 +117,10 @@ class FixedPoint(nn.Module):
         out = self.step(z, **inputs)                       # one step: the graph to θ (and inputs)
         frozen = {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in inputs.items()}
 
-        def adjoint(g: Tensor) -> Tensor:
+        def adjoint(g: Optional[Tensor]) -> Optional[Tensor]:
+            if g is None:                                  # an undefined gradient stays undefined
+                return None
+
             def T(x: Tensor) -> Tensor:
                 return self.step(x, **frozen)
 

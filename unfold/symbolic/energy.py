@@ -57,14 +57,15 @@ def as_energy_expr(expr: Any, name: str = "E") -> sp.Expr:
     return e
 
 
-def _unique(name: str, taken: Iterable[str]) -> str:
-    taken = set(taken)
-    if name not in taken:
-        return name
+def unique_name(base: str, taken: Iterable[Any]) -> str:
+    """``base``, or ``base_2``, ``base_3``, … : the first that clashes with none of ``taken`` (compared by name)."""
+    names = {str(t) for t in taken}
+    if base not in names:
+        return base
     k = 2
-    while f"{name}_{k}" in taken:
+    while f"{base}_{k}" in names:
         k += 1
-    return f"{name}_{k}"
+    return f"{base}_{k}"
 
 
 class Energy:
@@ -103,7 +104,7 @@ class Energy:
         terms = dict(self.terms)
         others = other.terms if isinstance(other, Energy) else {"E": as_energy_expr(other)}
         for k, v in others.items():
-            terms[_unique(k, terms)] = v
+            terms[unique_name(k, terms)] = v
         return Energy(terms=terms)
 
     __radd__ = __add__

@@ -187,13 +187,6 @@ class MatFn(MatrixExpr):
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
         raise UnsupportedNodeError(f"{type(self).__name__} has no symbolic entries; use uf.expand_explicit")
 
-    def _extra_has(self, k: int, wrt: Basic) -> None:
-        if self.args[k].has(wrt):
-            raise UnsupportedNodeError(
-                f"{type(self).__name__}: differentiating with respect to {wrt} through argument "
-                f"{self.args[k]} is not supported"
-            )
-
     def _latex(self, printer: Any) -> str:
         name = self._latex_name
         return r"\operatorname{" + name + r"}\left(" + printer._print(self.arg) + r"\right)"

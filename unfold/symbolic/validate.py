@@ -27,7 +27,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError, UndeclaredSymbolError, UnsupportedNodeError
-from .axes import Axis, AxisSum, MatAxisSum, axes_of
+from .axes import Axis, AxisSum, MatAxisSum
 from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix

@@ -31,11 +31,14 @@ from sympy.matrices.expressions import MatrixSymbol
 from sympy.matrices.utilities import dotprodsimp
 
 from ..errors import CheckFailedError, GradientCheckError, InputError
+from ..sampling import explicit_sizes, random_inputs
+from .certificates import certify
+from .scaled import scaled_error_at
 from ..symbolic.axes import Axis
 from ..symbolic.explicit import expand_explicit, explicit_env
 from ..symbolic.symbols import Dim
 
-__all__ = ["VariableCheck", "GradientCheckResult", "check_gradient", "random_inputs", "explicit_sizes"]
+__all__ = ["VariableCheck", "GradientCheckResult", "check_gradient"]
 
 
 @dataclass
@@ -83,63 +86,8 @@ class GradientCheckResult:
         return "\n".join(rows)
 
 
-def explicit_sizes(dims: Sequence[Dim]) -> dict[Dim, int]:
-    """Small sizes: 3 for the first dimension, 2 for the others (every dim ≤ 3; at least two
-    distinct sizes whenever there are two dims, so a transposed product is a shape error)."""
-    return {d: (3 if i == 0 else 2) for i, d in enumerate(dims)}
-
-
-def _is_positive(s: Basic) -> bool:
-    return bool(getattr(s, "is_positive", False))
-
-
-def random_inputs(
-    energy: Any,
-    sizes: Mapping[Dim, int],
-    batch: tuple[int, ...] = (),
-    seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-) -> dict[str, Any]:
-    """Random inputs: states batched, parameters unbatched; square matrices near ``2I`` (so
-    inverses and log-determinants are defined), others ``N(0, 0.5²)``; scalars in ``[0.5, 1.5]``.
-    A matrix over named axes gets its axes' sizes as leading dims (after the batch)."""
-    g = torch.Generator().manual_seed(seed)
-    out: dict[str, Any] = {}
-    for s in energy.inputs:
-        if isinstance(s, MatrixSymbol):
-            r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints
-            lead = batch if getattr(s, "role", "") == "state" else ()
-            lead = tuple(lead) + tuple(int(sp.sympify(a.size).subs(sizes)) for a in getattr(s, "axes", ()))  # safe
-            if getattr(s, "role", "") == "mask":  # boolean; key 0 and the diagonal always allowed
-                keep = torch.rand(*lead, r, c, generator=g) > 0.4
-                keep[..., 0, :] = True
-                keep[..., :, 0] = True
-                if r == c:
-                    keep |= torch.eye(r, dtype=torch.bool)
-                out[str(s)] = keep
-                continue
-            t = torch.randn(*lead, r, c, generator=g, dtype=dtype)
-            if r == c and r > 1:
-                t = 2 * torch.eye(r, dtype=dtype) + 0.3 * t
-            else:
-                t = 0.5 * t
-            out[str(s)] = t
-        else:
-            out[str(s)] = float(0.5 + torch.rand((), generator=g, dtype=torch.float64))
-    return out
-
-
 def _sizes_text(sizes: Mapping[Dim, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sizes.items())
-
-
-def _scaled(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
-    diff = (a - b).abs()
-    if not torch.isfinite(diff).all():
-        return float("inf"), 0
-    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
-    k = int(diff.reshape(-1).argmax()) if diff.numel() else 0
-    return float(diff.max()) / scale if diff.numel() else 0.0, k
 
 
 def _leg1(cm: Any, variables: Sequence[Basic], args: tuple[Any, ...]) -> dict[Basic, tuple[float, str]]:
@@ -154,7 +102,7 @@ def _leg1(cm: Any, variables: Sequence[Basic], args: tuple[Any, ...]) -> dict[Ba
     out: dict[Basic, tuple[float, str]] = {}
     for v, auto in zip(variables, autos):
         gen = torch.as_tensor(cm.grad_fn(v)(*args))
-        err, k = _scaled(gen, auto)
+        err, k = scaled_error_at(gen, auto)
         loc = "" if gen.dim() == 0 else str(tuple(int(x) for x in np.unravel_index(k, tuple(gen.shape))))
         worst = (f"{v}{loc}: generated {gen.reshape(-1)[k].item():.6g} vs autograd "
                  f"{auto.reshape(-1)[k].item():.6g}") if gen.numel() else ""
@@ -400,7 +348,7 @@ def _leg2(energy: Any, cm: Any, wrt: Sequence[Basic], sizes: Mapping[Dim, int], 
         ref = torch.tensor(values[k:k + len(entries[v])], dtype=torch.float64)
         k += len(entries[v])
         gen = torch.as_tensor(cm.grad_fn(v)(*args), dtype=torch.float64).reshape(-1)
-        g_err, _ = _scaled(gen, ref)
+        g_err, _ = scaled_error_at(gen, ref)
         out[v] = (e_err, g_err)
     return out
 
@@ -452,7 +400,7 @@ def check_gradient(
         ok = e1 <= tol and e2e <= tol and e2g <= tol
         result.variables.append(VariableCheck(str(v), e1, e2e, e2g, worst, ok, leg2_run=explicit))
         if ok and explicit:  # certified only by both legs
-            cm.checked.add(v)
+            certify(energy, v)
     result.seconds = time.perf_counter() - t0
     if raise_on_failure and not result.passed:
         bad = [v for v in result.variables if not v.passed]
