@@ -29,7 +29,7 @@ the per-part errors (``data["errors"]``) and the controls.  A claim whose check 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
