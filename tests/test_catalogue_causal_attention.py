@@ -38,6 +38,8 @@ def test_key_side_is_as_large_as_the_query_side(report):
 def test_full_step_leaks_and_query_side_does_not(report):
     d = report["causality_of_the_steps"].data
     assert d["query_leak"] == 0.0 and d["full_leak"] > 1e-2 and d["query_jacobian_asymmetry"] > 0.1
+    (fig,) = report["causality_of_the_steps"].figures
+    assert max(fig.series["query-side update"]) == 0.0 and max(fig.series["full gradient step"]) > 1e-2
 
 
 def test_perturbing_the_last_token_moves_only_the_key_side_of_the_first():

@@ -15,10 +15,11 @@ def report(catalogue_run):
 
 
 def test_every_check_passes_with_its_assumptions(report):
-    assert set(report) == {"layernorm_is_gradient", "hessian_symmetric_psd"}
+    assert set(report) == {"layernorm_is_gradient", "hessian_symmetric_psd", "convex_along_lines"}
     for r in report.values():
         assert r.passed and r.error < 1e-14, (r.check, r.detail)
         assert all(a.holds for a in r.assumptions)
+    assert report["convex_along_lines"].data["min_second_difference"] > 0
 
 
 def test_float32_passes_under_the_precision_rule():
@@ -28,7 +29,10 @@ def test_float32_passes_under_the_precision_rule():
 
 
 def test_per_feature_gain_has_no_lagrangian(report):
-    assert report["hessian_symmetric_psd"].data["per_feature_asymmetry"] > 1e-2
+    (c,) = [c for c in report["hessian_symmetric_psd"].controls if "per-feature" in c.name]
+    assert c.rejected and c.error > 1e-2
+    (u,) = [c for c in report["layernorm_is_gradient"].controls if "unbiased" in c.name]
+    assert u.rejected and u.error > 1e-2
 
 
 def test_reference_distinguishes_the_variance_convention():

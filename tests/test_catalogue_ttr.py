@@ -49,12 +49,20 @@ def test_deltanet_step_is_not_longhorn_and_vice_versa():
 
 def test_gated_deltanet_is_not_a_step_with_weight_decay(report):
     """Decay-then-step differs from one GD step on ℓ + weight decay (the Skkᵀ coefficient differs by α)."""
-    assert report["gated_deltanet_decay_then_gd"].data["gd_with_weight_decay_gap"] > 1e-2
+    (c,) = [c for c in report["gated_deltanet_decay_then_gd"].controls if "weight decay" in c.name]
+    assert c.rejected and c.error > 1e-2
+
+
+def test_every_exact_claim_rejects_its_controls(report):
+    for r in report.values():
+        if r.claim == "exact":
+            assert len(r.controls) >= 2 and all(c.rejected for c in r.controls), (r.check, r.controls)
 
 
 def test_longhorn_kernel_is_far_from_the_exact_step_except_on_coordinate_keys(report):
     d = report["longhorn_released_kernel"].data
     assert d["relative_output_error"] > 0.1 and d["one_step_state_error"] > 1e-2
+    assert d["relative_output_error_unit_keys"] > 0.1       # also in the layer's own regime (unit keys, β < 1)
     assert d["coordinate_keys_error"] < 1e-14
 
 

@@ -257,7 +257,7 @@ def test_python_dash_m():
     p = subprocess.run([sys.executable, "-m", "unfold", "--help"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 0, p.stderr
-    assert "{list,derive,verify,bench}" in p.stdout
+    assert "{list,derive,verify,reproduce,audit,bench}" in p.stdout
 
 
 def test_bad_option_is_usage_error(capsys):

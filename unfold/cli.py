@@ -1,4 +1,4 @@
-"""The ``unfold`` command line: ``list``, ``derive``, ``verify``, ``bench``.
+"""The ``unfold`` command line: ``list``, ``derive``, ``verify``, ``reproduce``, ``audit``, ``bench``.
 
 ``unfold verify`` runs every check of every catalogue entry (or the named ones) and exits non-zero
 when any fails; ``unfold derive NAME`` shows an energy, its gradients, the descent step it yields
@@ -192,6 +192,63 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if nf else 0
 
 
+# ---- reproduce -----------------------------------------------------------------------------------
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import reproduce
+    from .reproduce.render import format_results
+
+    profile = reproduce.Profile(quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    results = reproduce.run(args.names, profile)
+    _out(format_results(results))
+    failed = [r.name for r in results if not r.passed]
+    _out()
+    _out(f"{len(results) - len(failed)}/{len(results)} experiments met their asserted criteria"
+         + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    if args.report:
+        _out(f"report: {reproduce.write(results, args.report)}")
+    return 1 if failed else 0
+
+
+# ---- audit ---------------------------------------------------------------------------------------
+_AUDITED = ("crate", "deq", "encoder")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+    import torch.nn.functional as F
+
+    from . import models
+    from .audit import audit
+
+    torch.manual_seed(args.seed)
+    model: Any = {"crate": lambda: models.CRATE(seed=args.seed), "deq": lambda: models.HopfieldClassifier(seed=args.seed),
+             "encoder": lambda: models.EncoderClassifier(seed=args.seed)}[args.model]()
+    data = models.digits(args.seed)
+    if args.weights:
+        model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+    elif args.epochs > 0:
+        models.fit(model, lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+                   models.digit_batches(data.x_train, data.y_train, 64, args.seed), epochs=args.epochs,
+                   progress=not args.no_progress, desc=f"training {args.model} on digits")
+    x = data.x_test[: args.samples]
+    target = model.encoder if args.model == "encoder" else model
+    report = audit(target, model.tokens_of(x) if args.model == "encoder" else x)
+    _out(f"test accuracy {models.accuracy(model, data.x_test, data.y_test):.3f}")
+    _out(report.table())
+    if args.report:
+        from .report.audit_plots import audit_png
+
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "audit.json").write_text(json.dumps(report.as_dict(), indent=1))
+        (out / "audit.png").write_bytes(audit_png(report))
+        _out(f"report: {out / 'audit.png'}, {out / 'audit.json'}")
+    return 0
+
+
 # ---- bench ---------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run ``benchmarks/bench.py`` of the source checkout this ``unfold`` is imported from."""
@@ -214,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unfold",
         description="Derive transformer layers as descent steps on symbolic energies, and check that they are.",
     )
-    sub = p.add_subparsers(dest="command", metavar="{list,derive,verify,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{list,derive,verify,reproduce,audit,bench}")
     sub.required = True
 
     sl = sub.add_parser("list", help="catalogue entries with their source, claims and assumptions")
@@ -253,6 +310,34 @@ def build_parser() -> argparse.ArgumentParser:
                     help="worker processes (default: 2, or 1 on a single core); results do not depend on it")
     sv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     sv.set_defaults(func=cmd_verify)
+
+    sr = sub.add_parser(
+        "reproduce", help="train generated models on offline data and measure the papers' figures",
+        description="Train unfold's generated models (digits, in-context regression) and measure each "
+                    "paper's figure as a criterion (≈ 5 minutes on 2 cores; --quick: the reduced version).",
+    )
+    sr.add_argument("names", nargs="*", metavar="NAME", help="experiments (default: all)")
+    sr.add_argument("--report", metavar="DIR", help="write report.md, PNG figures and results.json to DIR")
+    sr.add_argument("--seed", type=int, default=0)
+    sr.add_argument("--quick", action="store_true", help="the reduced version (seconds)")
+    sr.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    sr.set_defaults(func=cmd_reproduce)
+
+    sa = sub.add_parser(
+        "audit", help="per layer: energy before/after, distance to the exact step, assumption gaps",
+        description="Train (or load with --weights) a model on digits and audit every layer against the "
+                    "energy its claim names: crate and deq are unfold's generated models, encoder a "
+                    "standard nn.TransformerEncoder read as Hopfield attention. From Python: "
+                    "unfold.audit.audit(model, x) for any model, with energy=/wrt=/mapping= for your own.",
+    )
+    sa.add_argument("model", choices=_AUDITED)
+    sa.add_argument("--epochs", type=int, default=5, help="training epochs on digits (default 5; 0: as initialised)")
+    sa.add_argument("--weights", metavar="PATH", help="a state_dict to load instead of training")
+    sa.add_argument("--samples", type=int, default=128, help="test images audited (default 128)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--report", metavar="DIR", help="write audit.png and audit.json to DIR")
+    sa.add_argument("--no-progress", action="store_true")
+    sa.set_defaults(func=cmd_audit)
 
     sb = sub.add_parser("bench", help="performance benchmarks (arguments passed on)", add_help=False)
     sb.add_argument("rest", nargs=argparse.REMAINDER)

@@ -36,7 +36,7 @@ from ..symbolic import Energy
 from ..verify.causality import check_causality
 from . import _causal_refs as ref
 from ._measure import scaled_error
-from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, RunConfig
+from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
@@ -208,6 +208,17 @@ def check_causality_of_steps(config: RunConfig) -> CheckResult:
     q = check_causality(lambda x: query_step()(x, X=x, **w) - x, X)
     full = check_causality(lambda x: x - full_step()(x, **w), X)
     J = torch.func.jacrev(lambda x: query_step()(x, X=x, **w) - x)(X)
+    J_full = torch.func.jacrev(lambda x: x - full_step()(x, **w))(X)
+    T = X.shape[0]
+    later = torch.ones(T, T, dtype=torch.bool).triu(1)
+
+    def per_token(Jac: torch.Tensor) -> list[float]:
+        block = Jac.abs().amax(dim=(1, 3))                     # (out token, in token)
+        return [float(block[i][later[i]].max() / block.max()) for i in range(T - 1)]
+
+    fig = Figure("causal_attention_leak", "Largest effect of later tokens on each token's update (relative)",
+                 list(range(1, T)), {"full gradient step": per_token(J_full), "query-side update": per_token(J)},
+                 xlabel="token i", ylabel="max_{j>i} |∂y_i/∂x_j| / max |J|")
     n = X.numel()
     Jm = J.reshape(n, n)
     asym = float((Jm - Jm.mT).norm() / Jm.norm())
@@ -223,7 +234,8 @@ def check_causality_of_steps(config: RunConfig) -> CheckResult:
                 f"leak {q.leak:.1e} (causal); full gradient step leak {full.leak:.2f} (not causal: the key side reads "
                 f"later tokens); query-side field ‖J − Jᵀ‖/‖J‖ = {asym:.2f} (not a gradient field)" + config.tol_note(TOL)),
         assumptions=[AssumptionResult("causal mask key ≤ query", True, "uf.causal")],
-        controls=controls, data={"query_leak": q.leak, "full_leak": full.leak, "query_jacobian_asymmetry": asym})
+        controls=controls, data={"query_leak": q.leak, "full_leak": full.leak, "query_jacobian_asymmetry": asym},
+        figures=[fig])
 
 
 def check_nrgpt(config: RunConfig) -> CheckResult:

@@ -19,6 +19,7 @@ Reference: ``torch.nn.functional.layer_norm`` and ``nn.LayerNorm`` (weight fille
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,8 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import GradientStep
 from ..symbolic import Energy
-from ._measure import scaled_error
-from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
+from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "EPS", "energy", "gradient_layer", "sample_tokens", "hessian"]
@@ -76,72 +77,146 @@ def hessian(x: torch.Tensor, delta: torch.Tensor, gamma: float, eps: float = EPS
     return torch.func.jacfwd(grad)(x[:, 0])
 
 
-def check_gradient_is_layernorm(config: RunConfig) -> CheckResult:
-    errors: dict[str, float] = {}
-    gamma = 1.7
-    for D in SIZES:
-        d = sample_tokens(config, D)
+GAMMA = 1.7
+
+
+def _ln_inputs(config: RunConfig) -> dict[str, Any]:
+    return {D: sample_tokens(config, D) for D in SIZES}
+
+
+def _ln_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    out = {}
+    for D, d in t.items():
+        G = gradient_layer().gradient(d["X"], delta=d["delta"], gamma=GAMMA, eps=EPS)
+        out |= {f"D={D} vs F.layer_norm": G, f"D={D} vs nn.LayerNorm": G}
+    return out
+
+
+def _ln_reference(t: Inputs, correction: int = 0) -> dict[str, torch.Tensor]:
+    out = {}
+    for D, d in t.items():
         X, delta = d["X"], d["delta"]
-        G = gradient_layer().gradient(X, delta=delta, gamma=gamma, eps=EPS)
-        w = torch.full((D,), gamma, dtype=X.dtype)
-        ref = F.layer_norm(X.mT, (D,), w, delta[:, 0], EPS).mT
+        w = torch.full((D,), GAMMA, dtype=X.dtype)
         ln = nn.LayerNorm(D, eps=EPS, dtype=X.dtype)
         with torch.no_grad():
-            ln.weight.fill_(gamma)
+            ln.weight.fill_(GAMMA)
             ln.bias.copy_(delta[:, 0])
             mod = ln(X.mT).mT
-        errors[f"D={D} vs F.layer_norm"] = scaled_error(G, ref)
-        errors[f"D={D} vs nn.LayerNorm"] = scaled_error(G, mod)
-    err = max(errors.values())
-    tol = config.tol(TOL)
-    return CheckResult(
-        NAME, "layernorm_is_gradient", "exact", err <= tol, err, tol,
-        detail=(f"generated ∇L vs layer norm (γ={gamma}, ε={EPS}, 5 tokens × 3 batches), {config.dtype_name}: "
-                + "; ".join(f"{k} {v:.1e}" for k, v in errors.items()) + config.tol_note(TOL)),
-        assumptions=[AssumptionResult("scalar gain γ (one number for all features)", True, f"γ = {gamma}"),
-                     AssumptionResult("biased variance, ε inside the square root", True, "as torch's layer norm")],
-        data=errors)
+        ref = F.layer_norm(X.mT, (D,), w, delta[:, 0], EPS).mT
+        if correction:  # the unbiased variance (torch.var's default): a different map
+            xc = X - X.mean(dim=-2, keepdim=True)
+            ref = mod = GAMMA * xc / torch.sqrt(X.var(dim=-2, keepdim=True) + EPS) + delta
+        out |= {f"D={D} vs F.layer_norm": ref, f"D={D} vs nn.LayerNorm": mod}
+    return out
 
 
-def check_hessian(config: RunConfig) -> CheckResult:
-    gamma, D = 0.8, SIZES[0] + 2
+def _scalar_gain(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return True, f"γ = {GAMMA} (one number for all features)"
+
+
+def _biased(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return True, "biased variance, ε inside the square root, as torch's layer norm"
+
+
+GRADIENT_CLAIM = Claim(
+    name="layernorm_is_gradient", kind="exact",
+    description="generated ∇L = F.layer_norm = nn.LayerNorm (scalar gain)",
+    inputs=_ln_inputs, layer=_ln_layer, reference=_ln_reference, tol64=TOL,
+    assumptions=(Predicate("scalar gain γ", _scalar_gain), Predicate("biased variance", _biased)),
+    controls=(Control("layer norm with the unbiased variance", reference=lambda t: _ln_reference(t, correction=1)),),
+    scope="general",
+    describe=lambda t: f"generated ∇L vs layer norm (γ={GAMMA}, ε={EPS}, 5 tokens × 3 batches)",
+)
+
+
+def _hess_inputs(config: RunConfig) -> dict[str, Any]:
+    D = SIZES[0] + 2
     d = sample_tokens(config, D, n=1, batch=1)
-    x, delta = d["X"][0], d["delta"]
-    eps = HESSIAN_EPS
-    H = hessian(x, delta, gamma, eps)
+    g = config.generator(189)
+    return {"x": d["X"][0], "delta": d["delta"], "gamma": 0.8, "eps": HESSIAN_EPS,
+            "gains": 1 + torch.rand(D, generator=g, dtype=torch.float64).to(config.dtype)}
+
+
+def _hess_parts(H: torch.Tensor, t: Inputs) -> dict[str, torch.Tensor]:
+    x = t["x"]
+    D = x.shape[0]
+    y = x - x.mean()
+    one = torch.ones(D, 1, dtype=x.dtype)
+    basis = torch.linalg.qr(torch.cat([one, y, torch.eye(D, dtype=x.dtype)], dim=1))[0][:, 2:D]
+    lam_min = torch.linalg.eigvalsh((H + H.mT) / 2).min()
+    return {"H − Hᵀ = 0": H - H.mT, "H1 = 0": H @ one, "Hy = (γ/s)ε/(V+ε) y": H @ y,
+            "H = γ/s on span(1, y)^⊥": H @ basis, "λ_min ≥ 0 (violation)": torch.clamp(-lam_min, min=0)[None]}
+
+
+def _hess_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    return _hess_parts(hessian(t["x"], t["delta"], t["gamma"], t["eps"]), t)
+
+
+def _hess_reference(t: Inputs) -> dict[str, torch.Tensor]:
+    x, gamma, eps = t["x"], t["gamma"], t["eps"]
+    D = x.shape[0]
     y = x - x.mean()
     V = float((y * y).mean())
-    sdev = (V + eps) ** 0.5
+    scale = gamma / (V + eps) ** 0.5
     one = torch.ones(D, 1, dtype=x.dtype)
-    scale = gamma / sdev
-    errors = {
-        "‖H − Hᵀ‖": scaled_error(H, H.mT),
-        "H1 = 0": scaled_error(H @ one, torch.zeros_like(one)),
-        "Hy = (γ/s)ε/(V+ε) y": scaled_error(H @ y, scale * eps / (V + eps) * y),
-    }
-    # the other D − 2 eigenvalues are γ/s: on the complement of span(1, y)
     basis = torch.linalg.qr(torch.cat([one, y, torch.eye(D, dtype=x.dtype)], dim=1))[0][:, 2:D]
-    errors["H = γ/s on span(1, y)^⊥"] = scaled_error(H @ basis, scale * basis)
-    lam_min = float(torch.linalg.eigvalsh((H + H.mT) / 2).min())
-    errors["λ_min ≥ 0 (violation)"] = max(-lam_min, 0.0)
-    # per-feature gain: no Lagrangian (the Jacobian of nn.LayerNorm with random weights is not symmetric)
-    g = config.generator(189)
-    ln = nn.LayerNorm(D, eps=eps, dtype=x.dtype)
+    return {"H − Hᵀ = 0": torch.zeros(D, D, dtype=x.dtype), "H1 = 0": torch.zeros_like(one),
+            "Hy = (γ/s)ε/(V+ε) y": scale * eps / (V + eps) * y, "H = γ/s on span(1, y)^⊥": scale * basis,
+            "λ_min ≥ 0 (violation)": torch.zeros(1, dtype=x.dtype)}
+
+
+def _per_feature_gain(t: Inputs) -> dict[str, torch.Tensor]:
+    """Control: the Jacobian of nn.LayerNorm with a per-feature gain (no Lagrangian: not symmetric)."""
+    x = t["x"]
+    D = x.shape[0]
+    ln = nn.LayerNorm(D, eps=t["eps"], dtype=x.dtype)
     with torch.no_grad():
-        ln.weight.copy_(1 + torch.rand(D, generator=g, dtype=torch.float64).to(x.dtype))
+        ln.weight.copy_(t["gains"])
     J = torch.func.jacrev(lambda v: ln(v))(x[:, 0]).detach()
-    asym = float((J - J.mT).abs().max() / J.abs().max())
-    err = max(errors.values())
+    return {**_hess_layer(t), "H − Hᵀ = 0": J - J.mT}
+
+
+def _gamma_positive(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return t["gamma"] > 0, f"γ = {t['gamma']}"
+
+
+def _eps_positive(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return t["eps"] > 0, f"ε = {t['eps']}"
+
+
+HESSIAN_CLAIM = Claim(
+    name="hessian_symmetric_psd", kind="exact",
+    description="∇²L symmetric, eigenvalues 0, (γ/s)ε/(V+ε), γ/s (D−2 times); per-feature gain not symmetric",
+    inputs=_hess_inputs, layer=_hess_layer, reference=_hess_reference, tol64=TOL,
+    assumptions=(Predicate("γ > 0", _gamma_positive), Predicate("ε > 0 (else y joins the null space)", _eps_positive)),
+    controls=(Control("per-feature gain (nn.LayerNorm weights ≠ const): symmetric Jacobian", layer=_per_feature_gain),),
+    scope="general",
+    describe=lambda t: f"∇²L of the generated gradient (jacfwd), D={t['x'].shape[0]}, γ={t['gamma']}, ε={t['eps']}",
+)
+
+
+def check_convex_along_lines(config: RunConfig) -> CheckResult:
+    """``t ↦ L(x + t u)`` is convex (second differences ≥ 0) along random lines: the generated energy."""
+    D, lines = 6, 4
+    d = sample_tokens(config, D, n=1, batch=lines)
+    g = config.generator(188)
+    u = torch.randn(lines, D, 1, generator=g, dtype=torch.float64).to(config.dtype)
+    ts = torch.linspace(-3, 3, 61, dtype=torch.float64).to(config.dtype)
+    layer = gradient_layer()
+    vals = torch.stack([layer.energy(d["X"] + t * u, delta=d["delta"], gamma=GAMMA, eps=EPS) for t in ts])  # (61, lines)
+    second = vals[2:] - 2 * vals[1:-1] + vals[:-2]
+    scale = float(vals.abs().max())
+    violation = max(float(-second.min()) / max(1.0, scale), 0.0)
     tol = config.tol(TOL)
+    fig = Figure("layernorm_lagrangian_lines", "Lagrangian of layer norm along random lines (convex)",
+                 ts.tolist(), {f"line {k}": (vals[:, k] - vals[30, k]).tolist() for k in range(lines)},
+                 xlabel="t", ylabel="L(x + t u) − L(x)")
     return CheckResult(
-        NAME, "hessian_symmetric_psd", "exact", err <= tol and asym > 1e-3, err, tol,
-        detail=(f"∇²L of the generated gradient (jacfwd), D={D}, γ={gamma}, ε={eps}, {config.dtype_name}: "
-                + "; ".join(f"{k} {v:.1e}" for k, v in errors.items())
-                + f"; λ_min = {lam_min:.1e}; control: per-feature gain, ‖J − Jᵀ‖/‖J‖ = {asym:.2f} (no Lagrangian)"
-                + config.tol_note(TOL)),
-        assumptions=[AssumptionResult("γ > 0", gamma > 0, f"γ = {gamma}"),
-                     AssumptionResult("ε > 0 (else y joins the null space)", eps > 0, f"ε = {eps}")],
-        data={**errors, "lambda_min": lam_min, "per_feature_asymmetry": asym})
+        passed=violation <= tol, error=violation, tol=tol,
+        detail=(f"{lines} random lines, 61 points on t ∈ [−3, 3], D={D}, γ={GAMMA}, {config.dtype_name}: smallest second "
+                f"difference {float(second.min()):.2e} (scaled violation {violation:.1e})" + config.tol_note(TOL)),
+        assumptions=[AssumptionResult("γ > 0", GAMMA > 0, f"γ = {GAMMA}")],
+        data={"min_second_difference": float(second.min())}, figures=[fig])
 
 
 _GRAD, _HESS = ("layernorm_is_gradient",), ("hessian_symmetric_psd",)
@@ -164,13 +239,9 @@ ENTRY = Entry(
     summary=("Layer norm with a scalar gain γ and bias δ is ∇ of L(x) = Dγ sqrt(var(x) + ε) + δᵀx (exact); "
              "its Hessian is symmetric PSD for γ > 0; with a per-feature gain no Lagrangian exists."),
     energy=energy,
-    checks=(
-        Check("layernorm_is_gradient", "exact", "generated ∇L = F.layer_norm = nn.LayerNorm (scalar gain)",
-              check_gradient_is_layernorm),
-        Check("hessian_symmetric_psd", "exact",
-              "∇²L symmetric, eigenvalues 0, (γ/s)ε/(V+ε), γ/s (D−2 times); per-feature gain not symmetric",
-              check_hessian),
-    ),
+    checks=(GRADIENT_CLAIM, HESSIAN_CLAIM,
+            Check("convex_along_lines", "exact", "L(x + tu) convex in t along random lines (second differences ≥ 0)",
+                  check_convex_along_lines)),
     assumptions=("scalar gain γ > 0", "biased variance", "ε > 0 inside the square root"),
     mapping="nn.LayerNorm(D, eps) with weight = γ·1, bias = δ  ↔  ∇L",
     notes="NRGPT's BareLayerNorm is the case γ = 1 (weight frozen at 1, learnable bias).",

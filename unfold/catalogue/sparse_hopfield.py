@@ -29,8 +29,8 @@ from .. import symbolic as s
 from ..steps import CCCPStep, GradientStep, Unrolled
 from ..symbolic import Energy
 from ..verify.descent import check_descent
-from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "ALPHAS", "energy", "cccp_step", "gradient_step", "sparse_attention", "sample"]
@@ -97,28 +97,49 @@ def sample(config: RunConfig, offset: int = 0, batch: int = 3, d: int = 6, N: in
     return {"X": X.to(config.dtype), "Xi": Xi.to(config.dtype)}
 
 
-def check_step_is_sparse_attention(config: RunConfig) -> CheckResult:
-    d = sample(config)
-    X, Xi = d["X"], d["Xi"]
-    errors, zeros = {}, {}
+def _attn_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    X, Xi = t["X"], t["Xi"]
+    out = {}
     for a in ALPHAS:
-        ref = sparse_attention(X, Xi, BETA, a)
-        errors[f"α={a} CCCP vs entmax package"] = scaled_error(cccp_step(a)(Xi, X=X, beta=BETA), ref)
-        errors[f"α={a} unit GD vs entmax package"] = scaled_error(gradient_step(a)(Xi, X=X, beta=BETA), ref)
-        scores = BETA * Xi.mT @ X
-        zeros[a] = float((entmax_pkg.entmax_bisect(scores, alpha=float(a), dim=-1, n_iter=100) == 0).to(X.dtype).mean())
-    err = max(errors.values())
-    tol = config.tol(TOL)
-    return CheckResult(
-        NAME, "cccp_step_is_sparse_attention", "exact", err <= tol, err, tol,
-        detail=(f"CCCP and unit GD steps (generated) vs X·entmax_α(βXᵀΞ) from the entmax package, β={BETA}, "
-                f"{config.dtype_name}: " + "; ".join(f"{k} {v:.1e}" for k, v in errors.items())
-                + "; fraction of zero weights " + ", ".join(f"α={a}: {z:.2f}" for a, z in zeros.items())
-                + config.tol_note(TOL)),
-        assumptions=[AssumptionResult("α > 1", all(a > 1 for a in ALPHAS), f"α ∈ {ALPHAS}"),
-                     AssumptionResult("the weights are sparse at this data", min(zeros.values()) > 0,
-                                      f"smallest zero fraction {min(zeros.values()):.2f}")],
-        data={**errors, "zero_fraction": {str(a): z for a, z in zeros.items()}})
+        out[f"α={a} CCCP vs entmax package"] = cccp_step(a)(Xi, X=X, beta=BETA)
+        out[f"α={a} unit GD vs entmax package"] = gradient_step(a)(Xi, X=X, beta=BETA)
+    return out
+
+
+def _attn_reference(t: Inputs, softmax: bool = False) -> dict[str, torch.Tensor]:
+    X, Xi = t["X"], t["Xi"]
+    out = {}
+    for a in ALPHAS:
+        r = X @ torch.softmax(BETA * X.mT @ Xi, dim=-2) if softmax else sparse_attention(X, Xi, BETA, a)
+        out[f"α={a} CCCP vs entmax package"] = out[f"α={a} unit GD vs entmax package"] = r
+    return out
+
+
+def _zero_fractions(t: Inputs) -> dict[str, float]:
+    scores = BETA * t["Xi"].mT @ t["X"]
+    return {str(a): float((entmax_pkg.entmax_bisect(scores, alpha=float(a), dim=-1, n_iter=100) == 0)
+                          .to(scores.dtype).mean()) for a in ALPHAS}
+
+
+def _sparse(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    z = _zero_fractions(t)
+    return min(z.values()) > 0, "zero weight fractions " + ", ".join(f"α={a}: {v:.2f}" for a, v in z.items())
+
+
+def _alpha_ok(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return all(a > 1 for a in ALPHAS), f"α ∈ {ALPHAS}"
+
+
+ATTENTION_CLAIM = Claim(
+    name="cccp_step_is_sparse_attention", kind="exact",
+    description="CCCP step = unit GD step = X·entmax_α(βXᵀΞ) (entmax package)",
+    inputs=sample, layer=_attn_layer, reference=_attn_reference, tol64=TOL,
+    assumptions=(Predicate("α > 1", _alpha_ok), Predicate("the weights are sparse at this data", _sparse)),
+    controls=(Control("softmax attention (α = 1) as the reference", reference=lambda t: _attn_reference(t, True)),),
+    scope="general",
+    describe=lambda t: f"CCCP and unit GD steps (generated) vs X·entmax_α(βXᵀΞ), β={BETA}",
+    data=lambda t: {"zero_fraction": _zero_fractions(t)},
+)
 
 
 def check_descent_monotone(config: RunConfig) -> CheckResult:
@@ -193,8 +214,7 @@ ENTRY = Entry(
              "E never increases; one step retrieves a pattern exactly iff the score gap reaches 1/(α−1)."),
     energy=energy,
     checks=(
-        Check("cccp_step_is_sparse_attention", "exact", "CCCP step = unit GD step = X·entmax_α(βXᵀΞ) (entmax package)",
-              check_step_is_sparse_attention),
+        ATTENTION_CLAIM,
         Check("energy_non_increasing", "descent", "E(Ξ_t) non-increasing along CCCP steps, any β > 0",
               check_descent_monotone),
         Check("exact_retrieval_at_the_margin", "exact", "one-step exact retrieval iff gap ≥ 1/(α−1)",

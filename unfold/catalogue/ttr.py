@@ -28,7 +28,7 @@ exact implicit step (approximate, exact when every key has one non-zero coordina
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -38,6 +38,7 @@ from ..symbolic import Energy
 from . import _ttr_refs as ref
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
 __all__ = [
@@ -136,6 +137,23 @@ def nw_step() -> GradientStep:
     return GradientStep(nw_energy(), wrt="M", step=1.0)
 
 
+@lru_cache(maxsize=1)
+def nw_causal_energy() -> Energy:
+    """:func:`nw_energy` with the causal mask: query ``t`` averages the values of keys ``i ≤ t`` (n = T)."""
+    dk, dv, T = s.dims("dk dv T")
+    M, V, K, Q = s.state("M", dv, T), s.param("V", dv, T), s.param("K", dk, T), s.param("Q", dk, T)
+    beta = s.scalar("beta", positive=True)
+    A = s.softmax(beta * K.T * Q, mask=s.causal)
+    D = s.hadamard(V, V).T * s.ones(dv, T) + s.ones(T, dv) * s.hadamard(M, M) - 2 * V.T * M
+    return Energy(s.sum_entries(s.hadamard(A, D)) / 2, name="E_NW_causal")
+
+
+@lru_cache(maxsize=1)
+def nw_causal_step() -> GradientStep:
+    """``M ← V softmax(βKᵀQ; causal)``."""
+    return GradientStep(nw_causal_energy(), wrt="M", step=1.0)
+
+
 def unroll(step: Callable[..., torch.Tensor], S0: torch.Tensor, Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor,
            **per_token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """Run a generated step over the sequence: ``S_t = step(S_{t−1}; k_t, v_t, per-token scalars)``,
@@ -167,71 +185,211 @@ def sample_sequence(config: RunConfig, offset: int = 0, batch: int = 3, T: int =
     return {k: t.to(config.dtype) for k, t in out.items()}
 
 
-def _key_step_range(K: torch.Tensor, beta: torch.Tensor, hi: float) -> AssumptionResult:
-    bk = beta * (K * K).sum(-1)
+def _key_step_range(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    bk = t["beta"] * (t["K"] * t["K"]).sum(-1) * (t["alpha"] if t.get("gated") else 1)
     lo_v, hi_v = float(bk.min()), float(bk.max())
-    return AssumptionResult(f"0 < β_t‖k_t‖² < {hi:g} (ℓ_t decreases)", lo_v > 0 and hi_v < hi,
-                            f"β‖k‖² ∈ [{lo_v:.3f}, {hi_v:.3f}]")
+    return lo_v > 0 and hi_v < 2, f"β‖k‖² ∈ [{lo_v:.3f}, {hi_v:.3f}]"
 
 
-def _result(check: str, claim: str, errors: dict[str, float], config: RunConfig, detail: str,
-            assumptions: list[AssumptionResult], data: dict[str, Any] | None = None,
-            figures: list[Figure] | None = None) -> CheckResult:
-    err = max(errors.values())
-    tol = config.tol(TOL)
-    parts = "; ".join(f"{k} {v:.1e}" for k, v in errors.items())
-    return CheckResult(NAME, check, claim, err <= tol, err, tol,
-                       detail=f"{detail}, {config.dtype_name}: {parts}" + config.tol_note(TOL),
-                       assumptions=assumptions, data={**errors, **(data or {})}, figures=figures or [])
+def _alpha_range(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    a = t["alpha"]
+    return bool(((a > 0) & (a <= 1)).all()), f"α ∈ [{float(a.min()):.3f}, {float(a.max()):.3f}]"
 
 
-# ---- checks --------------------------------------------------------------------------------------
-def check_linear_attention(config: RunConfig) -> CheckResult:
-    d = sample_sequence(config)
-    Q, K, V, alpha, S0 = d["Q"], d["K"], d["V"], d["alpha"], d["S0"]
-    step = linear_attention_step()
-    errors = {}
-    for name, a in (("decayed", alpha), ("α≡1", torch.ones_like(alpha))):
-        O, S_T, _ = unroll(step, S0, Q, K, V, alpha=a)
-        O_ref, S_ref = ref.decayed_linear_attention(Q, K, V, a, S0)
-        O0, _, _ = unroll(step, torch.zeros_like(S0), Q, K, V, alpha=a)
-        errors[f"{name} vs recurrence"] = max(scaled_error(O, O_ref), scaled_error(S_T, S_ref))
-        errors[f"{name} vs parallel form"] = scaled_error(O0, ref.decayed_linear_attention_parallel(Q, K, V, a))
-    return _result("linear_attention_gd", "exact", errors, config,
-                   f"unit GD step on −vᵀSk + (1−α)/2‖S‖² unrolled over T={K.shape[-2]} tokens",
-                   [AssumptionResult("α_t ∈ (0, 1]", bool(((alpha > 0) & (alpha <= 1)).all()),
-                                     f"α ∈ [{float(alpha.min()):.3f}, {float(alpha.max()):.3f}]")])
+def _unit_keys(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    err = float((t["K"].norm(dim=-1) - 1).abs().max())
+    return err <= config.tol(TOL), f"max|‖k‖ − 1| = {err:.1e}"
 
 
-def check_deltanet(config: RunConfig) -> CheckResult:
-    d = sample_sequence(config, 1)
-    Q, K, V, beta, S0 = d["Q"], d["K"], d["V"], d["beta"], d["S0"]
+def _seq(t: Inputs) -> tuple[torch.Tensor, ...]:
+    return t["Q"], t["K"], t["V"]
+
+
+# ---- linear attention with decay -----------------------------------------------------------------
+def _linear_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    out = {}
+    for name, a in (("decayed", t["alpha"]), ("α≡1", torch.ones_like(t["alpha"]))):
+        O, S_T, _ = unroll(linear_attention_step(), t["S0"], Q, K, V, alpha=a)
+        O0, _, _ = unroll(linear_attention_step(), torch.zeros_like(t["S0"]), Q, K, V, alpha=a)
+        out |= {f"{name}: outputs vs recurrence": O, f"{name}: state vs recurrence": S_T,
+                f"{name}: outputs vs parallel form": O0}
+    return out
+
+
+def _linear_reference(t: Inputs, decay: bool = True) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    out = {}
+    for name, a in (("decayed", t["alpha"] if decay else torch.ones_like(t["alpha"])),
+                    ("α≡1", torch.ones_like(t["alpha"]))):
+        O, S = ref.decayed_linear_attention(Q, K, V, a, t["S0"])
+        out |= {f"{name}: outputs vs recurrence": O, f"{name}: state vs recurrence": S,
+                f"{name}: outputs vs parallel form": ref.decayed_linear_attention_parallel(Q, K, V, a)}
+    return out
+
+
+LINEAR_CLAIM = Claim(
+    name="linear_attention_gd", kind="exact",
+    description="α S + v kᵀ = unit GD step on −vᵀSk + (1−α)/2‖S‖² (recurrence, parallel form)",
+    inputs=sample_sequence, layer=_linear_layer, reference=_linear_reference, tol64=TOL,
+    assumptions=(Predicate("α_t ∈ (0, 1]", _alpha_range),),
+    controls=(Control("the decay left out of the reference", reference=lambda t: _linear_reference(t, decay=False)),),
+    scope="general",
+    describe=lambda t: f"unit GD step on −vᵀSk + (1−α)/2‖S‖² unrolled over T={t['K'].shape[-2]} tokens, random S₀",
+)
+
+
+# ---- DeltaNet ------------------------------------------------------------------------------------
+def _delta_inputs(config: RunConfig) -> dict[str, Any]:
+    return sample_sequence(config, 1)
+
+
+def _delta_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    O, S_T, states = unroll(deltanet_step(), t["S0"], Q, K, V, beta=t["beta"])
+    out = {"outputs vs recurrence": O, "state vs recurrence": S_T}
+    for c in CHUNKS + (K.shape[-2],):
+        out |= {f"outputs vs chunk form C={c}": O, f"state vs chunk form C={c}": S_T}
+    out["residual law r⁺ = (1 − β‖k‖²) r"] = torch.stack(
+        [states[i + 1] @ K[..., i, :, None] - V[..., i, :, None] for i in range(K.shape[-2])])
+    _, _, st1 = unroll(deltanet_step(), t["S0"], Q, K, V, beta=torch.ones_like(t["beta"]))
+    out["β=1 overwrite S_tk_t = v_t"] = torch.stack([st1[i + 1] @ K[..., i, :, None] for i in range(K.shape[-2])])
+    return out
+
+
+def _delta_reference(t: Inputs, steps: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    beta = t["beta"] if steps is None else steps
+    O, S = ref.delta_rule(Q, K, V, beta, t["S0"])
+    out = {"outputs vs recurrence": O, "state vs recurrence": S}
+    for c in CHUNKS + (K.shape[-2],):
+        O_c, S_c = ref.delta_rule_chunkwise(Q, K, V, beta, c, t["S0"])
+        out |= {f"outputs vs chunk form C={c}": O_c, f"state vs chunk form C={c}": S_c}
+    S, laws = t["S0"], []
+    eye = torch.eye(K.shape[-1], dtype=K.dtype)
+    for i in range(K.shape[-2]):                      # the paper's recurrence, step by step
+        k, v, b = K[..., i, :, None], V[..., i, :, None], beta[..., i, None, None]
+        laws.append((1 - b * (k * k).sum(-2, keepdim=True)) * (S @ k - v))
+        S = S @ (eye - b * k @ k.mT) + b * v @ k.mT
+    out["residual law r⁺ = (1 − β‖k‖²) r"] = torch.stack(laws)
+    out["β=1 overwrite S_tk_t = v_t"] = torch.stack([V[..., i, :, None] for i in range(K.shape[-2])])
+    return out
+
+
+def _longhorn_eps(t: Inputs) -> torch.Tensor:
+    return t["beta"] / (1 + t["beta"] * (t["K"] * t["K"]).sum(-1))
+
+
+DELTA_CLAIM = Claim(
+    name="deltanet_gd_step", kind="exact",
+    description="DeltaNet = GD step β on ½‖Sk − v‖² (recurrence, chunk WY form, residual law, overwrite)",
+    inputs=_delta_inputs, layer=_delta_layer, reference=_delta_reference, tol64=TOL,
+    assumptions=(Predicate("0 < β_t‖k_t‖² < 2 (ℓ_t decreases)", _key_step_range),
+                 Predicate("keys L2-normalised (overwrite case)", _unit_keys)),
+    controls=(Control("Longhorn's implicit step size ε = β/(1 + β‖k‖²) in the reference",
+                      reference=lambda t: _delta_reference(t, _longhorn_eps(t))),),
+    scope="general",
+    describe=lambda t: f"unit GD step on (β/2)‖Sk − v‖² unrolled over T={t['K'].shape[-2]}, random S₀",
+)
+
+
+# ---- gated DeltaNet ------------------------------------------------------------------------------
+def _gated_inputs(config: RunConfig) -> dict[str, Any]:
+    return {**sample_sequence(config, 3), "gated": True}
+
+
+def _gated_parts(O: torch.Tensor, S: torch.Tensor, T: int) -> list[str]:
+    return ["outputs vs recurrence", "state vs recurrence"] + [
+        f"{w} vs gated chunk form C={c}" for c in CHUNKS + (T,) for w in ("outputs", "state")]
+
+
+def _gated_layer(t: Inputs, step: Optional[Any] = None) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    O, S_T, _ = unroll(step or gated_deltanet_step(), t["S0"], Q, K, V, beta=t["beta"], alpha=t["alpha"])
+    return {k: (O if k.startswith("outputs") else S_T) for k in _gated_parts(O, S_T, K.shape[-2])}
+
+
+def _gated_reference(t: Inputs) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    O, S = ref.gated_delta_rule(Q, K, V, t["beta"], t["alpha"], t["S0"])
+    out = {"outputs vs recurrence": O, "state vs recurrence": S}
+    for c in CHUNKS + (K.shape[-2],):
+        O_c, S_c = ref.gated_delta_rule_chunkwise(Q, K, V, t["beta"], t["alpha"], c, t["S0"])
+        out |= {f"outputs vs gated chunk form C={c}": O_c, f"state vs gated chunk form C={c}": S_c}
+    return out
+
+
+@lru_cache(maxsize=1)
+def weight_decay_step() -> GradientStep:
+    """The other reading: one GD step from ``S`` on ``βℓ + ((1−α)/2)‖S‖²`` (not gated DeltaNet)."""
+    return GradientStep(delta_energy() + decay_energy(), wrt="S", step=1.0)
+
+
+GATED_CLAIM = Claim(
+    name="gated_deltanet_decay_then_gd", kind="exact",
+    description="gated DeltaNet = decay, then GD step (recurrence, chunk form)",
+    inputs=_gated_inputs, layer=_gated_layer, reference=_gated_reference, tol64=TOL,
+    assumptions=(Predicate("0 < α_tβ_t‖k_t‖² < 2 (the step at the decayed state decreases ℓ_t)", _key_step_range),
+                 Predicate("α_t ∈ (0, 1]", _alpha_range)),
+    controls=(Control("one GD step on ℓ + weight decay (no decay first)",
+                      layer=lambda t: _gated_layer(t, weight_decay_step())),),
+    scope="general",
+    describe=lambda t: f"decay step then unit GD step on (β/2)‖Sk − v‖², unrolled over T={t['K'].shape[-2]}, random S₀",
+)
+
+
+# ---- Longhorn ------------------------------------------------------------------------------------
+def _longhorn_data(config: RunConfig, offset: int) -> dict[str, torch.Tensor]:
+    d = sample_sequence(config, offset, unit_keys=False)
+    d["beta"] = 4 * d["beta"]  # β ∈ (0, 4), keys not normalised: β‖k‖² well beyond 2
+    return d
+
+
+def _longhorn_layer(t: Inputs, step: Optional[Any] = None) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    st = step or longhorn_step()
+    O, S_T, states = unroll(st, t["S0"], Q, K, V, beta=t["beta"])
     T = K.shape[-2]
-    O, S_T, states = unroll(deltanet_step(), S0, Q, K, V, beta=beta)
-    O_ref, S_ref = ref.delta_rule(Q, K, V, beta, S0)
-    errors = {"vs recurrence": max(scaled_error(O, O_ref), scaled_error(S_T, S_ref))}
-    for c in CHUNKS + (T,):
-        O_c, S_c = ref.delta_rule_chunkwise(Q, K, V, beta, c, S0)
-        errors[f"vs chunk form C={c}"] = max(scaled_error(O, O_c), scaled_error(S_T, S_c))
-    # residual law r⁺ = (1 − β‖k‖²) r, token by token
-    law = 0.0
-    for t in range(T):
-        k, v = K[..., t, :, None], V[..., t, :, None]
-        r0, r1 = states[t] @ k - v, states[t + 1] @ k - v
-        law = max(law, scaled_error(r1, (1 - beta[..., t, None, None] * (k * k).sum(-2, keepdim=True)) * r0))
-    errors["residual law"] = law
-    # β = 1, ‖k‖ = 1 overwrites: S_t k_t = v_t
-    ones = torch.ones_like(beta)
-    _, _, st1 = unroll(deltanet_step(), S0, Q, K, V, beta=ones)
-    errors["β=1 overwrite S_tk_t = v_t"] = max(scaled_error(st1[t + 1] @ K[..., t, :, None], V[..., t, :, None])
-                                               for t in range(T))
-    norms = K.norm(dim=-1)
-    return _result("deltanet_gd_step", "exact", errors, config,
-                   f"unit GD step on (β/2)‖Sk − v‖² unrolled over T={T}, random S₀",
-                   [_key_step_range(K, beta, 2.0),
-                    AssumptionResult("keys L2-normalised (overwrite case)",
-                                     float((norms - 1).abs().max()) <= config.tol(TOL),
-                                     f"max|‖k‖ − 1| = {float((norms - 1).abs().max()):.1e}")])
+    implicit = [states[i + 1] - states[i] + longhorn_step().gradient(
+        states[i + 1], k=K[..., i, :, None], v=V[..., i, :, None], beta=t["beta"][..., i]) for i in range(T)]
+    return {"outputs vs closed form (paper)": O, "state vs closed form (paper)": S_T,
+            "states vs linear solve": torch.stack(states[1:]),
+            "implicit equation S⁺ − S + β∇ℓ(S⁺) = 0": torch.stack(implicit),
+            "residual law r⁺ = r/(1 + β‖k‖²)": torch.stack(
+                [states[i + 1] @ K[..., i, :, None] - V[..., i, :, None] for i in range(T)])}
+
+
+def _longhorn_reference(t: Inputs) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    O, S = ref.longhorn_closed_form(Q, K, V, t["beta"], t["S0"])
+    _, _, states = unroll(longhorn_step(), t["S0"], Q, K, V, beta=t["beta"])
+    eye = torch.eye(K.shape[-1], dtype=K.dtype)
+    solves, laws = [], []
+    for i in range(K.shape[-2]):
+        k, v, b = K[..., i, :, None], V[..., i, :, None], t["beta"][..., i, None, None]
+        solves.append(torch.linalg.solve(eye + b * k @ k.mT, (states[i] + b * v @ k.mT).mT).mT)
+        laws.append((states[i] @ k - v) / (1 + b * (k * k).sum(-2, keepdim=True)))
+    return {"outputs vs closed form (paper)": O, "state vs closed form (paper)": S,
+            "states vs linear solve": torch.stack(solves),
+            "implicit equation S⁺ − S + β∇ℓ(S⁺) = 0": torch.zeros_like(torch.stack(solves)),
+            "residual law r⁺ = r/(1 + β‖k‖²)": torch.stack(laws)}
+
+
+def _beta_positive(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    b = t["beta"]
+    return bool((b > 0).all()), f"β ∈ [{float(b.min()):.3f}, {float(b.max()):.3f}], β‖k‖² up to " \
+        f"{float((b * (t['K'] * t['K']).sum(-1)).max()):.1f}"
+
+
+LONGHORN_CLAIM = Claim(
+    name="longhorn_implicit_step", kind="exact",
+    description="Longhorn closed form = proximal step on (β/2)‖Sk − v‖² (linear solve, implicit equation)",
+    inputs=lambda c: _longhorn_data(c, 4), layer=_longhorn_layer, reference=_longhorn_reference, tol64=TOL,
+    assumptions=(Predicate("β_t > 0 (no upper bound: the implicit step is unconditionally stable)", _beta_positive),),
+    controls=(Control("the explicit DeltaNet step with the same β", layer=lambda t: _longhorn_layer(t, deltanet_step())),),
+    scope="general",
+    describe=lambda t: f"prox step on (β/2)‖Sk − v‖² (preconditioned GD) unrolled over T={t['K'].shape[-2]}",
+)
 
 
 def check_deltanet_descent(config: RunConfig) -> CheckResult:
@@ -260,64 +418,8 @@ def check_deltanet_descent(config: RunConfig) -> CheckResult:
         NAME, "deltanet_step_descends", "descent", ok, max(worst["β ∈ (0,1)"], 0.0), None,
         detail=(f"ℓ_t(S_t) − ℓ_t(S_{{t−1}}) ≤ {worst['β ∈ (0,1)']:.2e} for β ∈ (0,1) (ratio (1 − β‖k‖²)²); "
                 f"control β‖k‖² = 2.5 outside (0, 2): increase {worst['β‖k‖² = 2.5 (control)']:.2f}, as expected"),
-        assumptions=[_key_step_range(K, beta, 2.0)], data={"worst_increase": worst}, figures=[fig])
-
-
-def check_gated_deltanet(config: RunConfig) -> CheckResult:
-    d = sample_sequence(config, 3)
-    Q, K, V, beta, alpha, S0 = d["Q"], d["K"], d["V"], d["beta"], d["alpha"], d["S0"]
-    T = K.shape[-2]
-    O, S_T, _ = unroll(gated_deltanet_step(), S0, Q, K, V, beta=beta, alpha=alpha)
-    O_ref, S_ref = ref.gated_delta_rule(Q, K, V, beta, alpha, S0)
-    errors = {"vs recurrence": max(scaled_error(O, O_ref), scaled_error(S_T, S_ref))}
-    for c in CHUNKS + (T,):
-        O_c, S_c = ref.gated_delta_rule_chunkwise(Q, K, V, beta, alpha, c, S0)
-        errors[f"vs gated chunk form C={c}"] = max(scaled_error(O, O_c), scaled_error(S_T, S_c))
-    # the other reading, one GD step from S on ℓ + weight decay, is a different layer
-    wd = Alternating([GradientStep(delta_energy() + decay_energy(), wrt="S", step=1.0)])
-    O_wd, _, _ = unroll(wd, S0, Q, K, V, beta=beta, alpha=alpha)
-    gap = scaled_error(O_wd, O_ref)
-    return _result("gated_deltanet_decay_then_gd", "exact", errors, config,
-                   f"decay step then unit GD step on (β/2)‖Sk − v‖², unrolled over T={T}, random S₀",
-                   [_key_step_range(K, alpha * beta, 2.0),
-                    AssumptionResult("α_t ∈ (0, 1]", bool(((alpha > 0) & (alpha <= 1)).all()),
-                                     f"α ∈ [{float(alpha.min()):.3f}, {float(alpha.max()):.3f}]")],
-                   data={"gd_with_weight_decay_gap": gap})
-
-
-def _longhorn_data(config: RunConfig, offset: int) -> dict[str, torch.Tensor]:
-    d = sample_sequence(config, offset, unit_keys=False)
-    d["beta"] = 4 * d["beta"]  # β ∈ (0, 4), keys not normalised: β‖k‖² well beyond 2
-    return d
-
-
-def check_longhorn(config: RunConfig) -> CheckResult:
-    d = _longhorn_data(config, 4)
-    Q, K, V, beta, S0 = d["Q"], d["K"], d["V"], d["beta"], d["S0"]
-    T = K.shape[-2]
-    step = longhorn_step()
-    O, S_T, states = unroll(step, S0, Q, K, V, beta=beta)
-    O_ref, S_ref = ref.longhorn_closed_form(Q, K, V, beta, S0)
-    errors = {"vs closed form (paper)": max(scaled_error(O, O_ref), scaled_error(S_T, S_ref))}
-    solve, implicit, law = 0.0, 0.0, 0.0
-    eye = torch.eye(K.shape[-1], dtype=K.dtype)
-    for t in range(T):
-        k, v, b = K[..., t, :, None], V[..., t, :, None], beta[..., t, None, None]
-        S0t, S1t = states[t], states[t + 1]
-        direct = torch.linalg.solve(eye + b * k @ k.mT, (S0t + b * v @ k.mT).mT).mT
-        solve = max(solve, scaled_error(S1t, direct))
-        # the defining equation of the implicit step: S⁺ − S + ∇(βℓ)(S⁺) = 0 (generated gradient)
-        g = step.gradient(S1t, k=k, v=v, beta=beta[..., t])
-        implicit = max(implicit, scaled_error(S1t - S0t + g, torch.zeros_like(S1t)))
-        r0, r1 = S0t @ k - v, S1t @ k - v
-        law = max(law, scaled_error(r1, r0 / (1 + b * (k * k).sum(-2, keepdim=True))))
-    errors.update({"vs linear solve": solve, "implicit equation residual": implicit, "residual law": law})
-    bk = beta * (K * K).sum(-1)
-    return _result("longhorn_implicit_step", "exact", errors, config,
-                   f"prox step on (β/2)‖Sk − v‖² (preconditioned GD) unrolled over T={T}, β‖k‖² up to {float(bk.max()):.1f}",
-                   [AssumptionResult("β_t > 0 (no upper bound: the implicit step is unconditionally stable)",
-                                     bool((beta > 0).all()), f"β ∈ [{float(beta.min()):.3f}, {float(beta.max()):.3f}]")],
-                   data={"max_beta_k2": float(bk.max())})
+        assumptions=[Predicate("0 < β_t‖k_t‖² < 2 (ℓ_t decreases)", _key_step_range).evaluate(d, config)],
+        data={"worst_increase": worst}, figures=[fig])
 
 
 def check_longhorn_kernel(config: RunConfig) -> CheckResult:
@@ -340,51 +442,87 @@ def check_longhorn_kernel(config: RunConfig) -> CheckResult:
     O1_ex, _, _ = unroll(longhorn_step(), S0, Q, K1, V, beta=beta)
     O1_dg, _ = ref.longhorn_diagonal_kernel(Q, K1, V, beta, S0)
     axis_err = scaled_error(O1_dg, O1_ex)
+    # the layer's own regime: L2-normalised keys, β ∈ (0, 1)
+    u = sample_sequence(config, 5)
+    Ou_ex, _, _ = unroll(longhorn_step(), u["S0"], u["Q"], u["K"], u["V"], beta=u["beta"])
+    Ou_dg, _ = ref.longhorn_diagonal_kernel(u["Q"], u["K"], u["V"], u["beta"], u["S0"])
+    per_token_unit = ((Ou_dg - Ou_ex).norm(dim=-1) / Ou_ex.norm(dim=-1)).amax(dim=0)
+    rel_unit = float(per_token_unit.max())
     tol = config.tol(TOL)
     ok = axis_err <= tol and rel > 1e-3
-    fig = Figure("ttr_longhorn_kernel", "Longhorn: released diagonal kernel vs exact implicit step",
-                 list(range(1, T + 1)), {"‖o_diag − o_exact‖/‖o_exact‖ (worst over batch)": per_token.tolist()},
-                 xlabel="token t", ylabel="relative output error", kind="semilogy")
+    fig = Figure("ttr_longhorn_kernel", "Longhorn: released diagonal kernel vs exact implicit step (worst over batch)",
+                 list(range(1, T + 1)), {"keys N(0, I), β ∈ (0, 4)": per_token.tolist(),
+                                         "unit keys, β ∈ (0, 1)": per_token_unit.tolist()},
+                 xlabel="token t", ylabel="‖o_diag − o_exact‖/‖o_exact‖", kind="semilogy")
     return CheckResult(
         NAME, "longhorn_released_kernel", "approximate", ok, rel, None,
         detail=(f"dense keys (T={T}, d_k={dk}, β ∈ (0,4)): outputs differ by up to {rel:.2f} (relative), one-step "
-                f"state error up to {one:.2f}; coordinate keys (kkᵀ diagonal): {axis_err:.1e} ≤ {tol:.0e}, "
+                f"state error up to {one:.2f}; unit keys, β ∈ (0,1): up to {rel_unit:.2f}; coordinate keys (kkᵀ diagonal): "
+                f"{axis_err:.1e} ≤ {tol:.0e}, "
                 "the regime where the kernel is the exact step"),
         assumptions=[AssumptionResult("k_t k_tᵀ diagonal (coordinate keys) for the exact regime",
                                       bool(((K1 != 0).sum(-1) == 1).all()), "one non-zero coordinate per key")],
         data={"relative_output_error": rel, "one_step_state_error": one, "coordinate_keys_error": axis_err,
+              "relative_output_error_unit_keys": rel_unit,
               "per_token": per_token.tolist()},
         figures=[fig])
 
 
-def check_nadaraya_watson(config: RunConfig) -> CheckResult:
+def _nw_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(177)
     f64, dt = torch.float64, config.dtype
-    B, dk, dv, n, T, beta = 3, 4, 3, 9, 6, 0.8
-    K = torch.randn(B, dk, n, generator=g, dtype=f64).to(dt)
-    V = torch.randn(B, dv, n, generator=g, dtype=f64).to(dt)
-    Q = torch.randn(B, dk, T, generator=g, dtype=f64).to(dt)
-    M0 = torch.randn(B, dv, T, generator=g, dtype=f64).to(dt)
-    step = nw_step()
-    M1 = step(M0, V=V, K=K, Q=Q, beta=beta)
-    sdpa = ref.nadaraya_watson(Q.mT, K.mT, V.mT, beta).mT
-    errors = {"one step from random M vs SDPA": scaled_error(M1, sdpa),
-              "gradient at the step (stationarity)": scaled_error(step.gradient(M1, V=V, K=K, Q=Q, beta=beta),
-                                                                   torch.zeros_like(M1))}
-    # equal-norm keys: the exponential kernel is the Gaussian kernel exp(−β‖q − k‖²/2)
-    Ku = 1.5 * K / K.norm(dim=-2, keepdim=True)
-    sq = ((Q[..., :, :, None] - Ku[..., :, None, :]) ** 2).sum(-3)  # (B, T, n)
-    w = torch.softmax(-beta * sq / 2, dim=-1)
-    errors["equal-norm keys: Gaussian-kernel NW vs generated"] = scaled_error(
-        w @ V.mT, step(M0, V=V, K=Ku, Q=Q, beta=beta).mT)
-    kn = Ku.norm(dim=-2)
-    return _result("softmax_attention_nadaraya_watson", "exact", errors, config,
-                   f"unit GD step on ½Σ a_it‖v_i − m_t‖² (n={n} keys, T={T} queries, β={beta})",
-                   [AssumptionResult("attention weights per query sum to 1 (Hessian = I)", True,
-                                     "softmax over keys, by construction"),
-                    AssumptionResult("equal key norms (Gaussian-kernel reading)",
-                                     float(kn.max() - kn.min()) <= config.tol(TOL),
-                                     f"‖k‖ spread {float(kn.max() - kn.min()):.1e}")])
+    B, dk, dv, n, T = 3, 4, 3, 9, 6
+    out = {"K": torch.randn(B, dk, n, generator=g, dtype=f64), "V": torch.randn(B, dv, n, generator=g, dtype=f64),
+           "Q": torch.randn(B, dk, T, generator=g, dtype=f64), "M0": torch.randn(B, dv, T, generator=g, dtype=f64),
+           "Kc": torch.randn(B, dk, T, generator=g, dtype=f64), "Vc": torch.randn(B, dv, T, generator=g, dtype=f64)}
+    out = {k: v.to(dt) for k, v in out.items()}
+    out["Ku"] = 1.5 * out["K"] / out["K"].norm(dim=-2, keepdim=True)    # equal key norms
+    out["beta"] = 0.8
+    return out
+
+
+def _nw_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    b, M0 = t["beta"], t["M0"]
+    M1 = nw_step()(M0, V=t["V"], K=t["K"], Q=t["Q"], beta=b)
+    return {"one step from random M vs SDPA": M1,
+            "gradient at the step (stationarity)": nw_step().gradient(M1, V=t["V"], K=t["K"], Q=t["Q"], beta=b),
+            "equal-norm keys: vs Gaussian-kernel NW": nw_step()(M0, V=t["V"], K=t["Ku"], Q=t["Q"], beta=b),
+            "causal mask vs SDPA is_causal": nw_causal_step()(M0, V=t["Vc"], K=t["Kc"], Q=t["Q"], beta=b)}
+
+
+def _nw_reference(t: Inputs) -> dict[str, torch.Tensor]:
+    b, Q = t["beta"], t["Q"]
+    sq = ((Q[..., :, :, None] - t["Ku"][..., :, None, :]) ** 2).sum(-3)      # ‖q_t − k_i‖², (B, T, n)
+    gauss = torch.softmax(-b * sq / 2, dim=-1) @ t["V"].mT
+    return {"one step from random M vs SDPA": ref.nadaraya_watson(Q.mT, t["K"].mT, t["V"].mT, b).mT,
+            "gradient at the step (stationarity)": torch.zeros_like(t["M0"]),
+            "equal-norm keys: vs Gaussian-kernel NW": gauss.mT,
+            "causal mask vs SDPA is_causal": ref.nadaraya_watson(Q.mT, t["Kc"].mT, t["Vc"].mT, b, causal=True).mT}
+
+
+def _equal_norms(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    kn = t["Ku"].norm(dim=-2)
+    spread = float(kn.max() - kn.min())
+    return spread <= config.tol(TOL), f"‖k‖ spread {spread:.1e}"
+
+
+def _weights_normalised(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return True, "softmax over the keys, by construction"
+
+
+NW_CLAIM = Claim(
+    name="softmax_attention_nadaraya_watson", kind="exact",
+    description="softmax attention = argmin of NW weighted least squares (one unit GD step from any M; causal too)",
+    inputs=_nw_inputs, layer=_nw_layer, reference=_nw_reference, tol64=TOL,
+    assumptions=(Predicate("attention weights per query sum to 1 (Hessian = I)", _weights_normalised),
+                 Predicate("equal key norms (Gaussian-kernel reading)", _equal_norms)),
+    controls=(Control("unnormalised kernel weights (Σ_i κ_i v_i, no division by Σκ)",
+                      reference=lambda t: {**_nw_reference(t), "one step from random M vs SDPA":
+                                           t["V"] @ torch.exp(t["beta"] * t["K"].mT @ t["Q"])}),),
+    scope="fixed-size",
+    describe=lambda t: (f"unit GD step on ½Σ a_it‖v_i − m_t‖² (n={t['K'].shape[-1]} keys, T={t['Q'].shape[-1]} queries, "
+                        f"β={t['beta']})"),
+)
 
 
 PROOFS = (
@@ -423,19 +561,14 @@ ENTRY = Entry(
     ),
     energy=delta_energy,
     checks=(
-        Check("linear_attention_gd", "exact", "α S + v kᵀ = unit GD step on −vᵀSk + (1−α)/2‖S‖² (recurrence, parallel)",
-              check_linear_attention),
-        Check("deltanet_gd_step", "exact", "DeltaNet = GD step β on ½‖Sk − v‖² (recurrence, chunk WY form)",
-              check_deltanet),
+        LINEAR_CLAIM,
+        DELTA_CLAIM,
         Check("deltanet_step_descends", "descent", "ℓ_t(S_t) ≤ ℓ_t(S_{t−1}) iff β‖k‖² ∈ (0, 2)", check_deltanet_descent),
-        Check("gated_deltanet_decay_then_gd", "exact", "gated DeltaNet = decay, then GD step (recurrence, chunk form)",
-              check_gated_deltanet),
-        Check("longhorn_implicit_step", "exact", "Longhorn closed form = proximal step on (β/2)‖Sk − v‖²",
-              check_longhorn),
+        GATED_CLAIM,
+        LONGHORN_CLAIM,
         Check("longhorn_released_kernel", "approximate", "released diagonal kernel vs the exact step (measured)",
               check_longhorn_kernel),
-        Check("softmax_attention_nadaraya_watson", "exact", "softmax attention = argmin of NW weighted least squares",
-              check_nadaraya_watson),
+        NW_CLAIM,
     ),
     assumptions=("read-out inclusive: o_t = S_t q_t after writing token t", "paper orientation S ∈ R^{d_v×d_k}",
                  "β‖k‖² ∈ (0, 2) for DeltaNet's per-token descent", "online steps: no claim about Σ_t ℓ_t"),

@@ -14,6 +14,7 @@ from .hopfield import HopfieldClassifier
 from .crate import CRATE
 from .energy_transformer import EnergyTransformer
 from .icl import LinearTransformer, PreconditionedGD
+from .encoder import EncoderClassifier
 from .attention import MultiheadAttention
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "CRATE",
     "EnergyTransformer",
     "LinearTransformer", "PreconditionedGD",
+    "EncoderClassifier",
     "MultiheadAttention",
 ]

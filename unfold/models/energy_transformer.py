@@ -54,22 +54,22 @@ class EnergyTransformer(nn.Module):
 
     def __init__(self, patch_dim: int = 4, tokens: int = 16, width: int = 32, heads: int = 2,
                  head_dim: int = 16, memories: int = 64, steps: int = 8, alpha: float = 0.1,
-                 beta: float | None = None, seed: int = 0) -> None:
+                 beta: float = 1.0, seed: int = 0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.steps, self.alpha, self.width = steps, float(alpha), width
         self.embed = nn.Linear(patch_dim, width)
         self.decode = nn.Linear(width, patch_dim)
-        self.position = nn.Parameter(0.02 * torch.randn(tokens, width, generator=g))
-        self.mask_token = nn.Parameter(0.02 * torch.randn(width, generator=g))
+        self.position = nn.Parameter(torch.randn(tokens, width, generator=g))
+        self.mask_token = nn.Parameter(torch.randn(width, generator=g))
         self.gamma = nn.Parameter(torch.ones(()))
         self.delta = nn.Parameter(torch.zeros(width))
-        params: dict[str, Tensor] = {"Xi": torch.randn(width, memories, generator=g) * 0.1}
+        params: dict[str, Tensor] = {"Xi": 0.3 * torch.randn(width, memories, generator=g)}
         for h in range(1, heads + 1):
-            params[f"WQ{h}"] = torch.randn(head_dim, width, generator=g) * 0.1
-            params[f"WK{h}"] = torch.randn(head_dim, width, generator=g) * 0.1
+            params[f"WQ{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
+            params[f"WK{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
         self.block = GradientStep(et_energy(heads), wrt="g", step=self.alpha, params=params,
-                                  buffers={"beta": float(beta if beta is not None else head_dim ** -0.5)})
+                                  buffers={"beta": float(beta)})
 
     def layer_norm(self, x: Tensor) -> Tensor:
         """``g = γ (x − mean)/√(var + 1e-5) + δ`` per token (scalar γ)."""

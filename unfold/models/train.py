@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -49,8 +49,8 @@ def digit_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> Callable[
     return batches
 
 
-def fit(model: nn.Module, loss: Callable[[nn.Module, Sequence[Tensor]], Tensor],
-        batches: Callable[[int], Iterable[Sequence[Tensor]]], epochs: int, lr: float = 3e-3,
+def fit(model: nn.Module, loss: Callable[[nn.Module, Any], Tensor],
+        batches: Callable[[int], Iterable[Any]], epochs: int, lr: float = 3e-3,
         weight_decay: float = 0.0, progress: bool = True, desc: str = "train") -> TrainLog:
     """Adam on ``loss(model, batch)`` for ``epochs`` passes over ``batches(epoch)``."""
     if epochs < 1:

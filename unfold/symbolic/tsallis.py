@@ -31,6 +31,7 @@ from sympy.matrices.expressions import HadamardProduct, MatrixExpr, OneMatrix, T
 
 from ..errors import ShapeMismatchError, UnsupportedNodeError
 from .nodes import MatFn, SumAll, U, ew, lazy_add, lazy_mul
+from .ops import _axis, _mat
 
 __all__ = ["Entmax", "EntmaxLSE", "EntmaxWeights", "entmax", "sparsemax", "entmax_lse", "check_alpha",
            "mp_entmax", "mp_conjugate"]
@@ -106,21 +107,6 @@ def _columns(M: sp.Matrix, f: Callable[[list[Any]], list[Any]]) -> sp.Matrix:
 
 
 # ---- the primitives ------------------------------------------------------------------------------
-def _mat(M: Any, who: str) -> MatrixExpr:
-    if not isinstance(M, MatrixExpr):
-        raise ShapeMismatchError(f"{who}() takes a matrix expression, got {M!r}")
-    from .validate import check_shapes
-
-    check_shapes(M)
-    return M
-
-
-def _axis(axis: int, who: str) -> int:
-    if axis not in (0, 1):
-        raise ShapeMismatchError(f"{who}(): axis must be 0 (per column) or 1 (per row), got {axis!r}")
-    return axis
-
-
 def entmax(M: MatrixExpr, alpha: Any, axis: int = 0) -> MatrixExpr:
     """α-entmax of each column (``axis=0``) or each row (``axis=1``); ``alpha`` a number > 1."""
     M = _mat(M, "entmax")
