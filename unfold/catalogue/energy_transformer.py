@@ -306,8 +306,8 @@ def check_layernorm_jacobian(config: RunConfig) -> CheckResult:
 
 _GRAD, _LN = ("gradient_closed_form",), ("descent", "layernorm_jacobian")
 PROOFS = (
-    Proof("relu_step_pointwise", "max(u, 0)·step(u) = max(u, 0) for every real u", "general",
-          "case analysis u > 0, u < 0, u = 0", _GRAD),
+    Proof("relu_step_pointwise", "max(u, 0)·step(u) = max(u, 0) for every real u (a lemma of gradient_golden)",
+          "general", "case analysis u > 0, u < 0, u = 0"),
     Proof("gradient_golden", "unfold's derived ∂E/∂g = −Σ_h[P_h K_h W_Q^h + P_hᵀ Q_h W_K^h] − relu(gΞ)Ξᵀ, "
           "P_h = softmax_rows(βQ_hK_hᵀ + C), any mask C", "engine-golden",
           "structural equality at symbolic N, D, K, M (2 heads) after fusing relu∘step by the pointwise identity", _GRAD),
