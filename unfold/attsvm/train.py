@@ -24,45 +24,15 @@ from typing import Iterator, Literal, Optional
 import torch
 
 from ..codegen.generate import GeneratedFunction, Output, generate
-from ..errors import InputError, StepSizeError
-from ..steps.policies import StepPolicy, StepProblem
+from ..errors import InputError
+from ..steps.policies import NormalizedGradient
 from .data import AttDataset
 from .model import attention_loss, attention_loss_kq, attention_probs
 from ..verify.certificates import checked_grad_fn
 
-__all__ = ["NormalizedGradient", "TrainRun", "train", "loss_and_grad_fn"]
+__all__ = ["NormalizedGradient", "TrainRun", "train", "loss_and_grad_fn"]  # NormalizedGradient: unfold.steps
 
 Param = Literal["W", "KQ"]
-
-
-class NormalizedGradient(StepPolicy):
-    """Step-size policy ``η_k = η / (‖∇E(x_k)‖_F + eps)`` per batch element (normalized GD).
-
-    A :class:`~unfold.steps.StepPolicy`: ``GradientStep(E, wrt, step=NormalizedGradient(η))`` is
-    normalized gradient descent on ``E``.  Every step moves the state by ``η`` in Frobenius norm
-    (up to ``eps``, the paper code's guard against a zero gradient).  No descent guarantee: near a
-    minimum a fixed step length overshoots; along the Att-SVM dynamics the loss is measured.
-    """
-
-    def __init__(self, eta: float, eps: float = float(torch.finfo(torch.float64).eps)) -> None:
-        super().__init__()
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 0:
-            raise StepSizeError(f"NormalizedGradient: the learning rate must be a positive number, got {eta!r}")
-        self.eta, self.eps = float(eta), float(eps)
-
-    def scale(self, grad: torch.Tensor) -> torch.Tensor:
-        """``η / (‖grad‖_F + eps)`` per batch element, shape ``(...)``."""
-        return self.eta / (torch.linalg.matrix_norm(grad) + self.eps)
-
-    def step(self, problem: StepProblem, x: torch.Tensor) -> torch.Tensor:
-        return problem.update(x, self.scale(problem.grad(x)))
-
-    def apply(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """``x − η grad/‖grad‖`` for a gradient already computed (the fused training loop)."""
-        return x - self.scale(grad)[..., None, None] * grad
-
-    def extra_repr(self) -> str:
-        return f"eta={self.eta}"
 
 
 @lru_cache(maxsize=2)

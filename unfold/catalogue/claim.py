@@ -142,7 +142,11 @@ class Claim:
             controls.append(ControlResult(f"layer shifted by {MUTATION:g}", e > tol, e,
                                           f"scaled error {e:.2e} vs tol {tol:.1e}"))
         head = self.describe(inp) if self.describe is not None else ""
-        parts = "; ".join(f"{k} {v:.1e}" for k, v in errs.items())
+        if len(errs) <= 6:
+            parts = "; ".join(f"{k} {v:.1e}" for k, v in errs.items())
+        else:                                   # many parts (e.g. one per layer): the worst one
+            worst = max(errs, key=lambda k: errs[k])
+            parts = f"max over {len(errs)} parts {err:.1e} ({worst})"
         detail = f"{head}, {config.dtype_name}: {parts}" if head else f"{config.dtype_name}: {parts}"
         for x in self.extra:
             detail += f"; {x}"
