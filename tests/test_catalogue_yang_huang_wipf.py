@@ -35,9 +35,10 @@ def test_exact_errors(report):
     for k in ("alpha=0.5", "alpha=1.0", "energy_error"):
         assert by["attention_mm_step"].data[k] < 1e-13, k
         assert by["ffn_prox_step"].data[k] < 1e-13, k
-    assert by["plain_softmax_equal_norms"].data["equal_norm_error"] < 1e-13
+    assert by["plain_softmax_equal_norms"].error < 1e-13
     # without equal norms the official (bias-free) forward pass is NOT the MM step
-    assert by["plain_softmax_equal_norms"].data["unequal_norm_gap"] > 1e-3
+    gap = next(c for c in by["plain_softmax_equal_norms"].controls if c.name.startswith("unequal G-norms"))
+    assert gap.rejected and gap.error > 1e-3
 
 
 def test_stack_reports_sum_and_figures(report):

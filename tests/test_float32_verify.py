@@ -150,8 +150,9 @@ def test_embedded_predicates_scale_too(float32_results) -> None:
     assert held["layer-norm Jacobian symmetric PSD (scalar γ)"]
     # … and still fail where the assumption is false
     assert not held["layer-norm Jacobian symmetric PSD (per-feature γ)"]
-    eq = [a for a in float32_results[("yang_huang_wipf", "plain_softmax_equal_norms")].assumptions]
-    assert [a.holds for a in eq] == [True, False]
+    eq = float32_results[("yang_huang_wipf", "plain_softmax_equal_norms")]
+    assert [a.holds for a in eq.assumptions] == [True]               # equal norms held on the claim's data
+    assert [c.rejected for c in eq.controls] == [True, True]        # unequal norms: the control, rejected
 
 
 def test_att_svm_direction_is_trained_in_float64_and_float32_run_reported(float32_results) -> None:

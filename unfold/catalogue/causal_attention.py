@@ -329,6 +329,9 @@ PROOFS = (
           "structural equality at symbolic T, D, d", ("full_step_is_gradient",)),
     Proof("nrgpt_gradient_golden", "unfold's ∇_U(−Σ_i lse_{j≤i} u_iᵀHk_j) = −softmax_rows(UHKᵀ; causal)KHᵀ, the head output",
           "engine-golden", "structural equality at symbolic sizes", ("nrgpt_head_is_per_token_gradient",)),
+    Proof("token_energy_concave", "vᵀ(Diag(a) − aaᵀ)v = Σ_j a_j(v_j − Σ_l a_l v_l)² ≥ 0 for weights summing to 1: each "
+          "token's energy is concave in x_i, so the per-token step descends for every step size", "general",
+          "linearity of a sum over a symbolic number of keys", ("nrgpt_per_token_descent",)),
 )
 
 ENTRY = Entry(

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import torch
 
@@ -51,6 +51,7 @@ from ..symbolic.symbols import dims, param, state
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
 __all__ = [
@@ -216,30 +217,42 @@ def check_attention_mm(config: RunConfig) -> CheckResult:
     )
 
 
-def check_plain_softmax(config: RunConfig) -> CheckResult:
-    """Under equal G-norms the MM step is plain softmax attention ``(1−α)Y + α softmax(YGYᵀ)Y``
-    (``F.scaled_dot_product_attention``); with unequal norms the predicate is reported failing."""
+def _norm_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(21)
     n, d = (6, 4) if config.quick else (10, 6)
-    dt = config.dtype
-    Ws = _ws(g, d, dt)
-    Y = torch.randn(3, n, d, generator=g, dtype=dt)
-    V = Y @ Ws.T
-    Yeq = Y / V.norm(dim=-1, keepdim=True) * 1.7          # every row: ‖W_s yᵢ‖ = 1.7
-    alpha, tol = 0.5, config.tol(EXACT_TOL)
-    pred_eq, pred_raw = equal_g_norm(Yeq, Ws, tol), equal_g_norm(Y, Ws, tol)
-    err = ref.rel_err(attention_step(alpha)(Yeq, Ws=Ws), ref.yhw_plain_attention_step(Yeq, Ws, alpha))
-    raw_gap = ref.rel_err(attention_step(alpha)(Y, Ws=Ws), ref.yhw_plain_attention_step(Y, Ws, alpha))
-    # the gap of the bias-free step must be resolvable: above 1e-6 and above the exact tolerance
-    ok = err <= tol and pred_eq.holds and not pred_raw.holds and raw_gap > max(1e-6, tol)
-    return CheckResult(
-        NAME, "plain_softmax_equal_norms", "exact", ok, err, tol,
-        detail=(f"equal G-norms: MM step vs SDPA (1−α)Y + α softmax(YGYᵀ)Y: {err:.2e}; unequal norms "
-                f"(predicate fails, {pred_raw.detail}): the official code's bias-free step is off by {raw_gap:.2e}"
-                + config.tol_note(EXACT_TOL)),
-        assumptions=[pred_eq, pred_raw],
-        data={"equal_norm_error": err, "unequal_norm_gap": raw_gap},
-    )
+    Ws = _ws(g, d, config.dtype)
+    Y = torch.randn(3, n, d, generator=g, dtype=config.dtype)
+    Yeq = Y / (Y @ Ws.T).norm(dim=-1, keepdim=True) * 1.7     # every row: ‖W_s yᵢ‖ = 1.7
+    return {"Ws": Ws, "Y": Y, "Yeq": Yeq, "alpha": 0.5}
+
+
+def _mm_step(rows: str) -> Callable[[Inputs], torch.Tensor]:
+    return lambda t: attention_step(t["alpha"])(t[rows], Ws=t["Ws"])
+
+
+def _plain(rows: str) -> Callable[[Inputs], torch.Tensor]:
+    """The official code's bias-free step ``(1−α)Y + α softmax(YGYᵀ)Y`` (``F.scaled_dot_product_attention``)."""
+    return lambda t: ref.yhw_plain_attention_step(t[rows], t["Ws"], t["alpha"])
+
+
+def _g_norms(rows: str, equal: bool) -> Callable[[Inputs, RunConfig], tuple[bool, str]]:
+    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+        a = equal_g_norm(t[rows], t["Ws"], config.tol(EXACT_TOL))
+        return a.holds == equal, a.detail
+    return test
+
+
+PLAIN_SOFTMAX_EQUAL_NORMS = Claim(
+    "plain_softmax_equal_norms", "exact", "= (1−α)Y + α softmax(YGYᵀ)Y when rows have equal G-norm",
+    inputs=_norm_inputs, layer=_mm_step("Yeq"), reference=_plain("Yeq"), tol64=EXACT_TOL,
+    assumptions=(Predicate("rows have equal G-norm", _g_norms("Yeq", True)),),
+    conditions=(Predicate("the control's rows have unequal G-norms", _g_norms("Y", False)),),
+    # the bias term matters: without equal norms the bias-free step is off by a resolvable amount
+    controls=(Control("unequal G-norms: MM step vs the bias-free softmax step", layer=_mm_step("Y"),
+                      reference=_plain("Y"), at_least=1e-6),),
+    describe=lambda t: (f"equal G-norms (‖W_s yᵢ‖ = 1.7): MM step vs SDPA (1−α)Y + α softmax(YGYᵀ)Y, α={t['alpha']}, "
+                        f"n={t['Y'].shape[1]}, d={t['Y'].shape[2]}"),
+)
 
 
 def check_attention_descent(config: RunConfig) -> CheckResult:
@@ -392,8 +405,7 @@ ENTRY = Entry(
     energy=lambda: attention_energy() + ffn_energy(),
     checks=(
         Check("attention_mm_step", "exact", "MM step = (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y", check_attention_mm),
-        Check("plain_softmax_equal_norms", "exact", "= (1−α)Y + α softmax(YGYᵀ)Y when rows have equal G-norm",
-              check_plain_softmax),
+        PLAIN_SOFTMAX_EQUAL_NORMS,
         Check("attention_descent", "descent", "E₁ non-increasing for α ∈ (0, 1]", check_attention_descent),
         Check("ffn_prox_step", "exact", "FFN = ReLU(Y((1−α)I − αW) + α1bᵀ); E₂ descent for α < 2/(1+λ_max)", check_ffn),
         Check("layer_stack", "descent", "12-layer tied stack: each term descends per sub-step; sum reported",
