@@ -25,6 +25,7 @@ def test_entry_page_lists_every_check_and_proof_with_its_scope() -> None:
             assert f"| {p.scope} |" in page and p.method.split()[0] in page, (e.name, p.key)
 
 
+@pytest.mark.slow
 def test_docs_build_strict(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
