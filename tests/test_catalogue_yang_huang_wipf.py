@@ -111,7 +111,7 @@ def test_too_large_ffn_step_is_reported_and_can_increase_energy():
     Wbig = 0.95 * torch.eye(d, dtype=DT)
     b = torch.ones(d, 1, dtype=DT)
     Y = 3 * torch.rand(2, 5, d, generator=g, dtype=DT)
-    step = ProximalGradientStep(yhw.ffn_energy(), yhw.NonNegative(), wrt="Y", step=1.9)
+    step = ProximalGradientStep(yhw.ffn_energy(), uf.NonNegative(), wrt="Y", step=1.9)
     assert not yhw.ffn_step_bound(Wbig, 1.9)[2].holds
     assert not check_descent(step, Y, depth=6, W=Wbig, b=b).passed
 

@@ -194,6 +194,7 @@ FULL_CLAIM = Claim(
     controls=(Control("query side only (the key-side term left out)",
                       layer=lambda t: -query_side(t)),),
     data=_key_side_ratio,
+    scope="general",
     describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads",
 )
 

@@ -39,15 +39,14 @@ The code's FFN adds ``B`` un-scaled by ``α₂`` (same at ``α₂ = 1``); here `
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any, Callable
 
 import torch
 
-from ..steps import GradientStep, MMStep, NonNegative, ProximalGradientStep, Unrolled
-from ..symbolic import ops as s
-from ..symbolic.energy import Energy
-from ..symbolic.symbols import dims, param, state
+from ..models.yhw import (
+    attention_energy, attention_rule, attention_step, ffn_energy, ffn_step, layer_stack, majorizer,
+)
+from ..steps import Unrolled
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
@@ -61,86 +60,6 @@ __all__ = [
 
 NAME = "yang_huang_wipf"
 EXACT_TOL = 1e-12  # float64 scaled error; RunConfig.tol scales it (≈4504 ulps of the working precision)
-
-
-# ---- energies in unfold's language ---------------------------------------------------------------
-def _syms() -> tuple[Any, ...]:
-    n, d = dims("n d")
-    return n, d, state("Y", n, d), param("Ws", d, d)
-
-
-def _sqdist(Z: Any, Ws: Any, n: Any, d: Any) -> Any:
-    """``[‖W_s(zᵢ − zⱼ)‖²]ᵢⱼ`` through the Gram matrix of ``Z W_sᵀ`` (n×n)."""
-    V = Z * Ws.T
-    sq = s.hadamard(V, V) * s.ones(d, 1)
-    return sq * s.ones(1, n) + s.ones(n, 1) * sq.T - 2 * V * V.T
-
-
-def _pair_expr(Z: Any) -> Any:
-    n, d, _, Ws = _syms()
-    # Σ_{i<j} ρ(½ Dᵢⱼ) = ½ Σ_{i,j} −exp(−½ Dᵢⱼ) + n/2   (the n diagonal terms are ρ(0) = −1)
-    return -s.sum_entries(s.exp(-_sqdist(Z, Ws, n, d) / 2)) / 2 + n / 2
-
-
-@lru_cache(maxsize=None)
-def attention_energy() -> Energy:
-    """``E₁(Y) = Σ_{i<j} −exp(−½‖W_s(yᵢ − yⱼ)‖²)``."""
-    _, _, Y, _ = _syms()
-    return Energy(terms={"attention": _pair_expr(Y)})
-
-
-@lru_cache(maxsize=None)
-def majorizer() -> Energy:
-    """``Q(Y | A)``: the tangent-line majorizer of ``E₁`` at the anchor ``A`` (a parameter)."""
-    n, d, Y, Ws = _syms()
-    A = param("A", n, d)
-    gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
-    return Energy(terms={
-        "anchor": _pair_expr(A),
-        "linearised": s.sum_entries(s.hadamard(gam, _sqdist(Y, Ws, n, d) - _sqdist(A, Ws, n, d))) / 4,
-    })
-
-
-@lru_cache(maxsize=None)
-def ffn_energy() -> Energy:
-    """The smooth part ``½ tr(Y W Yᵀ) + ½‖Y − 1bᵀ‖²`` (the indicator ``ι_{≥0}`` is the prox's)."""
-    n, d, Y, _ = _syms()
-    W, b = param("W", d, d), param("b", d, 1)
-    return Energy(terms={"quadratic": s.trace(Y * W * Y.T) / 2, "bias": s.fro2(Y - s.ones(n, 1) * b.T) / 2})
-
-
-# ---- the unfolded layers -------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def attention_step(alpha: float = 1.0) -> MMStep:
-    """The attention layer: :class:`unfold.steps.MMStep` on ``E₁`` with majorizer ``Q(Y|A)``, whose
-    inner step is the :class:`unfold.steps.GradientStep` on ``Q`` preconditioned by the anchor's
-    ``D(A)⁻¹`` (left) and ``G⁻¹`` (right): ``Y⁺ = Y − α D(A)⁻¹ ∇_Y Q(Y|A) G⁻¹``.  The code generator
-    cancels ``G⁻¹`` and ``D⁻¹`` exactly, so the layer runs as ``(1 − α) Y + α D⁻¹ Γ Y``."""
-    n, d, Y, Ws = _syms()
-    A = param("A", n, d)
-    gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
-    Dmat = s.hadamard(s.identity(n), gam * s.ones(n, 1) * s.ones(1, n))    # diag(Γ1)
-    # check=False: the two-leg check of this pairwise majorizer takes ≈ 14 s; the entry checks the
-    # generated rule against the closed form D⁻¹ΓY and SDPA on every run instead
-    inner = GradientStep(majorizer(), "Y", step=alpha, left=s.inv(Dmat), right=s.inv(Ws.T * Ws), check=False)
-    return MMStep(attention_energy(), majorizer(), wrt="Y", anchor="A", inner=inner)
-
-
-def attention_rule(alpha: float = 1.0) -> Any:
-    """The attention step as one symbolic expression of ``Y`` (the anchor replaced by ``Y``)."""
-    step = attention_step(alpha)
-    return step.inner.update_rule().xreplace({step.anchor: step.wrt})
-
-
-@lru_cache(maxsize=None)
-def ffn_step(alpha: float = 1.0) -> ProximalGradientStep:
-    """The FFN layer: the proximal-gradient step on ``E₂`` (prox of ``ι_{≥0}`` = ReLU)."""
-    return ProximalGradientStep(ffn_energy(), NonNegative(), wrt="Y", step=alpha)
-
-
-def layer_stack(alpha_att: float, alpha_ffn: float) -> tuple[MMStep, ProximalGradientStep]:
-    """One weight-tied layer: attention MM step, then FFN proximal step."""
-    return attention_step(alpha_att), ffn_step(alpha_ffn)
 
 
 # ---- predicates ----------------------------------------------------------------------------------
