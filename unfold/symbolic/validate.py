@@ -123,7 +123,7 @@ def _walk(e: Basic, in_lambda: bool) -> None:
             "exp, log, tanh, sigmoid, relu, abs, sqrt, powers, sin, cos, max/min and unfold's primitives"
         )
     _check_node_shape(e)
-    for a in e.args:
+    for a in e.args:  # type: ignore[attr-defined]
         _walk(a, in_lambda)
 
 
