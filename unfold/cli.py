@@ -110,6 +110,19 @@ def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
         return rule, fn.source
 
 
+def _show(lhs: str, expr: Any, latex_lhs: str = "") -> None:
+    """``lhs = expr`` in text and LaTeX; a large expression with its repeated sub-trees named."""
+    from .symbolic.display import to_latex, to_str, with_shared
+
+    shown, defs = with_shared(expr)
+    sep = " " if lhs.endswith("←") else " = "
+    _out(f"{lhs}{sep}{to_str(shown)}")
+    _out(f"    LaTeX: {latex_lhs + ' ' if latex_lhs else ''}{to_latex(shown)}")
+    for name, body in defs:
+        _out(f"    where {name} = {to_str(body)}")
+        _out(f"        LaTeX: {to_latex(name)} = {to_latex(body)}")
+
+
 def cmd_derive(args: argparse.Namespace) -> int:
     import sympy as sp
 
@@ -134,16 +147,14 @@ def cmd_derive(args: argparse.Namespace) -> int:
     for v in variables:
         g = E.grad(v)
         _out()
-        _out(f"∂E/∂{v} = {to_str(g)}")
-        _out(f"    LaTeX: {to_latex(g)}")
+        _show(f"∂E/∂{v}", g)
         if v in E.states:
             try:
                 rule, src = _step_of(E, v, step)
             except UnfoldError as exc:  # e.g. a non-smooth term: the layer is a proximal step
                 _out(f"gradient step on {v}: not available — {exc}")
                 continue
-            _out(f"gradient step (η = {rule_step}):  {v} ← {to_str(rule)}")
-            _out(f"    LaTeX: {to_latex(v)} \\leftarrow {to_latex(rule)}")
+            _show(f"gradient step (η = {rule_step}):  {v} ←", rule, to_latex(v) + r" \leftarrow")
             if not args.no_source:
                 _out()
                 _out(f"generated step on {v}:")

@@ -22,6 +22,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
 
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.symbols import Dim
+from ..symbolic.tidy import distinct_subtrees, intern
 from . import runtime
 from .optimize import optimize
 from .printer import TorchCodePrinter
@@ -62,6 +63,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     scalars = [a for a in inputs if not isinstance(a, MatrixSymbol)]
     if not mats:
         raise ShapeMismatchError(f"{name}: an energy needs at least one matrix input")
+    outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
     printer = TorchCodePrinter([o.expr for o in outputs])
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
@@ -69,7 +71,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         f"({m.name!r}, ({_dim_entry(m.rows)}, {_dim_entry(m.cols)}))" for m in mats
     )
     dims = sorted({str(d) for m in mats for d in m.shape if not d.is_Integer})
-    unbound = sorted({str(d) for o in outputs for d in o.expr.atoms(Dim)} - set(dims))
+    unbound = sorted({str(d) for o in outputs for d in distinct_subtrees(o.expr) if isinstance(d, Dim)} - set(dims))
     if unbound:
         raise ShapeMismatchError(
             f"{name}: dimension(s) {unbound} occur in the expression but in no input matrix's shape, "

@@ -15,6 +15,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, Trace
 
 from ..errors import NotScalarError, UndeclaredSymbolError
 from .display import to_latex, to_str
+from .nodes import lazy_add, lazy_mul
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 from .tidy import canonical
 from .validate import check_expression
@@ -187,7 +188,8 @@ class Energy:
         """The gradient-descent update ``wrt − step·∂E/∂wrt``, canonicalised."""
         v = self._resolve(wrt)
         g = self.grad(v)
-        return canonical(v - sp.sympify(step) * g)  # safe: step is a number or sympy scalar
+        # built lazily and canonicalised once (sympy's ``v - step*g`` re-does ``g`` as a tree)
+        return canonical(lazy_add(v, lazy_mul(-sp.sympify(step), g)))  # safe: a number or sympy scalar
 
     # ---- code ------------------------------------------------------------------------------------
     def compile(self) -> Any:

@@ -26,7 +26,10 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError, UnsupportedNodeError
+from .shape_memo import install as _memoise_sympy_shapes, memoised_shape
 from .tidy import doit as cached_doit
+
+_memoise_sympy_shapes()
 
 __all__ = [
     "U",
@@ -180,9 +183,10 @@ class MatFn(MatrixExpr):
     def arg(self) -> MatrixExpr:
         return self.args[0]
 
-    @property
-    def shape(self) -> tuple[sp.Expr, sp.Expr]:
-        return self.arg.shape
+    def _shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.args[0].shape
+
+    shape = memoised_shape(lambda self: self._shape())
 
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
         raise UnsupportedNodeError(f"{type(self).__name__} has no symbolic entries; use uf.expand_explicit")
@@ -206,8 +210,7 @@ class LSE(MatFn):
 
     _latex_name = "lse"
 
-    @property
-    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+    def _shape(self) -> tuple[sp.Expr, sp.Expr]:
         return (S.One, self.arg.cols)
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
