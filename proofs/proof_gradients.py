@@ -46,7 +46,7 @@ def _structural() -> dict[str, str]:
     out["∇ det A = det(A) A⁻ᵀ"] = "structural equality"
 
     E = l1_norm()
-    Z, lam = E.symbol("Z"), E.symbol("lam")
+    Z = E.symbol("Z")
     assert uf.to_str(E.grad(Z)) == "lam*sign(Z)"
     out["∇ λ‖Z‖₁ = λ sign Z (away from 0)"] = "structural equality"
     return out

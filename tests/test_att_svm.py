@@ -17,6 +17,7 @@ from unfold.attsvm.train import NormalizedGradient, loss_and_grad_fn, train
 from unfold.errors import AssumptionError, CheckFailedError, InputError, StepSizeError
 from unfold.verify.convergence import assert_directional_convergence, check_directional_convergence
 from unfold.verify.descent import check_descent
+from unfold.verify.certificates import checked_grad_fn
 
 DT = torch.float64
 
@@ -58,7 +59,7 @@ def test_generated_loss_and_gradients_match_paper_formula(small: AttDataset) -> 
     cm = attention_loss().compile()
     vals = {**small.inputs(), "W": batched_state(W)}
     L = dataset_loss(cm.energy_fn(*cm.args(**vals)))
-    G = cm.checked_grad_fn("W")(*cm.args(**vals))[:, 0] / 3
+    G = checked_grad_fn(cm.energy, "W")(*cm.args(**vals))[:, 0] / 3
     for b in range(2):
         Wb = W[b].clone().requires_grad_(True)
         ref = paper_loss(Wb, small.X[b], small.z[b, :, :, 0], small.v[b, 0, :, 0], small.y[b])
@@ -189,7 +190,7 @@ def test_dataset_energy_terms_and_inputs() -> None:
 
 
 def test_catalogue_entry_registered_and_central_claim_passes() -> None:
-    from unfold.catalogue.base import RunConfig, run_entry
+    from unfold.catalogue import RunConfig, run_entry
     from unfold.catalogue.registry import get_entry
 
     entry = get_entry("att_svm")

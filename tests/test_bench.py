@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from unfold.bench import PROFILES, Profile, _fit_exponent, interleaved, run
+from benchmarks.bench import PROFILES, Profile, _fit_exponent, interleaved, run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import _crate_refs as ref
 from unfold.catalogue import crate
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.steps import Unrolled
 from unfold.verify.descent import check_descent
 
@@ -18,8 +18,8 @@ CHECKS = {"rate_gradients_closed_form", "ista_block_is_prox_step", "ista_lasso_d
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(crate.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(crate.ENTRY)
 
 
 def _result(report, name):

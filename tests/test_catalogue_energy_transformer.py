@@ -8,7 +8,7 @@ import torch
 import unfold as uf
 from unfold.catalogue import _attention_refs as ref
 from unfold.catalogue import energy_transformer as et
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 from unfold.steps import Unrolled
 from unfold.verify.descent import check_descent
 
@@ -16,8 +16,8 @@ torch.set_num_threads(1)  # tiny float64 tensors: extra threads only contend for
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(et.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(et.ENTRY)
 
 
 def test_every_check_passes(report):

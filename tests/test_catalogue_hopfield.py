@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from unfold.catalogue import _attention_refs as ref
 from unfold.catalogue import hopfield as hop
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.steps import CCCPStep, Unrolled
 from unfold.verify.descent import check_descent
 
@@ -17,8 +17,8 @@ DT = torch.float64
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(hop.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(hop.ENTRY)
 
 
 def test_every_check_passes(report):
@@ -38,10 +38,12 @@ def test_quick_profile_skips_the_sweep():
 
 def test_exact_numbers(report):
     by = {r.check: r for r in report.results}
-    assert by["cccp_step_is_attention"].data["cccp_error"] < 1e-13
+    assert max(by["cccp_step_is_attention"].data["errors"].values()) < 1e-13
     assert by["cccp_step_is_attention"].data["cccp_rule"] == "X*Softmax(beta*X.T*Xi)"
-    assert by["attention_equivalence"].data["sdpa_error"] < 1e-13
-    assert by["attention_equivalence"].data["mha_error"] < 1e-13
+    assert by["cccp_step_is_attention"].data["gradient_rule"] == "X*Softmax(beta*X.T*Xi)"
+    assert by["attention_equivalence"].data["errors"]["F.scaled_dot_product_attention"] < 1e-13
+    assert by["attention_equivalence"].data["errors"]["nn.MultiheadAttention"] < 1e-13
+    assert all(c.rejected for c in by["attention_equivalence"].controls)
     assert by["descent_and_bounds"].data["energy_formula_error"] < 1e-13
 
 

@@ -7,13 +7,12 @@ import torch
 torch.set_num_threads(1)
 
 from unfold.catalogue import icl_gd
-from unfold.catalogue._icl_refs import gd_construction, lsa_layer, tokens
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(icl_gd.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(icl_gd.ENTRY)
 
 
 def test_every_check_passes_with_its_assumptions(report):
@@ -26,10 +25,10 @@ def test_every_check_passes_with_its_assumptions(report):
 
 def test_context_and_query_are_exact(report):
     for name in ("lsa_equals_gd_step_w0_zero", "lsa_equals_gd_step_w0_nonzero"):
-        d = next(r for r in report.results if r.check == name).data
-        assert d["context_error"] < 1e-13 and d["query_error"] < 1e-13 and d["x_slot_error"] == 0.0
-    d0 = next(r for r in report.results if r.check == "lsa_equals_gd_step_w0_zero").data
-    assert d0["prediction_error"] < 1e-13
+        d = next(r for r in report.results if r.check == name).data["errors"]
+        assert d["context"] < 1e-13 and d["query"] < 1e-13 and d["x_slots"] == 0.0
+    d0 = next(r for r in report.results if r.check == "lsa_equals_gd_step_w0_zero").data["errors"]
+    assert d0["prediction"] < 1e-13
 
 
 def test_gd_step_against_explicit_formula():
@@ -41,16 +40,15 @@ def test_gd_step_against_explicit_formula():
     assert torch.allclose(W1, expect, rtol=0, atol=1e-14)
 
 
-def test_wrong_construction_is_not_gd():
-    """A value matrix without the −I block (W_V = [[0,0],[W₀,0]]) does not give the GD step."""
-    t = icl_gd.sample_task(RunConfig(seed=0), w0_zero=False)
-    nx, N = t["X"].shape[-2], t["X"].shape[-1]
-    WK, WQ, WV, P = gd_construction(nx, 1, t["W0"], icl_gd.ETA, N)
-    WV_bad = WV.clone()
-    WV_bad[..., nx:, nx:] = 0
-    E = lsa_layer(tokens(t["X"], t["Y"], t["xq"]), WK, WQ, WV_bad, P, n_context=N)
-    dW = icl_gd.gd_step()(t["W0"], X=t["X"], Y=t["Y"]) - t["W0"]
-    assert (E[..., nx:, :N] - (t["Y"] - dW @ t["X"])).abs().max() > 1e-3
+def test_wrong_construction_and_shifted_layer_are_rejected(report):
+    """Controls: a value matrix without the −I block (W_V = [[0,0],[W₀,0]]) is not the GD step, and
+    the layer shifted by 1e-3 fails — both by far more than the tolerance."""
+    for name in ("lsa_equals_gd_step_w0_zero", "lsa_equals_gd_step_w0_nonzero"):
+        r = next(r for r in report.results if r.check == name)
+        ctl = {c.name: c for c in r.controls}
+        assert set(ctl) == {"W_V without its −I block", "layer shifted by 0.001"}
+        assert all(c.rejected for c in ctl.values())
+        assert ctl["W_V without its −I block"].error > 1e-3 and ctl["layer shifted by 0.001"].error >= 0.99e-3
 
 
 def test_descent_bound_predicate_detects_large_steps():
@@ -63,7 +61,8 @@ def test_descent_bound_predicate_detects_large_steps():
     assert bool((E1 > E0).any())
 
 
-def test_same_seed_same_numbers():
-    a = run_entry(icl_gd.ENTRY, RunConfig(seed=5))
-    b = run_entry(icl_gd.ENTRY, RunConfig(seed=5))
-    assert [r.data for r in a.results] == [r.data for r in b.results]
+def test_same_seed_same_numbers(report):
+    again = run_entry(icl_gd.ENTRY, RunConfig(seed=0))
+    assert [r.data for r in again.results] == [r.data for r in report.results]
+    other = run_entry(icl_gd.ENTRY, RunConfig(seed=5), only=["lsa_equals_gd_step_w0_nonzero"])
+    assert other.results[0].data != report.results[1].data

@@ -8,13 +8,13 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import _lista_refs as ref
 from unfold.catalogue import lista
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 from unfold.verify.descent import check_descent
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(lista.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(lista.ENTRY)
 
 
 def _result(report, name):

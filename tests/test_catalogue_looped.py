@@ -9,13 +9,13 @@ torch.set_num_threads(1)
 
 from unfold.catalogue import looped
 from unfold.catalogue._looped_refs import looped_construction, looped_lsa
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig, run_entry
 from unfold.verify.descent import check_descent
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(looped.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(looped.ENTRY)
 
 
 def test_every_check_passes_with_its_assumptions(report):

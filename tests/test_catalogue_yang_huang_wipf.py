@@ -9,7 +9,7 @@ import torch
 import unfold as uf
 from unfold.catalogue import _attention_refs as ref
 from unfold.catalogue import yang_huang_wipf as yhw
-from unfold.catalogue.base import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 from unfold.steps import MMStep, ProximalGradientStep
 from unfold.verify.descent import check_descent
 
@@ -18,8 +18,8 @@ DT = torch.float64
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_entry(yhw.ENTRY, RunConfig(seed=0))
+def report(catalogue_run):
+    return catalogue_run(yhw.ENTRY)
 
 
 def test_every_check_passes(report):

@@ -30,7 +30,9 @@ from unfold.symbolic.explicit import expand_explicit, explicit_env
 from unfold.symbolic.symbols import dims, param, scalar, state
 from unfold.symbolic.tidy import doit, expand, tidy, transpose
 from unfold.symbolic.vjp import unevaluated_gradient
-from unfold.verify.gradient import _value_and_gradient, check_gradient, explicit_sizes
+from unfold.sampling import explicit_sizes
+from unfold.verify import certificates
+from unfold.verify.gradient import _value_and_gradient, check_gradient
 
 d, n = dims("d n")
 X = param("X", d, n)
@@ -147,19 +149,21 @@ def test_leg2_catches_a_bug_that_corrupts_energy_and_gradient_alike(monkeypatch:
     monkeypatch.setattr(cm, "energy_fn", scaled(cm.energy_fn))
     for v in list(cm._grad_fns):
         monkeypatch.setitem(cm._grad_fns, v, scaled(cm._grad_fns[v]))
+    certificates.clear()
     res = check_gradient(E, raise_on_failure=False)
     assert not res.passed
     for v in res.variables:
         assert v.leg1_error <= 1e-10            # leg 1 is blind to it
         assert v.leg2_energy_error > 1e-6       # leg 2 is not
-    assert not cm.checked
+    assert not any(certificates.is_certified(E, v) for v in E.variables)
 
 
 def test_over_budget_reference_is_refused_and_nothing_is_certified() -> None:
     E = _nested_inverse(2)
+    certificates.clear()
     with pytest.raises(uf.CheckFailedError, match=r"distinct scalar operations, over the budget of 50.*not certified"):
         check_gradient(E, explicit_budget=50)
-    assert not E.compile().checked
+    assert not any(certificates.is_certified(E, v) for v in E.variables)
 
 
 def test_nested_inverses_are_checked_within_the_default_budget() -> None:
@@ -169,16 +173,36 @@ def test_nested_inverses_are_checked_within_the_default_budget() -> None:
     res = check_gradient(E)
     assert res.passed and {v.name for v in res.variables} == {"W", "Y"}
     assert all(v.leg2_grad_error <= 1e-10 for v in res.variables)
-    g = E.compile().checked_grad_fn("W")(*E.compile().args(**{
+    g = certificates.checked_grad_fn(E, "W")(*E.compile().args(**{
         "W": 2 * torch.eye(3, dtype=torch.float64), "Y": torch.ones(3, 2, dtype=torch.float64)}))
     assert torch.isfinite(g).all()
 
 
 def test_autograd_only_check_says_so_and_certifies_nothing() -> None:
     E = ENERGIES["hopfield"]()
+    certificates.clear()
     res = check_gradient(E, explicit=False)
     assert res.passed and all(not v.leg2_run for v in res.variables)
     assert "explicit-size leg not run" in str(res)
-    assert not E.compile().checked
+    assert not any(certificates.is_certified(E, v) for v in E.variables)
     full = check_gradient(E)
-    assert all(v.leg2_run for v in full.variables) and set(E.compile().checked) == set(E.variables)
+    assert all(v.leg2_run for v in full.variables)
+    assert all(certificates.is_certified(E, v) for v in E.variables)
+
+
+def test_an_equal_energy_is_checked_once(monkeypatch) -> None:
+    """Certificates are keyed by (expression, variable): a second, separately built but equal energy
+    reuses the first one's certificate; a different energy does not."""
+    from unfold.verify import gradient as gradient_mod
+
+    calls = []
+    real = gradient_mod.check_gradient
+    monkeypatch.setattr(gradient_mod, "check_gradient", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    certificates.clear()
+    a, b, other = BUILTIN_ENERGIES["hopfield"](), BUILTIN_ENERGIES["hopfield"](), BUILTIN_ENERGIES["quadratic_residual"]()
+    assert a is not b and a.expr == b.expr
+    certificates.checked_grad_fn(a, "xi")
+    certificates.checked_grad_fn(b, "xi")
+    assert calls == [a]
+    certificates.checked_grad_fn(other, "Y")
+    assert calls == [a, other]

@@ -13,7 +13,7 @@ import pytest
 
 from unfold import cli
 from unfold.catalogue.base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from unfold.report import results as results_mod
+from unfold.catalogue import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,9 +61,18 @@ OK_ONLY = Entry("okonly", "Only passing", "nobody", "s", energy=lambda: None,
 SEEDED = Entry("seeded", "Seeded", "nobody", "s", energy=lambda: None, checks=(Check("value", "exact", "v", _seeded),))
 
 
+def _sized(config: RunConfig) -> CheckResult:
+    n = 3 if config.quick else 30      # how a real check picks its size
+    return CheckResult(passed=True, error=0.0, tol=1e-12, detail=f"n={n}", data={"n": n, "quick": config.quick})
+
+
+SIZED = Entry("sized", "Sized", "nobody", "s", energy=lambda: None,
+              checks=(Check("size", "exact", "quick-size aware", _sized),))
+
+
 @pytest.fixture
 def toy_catalogue(monkeypatch):
-    monkeypatch.setattr(results_mod, "load_entries", lambda: [OK_ONLY, TOY, SEEDED])
+    monkeypatch.setattr(registry, "entries", lambda: [OK_ONLY, TOY, SEEDED])
 
 
 def test_verify_failure_exit_status_and_worst_case_shown(toy_catalogue, capsys):
@@ -104,6 +113,28 @@ def test_verify_quick_skips_slow_checks(toy_catalogue, capsys):
     assert "1 of 2 checks FAILED" in out
 
 
+def test_verify_quick_runs_the_quick_sizes(monkeypatch, capsys, tmp_path):
+    """`--quick` runs the checks at their quick sizes (the check receives quick=True), and the names
+    are filled in by the runner (the check returned none)."""
+    monkeypatch.setattr(registry, "entries", lambda: [SIZED])
+    for flags, n in ((["--quick"], 3), ([], 30)):
+        d = tmp_path / str(n)
+        rc, out, _ = run(["verify", "--no-progress", "-j", "1", "--report", str(d), *flags, "sized"], capsys)
+        res = json.loads((d / "results.json").read_text())
+        (r,) = res["entries"][0]["checks"]
+        assert rc == 0 and res["config"]["quick"] == bool(flags)
+        assert r["data"] == {"n": n, "quick": bool(flags)} and (r["entry"], r["check"], r["claim"]) == ("sized", "size", "exact")
+
+
+def test_verify_quick_in_worker_processes(tmp_path, capsys):
+    """The same through the process pool, on a real entry: its quick sizes are in the detail."""
+    rc, out, _ = run(["verify", "--no-progress", "-j", "2", "--quick", "--report", str(tmp_path),
+                      "hopfield:cccp_step_is_attention", "gradients:trace_sum"], capsys)
+    res = json.loads((tmp_path / "results.json").read_text())
+    detail = next(e for e in res["entries"] if e["name"] == "hopfield")["checks"][0]["detail"]
+    assert rc == 0 and "d=8, N=12, S=3" in detail, detail
+
+
 def test_verify_unknown_name_is_usage_error(toy_catalogue, capsys):
     rc, out, err = run(["verify", "nosuchentry"], capsys)
     assert rc == 2 and "no catalogue entry 'nosuchentry'" in err and "toy" in err
@@ -133,7 +164,7 @@ def test_verify_report_directory(toy_catalogue, capsys, tmp_path):
 def test_same_seed_identical_results_json(monkeypatch, capsys, tmp_path):
     from unfold.catalogue.gradients import ENTRY
 
-    monkeypatch.setattr(results_mod, "load_entries", lambda: [ENTRY, SEEDED])
+    monkeypatch.setattr(registry, "entries", lambda: [ENTRY, SEEDED])
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         assert run(["verify", "--no-progress", "-j", "1", "--seed", seed, "--report", str(tmp_path / name),
                     "seeded", "gradients:determinant"], capsys)[0] == 0
@@ -200,12 +231,9 @@ def test_derive_errors_are_clear(capsys):
 
 def test_bench_passes_arguments(monkeypatch, capsys):
     seen = {}
-    fake = types.ModuleType("unfold.bench")
+    fake = types.ModuleType("benchmarks.bench")
     fake.main = lambda argv: seen.setdefault("argv", argv) and 0
-    monkeypatch.setitem(sys.modules, "unfold.bench", fake)
-    import unfold
-
-    monkeypatch.setattr(unfold, "bench", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "benchmarks.bench", fake)
     assert cli.main(["bench", "--quick", "hopfield"]) == 0
     assert seen["argv"] == ["--quick", "hopfield"]
 
@@ -229,7 +257,7 @@ def test_python_dash_m():
     p = subprocess.run([sys.executable, "-m", "unfold", "--help"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 0, p.stderr
-    assert "{list,derive,verify,bench}" in p.stdout
+    assert "{list,derive,verify,reproduce,audit,bench}" in p.stdout
 
 
 def test_bad_option_is_usage_error(capsys):

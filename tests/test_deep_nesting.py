@@ -46,16 +46,20 @@ def _reference(kind: str, depth: int, x: torch.Tensor):
 
 
 class _WorkCounter:
-    """Counts calls of sympy's ``Basic.__eq__`` and of ``MatFn.shape``'s computation."""
+    """Counts reads of ``Basic.args`` (every walk of an expression reads them), calls of sympy's
+    ``Basic.__eq__`` and computations of ``MatFn`` shapes."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        eq = Basic.__eq__
-        shape = MatFn._shape
+        eq, args, shape = Basic.__eq__, Basic.args.fget, MatFn._shape
 
         def counting_eq(a, b):
             self.calls += 1
             return eq(a, b)
+
+        def counting_args(a):
+            self.calls += 1
+            return args(a)
 
         def counting_shape(m):
             self.calls += 1
@@ -63,6 +67,7 @@ class _WorkCounter:
 
         monkeypatch.setattr(Basic, "__eq__", counting_eq)
         monkeypatch.setattr(Basic, "__hash__", Basic.__hash__)  # __eq__ replaced: keep the hash
+        monkeypatch.setattr(Basic, "args", property(counting_args))
         monkeypatch.setattr(MatFn, "_shape", counting_shape)
 
 

@@ -21,8 +21,11 @@ import torch
 
 from unfold.catalogue import att_svm, crate, energy_transformer, gradients, hopfield, icl_gd, lista, looped
 from unfold.catalogue import yang_huang_wipf
-from unfold.catalogue.base import EPS64, EXACT_CAP, CheckResult, RunConfig, run_entry
+from unfold.catalogue import run_entry
+from unfold.catalogue.base import EPS64, EXACT_CAP, CheckResult, RunConfig
 from unfold.catalogue.registry import entries, get_entry
+
+pytestmark = pytest.mark.slow  # run by CI; `pytest -m "not slow"` skips it while editing
 
 F32, F64 = RunConfig(dtype=torch.float32, quick=True), RunConfig(dtype=torch.float64, quick=True)
 
@@ -91,13 +94,14 @@ def test_module_constants_are_the_old_float64_tolerances() -> None:
     assert gradients.tolerance(torch.float32) == gradients.TOL[torch.float32] == 1e-4   # unchanged at float32
 
 
-def test_float64_checks_keep_their_old_tolerances() -> None:
-    """A few fast checks at float64: the reported tolerance is the old literal, bit for bit."""
+def test_float64_checks_keep_their_old_tolerances(catalogue_run) -> None:
+    """A few fast checks at float64 (the session's float64 run): the reported tolerance is the old
+    literal, bit for bit."""
     for name, checks in (("hopfield", ["cccp_step_is_attention", "attention_equivalence"]),
                          ("icl_gd", ["lsa_equals_gd_step_w0_zero", "lsa_equals_gd_step_w0_nonzero"]),
                          ("looped", ["loops_equal_preconditioned_gd", "loop_energy_descends"]),
                          ("lista", ["unrolled_equals_ista"])):
-        for r in run_entry(get_entry(name), F64, only=checks).results:
+        for r in [r for r in catalogue_run(get_entry(name)).results if r.check in checks]:
             assert r.passed and r.tol == OLD_TOL64[(name, r.check)], (r.check, r.tol)
             assert r.error is not None and r.error < 1e-14
             assert "ulps" not in r.detail                         # float64 details unchanged
@@ -107,7 +111,7 @@ def test_float64_checks_keep_their_old_tolerances() -> None:
 def test_every_precision_dependent_quick_check_passes_at_float32(float32_results) -> None:
     expected = {(e.name, c.name) for e in entries() if e.name != "gradients"
                 for c in e.checks if c.quick} - SKIPPED
-    assert set(float32_results) == expected and len(expected) == 29
+    assert set(float32_results) == expected and len(expected) == 50
     failed = [f"{k}: {r.detail}" for k, r in float32_results.items() if not r.passed]
     assert not failed, failed
 
@@ -206,3 +210,17 @@ def test_resolution_of_the_float32_tolerance(monkeypatch) -> None:
     (r64,) = run_entry(entry, F64, only=["lsa_equals_gd_step_w0_nonzero"]).results
     assert r32.passed and not r64.passed
     assert 0.99e-4 <= r32.error < r32.tol and r64.error > r64.tol
+
+
+def test_every_exact_claim_rejects_its_mutation_at_float32(float32_results) -> None:
+    """The runner's generic mutation control: for every typed exact claim, the layer shifted by
+    1e-3 is rejected at float32 (its scaled tolerance stays below a real discrepancy)."""
+    from unfold.catalogue import Claim
+
+    keys = [(e.name, c.name) for e in entries() for c in e.checks
+            if isinstance(c, Claim) and c.kind == "exact" and c.quick and (e.name, c.name) in float32_results]
+    assert len(keys) >= 4
+    for key in keys:
+        r = float32_results[key]
+        (m,) = [c for c in r.controls if c.name == "layer shifted by 0.001"]
+        assert m.rejected and m.error is not None and m.error >= 0.99e-3 > r.tol, key

@@ -19,8 +19,7 @@ from sympy.matrices.expressions import MatrixSymbol
 import unfold as uf
 from unfold.codegen.runtime import finite_checks
 from unfold.errors import (
-    AssumptionError, CheckFailedError, DimMismatchError, InputError, NotScalarError, ParseError,
-    ShapeMismatchError, StepSizeError, UndeclaredSymbolError, UnfoldError, UnsupportedNodeError,
+    AssumptionError, CheckFailedError, DimMismatchError, InputError, NotScalarError, ShapeMismatchError, StepSizeError, UndeclaredSymbolError, UnfoldError, UnsupportedNodeError,
 )
 from unfold.parse import parse_energy_spec
 

@@ -16,7 +16,7 @@ import torch
 
 import unfold as uf
 from unfold.energies import BUILTIN_ENERGIES, builtin_energy
-from unfold.verify.gradient import explicit_sizes, random_inputs
+from unfold.sampling import explicit_sizes, random_inputs
 
 f64, f32 = torch.float64, torch.float32
 
@@ -157,7 +157,8 @@ def test_builtin_gradients_in_float32(name: str) -> None:
 def test_same_seed_same_catalogue_results() -> None:
     """Determinism: the same seed gives identical check results (and results.json); another seed does not."""
     from unfold.catalogue.base import RunConfig
-    from unfold.report.results import load_entries, results_json, run_checks, select
+    from unfold.catalogue import entries as load_entries, run_checks, select
+    from unfold.report.results import results_json
 
     chosen = select(load_entries(), ["hopfield"])
 

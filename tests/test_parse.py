@@ -72,8 +72,6 @@ def test_text_matches_python(text: str, python) -> None:
 def test_quadratic_form_is_a_scalar() -> None:
     """A 1×1 matrix (xiᵀ W xi) is a scalar where a scalar is needed."""
     E = parse_energy_spec("xi.T @ W @ xi / 2 + beta", "d", ["xi:d"], ["W:d,d"], ["beta"])
-    d, = uf.dims("d")
-    xi, W = uf.state("xi", d, 1), uf.param("W", d, d)
     grad = E.compile().grad_fn("xi")
     x, w = torch.randn(2, 3, 1, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
     torch.testing.assert_close(grad(x, w, 1.0), 0.5 * (w + w.T) @ x)

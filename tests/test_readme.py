@@ -44,7 +44,7 @@ def test_shell_commands_parse_with_the_cli():
     for c in cmds:
         argv = shlex.split(c)[1:]
         if argv[0] == "bench":  # as in unfold.cli.main: everything after `bench` is the bench's
-            from unfold.bench import _parser
+            from benchmarks.bench import _parser
 
             _parser().parse_args(argv[1:])
             continue
@@ -53,7 +53,7 @@ def test_shell_commands_parse_with_the_cli():
 
 
 def test_catalogue_table_lists_every_entry():
-    from unfold.report.results import load_entries
+    from unfold.catalogue import entries as load_entries
 
     table = README.split("## The catalogue", 1)[1].split("\n## ", 1)[0]
     names = [e.name for e in load_entries()]

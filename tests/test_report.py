@@ -9,11 +9,11 @@ import math
 import re
 import sys
 
-import pytest
 import torch
 
 from unfold.catalogue.base import AssumptionResult, CheckResult, Entry, EntryReport, Figure, RunConfig
-from unfold.report.results import RunSummary, load_entries, results_json
+from unfold.catalogue import RunSummary, entries as load_entries
+from unfold.report.results import results_json
 from unfold.report.table import format_assumptions, format_error, format_failures, format_table
 from unfold.report.write import write_report
 

@@ -13,7 +13,7 @@ from unfold.errors import (
 )
 from unfold.steps import ArmijoStep, CertifiedStep, GradientStep, LearnableStep, Unrolled
 from unfold.verify.descent import assert_descent, check_descent
-from unfold.verify.gradient import random_inputs
+from unfold.sampling import random_inputs
 
 DT = torch.float64
 

@@ -1,4 +1,4 @@
-"""The ``unfold`` command line: ``list``, ``derive``, ``verify``, ``bench``.
+"""The ``unfold`` command line: ``list``, ``derive``, ``verify``, ``reproduce``, ``audit``, ``bench``.
 
 ``unfold verify`` runs every check of every catalogue entry (or the named ones) and exits non-zero
 when any fails; ``unfold derive NAME`` shows an energy, its gradients, the descent step it yields
@@ -29,9 +29,9 @@ def _err(s: str) -> None:
 # ---- list ----------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from .energies import BUILTIN_ENERGIES
-    from .report.results import load_entries
+    from .catalogue import registry
 
-    ents = load_entries()
+    ents = registry.entries()
     for e in ents:
         quick = sum(c.quick for c in e.checks)
         _out(f"{e.name} — {e.title}")
@@ -58,10 +58,10 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
     if not spec:
         if name in BUILTIN_ENERGIES:
             return f"{name} (built-in energy; `unfold list` shows the catalogue entries)", BUILTIN_ENERGIES[name]()
-        from .report.results import load_entries as entries
+        from .catalogue import registry
         from .symbolic import Energy
 
-        for e in entries():
+        for e in registry.entries():
             if e.name == name:
                 E = e.energy()
                 if isinstance(E, Energy):
@@ -75,39 +75,25 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
                         + ", ".join(E)
                     )
                 raise UndeclaredSymbolError(f"catalogue entry {name!r} does not define a single Energy")
-        known = sorted(BUILTIN_ENERGIES) + [e.name for e in entries()]
+        known = sorted(BUILTIN_ENERGIES) + [e.name for e in registry.entries()]
         raise UndeclaredSymbolError(
             f"no built-in energy or catalogue entry {name!r} (see `unfold list`). To derive an expression, "
             f"declare its symbols, e.g.  unfold derive \"fro2(Y - W*Y)/2\" --dims \"d n\" --state Y:d,n "
             f"--param W:d,d.  Known names: {', '.join(known)}"
         )
-    try:
-        from .parse import parse_energy_spec
-    except ImportError:
-        raise SystemExit(
-            "error: deriving a typed expression needs unfold.parse.parse_energy_spec, which this "
-            "installation does not provide yet; use a built-in name (`unfold list`) or the Python API."
-        ) from None
-    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar))
+    from .parse import parse_energy_spec
+
+    E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
+                          axes=list(getattr(args, "axis", []) or []), masks=list(getattr(args, "mask", []) or []))
     return name, E
 
 
 def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
-    """The gradient step on ``v``: its update rule and generated torch source.
+    """The gradient step on ``v`` (:class:`unfold.steps.GradientStep`): its update rule and generated torch source."""
+    from .steps import GradientStep
 
-    Uses :class:`unfold.steps.GradientStep` when available, else generates the update directly.
-    """
-    try:
-        from .steps import GradientStep  # type: ignore[attr-defined]
-
-        st = GradientStep(E, wrt=str(v), step=step)
-        return st.update_rule(), st.torch_source()
-    except ImportError:
-        from .codegen import Output, generate
-
-        rule = E.update_rule(v, step)
-        fn = generate(f"step_{v}", list(E.inputs), [Output("matrix", rule)])
-        return rule, fn.source
+    st = GradientStep(E, wrt=str(v), step=step)
+    return st.update_rule(), st.torch_source()
 
 
 def _show(lhs: str, expr: Any, latex_lhs: str = "") -> None:
@@ -181,13 +167,14 @@ def _cores() -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import torch
 
+    from .catalogue import registry
     from .catalogue.base import RunConfig
+    from .catalogue.runner import run_checks, select
     from .report.progress import Progress
-    from .report.results import entries_named, run_checks, select
     from .report.table import format_failures, format_table
 
     try:
-        selection = select(entries_named(args.names), args.names)
+        selection = select(registry.entries_named(args.names), args.names)
     except KeyError as exc:
         _err(f"error: {exc.args[0]}")
         return 2
@@ -213,15 +200,77 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if nf else 0
 
 
+# ---- reproduce -----------------------------------------------------------------------------------
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import reproduce
+    from .reproduce.render import format_results
+
+    profile = reproduce.Profile(quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    results = reproduce.run(args.names, profile)
+    _out(format_results(results))
+    failed = [r.name for r in results if not r.passed]
+    _out()
+    _out(f"{len(results) - len(failed)}/{len(results)} experiments met their asserted criteria"
+         + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    if args.report:
+        _out(f"report: {reproduce.write(results, args.report)}")
+    return 1 if failed else 0
+
+
+# ---- audit ---------------------------------------------------------------------------------------
+_AUDITED = ("crate", "deq", "encoder")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+    import torch.nn.functional as F
+
+    from . import models
+    from .audit import audit
+
+    torch.manual_seed(args.seed)
+    model: Any = {"crate": lambda: models.CRATE(seed=args.seed), "deq": lambda: models.HopfieldClassifier(seed=args.seed),
+             "encoder": lambda: models.EncoderClassifier(seed=args.seed)}[args.model]()
+    data = models.digits(args.seed)
+    if args.weights:
+        model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+    elif args.epochs > 0:
+        models.fit(model, lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+                   models.digit_batches(data.x_train, data.y_train, 64, args.seed), epochs=args.epochs,
+                   progress=not args.no_progress, desc=f"training {args.model} on digits")
+    x = data.x_test[: args.samples]
+    target = model.encoder if args.model == "encoder" else model
+    report = audit(target, model.tokens_of(x) if args.model == "encoder" else x)
+    _out(f"test accuracy {models.accuracy(model, data.x_test, data.y_test):.3f}")
+    _out(report.table())
+    if args.report:
+        from .report.audit_plots import audit_png
+
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "audit.json").write_text(json.dumps(report.as_dict(), indent=1))
+        (out / "audit.png").write_bytes(audit_png(report))
+        _out(f"report: {out / 'audit.png'}, {out / 'audit.json'}")
+    return 0
+
+
 # ---- bench ---------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from . import bench  # type: ignore[attr-defined]
-    except ImportError:
-        _err("error: unfold.bench is not available in this installation")
+    """Run ``benchmarks/bench.py`` of the source checkout this ``unfold`` is imported from."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "bench.py").is_file():
+        _err(f"error: unfold bench runs from a source checkout (no benchmarks/bench.py next to {root / 'unfold'})")
         return 2
-    rc = bench.main(list(args.rest))
-    return int(rc or 0)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    bench = importlib.import_module("benchmarks.bench")
+    return int(bench.main(list(args.rest)) or 0)
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -230,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unfold",
         description="Derive transformer layers as descent steps on symbolic energies, and check that they are.",
     )
-    sub = p.add_subparsers(dest="command", metavar="{list,derive,verify,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{list,derive,verify,reproduce,audit,bench}")
     sub.required = True
 
     sl = sub.add_parser("list", help="catalogue entries with their source, claims and assumptions")
@@ -248,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--state", action="append", default=[], help="state matrix, e.g. Y:d,n (repeatable)")
     sd.add_argument("--param", action="append", default=[], help="parameter matrix, e.g. W:d,d (repeatable)")
     sd.add_argument("--scalar", action="append", default=[], help="scalar parameter name (repeatable)")
+    sd.add_argument("--axis", action="append", default=[],
+                    help="named axis NAME:SIZE, e.g. h:H; a matrix over it is W:p,d@h (repeatable)")
+    sd.add_argument("--mask", action="append", default=[],
+                    help="mask input NAME:ROWS,COLS for lse/softmax(..., mask=NAME); mask=causal needs none")
     sd.add_argument("--no-source", action="store_true", help="omit the generated torch source")
     sd.set_defaults(func=cmd_derive)
 
@@ -266,6 +319,34 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     sv.set_defaults(func=cmd_verify)
 
+    sr = sub.add_parser(
+        "reproduce", help="train generated models on offline data and measure the papers' figures",
+        description="Train unfold's generated models (digits, in-context regression) and measure each "
+                    "paper's figure as a criterion (≈ 5 minutes on 2 cores; --quick: the reduced version).",
+    )
+    sr.add_argument("names", nargs="*", metavar="NAME", help="experiments (default: all)")
+    sr.add_argument("--report", metavar="DIR", help="write report.md, PNG figures and results.json to DIR")
+    sr.add_argument("--seed", type=int, default=0)
+    sr.add_argument("--quick", action="store_true", help="the reduced version (seconds)")
+    sr.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    sr.set_defaults(func=cmd_reproduce)
+
+    sa = sub.add_parser(
+        "audit", help="per layer: energy before/after, distance to the exact step, assumption gaps",
+        description="Train (or load with --weights) a model on digits and audit every layer against the "
+                    "energy its claim names: crate and deq are unfold's generated models, encoder a "
+                    "standard nn.TransformerEncoder read as Hopfield attention. From Python: "
+                    "unfold.audit.audit(model, x) for any model, with energy=/wrt=/mapping= for your own.",
+    )
+    sa.add_argument("model", choices=_AUDITED)
+    sa.add_argument("--epochs", type=int, default=5, help="training epochs on digits (default 5; 0: as initialised)")
+    sa.add_argument("--weights", metavar="PATH", help="a state_dict to load instead of training")
+    sa.add_argument("--samples", type=int, default=128, help="test images audited (default 128)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--report", metavar="DIR", help="write audit.png and audit.json to DIR")
+    sa.add_argument("--no-progress", action="store_true")
+    sa.set_defaults(func=cmd_audit)
+
     sb = sub.add_parser("bench", help="performance benchmarks (arguments passed on)", add_help=False)
     sb.add_argument("rest", nargs=argparse.REMAINDER)
     sb.set_defaults(func=cmd_bench)
@@ -277,7 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import UnfoldError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # everything after `bench` belongs to unfold.bench
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to benchmarks/bench.py
         return cmd_bench(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:

@@ -46,8 +46,11 @@ from .errors import (
     UnfoldError,
     UnsupportedNodeError,
 )
+from .symbolic import tsallis as sparse_ops
 from .symbolic import ops
+from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
+from .symbolic.masks import MaskMatrix, causal as _causal, mask as _mask
 from .symbolic.symbols import Dim, ParamMatrix, ScalarParam, StateMatrix, dims as _declare_dims
 from .symbolic.symbols import param as _param, scalar as _scalar, state as _state
 
@@ -58,6 +61,7 @@ __all__ = [
     "parse_dims",
     "parse_matrix_spec",
     "parse_scalar_spec",
+    "parse_axis_spec",
     "Declarations",
     "PRIMITIVES",
     "MAX_LENGTH",
@@ -86,7 +90,8 @@ PRIMITIVES: dict[str, Callable[..., Any]] = {
     "hadamard": ops.hadamard, "hpow": ops.hpow, "exp": ops.exp, "log": ops.log, "tanh": ops.tanh,
     "sigmoid": ops.sigmoid, "relu": ops.relu, "abs": ops.abs_, "sqrt": ops.sqrt,
     "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
-    "ones": ops.ones, "as_scalar": ops.as_scalar,
+    "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
+    "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
 }
 #: Keyword arguments that must be the literal 0 or 1.
 _AXIS_KEYWORDS = {"axis"}
@@ -117,6 +122,8 @@ class Declarations:
     states: dict[str, StateMatrix] = field(default_factory=dict)
     params: dict[str, ParamMatrix] = field(default_factory=dict)
     scalars: dict[str, ScalarParam] = field(default_factory=dict)
+    axes: dict[str, Axis] = field(default_factory=dict)
+    masks: dict[str, MaskMatrix] = field(default_factory=dict)
 
     def symbols(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -129,7 +136,7 @@ class Declarations:
             raise ParseError(
                 f"{spec!r}: {name!r} is the name of the unfold primitive {name}(); choose another name"
             )
-        if name in self.symbols():
+        if name in self.symbols() or name in self.axes or name in self.masks:
             raise ParseError(f"{spec!r}: {name!r} is declared twice; give each symbol one declaration")
         group[name] = value
 
@@ -203,15 +210,55 @@ def parse_scalar_spec(spec: str) -> tuple[str, bool]:
     return name.strip(), kind in ("positive", "pos")
 
 
+def parse_axis_spec(spec: str, dims: Mapping[str, Dim]) -> Axis:
+    """``"h:H"`` (or ``"h:12"``) -> the axis ``h`` of size ``H``."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ParseError(f"axis spec {spec!r} must look like 'NAME:SIZE' (e.g. 'h:H' or 'h:12')")
+    name, size = (p.strip() for p in spec.split(":"))
+    try:
+        return Axis(name, _size(size, dims, spec))
+    except ParseError:
+        raise
+    except UnfoldError as exc:
+        raise ParseError(f"axis spec {spec!r}: {exc}") from None
+
+
+def _split_over(shape: str, decl: Declarations, spec: str) -> tuple[str, tuple[Axis, ...]]:
+    """``"p,d@h,l"`` -> ``("p,d", (h, l))``: the axes a matrix ranges over follow ``@``."""
+    if "@" not in shape:
+        return shape, ()
+    dims_part, _, over = shape.partition("@")
+    axes = []
+    for a in over.split(","):
+        a = a.strip()
+        if a not in decl.axes:
+            raise UndeclaredSymbolError(
+                f"{spec!r}: axis {a!r} is not declared; declared axes are {sorted(decl.axes)} (--axis NAME:SIZE)"
+            )
+        axes.append(decl.axes[a])
+    return dims_part, tuple(axes)
+
+
 def _declare(
     dims: Union[str, Iterable[Any]],
     states: Union[Mapping[str, Any], Sequence[str], None],
     params: Union[Mapping[str, Any], Sequence[str], None],
     scalars: Union[Mapping[str, Any], Sequence[str], None],
+    axes: Union[Sequence[str], None] = None,
+    masks: Union[Mapping[str, Any], Sequence[str], None] = None,
 ) -> Declarations:
     decl = Declarations()
     for name, d in parse_dims(dims).items():
         decl.add(decl.dims, name, d, f"dims {dims!r}")
+    if isinstance(axes, str):
+        raise ParseError("axes must be a list of specs such as ['h:H']")
+    for a in axes or ():
+        ax = parse_axis_spec(a, decl.dims)
+        if ax.name in PRIMITIVES:
+            raise ParseError(f"{a!r}: {ax.name!r} is the name of a primitive; choose another name")
+        if ax.name in decl.symbols() or ax.name in decl.axes:
+            raise ParseError(f"{a!r}: {ax.name!r} is declared twice; give each symbol one declaration")
+        decl.axes[ax.name] = ax
 
     def matrices(group: Any, make: Callable[..., Any], store: dict[str, Any], what: str) -> None:
         if group is None:
@@ -219,12 +266,21 @@ def _declare(
         items: list[tuple[str, Any]]
         if isinstance(group, str):
             raise ParseError(f"{what} must be a list of specs such as ['Y:d,n'] or a dict {{'Y': 'd,n'}}")
+        overs: dict[str, tuple[Axis, ...]] = {}
         if isinstance(group, Mapping):
-            items = [(k, v) for k, v in group.items()]
+            items = []
+            for k, v in group.items():
+                if isinstance(v, str):
+                    v, overs[k] = _split_over(v, decl, f"{k}:{v}")
+                items.append((k, v))
         else:
             items = []
             for s in group:
-                name, r, c = parse_matrix_spec(s, decl.dims)
+                if not isinstance(s, str):
+                    raise ParseError(f"{what}: {s!r} is not a spec such as 'Y:d,n'")
+                head, over = _split_over(s, decl, s)
+                name, r, c = parse_matrix_spec(head, decl.dims)
+                overs[name] = over
                 items.append((name, (r, c)))
         for name, shape in items:
             spec = f"{name}:{shape}"
@@ -239,13 +295,14 @@ def _declare(
             else:
                 raise ParseError(f"{what} {name!r}: shape {shape!r} must be 'ROWS,COLS' or a (rows, cols) tuple")
             try:
-                sym = make(name, r, c)
+                sym = make(name, r, c, over=overs.get(name) or None)
             except UnfoldError as exc:
                 raise ParseError(f"{what} {spec!r}: {exc}") from None
             decl.add(store, name, sym, spec)
 
     matrices(states, _state, decl.states, "states")
     matrices(params, _param, decl.params, "params")
+    matrices(masks, _mask, decl.masks, "masks")
     if scalars is not None:
         if isinstance(scalars, str):
             raise ParseError("scalars must be a list such as ['beta'] or ['beta:positive']")
@@ -534,12 +591,34 @@ class _Reader:
                 f"declared dims are {sorted(self.decl.dims)}",
                 node,
             )
+        if fname == "sum_over" and i == 0:
+            if isinstance(node, ast.Name) and node.id in self.decl.axes:
+                return self.decl.axes[node.id]
+            raise self.fail(
+                UndeclaredSymbolError,
+                f"sum_over() takes a declared axis first; declared axes are {sorted(self.decl.axes) or 'none'}"
+                " (--axis NAME:SIZE)",
+                node,
+            )
         v = self.ev(node)
         if fname in ("hpow", "power", "soft_threshold") and i == 1:
             return self.scalar_of(v, node, f"{fname}() second argument")
         return v
 
     def keyword(self, fname: str, kw: ast.keyword) -> Any:
+        if kw.arg == "mask":
+            node = kw.value
+            if isinstance(node, ast.Name) and node.id == "causal":
+                return _causal
+            if isinstance(node, ast.Name) and node.id in self.decl.masks:
+                self.used.add(node.id)
+                return self.decl.masks[node.id]
+            raise self.fail(
+                UndeclaredSymbolError,
+                f"{fname}(): mask= takes causal or a declared mask (--mask NAME:ROWS,COLS); declared "
+                f"masks are {sorted(self.decl.masks) or 'none'}",
+                node,
+            )
         if kw.arg in _AXIS_KEYWORDS:
             node = kw.value
             if isinstance(node, ast.Constant) and node.value in (0, 1) and not isinstance(node.value, bool):
@@ -620,6 +699,8 @@ def parse(
     params: Union[Mapping[str, Any], Sequence[str], None] = None,
     scalars: Union[Mapping[str, Any], Sequence[str], None] = None,
     *,
+    axes: Union[Sequence[str], None] = None,
+    masks: Union[Mapping[str, Any], Sequence[str], None] = None,
     name: str = "E",
 ) -> Energy:
     """Read an energy from text, safely.
@@ -630,13 +711,17 @@ def parse(
     ``(rows, cols)`` tuple of dim names / ints) or are lists of specs ``"Y:d,n"``; ``scalars`` is a
     list of ``"beta"`` / ``"beta:positive"``.  At least one declared state must occur.
 
+    Named axes: ``axes=["h:H"]`` declares an axis; a matrix ranges over axes listed after ``@`` in
+    its shape (``params={"WQ": "p,d@h"}`` or ``"WQ:p,d@h"``), and ``sum_over(h, ...)`` sums over one.
+    Masks: ``lse(S, axis=1, mask=causal)``, or ``masks=["M:n,n"]`` declares a mask input ``mask=M``.
+
     Raises :class:`ParseError` (with ``.position``, the 0-based column, where known) for anything
     outside the whitelist (see the module docstring), :class:`UndeclaredSymbolError` for unknown
     names (with a did-you-mean hint), :class:`UnsupportedNodeError` for unknown functions,
     :class:`ShapeMismatchError` for ill-shaped sums/products and :class:`NotScalarError` when the
     expression is a matrix that is not 1×1.  Declared names that do not occur give a warning.
     """
-    decl = _declare(dims, states, params, scalars)
+    decl = _declare(dims, states, params, scalars, axes, masks)
     if not decl.states:
         raise ParseError("declare at least one state (--state 'NAME:ROWS,COLS'): the variable a layer updates")
     value, used = _read(text, decl)
@@ -663,6 +748,8 @@ def parse_energy_spec(
     params: Sequence[str] = (),
     scalars: Sequence[str] = (),
     *,
+    axes: Sequence[str] = (),
+    masks: Sequence[str] = (),
     name: str = "E",
 ) -> Energy:
     """The CLI's form: ``unfold derive EXPR --dims "d n" --state Y:d,n --param W:d,d --scalar beta``.
@@ -672,4 +759,5 @@ def parse_energy_spec(
     integers); every entry of ``scalars`` is ``"NAME"`` or ``"NAME:positive"``.  Errors as
     :func:`parse`.
     """
-    return parse(expr, dims, list(states or ()), list(params or ()), list(scalars or ()), name=name)
+    return parse(expr, dims, list(states or ()), list(params or ()), list(scalars or ()),
+                 axes=list(axes or ()), masks=list(masks or ()), name=name)

@@ -28,6 +28,7 @@ from ..errors import InputError, StepSizeError
 from ..steps.policies import StepPolicy, StepProblem
 from .data import AttDataset
 from .model import attention_loss, attention_loss_kq, attention_probs
+from ..verify.certificates import checked_grad_fn
 
 __all__ = ["NormalizedGradient", "TrainRun", "train", "loss_and_grad_fn"]
 
@@ -75,7 +76,7 @@ def loss_and_grad_fn(param: Param = "W") -> GeneratedFunction:
     cm = E.compile()
     outs = [Output("scalar", E.expr)]
     for nm in names:
-        cm.checked_grad_fn(nm)  # raises GradientCheckError unless both legs agree
+        checked_grad_fn(cm.energy, nm)  # raises GradientCheckError unless both legs agree
         v = E.symbol(nm)
         outs.append(Output("grad", E.grad(v), v))
     return generate(f"attsvm_loss_grad_{param}", E.inputs, outs)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..verify.scaled import scaled_error as rel_err  # the one scaled error (unfold.verify.scaled)
+
 __all__ = [
     "max_abs", "rel_err",
     "hopfield_update", "hopfield_energy", "hopfield_separation", "theorem5_bound",
@@ -30,11 +32,6 @@ __all__ = [
 def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     """``max |a − b|`` as a float."""
     return float((a - b).abs().max())
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``max |a − b| / max(1, max |b|)``: the scaled error every exact check reports."""
-    return float((a - b).abs().max()) / max(1.0, float(b.abs().max()))
 
 
 # ---- Ramsauer et al. (2008.02217): modern Hopfield ----------------------------------------------

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ShapeMismatchError
+from ..verify.scaled import scaled_error
 from .base import AssumptionResult
 
 __all__ = ["scaled_error", "symmetric", "positive_definite", "spd_matrix", "unit_columns"]
-
-
-def scaled_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``max|a − b| / max(1, max|b|)`` (``b`` is the reference); ``inf`` when anything is not finite.
-    The shapes must agree exactly (no silent broadcasting)."""
-    if a.shape != b.shape:
-        raise ShapeMismatchError(f"compared tensors differ in shape: {tuple(a.shape)} vs reference {tuple(b.shape)}")
-    diff = (a - b).abs()
-    if not bool(torch.isfinite(diff).all()):
-        return float("inf")
-    return float(diff.max()) / max(1.0, float(b.abs().max()))
 
 
 def symmetric(name: str, M: torch.Tensor, tol: float = 1e-12) -> AssumptionResult:

@@ -1,23 +1,23 @@
-"""The catalogue record: one paper's "this architecture is energy minimisation" claim as data.
+r"""The catalogue record: one paper's "this architecture is energy minimisation" claim as data.
 
-An :class:`Entry` declares the energy (in unfold's language), how the unfolded layer is built from
-``unfold.steps`` (never hand-written), an independent reference implementation of the architecture
-(plain torch ops or standard modules, written from the paper), the parameter mapping, the claim
-kinds, the assumptions as predicates, and a list of :class:`Check`s.  ``unfold verify``, the tests,
-the notebooks and the report all run the same checks and read the same :class:`CheckResult`s.
+An :class:`Entry` declares the energy (in unfold's language), the parameter mapping, and its checks:
+typed :class:`~unfold.catalogue.claim.Claim`\ s (the generated layer, the independent reference, how
+inputs are drawn, the float64 tolerance, the assumptions as predicates, the controls) and, where a
+claim needs more than a layer-versus-reference comparison, free-form :class:`Check`\ s.  The runner
+(:mod:`unfold.catalogue.runner`) fills in the names and the precision rule; ``unfold verify``, the
+tests, the notebooks and the report all run the same checks and read the same :class:`CheckResult`\ s.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence
 
 import torch
 
 __all__ = [
     "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
-    "Entry", "EntryReport", "run_entry",
+    "CheckLike", "ControlResult", "Entry", "EntryReport",
 ]
 
 ClaimKind = Literal["exact", "descent", "approximate", "asymptotic", "gradient"]
@@ -102,6 +102,17 @@ class AssumptionResult:
 
 
 @dataclass
+class ControlResult:
+    """A case the check must reject (a wrong layer, a wrong construction, the layer shifted by 1e-3),
+    and whether it was rejected.  A control that is rejected is the expected outcome."""
+
+    name: str
+    rejected: bool
+    error: Optional[float] = None
+    detail: str = ""
+
+
+@dataclass
 class Figure:
     """A plot as data: named series over a common x axis (``kind`` "line", "semilogy" or "box")."""
 
@@ -121,14 +132,15 @@ class CheckResult:
 
     ``error`` is the measured quantity compared with ``tol`` (``error <= tol`` passes for exact
     claims; for other kinds ``detail`` says what was compared).  ``assumptions`` lists the
-    predicates evaluated on the check's data.  ``data`` holds extra numbers (tables, regimes);
-    ``figures`` holds plots.
+    predicates evaluated on the check's data; ``controls`` the cases the check rejected (or, failing,
+    did not).  ``data`` holds extra numbers (tables, regimes); ``figures`` holds plots.  ``entry``,
+    ``check`` and ``claim`` are filled in by the runner from the :class:`Check` or claim.
     """
 
-    entry: str
-    check: str
-    claim: str
-    passed: bool
+    entry: str = ""
+    check: str = ""
+    claim: str = ""
+    passed: bool = False
     error: Optional[float] = None
     tol: Optional[float] = None
     detail: str = ""
@@ -136,20 +148,36 @@ class CheckResult:
     assumptions: list[AssumptionResult] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
+    controls: list[ControlResult] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+class CheckLike(Protocol):
+    """What the runner needs of a check: a :class:`Check` or a :class:`~unfold.catalogue.claim.Claim`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def claim(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def quick(self) -> bool: ...
+    @property
+    def scope(self) -> Optional[str]: ...
+
+    def run(self, config: RunConfig) -> CheckResult: ...
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check of an entry: ``run(config) -> CheckResult``."""
+    """A free-form check of an entry: ``run(config) -> CheckResult`` (names filled in by the runner)."""
 
     name: str
     claim: str
     description: str
     run: Callable[[RunConfig], CheckResult]
     quick: bool = True  # included in the quick profile
+    scope: Optional[str] = None  # what a proof covers (claim.PROOF_SCOPES), when one exists
 
 
 @dataclass(frozen=True)
@@ -161,7 +189,7 @@ class Entry:
     source: str
     summary: str
     energy: Callable[[], Any]
-    checks: tuple[Check, ...]
+    checks: Sequence[CheckLike]
     assumptions: tuple[str, ...] = ()
     mapping: str = ""
     notes: str = ""
@@ -184,24 +212,3 @@ class EntryReport:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
-
-
-def run_entry(entry: Entry, config: RunConfig = RunConfig(), only: Optional[list[str]] = None) -> EntryReport:
-    """Run an entry's checks (all, the quick ones when ``config.quick``, or those named in ``only``).
-
-    A check that raises is reported as failed with the error message, never hidden.
-    """
-    results = []
-    for c in entry.checks:
-        if only is not None and c.name not in only:
-            continue
-        if config.quick and not c.quick:
-            continue
-        t0 = time.perf_counter()
-        try:
-            r = c.run(config)
-        except Exception as exc:  # reported, not swallowed: the check fails with the message
-            r = CheckResult(entry.name, c.name, c.claim, False, detail=f"raised {type(exc).__name__}: {exc}")
-        r.seconds = time.perf_counter() - t0
-        results.append(r)
-    return EntryReport(entry.name, results)

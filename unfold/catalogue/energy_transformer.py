@@ -36,8 +36,12 @@ from ..symbolic.symbols import dims, param, scalar, state
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from ..verify.certificates import checked_grad_fn
 
-__all__ = ["ENTRY", "energy", "layernorm_expr", "ETLayer", "et_layer", "make_inputs"]
+__all__ = ["ENTRY", "energy", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
+
+#: The independent reference: the paper's two-term closed-form gradient ``∂E/∂g`` in plain torch.
+reference_gradient = ref.et_grad_closed_form
 
 NAME = "energy_transformer"
 EXACT_TOL = 1e-12  # float64 scaled error; RunConfig.tol scales it (≈4504 ulps of the working precision)
@@ -113,7 +117,7 @@ class ETLayer(EnergyStep):
         self.alpha = float(alpha)
         self._ln = dict(ln)
         cm = self._compiled
-        self._grad = cm.checked_grad_fn(self.wrt) if check else cm.grad_fn(self.wrt)
+        self._grad = checked_grad_fn(cm.energy, self.wrt) if check else cm.grad_fn(self.wrt)
 
     def g(self, x: torch.Tensor) -> torch.Tensor:
         """The layer-normed tokens ``LN(x)``."""

@@ -21,7 +21,8 @@ import torch
 
 from ..energies import BUILTIN_ENERGIES
 from ..symbolic import Energy
-from ..verify.gradient import check_gradient, explicit_sizes, random_inputs
+from ..sampling import explicit_sizes, random_inputs
+from ..verify.gradient import check_gradient
 from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
 
 __all__ = ["ENTRY", "TOL", "TOL64", "CAP", "tolerance"]

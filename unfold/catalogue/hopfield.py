@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -28,6 +28,7 @@ from ..symbolic.symbols import dims, param, scalar, state
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 
 __all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer"]
 
@@ -98,52 +99,63 @@ def _unit_columns(g: torch.Generator, dtype: torch.dtype, d: int, N: int) -> tor
 
 
 # ---- checks ---------------------------------------------------------------------------------------
-def check_cccp(config: RunConfig) -> CheckResult:
-    """CCCP step and unit gradient step vs ``X softmax(βXᵀΞ)`` written with plain torch."""
-    g = config.generator(1)
+def _cccp_inputs(config: RunConfig) -> dict[str, Any]:
     d, N, S = (8, 12, 3) if config.quick else (16, 50, 4)
-    inp = _inputs(g, config.dtype, d, N, S, batch=3, beta=2.0)
-    Xi = inp.pop("Xi")
-    want = ref.hopfield_update(inp["X"], Xi, inp["beta"])
-    cccp, grad = cccp_step(), gradient_step()
-    e_cccp = ref.rel_err(cccp(Xi, **inp), want)
-    e_grad = ref.rel_err(grad(Xi, **inp), want)
-    X, Xi_s, beta = _symbols()[:3]
-    target = X * s.softmax(beta * X.T * Xi_s)
-    rule_c, rule_g = cccp.update_rule() == target, grad.update_rule() == target
-    err, tol = max(e_cccp, e_grad), config.tol(EXACT_TOL)
-    return CheckResult(
-        NAME, "cccp_step_is_attention", "exact", err <= tol and rule_c and rule_g, err, tol,
-        detail=(f"CCCP step vs X·softmax(βXᵀΞ): {e_cccp:.2e}; unit gradient step: {e_grad:.2e} "
-                f"(d={d}, N={N}, S={S}, batch 3, β=2); symbolic rules equal X*Softmax(beta*X.T*Xi): "
-                f"CCCP {rule_c}, gradient {rule_g}" + config.tol_note(EXACT_TOL)),
-        data={"cccp_error": e_cccp, "gradient_step_error": e_grad, "cccp_rule": str(cccp.update_rule()),
-              "gradient_rule": str(grad.update_rule())},
-    )
+    return _inputs(config.generator(1), config.dtype, d, N, S, batch=3, beta=2.0)
 
 
-def check_attention(config: RunConfig) -> CheckResult:
-    """The CCCP step under the paper's mapping vs ``F.scaled_dot_product_attention`` and
-    ``nn.MultiheadAttention`` (one head, no bias)."""
+def _steps(t: Inputs) -> dict[str, torch.Tensor]:
+    kw = {k: t[k] for k in ("X", "beta", "M")}
+    return {"CCCP step": cccp_step()(t["Xi"], **kw), "unit gradient step": gradient_step()(t["Xi"], **kw)}
+
+
+def _rule_is_attention(step: Any) -> Callable[[Inputs, RunConfig], tuple[bool, str]]:
+    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+        X, Xi, beta = _symbols()[:3]
+        return step().update_rule() == X * s.softmax(beta * X.T * Xi), ""
+    return test
+
+
+CCCP_IS_ATTENTION = Claim(
+    "cccp_step_is_attention", "exact", "CCCP step and unit gradient step = X softmax(βXᵀΞ)",
+    inputs=_cccp_inputs, layer=_steps, reference=lambda t: ref.hopfield_update(t["X"], t["Xi"], t["beta"]), tol64=EXACT_TOL,
+    conditions=(Predicate("CCCP rule = X*Softmax(beta*X.T*Xi)", _rule_is_attention(cccp_step)),
+                Predicate("gradient rule = X*Softmax(beta*X.T*Xi)", _rule_is_attention(gradient_step))),
+    data=lambda t: {"cccp_rule": str(cccp_step().update_rule()), "gradient_rule": str(gradient_step().update_rule())},
+    describe=lambda t: f"vs X·softmax(βXᵀΞ): d={t['X'].shape[0]}, N={t['X'].shape[1]}, S={t['Xi'].shape[-1]}, "
+                       f"batch {t['Xi'].shape[0]}, β={t['beta']}",
+)
+
+
+def _attention_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(2)
     B, S, N, d_y, d_k = (2, 3, 5, 6, 4) if config.quick else (2, 5, 9, 12, 8)
     dt = config.dtype
-    R = torch.randn(B, S, d_k, generator=g, dtype=dt)          # d_r = d_k (MultiheadAttention's embed_dim)
-    Y = torch.randn(B, N, d_y, generator=g, dtype=dt)
-    WQ = torch.randn(d_k, d_k, generator=g, dtype=dt) / math.sqrt(d_k)
-    WK = torch.randn(d_y, d_k, generator=g, dtype=dt) / math.sqrt(d_y)
-    WV = torch.randn(d_k, d_k, generator=g, dtype=dt) / math.sqrt(d_k)
-    ours = attention_layer(R, Y, WQ, WK, WV)
-    e_sdpa = ref.rel_err(ours, ref.sdpa_attention(R, Y, WQ, WK, WV))
-    e_mha = ref.rel_err(ours, ref.mha_attention(R, Y, WQ, WK, WV))
-    err, tol = max(e_sdpa, e_mha), config.tol(EXACT_TOL)
-    return CheckResult(
-        NAME, "attention_equivalence", "exact", err <= tol, err, tol,
-        detail=(f"(Ξ⁺)ᵀW_V with X=(YW_K)ᵀ, Ξ=(RW_Q)ᵀ, β=1/√d_k vs F.scaled_dot_product_attention: "
-                f"{e_sdpa:.2e}; vs nn.MultiheadAttention(1 head, bias=False): {e_mha:.2e} "
-                f"(batch {B}, S={S} queries, N={N} keys, d_y={d_y}, d_k={d_k})" + config.tol_note(EXACT_TOL)),
-        data={"sdpa_error": e_sdpa, "mha_error": e_mha},
-    )
+    return {"R": torch.randn(B, S, d_k, generator=g, dtype=dt),          # d_r = d_k (MultiheadAttention's embed_dim)
+            "Y": torch.randn(B, N, d_y, generator=g, dtype=dt),
+            "WQ": torch.randn(d_k, d_k, generator=g, dtype=dt) / math.sqrt(d_k),
+            "WK": torch.randn(d_y, d_k, generator=g, dtype=dt) / math.sqrt(d_y),
+            "WV": torch.randn(d_k, d_k, generator=g, dtype=dt) / math.sqrt(d_k)}
+
+
+def _torch_attention(t: Inputs) -> dict[str, torch.Tensor]:
+    args = (t["R"], t["Y"], t["WQ"], t["WK"], t["WV"])
+    return {"F.scaled_dot_product_attention": ref.sdpa_attention(*args), "nn.MultiheadAttention": ref.mha_attention(*args)}
+
+
+def _unit_temperature(t: Inputs) -> torch.Tensor:
+    Q, K = t["R"] @ t["WQ"], t["Y"] @ t["WK"]
+    return torch.nn.functional.scaled_dot_product_attention(Q, K, K @ t["WV"], scale=1.0)
+
+
+ATTENTION_EQUIVALENCE = Claim(
+    "attention_equivalence", "exact", "mapped CCCP step = F.scaled_dot_product_attention = nn.MultiheadAttention",
+    inputs=_attention_inputs, layer=lambda t: attention_layer(t["R"], t["Y"], t["WQ"], t["WK"], t["WV"]), reference=_torch_attention, tol64=EXACT_TOL,
+    controls=(Control("attention at temperature 1 instead of 1/√d_k", reference=_unit_temperature),),
+    describe=lambda t: (f"(Ξ⁺)ᵀW_V with X=(YW_K)ᵀ, Ξ=(RW_Q)ᵀ, β=1/√d_k (batch {t['R'].shape[0]}, "
+                        f"S={t['R'].shape[1]} queries, N={t['Y'].shape[1]} keys, d_y={t['Y'].shape[2]}, "
+                        f"d_k={t['WK'].shape[1]}); nn.MultiheadAttention with 1 head, bias=False"),
+)
 
 
 def check_descent_bounds(config: RunConfig) -> CheckResult:
@@ -169,7 +181,7 @@ def check_descent_bounds(config: RunConfig) -> CheckResult:
         xlabel="step t", ylabel="E(ξ_t)",
     )
     return CheckResult(
-        NAME, "descent_and_bounds", "descent", ok, res.max_increase, tol_b,
+        passed=ok, error=res.max_increase, tol=tol_b,
         detail=(f"{res.detail}; E in [{lo:.4g}, {hi:.4g}] ⊂ [0, 2M²={2 * M2:.4g}]: {bounded}; "
                 f"generated energy vs the paper's formula: {e_energy:.2e} (d={d}, N={N}, β=2, {depth} steps)"
                 + config.tol_note(EXACT_TOL)),
@@ -213,7 +225,7 @@ def check_retrieval(config: RunConfig) -> CheckResult:
     positive = min(sep_rows) > 0
     ok = worst <= 1.0 and separated and fp_res <= config.tol(FIXED_POINT_TOL)
     return CheckResult(
-        NAME, "retrieval_theorem5", "approximate", ok, worst, 1.0,
+        passed=ok, error=worst, tol=1.0,
         detail=(f"max over {len(ratios)} queries (radius {radii}) of ‖f(ξ)−xᵢ‖ / bound = {worst:.3g}; "
                 f"largest error {max(errors):.2e}, largest bound {max(bounds):.2e}; min Δᵢ = "
                 f"{float(delta.min()):.3f} ≥ {need:.3f} (d={d}, N={N}, M={Mnorm}, β={beta})"),
@@ -280,7 +292,7 @@ def check_beta_sweep(config: RunConfig) -> CheckResult:
                kind="semilogy"),
     ]
     return CheckResult(
-        NAME, "beta_sweep", "approximate", ok, None, None,
+        passed=ok,
         detail=(f"regimes over β={betas[0]:.2g}…{betas[-1]:.3g}: {' → '.join(dict.fromkeys(regimes))}; "
                 f"k at smallest β = {rows['k (90% mass)'][0]:.0f} (N={N}), at largest β = "
                 f"{rows['k (90% mass)'][-1]:.0f}; metastable cluster average seen: {metastable}"),
@@ -298,9 +310,8 @@ ENTRY = Entry(
              "and stays in [0, 2M²]."),
     energy=energy,
     checks=(
-        Check("cccp_step_is_attention", "exact", "CCCP step and unit gradient step = X softmax(βXᵀΞ)", check_cccp),
-        Check("attention_equivalence", "exact",
-              "mapped CCCP step = F.scaled_dot_product_attention = nn.MultiheadAttention", check_attention),
+        CCCP_IS_ATTENTION,
+        ATTENTION_EQUIVALENCE,
         Check("descent_and_bounds", "descent", "E non-increasing along CCCP steps, within [0, 2M²]",
               check_descent_bounds),
         Check("retrieval_theorem5", "approximate", "one-step retrieval error below Theorem 5's bound",

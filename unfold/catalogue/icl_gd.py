@@ -21,6 +21,7 @@ with ``W₀ = 0`` the read-out ``ŷ = −(y-slot)`` is the one-step GD predictio
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Callable
 
 import torch
 
@@ -29,8 +30,8 @@ from ..steps import GradientStep
 from ..symbolic import Energy
 from ..verify.descent import check_descent
 from ._icl_refs import gd_construction, lsa_layer, tokens
-from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 
 __all__ = ["ENTRY", "energy", "gd_step", "sample_task", "ETA", "TOL"]
 
@@ -64,39 +65,73 @@ def sample_task(config: RunConfig, nx: int = 10, ny: int = 1, N: int = 10, batch
     return {"X": X.to(dt), "Y": (Wt @ X).to(dt), "xq": xq.to(dt), "W0": W0.to(dt)}
 
 
-def _check(w0_zero: bool):
-    def run(config: RunConfig) -> CheckResult:
-        task = sample_task(config, ny=2 if not w0_zero else 1, w0_zero=w0_zero)
-        X, Y, xq, W0 = task["X"], task["Y"], task["xq"], task["W0"]
-        nx, N, ny = X.shape[-2], X.shape[-1], Y.shape[-2]
+def _draw(w0_zero: bool) -> Callable[[RunConfig], dict[str, Any]]:
+    """Inputs of the exact claims: tasks with ``W₀ = 0`` (N_y = 1) or ``W₀ ≠ 0`` (N_y = 2)."""
+    return lambda config: sample_task(config, ny=1 if w0_zero else 2, w0_zero=w0_zero)
+
+
+def _gd_prediction(w0_zero: bool) -> Callable[[Inputs], dict[str, torch.Tensor]]:
+    """The generated GD step, as the token updates it predicts: context y-slots ``y_j − ΔW x_j``,
+    query y-slot ``−ΔW x_q``, x-slots unchanged (and, with ``W₀ = 0``, the read-out ``W₁x_q``)."""
+    def layer(t: Inputs) -> dict[str, torch.Tensor]:
+        X, Y, xq, W0 = t["X"], t["Y"], t["xq"], t["W0"]
         W1 = gd_step()(W0, X=X, Y=Y)
         dW = W1 - W0
-        E = lsa_layer(tokens(X, Y, xq), *gd_construction(nx, ny, W0, ETA, N), n_context=N)
-        ctx_err = scaled_error(E[..., nx:, :N], Y - dW @ X)
-        q_err = scaled_error(E[..., nx:, N:], -dW @ xq)
-        x_err = scaled_error(E[..., :nx, :], torch.cat([X, xq], dim=-1))
-        pred_err = scaled_error(-E[..., nx:, N:], W1 @ xq) if w0_zero else None
-        errs = [ctx_err, q_err, x_err] + ([pred_err] if pred_err is not None else [])
-        err = max(errs)
-        w0_norm = float(W0.abs().max())
-        assumptions = [
-            AssumptionResult("W₀ = 0" if w0_zero else "W₀ ≠ 0", (w0_norm == 0.0) == w0_zero, f"max|W₀| = {w0_norm:.3g}"),
-            AssumptionResult("query target slot starts at 0", True, "e_q = (x_q, 0) by construction"),
-            AssumptionResult("keys and values from context tokens only", True, f"sum over the first N = {N} tokens"),
-        ]
-        detail = (f"N_x={nx}, N_y={ny}, N={N}, η={ETA}, {X.shape[0]} tasks, {config.dtype_name}: context y-slots vs "
-                  f"y_j − ΔW x_j {ctx_err:.1e}; query y-slot vs −ΔW x_q {q_err:.1e}; x-slots unchanged {x_err:.1e}")
-        if pred_err is not None:
-            detail += f"; read-out −(query y-slot) vs W₁x_q {pred_err:.1e}"
-        detail += config.tol_note(TOL)
-        tol = config.tol(TOL)
-        return CheckResult(
-            entry="icl_gd", check=f"lsa_equals_gd_step_{'w0_zero' if w0_zero else 'w0_nonzero'}",
-            claim="exact", passed=err <= tol, error=err, tol=tol, detail=detail, assumptions=assumptions,
-            data={"context_error": ctx_err, "query_error": q_err, "x_slot_error": x_err, "prediction_error": pred_err},
-        )
+        out = {"context": Y - dW @ X, "query": -dW @ xq, "x_slots": torch.cat([X, xq], dim=-1)}
+        return out | ({"prediction": W1 @ xq} if w0_zero else {})
+    return layer
 
-    return run
+
+def _lsa(w0_zero: bool, value_block: float = -1.0) -> Callable[[Inputs], dict[str, torch.Tensor]]:
+    """The paper's linear self-attention layer under the construction (``value_block`` is the
+    lower-right block of ``W_V``: ``−1`` in the paper, ``0`` for the control)."""
+    def reference(t: Inputs) -> dict[str, torch.Tensor]:
+        X, Y, xq, W0 = t["X"], t["Y"], t["xq"], t["W0"]
+        nx, N, ny = X.shape[-2], X.shape[-1], Y.shape[-2]
+        WK, WQ, WV, P = gd_construction(nx, ny, W0, ETA, N)
+        WV[..., nx:, nx:] = value_block * torch.eye(ny, dtype=WV.dtype)
+        E = lsa_layer(tokens(X, Y, xq), WK, WQ, WV, P, n_context=N)
+        out = {"context": E[..., nx:, :N], "query": E[..., nx:, N:], "x_slots": E[..., :nx, :]}
+        return out | ({"prediction": -E[..., nx:, N:]} if w0_zero else {})
+    return reference
+
+
+def _w0(w0_zero: bool) -> Predicate:
+    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+        w0_norm = float(t["W0"].abs().max())
+        return (w0_norm == 0.0) == w0_zero, f"max|W₀| = {w0_norm:.3g}"
+    return Predicate("W₀ = 0" if w0_zero else "W₀ ≠ 0", test)
+
+
+def _query_slot_zero(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    nx, N = t["X"].shape[-2], t["X"].shape[-1]
+    q = tokens(t["X"], t["Y"], t["xq"])[..., nx:, N:]
+    return bool((q == 0).all()), f"max|e_q y-slot| = {float(q.abs().max()):.1e}"
+
+
+def _context_only(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    """Context outputs do not change when the query's x changes (keys/values from context only)."""
+    moved = dict(t, xq=2 * t["xq"] + 1)
+    a, b = _lsa(False)(t)["context"], _lsa(False)(moved)["context"]
+    return bool(torch.equal(a, b)), f"context y-slots moved by {float((a - b).abs().max()):.1e} with x_q"
+
+
+def _describe(t: Inputs) -> str:
+    X, Y = t["X"], t["Y"]
+    return f"N_x={X.shape[-2]}, N_y={Y.shape[-2]}, N={X.shape[-1]}, η={ETA}, {X.shape[0]} tasks"
+
+
+def _exact(w0_zero: bool) -> Claim:
+    return Claim(
+        name=f"lsa_equals_gd_step_{'w0_zero' if w0_zero else 'w0_nonzero'}", kind="exact",
+        description=("W₀ = 0: context y-slots y_j − W₁x_j, query read-out W₁x_q" if w0_zero else
+                     "W₀ ≠ 0 (N_y = 2): context y-slots y_j − ΔWx_j, query y-slot −ΔWx_q"),
+        inputs=_draw(w0_zero), layer=_gd_prediction(w0_zero), reference=_lsa(w0_zero), tol64=TOL,
+        assumptions=(_w0(w0_zero), Predicate("query target slot starts at 0", _query_slot_zero),
+                     Predicate("keys and values from context tokens only", _context_only)),
+        controls=(Control("W_V without its −I block", reference=_lsa(w0_zero, value_block=0.0)),),
+        describe=_describe,
+    )
 
 
 def _check_descent(config: RunConfig) -> CheckResult:
@@ -107,7 +142,7 @@ def _check_descent(config: RunConfig) -> CheckResult:
     res = check_descent(gd_step(), W0, depth=1, X=X, Y=Y)
     drop = (res.energies[0] - res.energies[1]).min()
     return CheckResult(
-        entry="icl_gd", check="gd_step_descends_L", claim="descent", passed=res.passed,
+        passed=res.passed,
         error=max(res.max_increase, 0.0), tol=None,
         detail=f"{res.detail}; smallest decrease over tasks {float(drop):.3g}",
         assumptions=[AssumptionResult("η λ_max(XXᵀ/N) ≤ 2", ETA * lam <= 2.0, f"η λ_max = {ETA * lam:.3f}")],
@@ -125,10 +160,8 @@ ENTRY = Entry(
     ),
     energy=energy,
     checks=(
-        Check("lsa_equals_gd_step_w0_zero", "exact",
-              "W₀ = 0: context y-slots y_j − W₁x_j, query read-out W₁x_q", _check(True)),
-        Check("lsa_equals_gd_step_w0_nonzero", "exact",
-              "W₀ ≠ 0 (N_y = 2): context y-slots y_j − ΔWx_j, query y-slot −ΔWx_q", _check(False)),
+        _exact(True),
+        _exact(False),
         Check("gd_step_descends_L", "descent", "L(W₁) ≤ L(W₀) under η λ_max(XXᵀ/N) ≤ 2", _check_descent),
     ),
     assumptions=("query target slot initialised to 0", "keys/values from the context tokens only",

@@ -40,15 +40,14 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Mapping, Optional
+from typing import Any
 
-import sympy as sp
 import torch
 
-from ..steps import Alternating, GradientStep, MMStep, NonNegative, ProximalGradientStep, Unrolled
+from ..steps import GradientStep, MMStep, NonNegative, ProximalGradientStep, Unrolled
 from ..symbolic import ops as s
 from ..symbolic.energy import Energy
-from ..symbolic.symbols import dims, param, scalar, state
+from ..symbolic.symbols import dims, param, state
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
@@ -205,7 +204,7 @@ def check_attention_mm(config: RunConfig) -> CheckResult:
     err = max(max(errs.values()), e_energy)
     return CheckResult(
         NAME, "attention_mm_step", "exact", err <= tol and mm_ok, err, tol,
-        detail=(f"MM step vs (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y: "
+        detail=("MM step vs (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y: "
                 + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
                 + f"; E₁ vs explicit Σ_(i<j) loop {e_energy:.2e}; {chk} (n={n}, d={d})" + config.tol_note(EXACT_TOL)),
         assumptions=[AssumptionResult("Q(·|A) majorizes E₁ and touches it at A", mm_ok, str(mm))],
@@ -283,7 +282,7 @@ def check_ffn(config: RunConfig) -> CheckResult:
                  xlabel="step", ylabel="E₂(Y)")
     return CheckResult(
         NAME, "ffn_prox_step", "exact", ok, err, tol,
-        detail=(f"prox step vs ReLU(Y((1−α)I − αW) + α1bᵀ): " + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
+        detail=("prox step vs ReLU(Y((1−α)I − αW) + α1bᵀ): " + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
                 + f"; E₂ vs formula {e_energy:.1e}; {res.detail}; α = 1.5: {too_large[2].detail} (reported failing)"
                 + config.tol_note(EXACT_TOL)),
         assumptions=preds + [AssumptionResult("α = 1.5 < 2/(1 + λ_max(W))", too_large[2].holds, too_large[2].detail)],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence, Union
 
-import sympy as sp
 import torch
 from sympy import Basic
 
@@ -30,7 +29,6 @@ class CompiledEnergy:
         self.energy_fn: GeneratedFunction = generate("energy", self.inputs, [Output("scalar", energy.expr)])
         self._grad_fns: dict[Basic, GeneratedFunction] = {}
         self._term_fns: dict[str, GeneratedFunction] = {}
-        self.checked: set[Basic] = set()
 
     # ---- argument handling -------------------------------------------------------------------------
     def args(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
@@ -70,24 +68,17 @@ class CompiledEnergy:
         return self.energy._resolve(wrt)
 
     def grad_fn(self, wrt: Union[Basic, str]) -> GeneratedFunction:
-        """The generated gradient function for ``wrt`` (not yet checked; see :meth:`checked_grad_fn`)."""
+        """The generated gradient function for ``wrt`` (unchecked; :func:`unfold.verify.checked_grad_fn`
+        returns it after the gradient check)."""
         v = self._var(wrt)
         if v not in self._grad_fns:
             self._grad_fns[v] = generate(f"grad_{v}", self.inputs, [Output("grad", self.energy.grad(v), v)])
         return self._grad_fns[v]
 
-    def checked_grad_fn(self, wrt: Union[Basic, str]) -> GeneratedFunction:
-        """The generated gradient, after it passed both legs of :func:`unfold.check_gradient` once."""
-        v = self._var(wrt)
-        if v not in self.checked:
-            from ..verify.gradient import check_gradient
-
-            check_gradient(self.energy, wrt=[v], raise_on_failure=True)
-        return self.grad_fn(v)
-
     def grad(self, wrt: Union[Basic, str], *args: Any, **kwargs: Any) -> torch.Tensor:
-        """∂E/∂wrt at the given inputs (checked once before first use)."""
-        return self.checked_grad_fn(wrt)(*self.args(*args, **kwargs))
+        """∂E/∂wrt at the given inputs by the generated gradient (unchecked: layers get theirs through
+        :func:`unfold.verify.checked_grad_fn`, after the two-leg check)."""
+        return self.grad_fn(wrt)(*self.args(*args, **kwargs))
 
     def autograd_grad(self, wrt: Union[Basic, str]) -> Callable[..., torch.Tensor]:
         """``torch.func.grad`` of the summed generated energy with respect to ``wrt``."""

@@ -18,11 +18,13 @@ from typing import Any, Callable, Literal, Sequence, Union
 import sympy as sp
 import torch
 from sympy import Basic
-from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
+from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import InputError, ShapeMismatchError
+from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, intern
+from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
 from .printer import TorchCodePrinter
@@ -38,7 +40,9 @@ class Output:
 
     ``kind``: ``"scalar"`` (an energy, returned with shape ``(...)``), ``"matrix"`` (returned as
     computed, broadcast to the batch), or ``"grad"`` (the gradient with respect to ``wrt``, reduced
-    to ``wrt``'s runtime shape so unbatched parameters get batch-summed gradients).
+    to ``wrt``'s runtime shape so unbatched parameters get batch-summed gradients).  With named
+    axes, a matrix output is ``(..., axes, rows, cols)``, its axes in ``wrt``'s declared order when
+    ``wrt`` is given, else in canonical (name) order.
     """
 
     kind: Kind
@@ -63,44 +67,96 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     scalars = [a for a in inputs if not isinstance(a, MatrixSymbol)]
     if not mats:
         raise ShapeMismatchError(f"{name}: an energy needs at least one matrix input")
+    axes = sorted_axes(a for m in mats for a in getattr(m, "axes", ()))
+    _check_output_axes(name, outputs, axes)
     outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
-    printer = TorchCodePrinter([o.expr for o in outputs])
+    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes)
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
-    spec = ", ".join(
-        f"({m.name!r}, ({_dim_entry(m.rows)}, {_dim_entry(m.cols)}))" for m in mats
-    )
-    dims = sorted({str(d) for m in mats for d in m.shape if not d.is_Integer})
-    unbound = sorted({str(d) for o in outputs for d in distinct_subtrees(o.expr) if isinstance(d, Dim)} - set(dims))
+
+    def entry(m: MatrixSymbol) -> str:
+        sizes = [a.size for a in getattr(m, "axes", ())] + [m.rows, m.cols]
+        labels = [a.name for a in getattr(m, "axes", ())]
+        kind = ", 'mask'" if getattr(m, "role", "") == "mask" else ""
+        return f"({m.name!r}, ({', '.join(_dim_entry(d) for d in sizes)},), {tuple(labels)!r}{kind})"
+
+    spec = ", ".join(entry(m) for m in mats)
+    dims = sorted({str(d) for m in mats for d in list(m.shape) + [a.size for a in getattr(m, "axes", ())]
+                   if not d.is_Integer})
+    unbound = sorted({str(d) for o in outputs for d in distinct_subtrees(o.expr) if isinstance(d, Dim)}
+                     - set(dims))
     if unbound:
         raise ShapeMismatchError(
             f"{name}: dimension(s) {unbound} occur in the expression but in no input matrix's shape, "
             "so their size cannot be read from the tensors; use them in a declared matrix or replace "
             "them with a scalar parameter"
         )
+    k = len(axes)
     lines = [f"def {name}({', '.join(str(a) for a in inputs)}):"]
     lines.append(f"    _dims = _bind_dims(({spec},), ({', '.join(m.name for m in mats)},))")
-    lines.append(f"    _dt, _dev = {mats[0].name}.dtype, {mats[0].name}.device")
+    data = next((m for m in mats if getattr(m, "role", "") != "mask"), mats[0])
+    lines.append(f"    _dt, _dev = {data.name}.dtype, {data.name}.device")
     for d in dims:
         lines.append(f"    {d} = _dims[{d!r}]")
+    if k:  # every matrix laid out as (..., axes in canonical order, rows, cols); missing axes of size 1
+        names = ", ".join(m.name for m in mats)
+        lines.append(f"    _in = ({names},)")
+        lines.append("    _batch = tuple(_x.shape[:_x.dim() - _m] for _x, _m in zip(_in, "
+                     f"{tuple(2 + len(getattr(m, 'axes', ())) for m in mats)!r}))")
+        for m in mats:
+            own = tuple(axes.index(a) for a in getattr(m, "axes", ()))
+            lines.append(f"    {m.name} = _lift_axes({m.name}, {own!r}, {k})")
     for s in scalars:
         lines.append(f"    _{s}_in = {s}")
         lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r})")
+        if k:
+            lines.append(f"    {s} = _lift_axes({s}, (), {k})")
     lines += [f"    {line}" for line in _release_temporaries(printer.lines)]
     results = []
     batch = ", ".join(m.name for m in mats)
     for i, o in enumerate(outputs):
+        r = f"_r{i}"
+        if k:
+            keep = tuple(axes.index(a) for a in _output_axes(o, axes))
+            r = f"_lower_axes({r}, {keep!r}, {k})"
         if o.kind == "scalar":
-            res = f"_scalar_out(_r{i}, _dt, _dev)[..., 0, 0]"
+            res = f"_scalar_out({r}, _dt, _dev)[..., 0, 0]"
+        elif o.kind == "grad" and isinstance(o.wrt, MatrixSymbol) and k:
+            j = mats.index(o.wrt)
+            res = f"_reduce_to_axes({r}, _in[{j}], _batch, {2 + len(getattr(o.wrt, 'axes', ()))})"
         elif o.kind == "grad" and isinstance(o.wrt, MatrixSymbol):
-            res = f"_reduce_to(_r{i}, {o.wrt.name}, ({batch},))"
+            res = f"_reduce_to({r}, {o.wrt.name}, ({batch},))"
+        elif o.kind == "grad" and k:
+            res = f"_reduce_scalar({r}, _{o.wrt}_in, _batch, shapes=True)"
         elif o.kind == "grad":
-            res = f"_reduce_scalar(_r{i}, _{o.wrt}_in, ({batch},))"
+            res = f"_reduce_scalar({r}, _{o.wrt}_in, ({batch},))"
         else:
-            res = f"_r{i}"
+            res = r
         results.append(res)
     lines.append(f"    return {', '.join(results)}")
     return "\n".join(lines) + "\n"
+
+
+def _output_axes(o: Output, axes: Sequence[Axis]) -> tuple[Axis, ...]:
+    """The axes an output keeps, in the order of its tensor: a gradient's (or a matrix output's
+    ``wrt``'s) declared order, else the canonical order of the axes the expression ranges over."""
+    if o.kind == "scalar":
+        return ()
+    if isinstance(o.wrt, MatrixSymbol):
+        return tuple(getattr(o.wrt, "axes", ()))
+    free = axes_of(o.expr)
+    return tuple(a for a in axes if a in free)
+
+
+def _check_output_axes(name: str, outputs: Sequence[Output], axes: Sequence[Axis]) -> None:
+    for o in outputs:
+        free = axes_of(o.expr)
+        extra = free - set(_output_axes(o, axes)) if o.kind != "matrix" or o.wrt is not None else set()
+        if extra:
+            raise ShapeMismatchError(
+                f"{name}: the {o.kind} output ranges over axis/axes {sorted(a.name for a in extra)}, which "
+                "it cannot return; sum it with uf.sum_over"
+            )
 
 
 _TEMP = re.compile(r"\b_t\d+\b")
@@ -133,6 +189,9 @@ _NAMESPACE: dict[str, Any] = {
     "torch": torch,
     "math": math,
     "_bind_dims": runtime.bind_dims,
+    "_lift_axes": runtime.lift_axes,
+    "_lower_axes": runtime.lower_axes,
+    "_reduce_to_axes": runtime.reduce_to_axes,
     "_as_scalar": runtime.as_scalar,
     "_reduce_to": runtime.reduce_to,
     "_reduce_scalar": runtime.reduce_scalar,
@@ -141,11 +200,14 @@ _NAMESPACE: dict[str, Any] = {
     "_rowsum": runtime.rowsum,
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,
+    "_masked": runtime.masked,
+    "_axis_mm": runtime.axis_mm,
     "_smm": runtime.smm,
     "_ln_rows": runtime.ln_rows,
     "_invstd": runtime.invstd,
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,
+    **_entmax_code.NAMESPACE,
 }
 
 

@@ -14,7 +14,7 @@ other; it never falls back to sympy's string form.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import sympy as sp
 from sympy import Basic
@@ -38,8 +38,11 @@ from sympy.matrices.expressions import (
 
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
+from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
+from . import tsallis as _entmax_code
 
 __all__ = ["TorchCodePrinter"]
 
@@ -60,7 +63,7 @@ def _is_dim_only(e: Basic) -> bool:
 
 def _batched(f: Basic) -> bool:
     """True when the factor involves a state (batched at run time; parameters usually are not)."""
-    return any(getattr(a, "role", "") == "state" for a in f.atoms(MatrixSymbol))
+    return any(getattr(a, "role", "") == "state" for a in distinct_subtrees(f) if isinstance(a, MatrixSymbol))
 
 
 def _negated(t: Basic) -> Basic | None:
@@ -75,10 +78,22 @@ def _negated(t: Basic) -> Basic | None:
     return -t if t.could_extract_minus_sign() else None
 
 
+def _low_rank_run(run: tuple[Basic, ...]) -> bool:
+    """True for a parameter-only run of factors that contracts over a dim equal to neither outer dim
+    (``W_Kᵀ W_Q``: ``d × p · p × d``): its product may be a full ``d × d`` matrix of rank ``p``, so
+    it is never formed as a shared temporary; ``_mm`` orders each chain by its runtime sizes."""
+    if any(_batched(f) for f in run):
+        return False
+    outer = {run[0].rows, run[-1].cols}
+    return any(f.cols not in outer for f in run[:-1])
+
+
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
-    def __init__(self, roots: Iterable[Basic] = ()) -> None:
+    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = ()) -> None:
+        #: named axes of the generated code, in the order of the tensor dims before (rows, cols)
+        self.axes: tuple[Axis, ...] = tuple(axes)
         self.lines: list[str] = []
         self._memo: dict[Basic, Code] = {}
         self._counts: Counter[Basic] = Counter()
@@ -106,6 +121,8 @@ class TorchCodePrinter:
                     for i in range(len(mats)):
                         for j in range(i + 2, len(mats) + 1):
                             run = mats[i:j]
+                            if _low_rank_run(run):
+                                continue
                             if run not in seen and self._twin_run(run) not in seen:
                                 seen.add(run)
                                 self._runcount[run] += 1
@@ -312,6 +329,8 @@ class TorchCodePrinter:
             return f"_mm({', '.join(c for c, _ in codes)})", ATOM
         if len(codes) == 1:
             return codes[0]
+        if self.axes:  # per-head weights against shared tokens: one folded matrix multiply
+            return f"_mm({codes[0][0]}, {codes[1][0]})", ATOM
         return " @ ".join(self._wrap(c, MUL + 1) for c in codes), MUL
 
     def _chain_codes(self, mats: list[MatrixExpr], proper: bool = True) -> list[Code]:
@@ -469,8 +488,51 @@ class TorchCodePrinter:
     def _sumall(self, e: SumAll) -> Code:
         return f"{self._p(e.arg, ATOM)}.sum(dim=(-2, -1), keepdim=True)", ATOM
 
+    # named axes
+    def _axis_sum(self, e: Basic) -> Code:
+        """``Σ_h body``: a sum over the tensor dim of ``h`` (kept, size 1), or ``size · body`` when the
+        body does not range over ``h`` (a cotangent summed for an argument used once per head)."""
+        ax = e.args[1]
+        if ax not in self.axes:
+            raise UnsupportedNodeError(f"axis {ax} of {e} is not an axis of any input")
+        body = e.args[0]
+        if ax not in axes_of(body):
+            return f"{self._p(ax.size, MUL + 1)} * {self._p(body, MUL + 1)}", MUL
+        dim = -(2 + len(self.axes) - self.axes.index(ax))
+        if isinstance(body, MatMul) and not self._env:
+            coeff, mats = body.as_coeff_matrices()
+            if len(mats) >= 2 and not any(isinstance(m, (Inverse, OneMatrix)) for m in mats):
+                # Σ_h F₁⋯Fₖ: the last product contracts over h too (one matmul of width H·p, no
+                # (…, H, rows, cols) intermediate)
+                codes = self._chain_codes(list(mats), proper=False)
+                if len(codes) >= 2:
+                    code = f"_axis_mm({dim}, {', '.join(c for c, _ in codes)})"
+                else:
+                    code = f"{self._wrap(codes[0], ATOM)}.sum(dim={dim}, keepdim=True)"
+                if coeff == 1:
+                    return code, ATOM
+                if coeff == -1:
+                    return f"-{code}", MUL
+                return f"{self._p(coeff, MUL + 1)} * {code}", MUL
+        return f"{self._p(body, ATOM)}.sum(dim={dim}, keepdim=True)", ATOM
+
     # column-wise functions
+    def _masked_scores(self, e: Basic) -> tuple[str, int]:
+        """The scores of a masked column-wise ``lse``/``softmax`` with excluded entries at ``-inf``
+        (boolean masks) or the additive mask added, and the dim the reduction runs along: the
+        transposed scores (keys along the last, contiguous dim) when they are computed here."""
+        m = e.mask
+        t = self._contiguous_transpose(e.arg)
+        if t is not None:
+            mc = '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
+            return f"_masked({self.code(t)}, {mc}, -1)", -1
+        mc = '"causal"' if isinstance(m, Causal) else self.code(m)
+        return f"_masked({self.code(e.arg)}, {mc})", -2
+
     def _lse(self, e: LSE) -> Code:
+        if e.mask is not None:
+            code, dim = self._masked_scores(e)
+            return f"torch.logsumexp({code}, dim={dim}, keepdim=True){'.mT' if dim == -1 else ''}", ATOM
         t = self._contiguous_transpose(e.arg)
         if t is not None:
             return f"torch.logsumexp({self.code(t)}, dim=-1, keepdim=True).mT", ATOM
@@ -488,6 +550,9 @@ class TorchCodePrinter:
         return None if isinstance(t, Transpose) else t
 
     def _softmax(self, e: Softmax) -> Code:
+        if e.mask is not None:
+            code, dim = self._masked_scores(e)
+            return f"torch.softmax({code}, dim={dim}){'.mT' if dim == -1 else ''}", ATOM
         t = self._contiguous_transpose(e.arg)
         if t is not None:
             return f"torch.softmax({self.code(t)}, dim=-1).mT", ATOM
@@ -563,6 +628,7 @@ class TorchCodePrinter:
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
         (Trace, _trace), (Determinant, _det), (LogDet, _logdet), (SumAll, _sumall), (LSE, _lse),
         (Softmax, _softmax), (LayerNorm, _layernorm), (LNInvStd, _lninvstd),
-        (SoftThreshold, _softthreshold), (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
+        (SoftThreshold, _softthreshold), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum), *_entmax_code.RULES,
+        (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]

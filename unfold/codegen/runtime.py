@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "smm", "ln_rows", "invstd",
+    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "mm2", "smm", "axis_mm", "masked", "ln_rows", "invstd",
     "logdet_pd",
 ]
 
@@ -84,10 +84,12 @@ _BIND_CACHE: dict[Any, tuple[Any, dict[str, int]]] = {}
 _BIND_CACHE_SIZE = 4096
 
 
-def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequence[Any]) -> dict[str, int]:
-    """Bind symbolic dims from the trailing two axes of each input and check they agree.
+def bind_dims(spec: Sequence[tuple[Any, ...]], tensors: Sequence[Any]) -> dict[str, int]:
+    """Bind symbolic dims from the trailing axes of each input and check they agree.
 
-    ``spec`` lists ``(name, (rows, cols))`` per matrix input, each entry a dim name or a fixed int.
+    ``spec`` lists ``(name, (rows, cols))`` per matrix input, each entry a dim name or a fixed int;
+    a matrix over named axes lists ``(name, (size₁, …, sizeₖ, rows, cols), (axis₁, …, axisₖ))``:
+    its tensor is ``(..., size₁, …, sizeₖ, rows, cols)``.
     Raises :class:`DimMismatchError` naming the dim and both tensors; :class:`InputError` for a
     non-tensor, a tensor of rank < 2, or inputs of different dtype or device.
 
@@ -111,27 +113,45 @@ def bind_dims(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequ
     return dims
 
 
-def _bind_dims_checked(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tensors: Sequence[Any]) -> dict[str, int]:
+def _bind_dims_checked(spec: Sequence[tuple[Any, ...]], tensors: Sequence[Any]) -> dict[str, int]:
     """:func:`bind_dims` without the cache: every check, every call."""
     bound: dict[str, tuple[int, str, tuple[int, ...]]] = {}
     first: torch.Tensor | None = None
     first_name = ""
-    for (name, (r, c)), t in zip(spec, tensors):
+    trails: list[int] = []
+    for entry, t in zip(spec, tensors):
+        name, sizes = entry[0], tuple(entry[1])
+        labels = tuple(entry[2]) if len(entry) > 2 else ()
+        is_mask = len(entry) > 3 and entry[3] == "mask"
+        r, c = sizes[-2], sizes[-1]
+        trails.append(len(sizes))
         if not isinstance(t, torch.Tensor):
             raise InputError(f"input {name!r} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() < 2:
+        if t.dim() < len(sizes):
+            lead = "".join(f"{d} (axis {a}), " for d, a in zip(sizes, labels))
             raise InputError(
-                f"input {name!r} must have shape (..., rows, cols) with rows×cols = {r}×{c}; got "
-                f"{_describe(t)}. Use x[..., None] for a column vector"
+                f"input {name!r} must have shape (..., {lead}rows, cols) with rows×cols = {r}×{c}; got "
+                f"{_describe(t)}" + (". Use x[..., None] for a column vector" if not labels else
+                                     f": it ranges over the axis/axes {list(labels)}, which lead the matrix dims")
             )
-        if not t.is_floating_point():
+        if is_mask:
+            if not (t.is_floating_point() or t.dtype == torch.bool):
+                raise InputError(
+                    f"mask {name!r} has dtype {t.dtype}; a mask is boolean (True = take part) or "
+                    "floating point (added to the scores, -inf = excluded)"
+                )
+            if _CHECK_FINITE[0] and t.is_floating_point() and _concrete(t) and bool(torch.isnan(t).any()):
+                raise InputError(f"mask {name!r} holds NaN; an additive mask holds finite values or -inf")
+        elif not t.is_floating_point():
             raise InputError(
                 f"input {name!r} has dtype {t.dtype}; unfold computes in floating point: pass "
                 f"{name}.double() (float64, recommended for checks) or {name}.float()"
             )
-        if _CHECK_FINITE[0]:
+        if _CHECK_FINITE[0] and not is_mask:
             check_finite(name, t)
-        if first is None:
+        if is_mask:
+            pass
+        elif first is None:
             first, first_name = t, name
         else:
             if t.dtype != first.dtype:
@@ -144,22 +164,23 @@ def _bind_dims_checked(spec: Sequence[tuple[str, tuple[DimSpec, DimSpec]]], tens
                     f"inputs {first_name!r} ({first.device}) and {name!r} ({t.device}) are on "
                     "different devices; move them to one device"
                 )
-        for axis, d in ((-2, r), (-1, c)):
+        names = tuple(f"named axis {a!r}" for a in labels) + ("rows", "cols")
+        for axis, d, what in zip(range(-len(sizes), 0), sizes, names):
             size = int(t.shape[axis])
             if isinstance(d, int):
                 if size != d:
                     raise DimMismatchError(
-                        f"input {name!r} must have size {d} on axis {axis} but has {_describe(t)}"
+                        f"input {name!r} must have size {d} on axis {axis} ({what}) but has {_describe(t)}"
                     )
                 continue
             if d in bound and bound[d][0] != size:
                 v, other, shape = bound[d]
                 raise DimMismatchError(
                     f"dimension {d!r} disagrees: {other!r} has {d}={v} (shape {tuple(shape)}) but {name!r} "
-                    f"has {d}={size} ({_describe(t)})"
+                    f"has {d}={size} on axis {axis} ({what}; {_describe(t)})"
                 )
             bound.setdefault(d, (size, name, t.shape))
-    batches = [(name, t.shape[:-2]) for (name, _), t in zip(spec, tensors)]
+    batches = [(entry[0], t.shape[:t.dim() - n]) for entry, t, n in zip(spec, tensors, trails)]
     try:
         broadcast_shapes(*(b for _, b in batches))
     except RuntimeError:
@@ -205,16 +226,86 @@ def reduce_to(r: torch.Tensor, like: torch.Tensor, batch: Sequence[torch.Tensor]
     return torch.broadcast_to(r, shape).sum_to_size(like.shape)
 
 
-def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The gradient of a scalar parameter: drop the ``(1, 1)`` axes and sum over extra batch axes."""
+def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[Any], shapes: bool = False) -> torch.Tensor:
+    """The gradient of a scalar parameter: drop the ``(1, 1)`` axes and sum over extra batch axes.
+    ``batch``: the matrix inputs, or (``shapes=True``) their batch shapes."""
     if not isinstance(r, torch.Tensor):  # a constant derivative (e.g. of 2·beta) printed as a number
-        r = torch.full((1, 1), float(r), dtype=batch[0].dtype, device=batch[0].device)
+        dt = like.dtype if isinstance(like, torch.Tensor) else torch.get_default_dtype()
+        dev = like.device if isinstance(like, torch.Tensor) else None
+        if not shapes:
+            dt, dev = batch[0].dtype, batch[0].device
+        r = torch.full((1, 1), float(r), dtype=dt, device=dev)
     while r.dim() < 2:  # a constant printed as a 0-d tensor (e.g. tanh(2))
         r = r[None]
-    shape = torch.broadcast_shapes(*(t.shape[:-2] for t in batch), r.shape[:-2])
+    bshapes = list(batch) if shapes else [t.shape[:-2] for t in batch]
+    shape = torch.broadcast_shapes(*bshapes, r.shape[:-2])
     g = torch.broadcast_to(r[..., 0, 0], shape)
     target = like.shape if isinstance(like, torch.Tensor) else torch.Size([])
     return g.sum_to_size(target) if g.shape != target else g
+
+
+def lift_axes(t: torch.Tensor, own: Sequence[int], k: int) -> torch.Tensor:
+    """An input over named axes in the layout of generated code: ``t`` is ``(..., a₁, …, aₘ, r, c)``
+    with its own axes in declared order, ``own[i]`` the canonical position (among ``k``) of its
+    ``i``-th axis; the result is ``(..., A₀, …, A_{k-1}, r, c)``, its axes permuted to canonical
+    order and size 1 on the axes it does not range over (a view, no copy).  A tensor of at most
+    two dims (unbatched, no axes) is returned as is: it broadcasts from the left."""
+    m = len(own)
+    if t.dim() <= 2 and m == 0:
+        return t
+    nb = t.dim() - 2 - m
+    order = sorted(range(m), key=lambda i: own[i])
+    if order != list(range(m)):
+        t = t.permute(*range(nb), *(nb + i for i in order), nb + m, nb + m + 1)
+    have = set(own)
+    for i in range(k):
+        if i not in have:
+            t = t.unsqueeze(nb + i)
+    return t
+
+
+def lower_axes(r: Any, keep: Sequence[int], k: int) -> Any:
+    """The inverse of :func:`lift_axes` for a result: drop the (size-1) axes not in ``keep`` and
+    order the kept ones as listed (``keep[i]`` the canonical position of the output's ``i``-th axis)."""
+    if not isinstance(r, torch.Tensor):
+        return r
+    while r.dim() < k + 2:
+        r = r[None]
+    nb = r.dim() - 2 - k
+    have = set(keep)
+    idx: list[Any] = [slice(None)] * nb + [slice(None) if i in have else 0 for i in range(k)]
+    r = r[tuple(idx)]
+    kept = sorted(keep)
+    order = [kept.index(i) for i in keep]
+    if order != list(range(len(keep))):
+        r = r.permute(*range(nb), *(nb + i for i in order), nb + len(keep), nb + len(keep) + 1)
+    return r
+
+
+def reduce_to_axes(r: Any, like: torch.Tensor, batch: Sequence[Sequence[int]], trail: int) -> torch.Tensor:
+    """:func:`reduce_to` for inputs over named axes: ``like``'s last ``trail`` dims are its axes and
+    matrix dims, ``batch`` the batch shapes of all matrix inputs."""
+    r = torch.as_tensor(r, dtype=like.dtype, device=like.device)
+    tail = tuple(like.shape[like.dim() - trail:])
+    shape = broadcast_shapes(r.shape, like.shape, *(tuple(b) + tail for b in batch))
+    if shape == like.shape and r.shape == shape:
+        return r
+    return torch.broadcast_to(r, shape).sum_to_size(like.shape)
+
+
+def masked(x: torch.Tensor, mask: Any, keys: int = -2) -> torch.Tensor:
+    """Scores ``x`` with a mask applied; the keys run along dim ``keys`` (``-2``: ``(..., keys,
+    queries)``, a column-wise reduction follows; ``-1``: ``(..., queries, keys)``).  ``"causal"``
+    sets key > query entries to ``-inf``; a boolean mask sets its ``False`` entries to ``-inf``; a
+    float mask is added (``-inf`` entries exclude)."""
+    if isinstance(mask, str):
+        r, c = x.shape[-2], x.shape[-1]
+        ones = torch.ones(r, c, dtype=torch.bool, device=x.device)
+        drop = ones.tril(-1) if keys == -2 else ones.triu(1)  # key index > query index
+        return x.masked_fill(drop, float("-inf"))
+    if mask.dtype == torch.bool:
+        return x.masked_fill(~mask, float("-inf"))
+    return x + mask.to(x.dtype)
 
 
 def as_rhs(B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -285,19 +376,49 @@ def _chain_order(shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], 
     return tuple(tuple(r) for r in split)
 
 
+def mm2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b``; when the batch dims differ and both have some (e.g. tokens ``(B, 1, n, E)`` times
+    per-head weights ``(H, E, p)``), an ``einsum``, which folds the broadcast dims into one large
+    matrix multiply instead of copying the broadcast operand once per head."""
+    if a.dim() > 2 and b.dim() > 2 and a.shape[:-2] != b.shape[:-2]:
+        return torch.einsum("...ij,...jk->...ik", a, b)
+    return a @ b
+
+
 def mm(*ts: torch.Tensor) -> torch.Tensor:
     """The product ``t₀ @ t₁ @ …`` in the cheapest order for the runtime shapes (cached per shapes)."""
     if len(ts) == 2:
-        return ts[0] @ ts[1]
+        return mm2(ts[0], ts[1])
     split = _chain_order(tuple(tuple(t.shape) for t in ts))
 
     def prod(i: int, j: int) -> torch.Tensor:
         if i == j:
             return ts[i]
         m = split[i][j]
-        return prod(i, m) @ prod(m + 1, j)
+        return mm2(prod(i, m), prod(m + 1, j))
 
     return prod(0, len(ts) - 1)
+
+
+def axis_mm(dim: int, *ts: torch.Tensor) -> torch.Tensor:
+    """``Σ_h t₀ @ t₁ @ …`` over the named-axis dim ``dim`` (negative, kept with size 1): the chain
+    is split where :func:`mm`'s cheapest order puts its last product, and that product contracts
+    over ``h`` as well (``(rows × H·p) @ (H·p × cols)``), so the per-head products are never
+    materialised and summed."""
+    k = len(ts)
+    split = _chain_order(tuple(tuple(t.shape) for t in ts)) if k > 2 else None
+    m = split[0][k - 1] if split is not None else 0
+    left, right = mm(*ts[:m + 1]), mm(*ts[m + 1:])
+
+    def has(t: torch.Tensor) -> bool:
+        return t.dim() >= -dim and t.shape[dim] != 1
+
+    if not has(left):
+        return left @ right.sum(dim=dim, keepdim=True) if has(right) else (left @ right)
+    if not has(right):
+        return left.sum(dim=dim, keepdim=True) @ right
+    out = torch.einsum("...hij,...hjk->...ik", left.movedim(dim, -3), right.movedim(dim, -3))
+    return out.unsqueeze(dim)
 
 
 def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
@@ -314,8 +435,8 @@ def smm(c: Any, *ts: torch.Tensor) -> torch.Tensor:
         ka, kb = sa[-2] * sa[-1], sb[-2] * sb[-1]
         nr = sa[-2] * sb[-1] * max(na // ka if ka else 1, nb // kb if kb else 1)
         if na <= nb:
-            return (c * a) @ b if na < nr else c * (a @ b)
-        return a @ (c * b) if nb < nr else c * (a @ b)
+            return mm2(c * a, b) if na < nr else c * mm2(a, b)
+        return mm2(a, c * b) if nb < nr else c * mm2(a, b)
     sizes = [t.numel() for t in ts]
     batch = max(n // (int(t.shape[-2]) * int(t.shape[-1]) or 1) for n, t in zip(sizes, ts))
     where = min(range(len(ts)), key=sizes.__getitem__)

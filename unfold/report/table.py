@@ -1,7 +1,8 @@
 """The terminal table of ``unfold verify``: one row per check, aligned, PASS/FAIL first.
 
 Columns: entry, check, claim, result, measured error vs tolerance (two significant digits),
-assumptions ("3/3 held" or the names that failed), time.  Failures are listed below the table with
+assumptions ("3/3 held" or the names that failed), controls (cases the check must reject: "2/2
+rejected", or the names it did not reject), time.  Failures are listed below the table with
 their detail (the worst case), never hidden.
 """
 
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..catalogue.base import AssumptionResult, CheckResult
+from ..catalogue.base import AssumptionResult, CheckResult, ControlResult
 
-__all__ = ["format_error", "format_assumptions", "format_table", "format_failures", "rows"]
+__all__ = ["format_error", "format_assumptions", "format_controls", "format_table", "format_failures", "rows"]
 
-HEADERS = ("entry", "check", "claim", "result", "error", "tol", "assumptions", "time")
+HEADERS = ("entry", "check", "claim", "result", "error", "tol", "assumptions", "controls", "time")
 
 
 def format_error(x: Optional[float]) -> str:
@@ -45,6 +46,16 @@ def format_assumptions(a: Sequence[AssumptionResult]) -> str:
     return "NOT HELD: " + ", ".join(bad)
 
 
+def format_controls(c: Sequence[ControlResult]) -> str:
+    """``"2/2 rejected"`` (the expected outcome), or the controls the check failed to reject."""
+    if not c:
+        return "—"
+    bad = [x.name for x in c if not x.rejected]
+    if not bad:
+        return f"{len(c)}/{len(c)} rejected"
+    return "NOT REJECTED: " + ", ".join(bad)
+
+
 def format_time(s: float) -> str:
     return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.1f} s"
 
@@ -58,7 +69,7 @@ def rows(results: Sequence[CheckResult]) -> list[tuple[str, ...]]:
         (
             r.entry, r.check, r.claim, "PASS" if r.passed else "FAIL",
             format_error(r.error), format_tol(r.tol), _clip(format_assumptions(r.assumptions)),
-            format_time(r.seconds),
+            _clip(format_controls(r.controls), 30), format_time(r.seconds),
         )
         for r in results
     ]
@@ -68,7 +79,7 @@ def format_table(results: Sequence[CheckResult], color: bool = False) -> str:
     """Aligned plain-text table (numbers right-aligned); ``color`` adds ANSI green/red."""
     body = rows(results)
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(HEADERS)]
-    right = {4, 5, 7}
+    right = {4, 5, 8}
 
     def fmt(cells: Sequence[str], paint: bool = False) -> str:
         out = []
@@ -106,4 +117,7 @@ def format_failures(results: Sequence[CheckResult]) -> str:
         for a in r.assumptions:
             if not a.holds:
                 out.append(f"    assumption not held: {a.name}" + (f" ({a.detail})" if a.detail else ""))
+        for c in r.controls:
+            if not c.rejected:
+                out.append(f"    control not rejected: {c.name}" + (f" ({c.detail})" if c.detail else ""))
     return "\n".join(out)

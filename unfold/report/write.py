@@ -14,8 +14,9 @@ from typing import Any, Optional
 
 from ..catalogue.base import CheckResult, Entry
 from .plots import figure_png, overview_png
-from .results import RunSummary, jsonable, results_json, timings_json
-from .table import format_assumptions, format_error, format_table, format_time, format_tol
+from ..catalogue.runner import RunSummary
+from .results import jsonable, results_json, timings_json
+from .table import format_assumptions, format_controls, format_error, format_table, format_time, format_tol
 
 __all__ = ["write_report", "energy_text"]
 
@@ -109,6 +110,15 @@ def _assump_html(r: CheckResult) -> str:
     return "<br>".join(parts)
 
 
+def _controls_html(r: CheckResult) -> str:
+    """Controls are cases the check must reject: rejected is the expected (green) outcome."""
+    if not r.controls:
+        return "—"
+    return "<br>".join(
+        f'<span class="{"held" if c.rejected else "nheld"}" title="{_e(c.detail)}">'
+        f'{"✓ rejected" if c.rejected else "✗ NOT rejected"}: {_e(c.name)}</span>' for c in r.controls)
+
+
 def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview: bytes) -> str:
     n, nf = len(s.results), len(s.failures)
     c = s.config
@@ -157,20 +167,20 @@ def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview
         if e.mapping:
             h.append(f"<p class='meta'>parameter mapping: {_e(e.mapping)}</p>")
         h.append("<table><tr><th>check</th><th>claim</th><th>result</th><th>error</th><th>tol</th>"
-                 "<th>assumptions</th><th>time</th><th>detail</th></tr>")
+                 "<th>assumptions</th><th>controls</th><th>time</th><th>detail</th></tr>")
         for r in rep.results:
             badge = f"<span class='badge {'ok' if r.passed else 'bad'}'>{'PASS' if r.passed else 'FAIL'}</span>"
             h.append(
                 f"<tr><td>{_e(r.check)}</td><td>{_e(r.claim)}</td><td>{badge}</td>"
                 f"<td class='num'>{format_error(r.error)}</td><td class='num'>{format_tol(r.tol)}</td>"
-                f"<td>{_assump_html(r)}</td><td class='num'>{format_time(r.seconds)}</td>"
+                f"<td>{_assump_html(r)}</td><td>{_controls_html(r)}</td><td class='num'>{format_time(r.seconds)}</td>"
                 f"<td class='detail'>{_e(r.detail)}</td></tr>"
             )
         h.append("</table>")
         fl = [(r, f) for r in rep.results for f in figs.get(id(r), [])]
         if fl:
             h.append("<div class='figs'>")
-            for r, (title, rel, png) in fl:
+            for r, (title, _rel, png) in fl:
                 h.append(f"<figure><img alt='{_e(title)}' src='{_b64(png)}'>"
                          f"<figcaption>{_e(r.check)} — {_e(title)}</figcaption></figure>")
             h.append("</div>")
@@ -197,12 +207,12 @@ def _markdown(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]]) -> s
         m.append("")
     for e, rep in zip(s.entries, s.reports):
         m += [f"## {e.title} ({'PASS' if rep.passed else 'FAIL'})", "", f"`{e.name}` · {e.source}", "",
-              e.summary, "", "| check | claim | result | error | tol | assumptions | time |",
-              "|---|---|---|---:|---:|---|---:|"]
+              e.summary, "", "| check | claim | result | error | tol | assumptions | controls | time |",
+              "|---|---|---|---:|---:|---|---|---:|"]
         for r in rep.results:
             m.append(f"| {r.check} | {r.claim} | {'PASS' if r.passed else '**FAIL**'} | "
                      f"{format_error(r.error)} | {format_tol(r.tol)} | "
-                     f"{format_assumptions(r.assumptions)} | {format_time(r.seconds)} |")
+                     f"{format_assumptions(r.assumptions)} | {format_controls(r.controls)} | {format_time(r.seconds)} |")
         m.append("")
         for r in rep.results:
             for title, rel, _ in figs.get(id(r), []):

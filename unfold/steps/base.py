@@ -11,17 +11,16 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Optional, Union
 
-import sympy as sp
 import torch
 from sympy import Basic
-from sympy.matrices.expressions import MatrixSymbol
 from torch import nn
 
 from ..errors import InputError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ScalarParam, StateMatrix
+from ..symbolic.energy import unique_name
 
-__all__ = ["EnergyStep", "resolve_state", "unique_symbol_name"]
+__all__ = ["EnergyStep", "resolve_state"]
 
 
 def resolve_state(energy: Energy, wrt: Union[str, Basic], who: str) -> StateMatrix:
@@ -35,17 +34,6 @@ def resolve_state(energy: Energy, wrt: Union[str, Basic], who: str) -> StateMatr
             f"{[str(s) for s in energy.states]}"
         )
     return v
-
-
-def unique_symbol_name(base: str, taken: Any) -> str:
-    """``base`` or ``base_2``, ``base_3``, ... so it clashes with none of ``taken`` (names)."""
-    names = {str(t) for t in taken}
-    if base not in names:
-        return base
-    k = 2
-    while f"{base}_{k}" in names:
-        k += 1
-    return f"{base}_{k}"
 
 
 def _as_tensor(name: str, v: Any) -> torch.Tensor:
@@ -198,17 +186,9 @@ def _immutable(v: Any) -> bool:
     return False
 
 
-def symbol_names(*exprs: Basic) -> set[str]:
-    """Names of all matrix symbols and scalar symbols in the expressions."""
-    out: set[str] = set()
-    for e in exprs:
-        out |= {str(s) for s in e.atoms(MatrixSymbol, sp.Symbol)}
-    return out
-
-
 def new_scalar(base: str, taken: Any) -> ScalarParam:
     """A fresh real scalar symbol whose name clashes with none of ``taken``."""
-    return ScalarParam(unique_symbol_name(base, taken), real=True)
+    return ScalarParam(unique_name(base, taken), real=True)
 
 
 def compile_update(name: str, inputs: Any, expr: Basic) -> Any:

@@ -28,6 +28,7 @@ from .base import EnergyStep, call_generated, compile_update, resolve_state
 from ..symbolic.tidy import canonical
 from .quadratic import curvature_range, random_points, scalar_quadratic
 from .smoothness import require_smooth
+from ..verify.certificates import checked_grad_fn
 
 __all__ = ["CCCPStep", "SplittingCheck"]
 
@@ -69,8 +70,8 @@ class CCCPStep(EnergyStep):
         require_smooth(convex, v, "CCCPStep (convex part)")
         require_smooth(concave, v, "CCCPStep (concave part)")
         self.convex, self.concave = convex, concave
-        self._vex_grad = convex.compile().checked_grad_fn(v) if check else convex.compile().grad_fn(v)
-        self._cave_grad = concave.compile().checked_grad_fn(v) if check else concave.compile().grad_fn(v)
+        self._vex_grad = checked_grad_fn(convex, v) if check else convex.compile().grad_fn(v)
+        self._cave_grad = checked_grad_fn(concave, v) if check else concave.compile().grad_fn(v)
         self.inner_iters = int(inner_iters)
         quad = scalar_quadratic(convex, v)
         if quad is not None:

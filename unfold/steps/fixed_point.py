@@ -10,12 +10,14 @@ where ``J_xᵀ u`` is a vector-Jacobian product (``torch.func.vjp`` of the step 
 adjoint system is solved by the fixed-point iteration ``u ← g + J_xᵀ u`` (it converges whenever the
 forward iteration converges linearly, since both contract with the spectral radius of ``J_x``).
 Only one application of ``T`` is kept for autograd, so memory does not grow with the number of
-iterations.  The fixed point does not depend on ``x0``, so no gradient flows to ``x0``.
+iterations.  With ``trace=True`` the forward iteration also records, in ``.info``, the relative
+change at every iteration (``residuals``) and the step's energy at every iterate (``energies``,
+shape ``(iterations + 1, ...)``), so a DEQ's descent can be plotted from the model itself.  The fixed point does not depend on ``x0``, so no gradient flows to ``x0``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
@@ -38,6 +40,8 @@ class FixedPointInfo:
     converged: bool = False
     adjoint_iterations: int = 0
     adjoint_residual: float = float("nan")
+    residuals: list[float] = field(default_factory=list)
+    energies: Optional[Tensor] = None
 
 
 def _rel_change(new: Tensor, old: Tensor) -> float:
@@ -48,12 +52,13 @@ class FixedPoint(nn.Module):
     """Fixed point of ``step`` with implicit differentiation (see the module docstring).
 
     ``strict=True`` raises :class:`~unfold.errors.CheckFailedError` when the forward or adjoint
-    iteration does not converge within its budget; otherwise ``.info`` reports it.
+    iteration does not converge within its budget; otherwise ``.info`` reports it.  ``trace=True``
+    records the residual and energy of every forward iterate in ``.info``.
     """
 
     def __init__(self, step: nn.Module, tol: float = 1e-10, max_iter: int = 1000,
                  adjoint_tol: Optional[float] = None, adjoint_max_iter: Optional[int] = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, trace: bool = False) -> None:
         super().__init__()
         self.step = as_step(step)
         if not tol >= 0 or max_iter < 1:
@@ -62,6 +67,7 @@ class FixedPoint(nn.Module):
         self.adjoint_tol = float(adjoint_tol if adjoint_tol is not None else max(tol, 1e-14))
         self.adjoint_max_iter = int(adjoint_max_iter if adjoint_max_iter is not None else max_iter)
         self.strict = bool(strict)
+        self.trace = bool(trace)
         self.info = FixedPointInfo()
 
     def energy(self, x: Tensor, /, **inputs: Any) -> Tensor:
@@ -75,13 +81,19 @@ class FixedPoint(nn.Module):
         info = FixedPointInfo()
         with torch.no_grad():
             x = x0.detach()
+            energies = [self.step.energy(x, **inputs)] if self.trace else []
             for k in range(1, self.max_iter + 1):
                 x_new = self.step(x, **inputs)
                 info.iterations, info.residual = k, _rel_change(x_new, x)
                 x = x_new
+                if self.trace:
+                    info.residuals.append(info.residual)
+                    energies.append(self.step.energy(x, **inputs))
                 if info.residual <= self.tol:
                     info.converged = True
                     break
+            if self.trace:
+                info.energies = torch.stack(energies)
         self.info = info
         if self.strict and not info.converged:
             raise CheckFailedError(
@@ -105,7 +117,10 @@ class FixedPoint(nn.Module):
         out = self.step(z, **inputs)                       # one step: the graph to θ (and inputs)
         frozen = {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in inputs.items()}
 
-        def adjoint(g: Tensor) -> Tensor:
+        def adjoint(g: Optional[Tensor]) -> Optional[Tensor]:
+            if g is None:                                  # an undefined gradient stays undefined
+                return None
+
             def T(x: Tensor) -> Tensor:
                 return self.step(x, **frozen)
 

@@ -26,9 +26,11 @@ from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ParamMatrix, ScalarParam
 from ..symbolic.tidy import canonical
-from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar, unique_symbol_name
+from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .smoothness import require_smooth
+from ..verify.certificates import checked_grad_fn
+from ..symbolic.energy import unique_name
 
 __all__ = ["GradientStep"]
 
@@ -61,7 +63,7 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
         require_smooth(energy, v, "GradientStep")
         self.policy = as_policy(step)
         cm = self._compiled
-        self._grad = cm.checked_grad_fn(v) if check else cm.grad_fn(v)
+        self._grad = checked_grad_fn(cm.energy, v) if check else cm.grad_fn(v)
         taken = {str(s) for s in energy.inputs}
         self._pre: dict[str, Tensor] = {}
         P = self._preconditioner(left, "left", v.rows, taken)
@@ -122,7 +124,7 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
                 f"GradientStep: the {side} preconditioner must be a square 2-D tensor (or the name of "
                 f"a parameter matrix), got {type(M).__name__} of shape {getattr(M, 'shape', None)}"
             )
-        name = unique_symbol_name("P" if side == "left" else "Q", taken | set(self._pre))
+        name = unique_name("P" if side == "left" else "Q", taken | set(self._pre))
         sym = ParamMatrix(name, size, size)
         if isinstance(M, nn.Parameter):
             self.register_parameter(name, M)

@@ -27,6 +27,7 @@ from ..symbolic.symbols import ParamMatrix
 from .base import EnergyStep, call_generated, compile_update, resolve_state
 from ..symbolic.tidy import canonical
 from .quadratic import random_points, scalar_quadratic
+from ..verify.protocols import DescentStep
 
 __all__ = ["MMStep", "MajorizerCheck"]
 
@@ -101,7 +102,7 @@ class MMStep(EnergyStep):
             self._update = compile_update("mm_step", energy.inputs + tuple(
                 s for s in majorizer.inputs if s not in energy.inputs and s != a and s != v), self._rule)
             self._update_names = frozenset(str(s) for s in self._update.inputs)
-        elif not hasattr(inner, "energy"):
+        elif not isinstance(inner, DescentStep):
             raise InputError("MMStep: inner must be a descent step on the majorizer (with .energy)")
         if check:
             self._check_random()

@@ -23,6 +23,7 @@ from ..symbolic.tidy import canonical
 from .policies import StepPolicy, StepProblem, as_policy, exact_number
 from .prox import Prox
 from .smoothness import require_smooth
+from ..verify.certificates import checked_grad_fn
 
 __all__ = ["ProximalGradientStep"]
 
@@ -54,7 +55,7 @@ class ProximalGradientStep(GeneratedUpdateMixin, EnergyStep):
         self._prox_names = tuple(str(s) for s in nonsmooth.symbols())
         self.policy = as_policy(step)
         cm = self._compiled
-        self._grad = cm.checked_grad_fn(v) if check else cm.grad_fn(v)
+        self._grad = checked_grad_fn(cm.energy, v) if check else cm.grad_fn(v)
         taken = {str(s) for s in smooth.inputs} | {str(s) for s in nonsmooth.symbols()}
         if self.policy.fixed_value is not None:
             eta: sp.Expr = exact_number(self.policy.fixed_value)

@@ -16,7 +16,7 @@ from sympy.matrices.expressions import MatMul, MatrixExpr, ZeroMatrix
 
 from ..symbolic.energy import Energy
 from ..symbolic.tidy import tidy
-from ..verify.gradient import random_inputs
+from ..sampling import random_inputs
 
 __all__ = ["scalar_quadratic", "curvature_range", "random_points"]
 

@@ -18,6 +18,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..symbolic.energy import Energy
+from ..verify.protocols import DescentStep
+from ..symbolic.energy import unique_name
 
 __all__ = ["Alternating"]
 
@@ -34,7 +36,7 @@ class Alternating(nn.Module):
     def __init__(self, steps: Sequence[nn.Module], energy: Optional[Energy] = None) -> None:
         super().__init__()
         steps = list(steps)
-        if not steps or not all(isinstance(s, nn.Module) and hasattr(s, "energy") for s in steps):
+        if not steps or not all(isinstance(s, nn.Module) and isinstance(s, DescentStep) for s in steps):
             raise InputError("Alternating needs a non-empty list of descent steps (modules with .energy)")
         self.steps = nn.ModuleList(steps)
         names = [getattr(s, "wrt_name", None) for s in steps]
@@ -104,10 +106,7 @@ class Alternating(nn.Module):
         out: dict[str, Tensor] = {}
         for terms in self._each(x, inputs, "energy_terms"):
             for k, t in terms.items():
-                name, i = k, 2
-                while name in out:
-                    name, i = f"{k}_{i}", i + 1
-                out[name] = t
+                out[unique_name(k, out)] = t
         return out
 
     def accepted_inputs(self) -> set[str]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..verify.protocols import DescentStep
 
 __all__ = ["Unrolled", "Trajectory", "as_step"]
 
@@ -41,7 +42,7 @@ def as_step(step_or_steps: Union[nn.Module, Sequence[nn.Module]]) -> nn.Module:
         from .schedule import Alternating
 
         return Alternating(list(step_or_steps))
-    if not isinstance(step_or_steps, nn.Module) or not hasattr(step_or_steps, "energy"):
+    if not isinstance(step_or_steps, nn.Module) or not isinstance(step_or_steps, DescentStep):
         raise InputError(
             f"expected a descent step (an nn.Module with .energy) or a list of them, got "
             f"{type(step_or_steps).__name__}"

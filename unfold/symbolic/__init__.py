@@ -1,7 +1,10 @@
 """The energy language on sympy: declared symbols, primitives, gradient engine, display."""
 
+from .axes import Axis, AxisSum, MatAxisSum, axis, sum_over
 from .display import to_latex, to_str
+from .masks import Causal, MaskMatrix, causal, mask
 from .energy import Energy
+from .tsallis import Entmax, EntmaxLSE, entmax, entmax_lse, sparsemax
 from .explicit import expand_explicit, explicit_env
 from .nodes import LSE, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .ops import (
@@ -19,5 +22,6 @@ __all__ = [
     "exp", "fro2", "hadamard", "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse",
     "lse_cols", "lse_rows", "ones", "power", "relu", "sigmoid", "soft_threshold", "softmax", "sqrt",
     "sum_entries", "tanh", "trace", "Dim", "ParamMatrix", "ScalarParam", "StateMatrix", "dim",
-    "dims", "param", "scalar", "state", "tidy", "gradient",
+    "dims", "param", "scalar", "state", "tidy", "gradient", "Axis", "AxisSum", "MatAxisSum", "axis",
+    "sum_over", "Causal", "MaskMatrix", "causal", "mask", "Entmax", "EntmaxLSE", "entmax", "entmax_lse", "sparsemax",
 ]

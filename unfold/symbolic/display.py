@@ -74,9 +74,9 @@ def _fro_arg(expr: Basic) -> Basic | None:
 def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
     """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``."""
     a = expr.arg
-    if isinstance(a, LSE):
+    if isinstance(a, LSE) and a.mask is None:
         return ("lse", a.arg)
-    if isinstance(a, Transpose) and isinstance(a.arg, LSE):
+    if isinstance(a, Transpose) and isinstance(a.arg, LSE) and a.arg.mask is None:
         return ("lse_rows", Transpose(a.arg.arg).doit())
     if isinstance(a, ElementwiseApplyFunction) and elementwise_name(a) == "abs":
         return ("l1", a.expr)
@@ -84,6 +84,10 @@ def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
 
 
 class UnfoldStrPrinter(StrPrinter):
+    def _print__DeclaredMatrix(self, expr: Any) -> str:
+        axes = getattr(expr, "axes", ())
+        return expr.name if not axes else f"{expr.name}[{','.join(a.name for a in axes)}]"
+
     def _print_Trace(self, expr: Any) -> str:
         A = _fro_arg(expr)
         return f"‖{self._print(A)}‖²" if A is not None else f"Trace({self._print(expr.arg)})"

@@ -13,9 +13,11 @@ import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, Trace
 
-from ..errors import NotScalarError, UndeclaredSymbolError
+from ..errors import NotScalarError, UndeclaredSymbolError, UnsupportedNodeError
+from .axes import Axis, axes_of, sorted_axes
 from .display import to_latex, to_str
 from .nodes import lazy_add, lazy_mul
+from .masks import MaskMatrix
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 from .tidy import canonical
 from .validate import check_expression
@@ -46,17 +48,25 @@ def as_energy_expr(expr: Any, name: str = "E") -> sp.Expr:
     if not isinstance(e, sp.Expr) or isinstance(e, sp.MatrixBase):
         raise NotScalarError(f"energy term {name!r} is not a scalar expression: {e!r}")
     check_expression(e)
+    free = axes_of(e)
+    if free:
+        names = sorted(a.name for a in free)
+        raise NotScalarError(
+            f"energy term {name!r} ranges over the axis/axes {names} (one value per index); sum it "
+            f"with uf.sum_over({names[0]}, ...) to make one scalar energy"
+        )
     return e
 
 
-def _unique(name: str, taken: Iterable[str]) -> str:
-    taken = set(taken)
-    if name not in taken:
-        return name
+def unique_name(base: str, taken: Iterable[Any]) -> str:
+    """``base``, or ``base_2``, ``base_3``, … : the first that clashes with none of ``taken`` (compared by name)."""
+    names = {str(t) for t in taken}
+    if base not in names:
+        return base
     k = 2
-    while f"{name}_{k}" in taken:
+    while f"{base}_{k}" in names:
         k += 1
-    return f"{name}_{k}"
+    return f"{base}_{k}"
 
 
 class Energy:
@@ -95,7 +105,7 @@ class Energy:
         terms = dict(self.terms)
         others = other.terms if isinstance(other, Energy) else {"E": as_energy_expr(other)}
         for k, v in others.items():
-            terms[_unique(k, terms)] = v
+            terms[unique_name(k, terms)] = v
         return Energy(terms=terms)
 
     __radd__ = __add__
@@ -143,20 +153,31 @@ class Energy:
     @property
     def dims(self) -> tuple[Dim, ...]:
         found: set[Dim] = set()
-        for m in self.states + self.params:
+        for m in self.states + self.params + self.masks:
             found |= {d for d in m.shape if isinstance(d, Dim)}
         found |= set(self._symbols(Dim))
+        found |= {a.size for a in self.axes if isinstance(a.size, Dim)}
         return tuple(sorted(found, key=str))
 
     @property
+    def axes(self) -> tuple[Axis, ...]:
+        """Every axis a state or parameter ranges over, in the canonical (generated-code) order."""
+        return sorted_axes(a for m in self.states + self.params + self.masks for a in getattr(m, "axes", ()))
+
+    @property
+    def masks(self) -> tuple[MaskMatrix, ...]:
+        """Declared mask inputs (never differentiated)."""
+        return self._symbols(MaskMatrix)
+
+    @property
     def inputs(self) -> tuple[Basic, ...]:
-        """Argument order of every generated function: states, parameters, scalars (by name)."""
-        return self.states + self.params + self.scalars
+        """Argument order of every generated function: states, parameters, masks, scalars (by name)."""
+        return self.states + self.params + self.masks + self.scalars
 
     @property
     def variables(self) -> tuple[Basic, ...]:
-        """Everything a gradient can be taken with respect to."""
-        return self.inputs
+        """Everything a gradient can be taken with respect to (the inputs but masks)."""
+        return self.states + self.params + self.scalars
 
     def symbol(self, name: str) -> Basic:
         """The declared symbol called ``name``."""
@@ -178,6 +199,8 @@ class Energy:
     def grad(self, wrt: Union[Variable, str], term: Optional[str] = None) -> Basic:
         """∂E/∂wrt (of one term if ``term`` is given) as a tidy matrix or scalar expression."""
         v = self._resolve(wrt)
+        if isinstance(v, MaskMatrix):
+            raise UnsupportedNodeError(f"{v} is a mask (an input that selects scores), not a variable")
         key = (term or "", v)
         if key not in self._grads:
             e = self.expr if term is None else self.term(term).expr

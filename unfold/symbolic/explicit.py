@@ -10,6 +10,7 @@ check, and ``cancel`` on it gives exact proofs at small sizes.
 from __future__ import annotations
 
 from functools import reduce
+from itertools import product
 from typing import Any, Mapping, Union
 
 import sympy as sp
@@ -32,6 +33,8 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
+from .axes import Axis, AxisSum, MatAxisSum, axes_of
+from .masks import Causal
 from .nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .symbols import Dim
 
@@ -41,12 +44,23 @@ Value = Union[sp.Expr, sp.Matrix]
 
 
 def explicit_env(symbols: Any, sizes: Mapping[Dim, int]) -> dict[Basic, Any]:
-    """Map each matrix symbol to a matrix of real entry symbols ``X_i_j`` and each dim to its size."""
+    """Map each matrix symbol to a matrix of real entry symbols ``X_i_j`` and each dim to its size.
+    A matrix over named axes maps to a dict from index tuples (in its ``over`` order) to matrices
+    of entry symbols ``X[k]_i_j``."""
     env: dict[Basic, Any] = dict(sizes)
     for s in symbols:
         if isinstance(s, MatrixSymbol):
             r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints only
-            env[s] = sp.Matrix(r, c, lambda i, j: sp.Symbol(f"{s.name}_{i}_{j}", real=True))
+            axes = getattr(s, "axes", ())
+            if not axes:
+                env[s] = sp.Matrix(r, c, lambda i, j: sp.Symbol(f"{s.name}_{i}_{j}", real=True))
+                continue
+            ranges = [range(int(sp.sympify(a.size).subs(sizes))) for a in axes]  # safe: dims/ints
+            env[s] = {
+                key: sp.Matrix(r, c, lambda i, j, key=key: sp.Symbol(
+                    f"{s.name}[{','.join(map(str, key))}]_{i}_{j}", real=True))
+                for key in product(*ranges)
+            }
     return env
 
 
@@ -72,6 +86,31 @@ def _invstd_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
     mu = sum(c) / n
     var = sum((x - mu) ** 2 for x in c) / n
     return sp.ones(n, 1) / sp.sqrt(var + eps)
+
+
+def _masked_column_fn(e: Basic, M: sp.Matrix, mask: Any) -> sp.Matrix:
+    """Masked column-wise lse/softmax from the definitions: ``exp`` of an excluded entry is 0 and an
+    additive mask adds its (finite) value; ``mask`` is the explicit mask value (numbers, ``-oo`` where
+    excluded, broadcast over a unit dimension), ``None`` for the causal mask (row index ≤ column index)."""
+    r, c = M.shape
+
+    def entry(i: int, j: int) -> Any:
+        if mask is None:
+            return sp.exp(M[i, j]) if i <= j else sp.S.Zero
+        v = mask[i if mask.rows > 1 else 0, j if mask.cols > 1 else 0]
+        if v == -sp.oo:
+            return sp.S.Zero
+        return sp.exp(M[i, j]) if v == 0 else sp.exp(M[i, j] + v)
+
+    cols = []
+    for j in range(c):
+        ex = [entry(i, j) for i in range(r)]
+        total = sum(ex)
+        if isinstance(e, LSE):
+            cols.append(sp.Matrix([[sp.log(total)]]))
+        else:
+            cols.append(sp.Matrix(r, 1, lambda i, _: ex[i] / total))
+    return reduce(lambda a, b: a.row_join(b), cols)
 
 
 def _size(x: Any, env: Mapping[Basic, Any]) -> int:
@@ -100,18 +139,31 @@ def expand_explicit(e: Basic, env: Mapping[Basic, Any], *, evaluate: bool = True
     which is what makes the evaluated form slow on log-determinants and nested inverses.  The
     gradient check uses it; exact proofs (``cancel``) use the default.
     """
-    memo: dict[Basic, Value] = {}
+    memo: dict[tuple[Basic, tuple[tuple[str, int], ...]], Value] = {}
 
-    def ev(x: Basic) -> Value:
-        hit = memo.get(x)
+    def ev(x: Basic, at: Mapping[Axis, int]) -> Value:
+        """``x`` at the index values ``at`` of the axes it ranges over (named axes)."""
+        key = (x, tuple(sorted((a.name, at[a]) for a in axes_of(x))))
+        hit = memo.get(key)
         if hit is None:
-            hit = memo[x] = _expand(x, env, ev)
+            hit = memo[key] = _expand_at(x, at)
         return hit
 
+    def _expand_at(x: Basic, at: Mapping[Axis, int]) -> Value:
+        if isinstance(x, MatrixSymbol) and getattr(x, "axes", ()):
+            family = env.get(x)
+            if family is None:
+                raise UnsupportedNodeError(f"no explicit value for matrix {x}")
+            return family[tuple(at[a] for a in x.axes)]
+        if isinstance(x, (AxisSum, MatAxisSum)):
+            ax = x.axis
+            return reduce(lambda a, b: a + b, [ev(x.body, {**at, ax: k}) for k in range(_size(ax.size, env))])
+        return _expand(x, env, lambda y: ev(y, at))
+
     if evaluate:
-        return ev(e)
+        return ev(e, {})
     with sp.evaluate(False):
-        return ev(e)
+        return ev(e, {})
 
 
 def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
@@ -124,6 +176,9 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         raise UnsupportedNodeError(f"no explicit size for dimension {e}")
     if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)):
         return e
+    own = getattr(e, "_explicit", None)  # a node family that carries its own rule (e.g. symbolic.tsallis)
+    if own is not None:
+        return own(ev)
     if isinstance(e, MatMul):
         return reduce(lambda a, b: a * b, [ev(a) for a in e.args])
     if isinstance(e, MatAdd):
@@ -157,6 +212,8 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         return sp.log(ev(e.arg).det(method="berkowitz"))
     if isinstance(e, SumAll):
         return sum(ev(e.arg))
+    if isinstance(e, (LSE, Softmax)) and e.mask is not None:
+        return _masked_column_fn(e, ev(e.arg), ev(e.mask) if not isinstance(e.mask, Causal) else None)
     if isinstance(e, LSE):
         return _col_apply(ev(e.arg), lambda c: sp.Matrix([[sp.log(sum(c.applyfunc(sp.exp)))]]))
     if isinstance(e, Softmax):

@@ -191,13 +191,6 @@ class MatFn(MatrixExpr):
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
         raise UnsupportedNodeError(f"{type(self).__name__} has no symbolic entries; use uf.expand_explicit")
 
-    def _extra_has(self, k: int, wrt: Basic) -> None:
-        if self.args[k].has(wrt):
-            raise UnsupportedNodeError(
-                f"{type(self).__name__}: differentiating with respect to {wrt} through argument "
-                f"{self.args[k]} is not supported"
-            )
-
     def _latex(self, printer: Any) -> str:
         name = self._latex_name
         return r"\operatorname{" + name + r"}\left(" + printer._print(self.arg) + r"\right)"
@@ -205,8 +198,24 @@ class MatFn(MatrixExpr):
     _latex_name = "f"
 
 
-class LSE(MatFn):
-    """Column-wise log-sum-exp: ``LSE(M)₁ⱼ = log Σᵢ exp Mᵢⱼ`` (1×cols); VJP: ``(1 G) ∘ Softmax(M)``."""
+class _MaskedColumnFn(MatFn):
+    """A column-wise reduction with an optional mask (second argument; see
+    :mod:`unfold.symbolic.masks`): excluded entries take no part (``exp`` of them is 0)."""
+
+    @property
+    def mask(self) -> Basic | None:
+        return self.args[1] if len(self.args) > 1 else None
+
+    def _latex(self, printer: Any) -> str:
+        m = self.mask
+        sub = "" if m is None else "_{" + printer._print(m) + "}"
+        return (r"\operatorname{" + self._latex_name + "}" + sub + r"\left(" + printer._print(self.arg)
+                + r"\right)")
+
+
+class LSE(_MaskedColumnFn):
+    """Column-wise log-sum-exp: ``LSE(M)₁ⱼ = log Σᵢ exp Mᵢⱼ`` (1×cols; over allowed ``i`` with a
+    mask); VJP: ``(1 G) ∘ Softmax(M)`` (the same mask)."""
 
     _latex_name = "lse"
 
@@ -214,11 +223,12 @@ class LSE(MatFn):
         return (S.One, self.arg.cols)
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
-        return [(self.arg, HadamardProduct(lazy_mul(OneMatrix(self.arg.rows, 1), G), Softmax(self.arg)))]
+        return [(self.arg, HadamardProduct(lazy_mul(OneMatrix(self.arg.rows, 1), G), Softmax(*self.args)))]
 
 
-class Softmax(MatFn):
-    """Column-wise softmax; VJP: ``S∘G − S∘(1 (S∘G))`` with ``1`` the all-ones ``rows×rows``."""
+class Softmax(_MaskedColumnFn):
+    """Column-wise softmax (0 on masked entries); VJP: ``S∘G − S∘(1 (S∘G))`` with ``1`` the
+    all-ones ``rows×rows``."""
 
     _latex_name = "softmax"
 

@@ -26,6 +26,7 @@ from sympy.matrices.expressions import (
 
 from ..errors import ShapeMismatchError, UnsupportedNodeError
 from .nodes import LSE, U, LayerNorm, LogDet, Softmax, SoftThreshold, SumAll, ew
+from .masks import check_mask, transpose_mask
 from .symbols import _as_dim
 
 Scalar = Union[sp.Expr, int, float]
@@ -69,26 +70,44 @@ def as_scalar(M: Expr) -> sp.Expr:
 
 
 # ---- reductions and scalar functions of matrices -------------------------------------------------
-def lse_cols(M: MatrixExpr) -> MatrixExpr:
-    """Column-wise log-sum-exp, a ``1 × cols`` row: ``log Σᵢ exp Mᵢⱼ``."""
-    return LSE(_mat(M, "lse_cols"))
+def _masked_args(M: MatrixExpr, mask: Any, who: str) -> tuple[Any, ...]:
+    m = check_mask(mask, M, who)
+    return (M,) if m is None else (M, m)
 
 
-def lse_rows(M: MatrixExpr) -> MatrixExpr:
-    """Row-wise log-sum-exp, a ``rows × 1`` column: ``log Σⱼ exp Mᵢⱼ``."""
-    return Transpose(LSE(Transpose(_mat(M, "lse_rows"))))
+def lse_cols(M: MatrixExpr, mask: Any = None) -> MatrixExpr:
+    """Column-wise log-sum-exp, a ``1 × cols`` row: ``log Σᵢ exp Mᵢⱼ`` (over allowed ``i``)."""
+    M = _mat(M, "lse_cols")
+    return LSE(*_masked_args(M, mask, "lse_cols"))
 
 
-def lse(M: MatrixExpr, axis: int = 0) -> sp.Expr:
-    """Sum over columns (``axis=0``) or rows (``axis=1``) of the log-sum-exp: a scalar."""
+def lse_rows(M: MatrixExpr, mask: Any = None) -> MatrixExpr:
+    """Row-wise log-sum-exp, a ``rows × 1`` column: ``log Σⱼ exp Mᵢⱼ`` (over allowed ``j``)."""
+    M = _mat(M, "lse_rows")
+    m = check_mask(mask, M, "lse_rows")
+    inner = (Transpose(M),) if m is None else (Transpose(M), transpose_mask(m))
+    return Transpose(LSE(*inner))
+
+
+def lse(M: MatrixExpr, axis: int = 0, mask: Any = None) -> sp.Expr:
+    """Sum over columns (``axis=0``) or rows (``axis=1``) of the log-sum-exp: a scalar.
+
+    ``mask``: ``uf.causal`` (key ≤ query, the key being the reduced index) or a mask declared with
+    ``uf.mask`` (boolean or additive at run time), oriented like ``M``; see
+    :mod:`unfold.symbolic.masks`."""
     M = _mat(M, "lse")
-    return SumAll(lse_cols(M) if _axis(axis, "lse") == 0 else lse_rows(M))
+    return SumAll(lse_cols(M, mask) if _axis(axis, "lse") == 0 else lse_rows(M, mask))
 
 
-def softmax(M: MatrixExpr, axis: int = 0) -> MatrixExpr:
-    """Softmax of each column (``axis=0``) or each row (``axis=1``)."""
+def softmax(M: MatrixExpr, axis: int = 0, mask: Any = None) -> MatrixExpr:
+    """Softmax of each column (``axis=0``) or each row (``axis=1``), 0 on masked entries
+    (``mask`` as for :func:`lse`)."""
     M = _mat(M, "softmax")
-    return Softmax(M) if _axis(axis, "softmax") == 0 else Transpose(Softmax(Transpose(M)))
+    m = check_mask(mask, M, "softmax")
+    if _axis(axis, "softmax") == 0:
+        return Softmax(M) if m is None else Softmax(M, m)
+    inner = (Transpose(M),) if m is None else (Transpose(M), transpose_mask(m))
+    return Transpose(Softmax(*inner))
 
 
 def layernorm(M: MatrixExpr, eps: Scalar, gain: Optional[Scalar] = None, axis: int = 0) -> MatrixExpr:

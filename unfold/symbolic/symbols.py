@@ -7,9 +7,10 @@ its role (what a layer updates versus what it holds fixed) and can refuse undecl
 from __future__ import annotations
 
 import re
-from typing import Union
+from typing import Any, Union
 
 import sympy as sp
+from sympy import Basic
 from sympy.matrices.expressions import MatrixSymbol
 
 from ..errors import UndeclaredSymbolError, ShapeMismatchError
@@ -70,13 +71,33 @@ def _as_dim(x: object, owner: str) -> sp.Expr:
     )
 
 
-class StateMatrix(MatrixSymbol):
+class _DeclaredMatrix(MatrixSymbol):
+    """A declared matrix, optionally a family over named axes (``over=``): then ``args`` carries
+    a fourth entry, the tuple of axes, which is part of its identity."""
+
+    def __new__(cls, name: Any, n: Any, m: Any, axes: Any = ()) -> "_DeclaredMatrix":
+        obj = MatrixSymbol.__new__(cls, name, n, m)
+        if axes:
+            obj = Basic.__new__(cls, *obj.args, sp.Tuple(*axes))
+        return obj
+
+    @property
+    def axes(self) -> tuple[Any, ...]:
+        """The axes this matrix ranges over, in the order of its tensor's leading dims."""
+        return tuple(self.args[3]) if len(self.args) > 3 else ()
+
+    def _latex(self, printer: Any) -> str:
+        base = printer._print(MatrixSymbol(self.name, *self.shape))
+        return base if not self.axes else base + "^{(" + ",".join(a.name for a in self.axes) + ")}"
+
+
+class StateMatrix(_DeclaredMatrix):
     """A matrix a layer updates (the optimisation variable of a descent step)."""
 
     role = "state"
 
 
-class ParamMatrix(MatrixSymbol):
+class ParamMatrix(_DeclaredMatrix):
     """A matrix held fixed by a descent step (weights, stored patterns, dictionaries)."""
 
     role = "param"
@@ -103,16 +124,22 @@ def dim(name: str) -> Dim:
     return Dim(name)
 
 
-def state(name: str, rows: DimLike, cols: DimLike = 1) -> StateMatrix:
-    """Declare a state matrix of shape ``rows × cols`` (a column vector when ``cols`` is 1)."""
+def state(name: str, rows: DimLike, cols: DimLike = 1, *, over: Any = None) -> StateMatrix:
+    """Declare a state matrix of shape ``rows × cols`` (a column vector when ``cols`` is 1);
+    ``over=h`` (or a tuple of axes) makes it a family, one ``(..., H, rows, cols)`` tensor."""
+    from .axes import axes_tuple
+
     name = _check_name(name, "state")
-    return StateMatrix(name, _as_dim(rows, name), _as_dim(cols, name))
+    return StateMatrix(name, _as_dim(rows, name), _as_dim(cols, name), axes_tuple(over, name))
 
 
-def param(name: str, rows: DimLike, cols: DimLike = 1) -> ParamMatrix:
-    """Declare a parameter matrix of shape ``rows × cols``."""
+def param(name: str, rows: DimLike, cols: DimLike = 1, *, over: Any = None) -> ParamMatrix:
+    """Declare a parameter matrix of shape ``rows × cols``; ``over=h`` (or a tuple of axes) makes
+    it a family over the axis, one ``(H, rows, cols)`` tensor at run time (axes in ``over`` order)."""
+    from .axes import axes_tuple
+
     name = _check_name(name, "parameter")
-    return ParamMatrix(name, _as_dim(rows, name), _as_dim(cols, name))
+    return ParamMatrix(name, _as_dim(rows, name), _as_dim(cols, name), axes_tuple(over, name))
 
 
 def scalar(name: str, positive: bool = False) -> ScalarParam:

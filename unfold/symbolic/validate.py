@@ -27,6 +27,8 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError, UndeclaredSymbolError, UnsupportedNodeError
+from .axes import Axis, AxisSum, MatAxisSum
+from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 
@@ -39,10 +41,10 @@ SCALAR_FUNCTIONS: tuple[type, ...] = (
 
 _MATRIX_NODES: tuple[type, ...] = (
     MatMul, MatAdd, Transpose, Inverse, MatPow, HadamardProduct, HadamardPower,
-    ElementwiseApplyFunction, Identity, OneMatrix, ZeroMatrix, MatFn,
+    ElementwiseApplyFunction, Identity, OneMatrix, ZeroMatrix, MatFn, MatAxisSum,
 )
 _SCALAR_NODES: tuple[type, ...] = (
-    sp.Add, sp.Mul, sp.Pow, Trace, Determinant, ScalarMatFn, sp.Number, sp.NumberSymbol,
+    sp.Add, sp.Mul, sp.Pow, Trace, Determinant, ScalarMatFn, sp.Number, sp.NumberSymbol, AxisSum,
 ) + SCALAR_FUNCTIONS
 
 
@@ -86,7 +88,7 @@ def check_shapes(expr: Basic) -> None:
 
 def _check_symbol(node: Basic, in_lambda: bool) -> None:
     if isinstance(node, MatrixSymbol):
-        if not isinstance(node, (StateMatrix, ParamMatrix)):
+        if not isinstance(node, (StateMatrix, ParamMatrix, MaskMatrix)):
             raise UndeclaredSymbolError(
                 f"matrix {node.name!r} was not declared: create it with uf.state(...) or uf.param(...)"
             )
@@ -107,7 +109,7 @@ def _walk(e: Basic, in_lambda: bool) -> None:
     if isinstance(e, sp.Lambda):
         _walk(e.expr, True)
         return
-    if isinstance(e, (sp.Tuple, sp.core.containers.Tuple)) or type(e).__name__ == "Str":
+    if isinstance(e, (sp.Tuple, sp.core.containers.Tuple, Axis, Causal)) or type(e).__name__ == "Str":
         return
     if isinstance(e, MatrixExpr):
         if not isinstance(e, _MATRIX_NODES):
@@ -125,6 +127,30 @@ def _walk(e: Basic, in_lambda: bool) -> None:
         _walk(a, in_lambda)
 
 
+def check_names(expr: Basic) -> None:
+    """Raise :class:`ShapeMismatchError` when two different symbols (or axes) share a name, e.g. a
+    parameter declared twice with different shapes or axes."""
+    seen: dict[str, Basic] = {}
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, (MatrixSymbol, sp.Symbol, Axis)) and not isinstance(node, sp.Dummy) and node != U:
+            name = node.name
+            other = seen.setdefault(name, node)
+            if other != node:
+                def desc(x: Basic) -> str:
+                    if isinstance(x, Axis):
+                        return f"an axis of size {x.size}"
+                    if isinstance(x, MatrixSymbol):
+                        over = getattr(x, "axes", ())
+                        return f"a {_shape(x)} matrix" + (f" over {[a.name for a in over]}" if over else "")
+                    return "a scalar"
+                raise ShapeMismatchError(
+                    f"the name {name!r} is used for two different things in one expression: "
+                    f"{desc(other)} and {desc(node)}; declare each name once"
+                )
+
+
 def check_expression(expr: Basic) -> None:
-    """Check shapes, that every symbol is declared, and that every node is supported."""
+    """Check shapes, that every symbol is declared, that every node is supported, and that no name
+    denotes two different symbols."""
     _walk(expr, False)
+    check_names(expr)

@@ -5,6 +5,10 @@ topological reverse sweep: every node hands each child a cotangent of the child'
 vector-Jacobian rule.  A node with no rule raises :class:`UnsupportedNodeError`; nothing is ever
 treated as a constant by default (sympy 1.14's ``.diff`` returns a silent 0 in that situation).
 sympy hash-conses equal sub-trees, so shared sub-expressions accumulate their adjoints once.
+
+Named axes (:mod:`unfold.symbolic.axes`): a family's body is differentiated once, generically in
+its index; where a node ranges over an axis its argument does not, the argument's cotangent is
+summed over that axis (the argument is used once per index value).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
+from .axes import axes_of, axis_sum, sorted_axes
 from .nodes import U, ew, lazy_add, lazy_mul
 from .tidy import doit
 
@@ -221,7 +226,10 @@ def unevaluated_gradient(E: Basic, wrt: Union[MatrixSymbol, sp.Symbol]) -> Basic
                     f"{type(node).__name__} ({node}) has no derivative rule for its argument {c}, "
                     f"which depends on {wrt}"
                 )
+        node_axes = axes_of(node)
         for child, ct in pairs:
             if dep.get(child, False):
+                for ax in sorted_axes(node_axes - axes_of(child)):
+                    ct = axis_sum(ct, ax)  # the child is used once per value of the axis
                 adj[child] = lazy_add(adj[child], ct) if child in adj else ct
     return adj.get(wrt, ZeroMatrix(*wrt.shape) if isinstance(wrt, MatrixExpr) else S.Zero)

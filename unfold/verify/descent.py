@@ -20,6 +20,7 @@ from typing import Any, Optional
 import torch
 
 from ..errors import CheckFailedError, InputError
+from .protocols import DescentStep, StepStack
 
 __all__ = ["DescentViolation", "DescentResult", "check_descent", "assert_descent"]
 
@@ -58,12 +59,12 @@ class DescentResult:
 
 
 def _layers(model: Any, depth: Optional[int]) -> list[Any]:
-    if hasattr(model, "layer") and hasattr(model, "depth"):
+    if isinstance(model, StepStack):
         n = model.depth if depth is None else depth
         if n > model.depth:
             raise InputError(f"check_descent: the model has {model.depth} layers, asked for {n}")
         return [model.layer(k) for k in range(n)]
-    if not hasattr(model, "energy") or not callable(model):
+    if not isinstance(model, DescentStep):
         raise InputError(
             f"check_descent needs a descent step or an Unrolled model (something with .energy), got "
             f"{type(model).__name__}"
@@ -73,7 +74,7 @@ def _layers(model: Any, depth: Optional[int]) -> list[Any]:
 
 def _scale(layer: Any, x: Any, e: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
     s = torch.clamp(e.abs(), min=1.0)
-    if hasattr(layer, "energy_terms"):
+    if isinstance(layer, DescentStep):
         terms = layer.energy_terms(x, **inputs)
         if terms:
             tot = sum(t.abs() for t in terms.values())
@@ -121,6 +122,7 @@ def check_descent(model: Any, x0: Any, /, *, depth: Optional[int] = None, tol_fa
                   f"{worst:.3g} (tolerance {tol_factor:g}·ε·scale)")
     else:
         f = first
+        assert f is not None  # a failure has a first violation
         detail = (f"descent FAILS for {name}: first at layer {f.layer}, batch element {f.batch_index}: "
                   f"energy {f.before:.10g} → {f.after:.10g} (increase {f.increase:.3g} > tolerance "
                   f"{f.tol:.3g}); {count} violation(s) in {len(layers)} layers")

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from .protocols import StateStep, StepStack, WrapsStep
 from ..errors import CheckFailedError, InputError
 
 __all__ = ["EquivalenceResult", "check_equivalence", "assert_equivalence"]
@@ -47,13 +48,14 @@ def _flatten(out: Any, where: str = "output") -> list[tuple[str, torch.Tensor]]:
 
 
 def _state_name(layer: Any) -> str | None:
-    if hasattr(layer, "wrt_name"):
+    """The state a descent step, a model wrapping one, or a stack of them takes positionally."""
+    if isinstance(layer, StateStep):
         return layer.wrt_name
-    for attr in ("step",):
-        if hasattr(layer, attr) and hasattr(getattr(layer, attr), "wrt_name"):
-            return getattr(layer, attr).wrt_name
-    if hasattr(layer, "layer") and callable(layer.layer):
-        return getattr(layer.layer(0), "wrt_name", None)
+    if isinstance(layer, WrapsStep) and isinstance(layer.step, StateStep):
+        return layer.step.wrt_name
+    if isinstance(layer, StepStack):
+        first = layer.layer(0)
+        return first.wrt_name if isinstance(first, StateStep) else None
     return None
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckFailedError, InputError
+from .protocols import ProximalStep, StateStep, StepStack, WrapsStep
 
 __all__ = ["StationarityResult", "check_stationarity", "assert_stationarity", "lanczos_extremes"]
 
@@ -81,17 +82,15 @@ def lanczos_extremes(hvp: Callable[[Tensor], Tensor], n: int, dtype: torch.dtype
 
 def _resolve(obj: Any, wrt: Optional[str]) -> tuple[Any, Callable[..., Tensor], str, Any]:
     """(step or None, energy function e(x, **inputs) of the smooth part, state name, prox step)."""
-    from ..steps.base import EnergyStep
-    from ..steps.proximal import ProximalGradientStep
     from ..symbolic.energy import Energy
 
-    if hasattr(obj, "layer") and callable(obj.layer) and not isinstance(obj, EnergyStep):
+    if isinstance(obj, StepStack) and not isinstance(obj, StateStep):
         obj = obj.layer(0)
-    elif hasattr(obj, "step") and isinstance(getattr(obj, "step"), EnergyStep):
+    elif isinstance(obj, WrapsStep) and isinstance(obj.step, StateStep):
         obj = obj.step
-    if isinstance(obj, ProximalGradientStep):
+    if isinstance(obj, ProximalStep):
         return obj, obj.smooth_energy, obj.wrt_name, obj
-    if isinstance(obj, EnergyStep):
+    if isinstance(obj, StateStep):
         return obj, obj.energy, obj.wrt_name, None
     if isinstance(obj, Energy):
         states = [str(s) for s in obj.states]

@@ -1,4 +1,4 @@
-"""``unfold bench``: how fast the generated layers are, against the layers users already have.
+"""``unfold bench`` (``benchmarks/bench.py``, outside the package): how fast the generated layers are, against the layers users already have.
 
 Five measurements, each reported as min / median / max over interleaved repetitions after
 warm-up (the implementations of one comparison take turns inside every repetition, so drifting
@@ -40,7 +40,7 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
@@ -165,8 +165,8 @@ def _hopfield_case(name: str, rows: bool, B: int, n: int, d: int, dtype: torch.d
     rows, ``Ξ⁺ = softmax_row(β Ξ Xᵀ) X`` vs ``SDPA(q=Ξ, k=X, v=X, scale=β)``; otherwise unfold's
     tokens as columns, ``Ξ⁺ = X softmax_col(β Xᵀ Ξ)``, vs SDPA on the transposed views (the same
     ``(d, n)`` tensor)."""
-    from .energies import hopfield_rows, hopfield_tokens
-    from .steps import GradientStep
+    from unfold.energies import hopfield_rows, hopfield_tokens
+    from unfold.steps import GradientStep
 
     E = hopfield_rows() if rows else hopfield_tokens()
     step = GradientStep(E, wrt="Xi", step=1.0).to(device)
@@ -197,7 +197,7 @@ def hopfield_columns_case(B: int, n: int, d: int, dtype: torch.dtype, device: to
 def yhw_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
     """Yang–Huang–Wipf attention: the MM step (α = 1) of the catalogue vs
     ``softmax_j(yᵢᵀ G yⱼ − ½‖W_s yⱼ‖²) Y`` by SDPA with the bias as a mask."""
-    from .catalogue import yang_huang_wipf as yhw
+    from unfold.catalogue import yang_huang_wipf as yhw
 
     step = yhw.attention_step(1.0).to(device)
     E = yhw.attention_energy()
@@ -228,22 +228,16 @@ def yhw_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -
 def crate_ista_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
     """CRATE ISTA block: one proximal-gradient step on ``½‖Z₀ − DZ‖²`` + ``λ‖Z‖₁ + ι_{≥0}`` from
     ``Z = Z₀`` vs ``relu(Z + η Dᵀ(Z − DZ) − ηλ)`` (tokens as columns)."""
-    from .steps import NonNegL1, ProximalGradientStep
-    from .symbolic import ops as s
-    from .symbolic.energy import Energy
-    from .symbolic.symbols import dims, param, state
+    from unfold.catalogue import crate
 
-    dd, nn_ = dims("d n")
-    Z, Z0, D = state("Z", dd, nn_), param("Z0", dd, nn_), param("D", dd, dd)
-    E = Energy(terms={"fit": s.fro2(Z0 - D * Z) / 2})
-    eta, lam = 0.1, 0.1
-    step = ProximalGradientStep(E, NonNegL1(lam), wrt="Z", step=eta).to(device)
+    E, eta, lam = crate.ista_energy(), crate.ETA, crate.LAM
+    step = crate.ista_step().to(device)
     g = _gen(4)
     Zt = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
     Dt = (torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device)
-    grad = _autograd_step(E.compile().energy_fn.fn, [str(s_) for s_ in E.inputs], "Z", {"Z": Zt, "Z0": Zt, "D": Dt})
+    grad = _autograd_step(E.compile().energy_fn.fn, [str(s_) for s_ in E.inputs], "Z", {"Z": Zt, "Zh": Zt, "D": Dt})
     return Case(
-        "crate_ista", lambda: step(Zt, Z0=Zt, D=Dt),
+        "crate_ista", lambda: step(Zt, Zh=Zt, D=Dt),
         lambda: torch.relu(Zt + eta * Dt.mT @ (Zt - Dt @ Zt) - eta * lam),
         lambda: torch.relu(Zt - eta * grad(Zt) - eta * lam), "η = λ = 0.1 (CRATE's defaults)",
         step.torch_source())
@@ -252,8 +246,7 @@ def crate_ista_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.de
 def et_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> Case:
     """Energy-Transformer step ``x⁺ = x − α ∂E/∂g|_{g=LN(x)}`` (2 heads, head dim d/2, 4d memories)
     vs the paper's two-term closed-form gradient in plain torch."""
-    from .catalogue import _attention_refs as ref
-    from .catalogue import energy_transformer as et
+    from unfold.catalogue import energy_transformer as et
 
     heads, K, M, alpha = 2, max(1, d // 2), 4 * d, 0.1
     inp = et.make_inputs(_gen(5), dtype, n, d, K, M, heads)
@@ -271,7 +264,7 @@ def et_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) ->
         return F.layer_norm(v, (d,), eps=et.EPS)
 
     def hand() -> Tensor:
-        return x - alpha * ref.et_grad_closed_form(ln_plain(x), WQ, WK, inp["Xi"], inp["beta"])
+        return x - alpha * et.reference_gradient(ln_plain(x), WQ, WK, inp["Xi"], inp["beta"])
 
     def auto() -> Tensor:
         gx = layer.g(x)
@@ -365,8 +358,8 @@ def bench_forward(p: Profile, device: torch.device, dtype: torch.dtype, log: Cal
 # ---- 2. training ------------------------------------------------------------------------------------
 def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, dict[str, Any]]:
     """Depth-``train_depth`` models, loss ``mean(out²)``, backward to the weights (``X`` / ``D``)."""
-    from .energies import hopfield_rows
-    from .steps import GradientStep, Unrolled
+    from unfold.energies import hopfield_rows
+    from unfold.steps import GradientStep, Unrolled
 
     B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
     out: dict[str, dict[str, Any]] = {}
@@ -402,27 +395,21 @@ def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[s
     out["hopfield_rows"] = {"generated": gen_h, "hand": hand_h, "autograd": auto_h, "params": [X]}
 
     # CRATE ISTA stack (each layer a proximal-gradient step from its input), dictionary D trained
-    from .steps import NonNegL1, ProximalGradientStep
-    from .symbolic import ops as s
-    from .symbolic.energy import Energy
-    from .symbolic.symbols import dims, param, state
+    from unfold.catalogue import crate
 
-    dd, nn_ = dims("d n")
-    Z, Z0, D = state("Z", dd, nn_), param("Z0", dd, nn_), param("D", dd, dd)
-    Ei = Energy(terms={"fit": s.fro2(Z0 - D * Z) / 2})
-    eta, lam = 0.1, 0.1
-    step = ProximalGradientStep(Ei, NonNegL1(lam), wrt="Z", step=eta).to(device)
+    Ei, eta, lam = crate.ista_energy(), crate.ETA, crate.LAM
+    step = crate.ista_step().to(device)
     Dt = (torch.randn(d, d, generator=g, dtype=dtype) / math.sqrt(d)).to(device).requires_grad_(True)
     Zs = torch.randn(B, d, n, generator=g, dtype=dtype).to(device)
     efn_i = Ei.compile().energy_fn.fn
     names_i = [str(s_) for s_ in Ei.inputs]
-    assert names_i == ["Z", "D", "Z0"], names_i
+    assert names_i == ["Z", "D", "Zh"], names_i
 
     def gen_i() -> None:
         Dt.grad = None
         z = Zs
         for _ in range(depth):
-            z = step(z, Z0=z, D=Dt)
+            z = step(z, Zh=z, D=Dt)
         z.square().mean().backward()
 
     def hand_i() -> None:
@@ -449,7 +436,7 @@ def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[s
 def _train_yhw(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
     """12 Yang–Huang–Wipf attention MM steps (α = 1), ``W_s`` trained: generated vs SDPA with the
     per-key bias vs the preconditioned step with ``∇E₁`` by ``torch.func.grad``."""
-    from .catalogue import yang_huang_wipf as yhw
+    from unfold.catalogue import yang_huang_wipf as yhw
 
     B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
     step = yhw.attention_step(1.0).to(device)
@@ -495,8 +482,7 @@ def _train_yhw(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str
 def _train_et(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str, Callable[[], Any]]:
     """12 Energy-Transformer blocks (shared weights, α = 0.1, no mask), ``W_Q, W_K, Ξ`` trained:
     generated vs the paper's closed-form gradient vs ``torch.func.grad`` of the energy."""
-    from .catalogue import _attention_refs as ref
-    from .catalogue import energy_transformer as et
+    from unfold.catalogue import energy_transformer as et
 
     B, n, d, depth = p.batch, p.tokens, p.width, p.train_depth
     heads, K, M, alpha = 2, max(1, d // 2), 4 * d, 0.1
@@ -527,7 +513,7 @@ def _train_et(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str,
         zero()
         x = x0
         for _ in range(depth):
-            x = x - alpha * ref.et_grad_closed_form(F.layer_norm(x, (d,), eps=et.EPS), WQ, WK, weights["Xi"], beta)
+            x = x - alpha * et.reference_gradient(F.layer_norm(x, (d,), eps=et.EPS), WQ, WK, weights["Xi"], beta)
         x.square().mean().backward()
 
     def auto() -> None:
@@ -591,7 +577,7 @@ def bench_train(p: Profile, device: torch.device, dtype: torch.dtype, log: Calla
 
 # ---- 3. derive + generate + check -------------------------------------------------------------------
 def _check_time(make: Callable[[], Any]) -> tuple[float, dict[str, float]]:
-    from .verify.gradient import check_gradient
+    from unfold.verify.gradient import check_gradient
 
     t0 = time.perf_counter()
     E = make()
@@ -610,12 +596,12 @@ def _check_time(make: Callable[[], Any]) -> tuple[float, dict[str, float]]:
 
 
 def bench_energies(p: Profile, log: Callable[[str], None], catalogue: bool = True) -> dict[str, Any]:
-    from .energies import BUILTIN_ENERGIES
-    from .energies import l1_norm
+    from unfold.energies import BUILTIN_ENERGIES
+    from unfold.energies import l1_norm
 
     out: dict[str, Any] = {"builtin": {}, "catalogue": {}}
     t0 = time.perf_counter()
-    from .verify.gradient import check_gradient
+    from unfold.verify.gradient import check_gradient
 
     check_gradient(l1_norm())  # first torch.func call of the process imports torch._dynamo
     out["process_warmup_seconds"] = time.perf_counter() - t0
@@ -627,7 +613,7 @@ def bench_energies(p: Profile, log: Callable[[str], None], catalogue: bool = Tru
             f"check {parts['check']:.2f})")
     if catalogue:
         try:
-            from .catalogue.registry import entries
+            from unfold.catalogue.registry import entries
 
             for entry in entries():
                 try:
@@ -656,8 +642,8 @@ def bench_energies(p: Profile, log: Callable[[str], None], catalogue: bool = Tru
 def bench_verify(log: Callable[[str], None]) -> dict[str, Any]:
     """Time of running every catalogue entry's checks (what ``unfold verify`` runs)."""
     try:
-        from .catalogue.base import RunConfig, run_entry
-        from .catalogue.registry import entries
+        from unfold.catalogue import RunConfig, run_entry
+        from unfold.catalogue.registry import entries
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     per: dict[str, Any] = {}
@@ -720,12 +706,12 @@ def _measure_backward(fn: Callable[[], Tensor], params: Sequence[Tensor], device
 def bench_fixed_point(p: Profile, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]) -> dict[str, Any]:
     """A contractive gradient step (``η = 0.5`` on ``½‖Y − WY − B‖²``-type energy: here the Hopfield
     step with small β, a contraction) iterated ``k`` times: unrolled autograd vs ``FixedPoint``."""
-    from . import steps
+    from unfold import steps
 
     if not hasattr(steps, "FixedPoint"):
         log("  FixedPoint not available in unfold.steps yet")
         return {"error": "unfold.steps has no FixedPoint yet"}
-    from .energies import hopfield_rows
+    from unfold.energies import hopfield_rows
 
     E = hopfield_rows()
     step = steps.GradientStep(E, wrt="Xi", step=1.0).to(device)
@@ -873,7 +859,7 @@ def run(profile: Profile, out_dir: str, device: str = "cpu", sections: Optional[
         results["energies"] = bench_energies(profile, log)
     elif "energies" in wanted:
         log("[3] derive + generate + two-leg check (quick: three energies)")
-        from .energies import BUILTIN_ENERGIES
+        from unfold.energies import BUILTIN_ENERGIES
 
         results["energies"] = {"builtin": {}}
         for name in ("hopfield", "l1_norm", "lasso"):

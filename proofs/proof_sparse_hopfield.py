@@ -1,0 +1,53 @@
+"""Exact symbolic proofs for the sparse Hopfield entry (``unfold.catalogue.sparse_hopfield``).
+
+Claims:
+
+1. (general d, N, S, every α in the catalogue) unfold's derived unit gradient step on
+   ``E = −(1/β)Ω*_α(βXᵀΞ) + ½‖Ξ‖²`` is ``X entmax_α(βXᵀΞ)`` (structural), and the CCCP step
+   (``∇convex = Ξ``) is the same expression;
+2. (general n, symbolic α > 1) the envelope theorem behind ``∇Ω*_α = entmax_α``: on the support,
+   ``θ_k + ∂H_α/∂p_k = τ/(α−1) + 1/(α(α−1))`` is the same for every k (with
+   ``p_k^{α−1} = (α−1)θ_k − τ``), so ``Σ_k (θ_k + ∂H/∂p_k) ∂p_k/∂θ_j = c·∂(Σp)/∂θ_j = 0``;
+3. (general n, symbolic α > 1) exact retrieval: ``entmax_α(θ) = e_i`` iff ``θ_i − θ_j ≥ 1/(α−1)`` for
+   every ``j ≠ i`` — the threshold of ``e_i`` is ``τ = (α−1)θ_i − 1`` and coordinate ``j`` is outside the
+   support iff ``(α−1)θ_j − τ ≤ 0``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from unfold.catalogue import sparse_hopfield as sh
+from unfold.symbolic import tsallis
+
+
+def prove() -> dict[str, str]:
+    proven: dict[str, str] = {}
+    for a in sh.ALPHAS:
+        E = sh.energy(a)
+        X, Xi, beta = E.symbol("X"), E.symbol("Xi"), E.symbol("beta")
+        attention = X * tsallis.entmax(beta * X.T * Xi, a)
+        assert E.update_rule(Xi, 1) == attention, E.update_rule(Xi, 1)
+        assert sh.convex_part().grad(Xi) == Xi
+        assert -sh.concave_part(a).grad(Xi) == attention
+    proven[f"Ξ − ∇E = CCCP step = X entmax_α(βXᵀΞ), α ∈ {sh.ALPHAS} (general d, N, S)"] = "unfold's engine, structural"
+
+    a, u = sp.symbols("a u", positive=True)                      # a = α − 1 > 0, u = (α−1)θ − τ > 0 on the support
+    tau = sp.Symbol("tau", real=True)
+    alpha, theta = 1 + a, (u + tau) / a
+    p = u ** (1 / a)                                               # the support coordinate [(α−1)θ − τ]^{1/(α−1)}
+    dH = (1 - alpha * p ** (alpha - 1)) / (alpha * (alpha - 1))    # ∂H_α/∂p at p
+    c = sp.simplify(theta + dH)
+    assert sp.simplify(c - (tau / a + 1 / (alpha * a))) == 0, c
+    proven["θ_k + ∂H_α/∂p_k = τ/(α−1) + 1/(α(α−1)) on the support: ∇Ω*_α = entmax_α (envelope)"] = \
+        "sympy simplify, symbolic α, τ, θ"
+
+    a_pos = a
+    ti, tj = sp.symbols("theta_i theta_j", real=True)
+    tau_i = a_pos * ti - 1                                         # [(α−1)θ_i − τ]^{1/(α−1)} = 1
+    assert sp.simplify((a_pos * ti - tau_i) - 1) == 0
+    # (α−1)θ_j − τ = (α−1)·(θ_j − (θ_i − 1/(α−1))), and α − 1 > 0: ≤ 0 iff θ_i − θ_j ≥ 1/(α−1)
+    assert sp.expand(a_pos * tj - tau_i - a_pos * (tj - (ti - 1 / a_pos))) == 0 and a_pos.is_positive
+    proven["entmax_α(θ) = e_i iff θ_i − θ_j ≥ 1/(α−1) for all j ≠ i (general n, symbolic α)"] = \
+        "threshold of e_i, then the support condition solved for θ_j"
+    return proven

@@ -1,0 +1,100 @@
+"""Exact symbolic proofs for the test-time-regression entry (``unfold.catalogue.ttr``).
+
+Claims:
+
+1. (general d_k, d_v; structural) unfold's generated unit gradient steps are the papers' updates:
+   linear attention with decay ``αS + v kᵀ``; DeltaNet ``S(I − βkkᵀ) + βvkᵀ``; gated DeltaNet (the
+   decay step, then the DeltaNet step at the decayed state) ``αS(I − βkkᵀ) + βvkᵀ``;
+2. (general d_k, d_v; rank-one algebra) Longhorn: the generated step
+   ``S − β(Sk − v)kᵀ(I + βkkᵀ)⁻¹`` is the paper's closed form ``S(I − εkkᵀ) + εvkᵀ``,
+   ``ε = β/(1 + β‖k‖²)``, and satisfies the implicit (proximal) equation ``S⁺ − S + β(S⁺k − v)kᵀ = 0``;
+   residual laws ``S⁺k − v = (1 − β‖k‖²)(Sk − v)`` (DeltaNet) and ``= (Sk − v)/(1 + β‖k‖²)`` (Longhorn).
+   The proof works in the algebra of non-commuting symbols ``S, k, v, kᵀ`` with the single relation
+   ``kᵀk = n`` (a scalar), which holds at every size;
+3. (explicit d_v = 2, n = 3, T = 2) softmax attention: the unit gradient step on the Nadaraya–Watson
+   energy from any ``M`` is ``V softmax(βKᵀQ)``, from the energy expanded into scalars and
+   differentiated entrywise with plain ``sp.diff`` (the general-size statement needs ``1ᵀA = 1ᵀ``,
+   which holds entrywise only after expansion).
+
+Not proved symbolically (checked numerically in the catalogue): the chunkwise WY forms.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from unfold.catalogue import ttr
+from unfold.symbolic import ops as s
+from unfold.symbolic.explicit import expand_explicit, explicit_env
+
+
+def _is_zero(e: sp.Basic) -> bool:
+    z = sp.expand(e)
+    return z == 0 or isinstance(z, sp.ZeroMatrix)
+
+
+def prove() -> dict[str, str]:
+    proven: dict[str, str] = {}
+    E = ttr.delta_energy()
+    S, k, v, beta = (E.symbol(x) for x in ("S", "k", "v", "beta"))
+    dk = k.rows
+    I = s.identity(dk)
+    alpha = ttr.linear_energy().symbol("alpha")
+
+    # 1. structural, general dims
+    lin = ttr.linear_attention_step().update_rule()
+    assert _is_zero(lin - (alpha * S + v * k.T)), lin
+    proven["linear attention + decay: S − ∇E = αS + vkᵀ (general d_k, d_v)"] = "structural"
+    delta = ttr.deltanet_step().update_rule()
+    assert _is_zero(delta - (S * (I - beta * k * k.T) + beta * v * k.T)), delta
+    proven["DeltaNet: S − ∇(βℓ) = S(I − βkkᵀ) + βvkᵀ (general d_k, d_v)"] = "structural"
+    decay = ttr.decay_step().update_rule()
+    assert _is_zero(decay - alpha * S), decay
+    gated = delta.xreplace({S: decay})
+    assert _is_zero(gated - (alpha * S * (I - beta * k * k.T) + beta * v * k.T)), gated
+    proven["gated DeltaNet: decay then GD = αS(I − βkkᵀ) + βvkᵀ (general d_k, d_v)"] = "structural"
+
+    # 2. Longhorn, rank-one algebra (general sizes)
+    rule = ttr.longhorn_step().update_rule()
+    Minv = s.inv(I + beta * k * k.T)
+    assert _is_zero(rule - (S - beta * (S * k - v) * k.T * Minv)), rule
+    proven["the generated Longhorn step is S − β(Sk − v)kᵀ(I + βkkᵀ)⁻¹"] = "structural"
+    Sn, kn, vn, kT = sp.symbols("S k v kT", commutative=False)
+    n, b = sp.Symbol("n", positive=True), sp.Symbol("beta", positive=True)
+    eps = b / (1 + b * n)
+
+    def red(e: sp.Expr) -> sp.Expr:
+        return sp.expand(sp.expand(e).subs(kT * kn, n))
+
+    # β kᵀ(I + βkkᵀ)⁻¹ = ε kᵀ  ⟸  ε kᵀ(I + βkkᵀ) = β kᵀ  (I + βkkᵀ is invertible for β > 0)
+    assert sp.simplify(red(eps * kT * (1 + b * kn * kT)) - b * kT) == 0
+    proven["βkᵀ(I + βkkᵀ)⁻¹ = εkᵀ, ε = β/(1 + β‖k‖²), so the step is S(I − εkkᵀ) + εvkᵀ"] = \
+        "non-commuting S, k, v, kᵀ with kᵀk = n (any size)"
+    S_plus = Sn - eps * (Sn * kn - vn) * kT
+    prox = red(S_plus - Sn + b * (S_plus * kn - vn) * kT)
+    assert sp.simplify(prox) == 0, prox
+    proven["implicit equation S⁺ − S + β(S⁺k − v)kᵀ = 0 (proximal step on βℓ)"] = "rank-one algebra"
+    r_long = red(S_plus * kn - vn - (Sn * kn - vn) / (1 + b * n))
+    assert sp.simplify(r_long) == 0, r_long
+    proven["Longhorn residual S⁺k − v = (Sk − v)/(1 + β‖k‖²)"] = "rank-one algebra"
+    D_plus = Sn - b * (Sn * kn - vn) * kT
+    r_delta = red(D_plus * kn - vn - (1 - b * n) * (Sn * kn - vn))
+    assert sp.simplify(r_delta) == 0, r_delta
+    proven["DeltaNet residual S⁺k − v = (1 − β‖k‖²)(Sk − v)"] = "rank-one algebra"
+
+    # 3. Nadaraya–Watson, explicit size, scalar derivatives
+    Enw = ttr.nw_energy()
+    sizes = {d: {"dk": 2, "dv": 2, "n": 3, "T": 2}[str(d)] for d in Enw.dims}
+    env = explicit_env(Enw.inputs, sizes)
+    Ex = expand_explicit(Enw.expr, env)
+    M, V, K, Q = (env[Enw.symbol(x)] for x in ("M", "V", "K", "Q"))
+    bnw = Enw.symbol("beta")
+    grad = M.applyfunc(lambda m: sp.diff(Ex, m))
+    Z = (bnw * K.T * Q).applyfunc(sp.exp)
+    A = sp.Matrix(Z.rows, Z.cols, lambda i, j: Z[i, j] / sum(Z[:, j]))
+    assert all(sp.cancel(sp.expand(e)) == 0 for e in (M - grad - V * A))
+    proven["M − ∇E_NW(M) = V softmax(βKᵀQ) for every M (d_v=2, n=3, T=2, scalar sp.diff)"] = "cancel"
+    engine = expand_explicit(ttr.nw_step().update_rule(), env)
+    assert all(sp.cancel(sp.expand(e)) == 0 for e in (engine - V * A))
+    proven["unfold's generated NW step = V softmax(βKᵀQ) at the same size"] = "cancel"
+    return proven

@@ -1,0 +1,61 @@
+"""The causal-attention / NRGPT catalogue entry: its checks, and targeted tests of its claims."""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+from unfold.catalogue import _causal_refs as ref
+from unfold.catalogue import causal_attention as ca
+from unfold.catalogue import RunConfig, run_entry
+
+
+@pytest.fixture(scope="module")
+def report(catalogue_run):
+    return {r.check: r for r in catalogue_run(ca.ENTRY).results}
+
+
+def test_every_check_passes_with_its_assumptions_and_controls(report):
+    assert set(report) == {"query_side_is_causal_attention", "full_step_is_gradient", "causality_of_the_steps",
+                           "nrgpt_head_is_per_token_gradient"}
+    for r in report.values():
+        assert r.passed and r.error < 1e-14, (r.check, r.detail)
+        assert all(a.holds for a in r.assumptions)
+        assert r.controls and all(c.rejected for c in r.controls), (r.check, r.controls)
+
+
+def test_float32_passes_under_the_precision_rule():
+    eps32 = torch.finfo(torch.float32).eps
+    for r in run_entry(ca.ENTRY, RunConfig(dtype=torch.float32)).results:
+        assert r.passed and r.error <= 64 * eps32, (r.check, r.detail)
+
+
+def test_key_side_is_as_large_as_the_query_side(report):
+    """For random weights the acausal key-side term is not a small correction."""
+    assert report["full_step_is_gradient"].data["key_over_query_norm"] > 0.3
+
+
+def test_full_step_leaks_and_query_side_does_not(report):
+    d = report["causality_of_the_steps"].data
+    assert d["query_leak"] == 0.0 and d["full_leak"] > 1e-2 and d["query_jacobian_asymmetry"] > 0.1
+    (fig,) = report["causality_of_the_steps"].figures
+    assert max(fig.series["query-side update"]) == 0.0 and max(fig.series["full gradient step"]) > 1e-2
+
+
+def test_perturbing_the_last_token_moves_only_the_key_side_of_the_first():
+    t = ca.sample(RunConfig(seed=1), batch=1)
+    w = {k: v for k, v in t.items() if k.startswith("W") or k == "beta"}
+    X = t["X"]
+    X2 = X.clone()
+    X2[..., -1, :] += 0.5
+    q1, q2 = ca.query_side(t), ca.query_side({**t, "X": X2})
+    f1, f2 = X - ca.full_step()(X, **w), X2 - ca.full_step()(X2, **w)
+    assert torch.equal(q1[..., 0, :], q2[..., 0, :])
+    assert (f1[..., 0, :] - f2[..., 0, :]).abs().max() > 1e-3
+
+
+def test_wrong_scale_is_not_causal_attention():
+    """β in the scores and in the 1/β prefactor must be the same: SDPA at another scale differs."""
+    t = ca.sample(RunConfig(seed=2))
+    WQ, WK = [t["WQ1"], t["WQ2"]], [t["WK1"], t["WK2"]]
+    assert (ca.query_side(t) - ref.causal_attention(t["X"], WQ, WK, 1.0)).abs().max() > 1e-3

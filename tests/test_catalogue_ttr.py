@@ -1,0 +1,96 @@
+"""The test-time-regression catalogue entry: its checks, and targeted tests of its claims."""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+from unfold.catalogue import _ttr_refs as ref
+from unfold.catalogue import ttr
+from unfold.catalogue import RunConfig, run_entry
+
+CHECKS = {"linear_attention_gd", "deltanet_gd_step", "deltanet_step_descends", "gated_deltanet_decay_then_gd",
+          "longhorn_implicit_step", "longhorn_released_kernel", "softmax_attention_nadaraya_watson"}
+
+
+@pytest.fixture(scope="module")
+def report(catalogue_run):
+    return {r.check: r for r in catalogue_run(ttr.ENTRY).results}
+
+
+def test_every_check_passes_with_its_assumptions(report):
+    assert set(report) == CHECKS
+    for r in report.values():
+        assert r.passed, f"{r.check}: {r.detail}"
+        assert all(a.holds for a in r.assumptions), (r.check, r.assumptions)
+
+
+def test_exact_claims_hold_to_float64_rounding(report):
+    for r in report.values():
+        if r.claim == "exact":
+            assert r.error < 1e-14, (r.check, r.error)
+
+
+def test_float32_passes_under_the_precision_rule():
+    eps32 = torch.finfo(torch.float32).eps
+    for r in run_entry(ttr.ENTRY, RunConfig(dtype=torch.float32)).results:
+        assert r.passed, (r.check, r.detail)
+        if r.claim == "exact":
+            assert r.error <= 64 * eps32, (r.check, r.error)
+
+
+def test_deltanet_step_is_not_longhorn_and_vice_versa():
+    """The explicit (DeltaNet) and implicit (Longhorn) steps are different layers for the same β."""
+    d = ttr.sample_sequence(RunConfig(seed=1), unit_keys=False)
+    O_delta, _, _ = ttr.unroll(ttr.deltanet_step(), d["S0"], d["Q"], d["K"], d["V"], beta=d["beta"])
+    O_long, _ = ref.longhorn_closed_form(d["Q"], d["K"], d["V"], d["beta"], d["S0"])
+    assert (O_delta - O_long).abs().max() > 1e-2
+
+
+def test_gated_deltanet_is_not_a_step_with_weight_decay(report):
+    """Decay-then-step differs from one GD step on ℓ + weight decay (the Skkᵀ coefficient differs by α)."""
+    (c,) = [c for c in report["gated_deltanet_decay_then_gd"].controls if "weight decay" in c.name]
+    assert c.rejected and c.error > 1e-2
+
+
+def test_every_exact_claim_rejects_its_controls(report):
+    for r in report.values():
+        if r.claim == "exact":
+            assert len(r.controls) >= 2 and all(c.rejected for c in r.controls), (r.check, r.controls)
+
+
+def test_longhorn_kernel_is_far_from_the_exact_step_except_on_coordinate_keys(report):
+    d = report["longhorn_released_kernel"].data
+    assert d["relative_output_error"] > 0.1 and d["one_step_state_error"] > 1e-2
+    assert d["relative_output_error_unit_keys"] > 0.1       # also in the layer's own regime (unit keys, β < 1)
+    assert d["coordinate_keys_error"] < 1e-14
+
+
+def test_deltanet_descent_needs_the_step_range(report):
+    w = report["deltanet_step_descends"].data["worst_increase"]
+    assert w["β ∈ (0,1)"] < 0 and w["β‖k‖² = 2.5 (control)"] > 0
+
+
+def test_longhorn_is_stable_where_deltanet_is_not():
+    """β‖k‖² = 3: the explicit step amplifies the residual by |1 − 3| = 2, the implicit step shrinks it by 1/4."""
+    cfg = RunConfig(seed=2)
+    d = ttr.sample_sequence(cfg)
+    kw = {"k": d["K"][:, 0, :, None], "v": d["V"][:, 0, :, None], "beta": torch.full((3,), 3.0, dtype=torch.float64)}
+    r0 = (d["S0"] @ kw["k"] - kw["v"]).norm(dim=-2)
+    r_delta = (ttr.deltanet_step()(d["S0"], **kw) @ kw["k"] - kw["v"]).norm(dim=-2)
+    r_long = (ttr.longhorn_step()(d["S0"], **kw) @ kw["k"] - kw["v"]).norm(dim=-2)
+    assert torch.allclose(r_delta, 2 * r0, rtol=1e-13) and torch.allclose(r_long, r0 / 4, rtol=1e-13)
+
+
+def test_chunk_form_detects_a_transposed_state():
+    """The chunk reference is not vacuous: fla's orientation H = Sᵀ used as S breaks the agreement."""
+    d = ttr.sample_sequence(RunConfig(seed=3), dk=4, dv=4)
+    O, _ = ref.delta_rule(d["Q"], d["K"], d["V"], d["beta"], d["S0"])
+    O_t, _ = ref.delta_rule_chunkwise(d["Q"], d["K"], d["V"], d["beta"], 3, d["S0"].mT)
+    assert (O - O_t).abs().max() > 1e-2
+
+
+def test_same_seed_same_numbers():
+    a = run_entry(ttr.ENTRY, RunConfig(seed=4), only=["deltanet_gd_step", "longhorn_released_kernel"])
+    b = run_entry(ttr.ENTRY, RunConfig(seed=4), only=["deltanet_gd_step", "longhorn_released_kernel"])
+    assert [r.data for r in a.results] == [r.data for r in b.results]

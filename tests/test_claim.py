@@ -1,0 +1,75 @@
+"""The typed catalogue claim and its runner, on small synthetic claims (no catalogue entry)."""
+
+from __future__ import annotations
+
+import torch
+
+from unfold.catalogue import Check, CheckResult, Claim, Control, Entry, Predicate, RunConfig, run_entry
+
+
+def _inputs(config: RunConfig) -> dict:
+    n = 3 if config.quick else 8
+    return {"x": torch.randn(4, n, generator=config.generator(), dtype=config.dtype)}
+
+
+def _relu(t: dict) -> torch.Tensor:
+    return torch.relu(t["x"])
+
+
+def _by_hand(t: dict) -> torch.Tensor:
+    return t["x"].clamp(min=0)
+
+
+def _entry(*checks) -> Entry:
+    return Entry("toy", "toy", "nobody", "s", energy=lambda: None, checks=checks)
+
+
+def _run(claim, config: RunConfig = RunConfig()) -> CheckResult:
+    (r,) = run_entry(_entry(claim), config).results
+    return r
+
+
+def test_a_true_exact_claim_passes_with_names_filled_in_and_the_mutation_rejected() -> None:
+    r = _run(Claim("relu", "exact", "relu = clamp", _inputs, _relu, _by_hand, tol64=1e-15))
+    assert r.passed and (r.entry, r.check, r.claim) == ("toy", "relu", "exact")
+    assert r.error == 0.0 and r.tol == 1e-15 and r.data["errors"] == {"output": 0.0}
+    assert [(c.name, c.rejected) for c in r.controls] == [("layer shifted by 0.001", True)]
+
+
+def test_a_wrong_layer_fails_and_reports_its_error() -> None:
+    r = _run(Claim("relu", "exact", "wrong", _inputs, lambda t: torch.relu(t["x"]) * 1.01, _by_hand))
+    assert not r.passed and r.error is not None and r.error > 1e-3
+
+
+def test_a_control_that_is_not_rejected_fails_the_check() -> None:
+    same = Control("clamp again (not wrong at all)", layer=_by_hand)
+    r = _run(Claim("relu", "exact", "", _inputs, _relu, _by_hand, controls=(same,)))
+    assert not r.passed and not r.controls[0].rejected and r.controls[1].rejected
+
+
+def test_a_failing_condition_fails_the_check_but_a_failing_assumption_only_reports() -> None:
+    false = Predicate("never", lambda t, c: (False, "as written"))
+    assert not _run(Claim("relu", "exact", "", _inputs, _relu, _by_hand, conditions=(false,))).passed
+    r = _run(Claim("relu", "exact", "", _inputs, _relu, _by_hand, assumptions=(false,)))
+    assert r.passed and [(a.name, a.holds, a.detail) for a in r.assumptions] == [("never", False, "as written")]
+
+
+def test_one_reference_against_named_parts_and_a_part_mismatch_is_reported() -> None:
+    r = _run(Claim("two", "exact", "", _inputs, lambda t: {"relu": _relu(t), "clamp": _by_hand(t)}, _by_hand))
+    assert r.passed and set(r.data["errors"]) == {"relu", "clamp"}
+    bad = _run(Claim("two", "exact", "", _inputs, lambda t: {"a": _relu(t)}, lambda t: {"b": _by_hand(t)}))
+    assert not bad.passed and "differ from reference parts" in bad.detail
+
+
+def test_the_precision_rule_and_quick_sizes_reach_the_claim() -> None:
+    r = _run(Claim("relu", "exact", "", _inputs, _relu, _by_hand, tol64=1e-12,
+                   describe=lambda t: f"n={t['x'].shape[1]}"), RunConfig(dtype=torch.float32, quick=True))
+    assert r.tol == RunConfig(dtype=torch.float32).tol(1e-12) and r.detail.startswith("n=3, float32")
+
+
+def test_a_free_form_check_gets_its_names_and_a_raising_check_fails_with_its_message() -> None:
+    ok = Check("free", "descent", "free-form", lambda config: CheckResult(passed=True))
+    boom = Check("boom", "exact", "raises", lambda config: 1 / 0)
+    a, b = run_entry(_entry(ok, boom)).results
+    assert (a.entry, a.check, a.claim, a.passed) == ("toy", "free", "descent", True)
+    assert not b.passed and "ZeroDivisionError" in b.detail

@@ -1,0 +1,180 @@
+"""unfold.models: each generated model against a plain-torch formula written from its paper,
+InputAsData, FixedPoint's trace, and short seeded training runs on the bundled digits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import unfold as uf
+from unfold.errors import InputError, UndeclaredSymbolError
+from unfold.models import (
+    CRATE, EnergyTransformer, HopfieldClassifier, LinearTransformer, PreconditionedGD, digits,
+    icl_regression, patches, unpatch,
+)
+from unfold.models.crate import lasso_fit_energy
+from unfold.models.train import accuracy, digit_batches, fit
+
+DT = torch.float64
+
+
+def _g(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _ista(eta=0.1, lam=0.1, D=None):
+    return uf.ProximalGradientStep(lasso_fit_energy(), uf.NonNegL1(lam), wrt="Z", step=eta,
+                                   params={"D": D} if D is not None else None)
+
+
+def test_input_as_data_is_crate_ista_formula():
+    g = _g(0)
+    D = torch.randn(6, 6, generator=g, dtype=DT) / 3
+    Y = torch.randn(2, 6, 5, generator=g, dtype=DT)
+    layer = uf.InputAsData(_ista(D=D), data="Y")
+    ref = torch.relu(Y + 0.1 * D.T @ (Y - D @ Y) - 0.1 * 0.1)        # Yu et al. eq. (ISTA block)
+    assert torch.allclose(layer(Y), ref, rtol=0, atol=1e-14)
+    out, before, after = layer.energies(Y)
+    fit_after = 0.5 * (Y - D @ out).pow(2).sum((-2, -1)) + 0.1 * out.abs().sum((-2, -1))
+    assert torch.allclose(after, fit_after, rtol=0, atol=1e-12)
+    assert torch.isinf(before).all()                                  # Y has negative entries: ι≥0 = ∞
+    stacked = uf.Unrolled(layer, depth=2, tied=True)
+    assert torch.allclose(stacked(Y), layer(layer(Y)), rtol=0, atol=0)
+
+
+def test_input_as_data_bad_input():
+    with pytest.raises(UndeclaredSymbolError, match="'Q' is not an input"):
+        uf.InputAsData(_ista(), data="Q")
+    with pytest.raises(InputError, match="'Z' is the state"):
+        uf.InputAsData(_ista(), data="Z")
+    with pytest.raises(InputError, match="'D' is registered"):
+        uf.InputAsData(_ista(D=torch.eye(3, dtype=DT)), data="D")
+    layer = uf.InputAsData(_ista(), data="Y")
+    with pytest.raises(InputError, match="'Y' is the layer input"):
+        layer(torch.zeros(3, 2, dtype=DT), Y=torch.zeros(3, 2, dtype=DT), D=torch.eye(3, dtype=DT))
+
+
+def test_hopfield_deq_fixed_point_trace_and_equation():
+    model = HopfieldClassifier(inputs=64, width=16, patterns=24, beta=2.0, tol=1e-12, max_iter=400).double()
+    model.fixed_point.trace = True
+    x = torch.rand(5, 8, 8, generator=_g(1), dtype=DT)
+    with torch.no_grad():
+        xi = model.hidden(x)
+    info = model.fixed_point.info
+    assert info.converged and len(info.residuals) == info.iterations
+    assert info.energies.shape == (info.iterations + 1, 5)
+    steps = info.energies[1:] - info.energies[:-1]
+    assert float(steps.max()) <= 1e-12                                 # CCCP: never increases
+    u = model.embed(x.flatten(1))[..., None]
+    X = model.step.X
+    assert torch.allclose(xi, u + X @ torch.softmax(2.0 * X.T @ xi, dim=-2), rtol=0, atol=1e-10)
+
+
+def test_hopfield_deq_implicit_gradient_matches_unrolled_autograd():
+    model = HopfieldClassifier(inputs=64, width=12, patterns=10, beta=1.0, tol=1e-13, max_iter=500).double()
+    x = torch.rand(3, 8, 8, generator=_g(2), dtype=DT)
+    y = torch.tensor([1, 4, 7])
+    F.cross_entropy(model(x), y).backward()
+    implicit = model.step.X.grad.clone()
+    X = model.step.X.detach().clone().requires_grad_(True)
+    u = model.embed(x.flatten(1))[..., None].detach()
+    xi = u
+    for _ in range(300):                                               # plain torch, from the paper
+        xi = u + X @ torch.softmax(X.T @ xi, dim=-2)
+    (g,) = torch.autograd.grad(F.cross_entropy(model.head(xi[..., 0]), y), X)
+    assert torch.allclose(implicit, g, rtol=0, atol=1e-8)
+
+
+def test_crate_layer_matches_the_paper_formulas():
+    torch.manual_seed(0)
+    model = CRATE(width=8, heads=2, depth=1, tokens=16, kappa=0.3, eta=0.1, lam=0.1).double()
+    x = torch.rand(2, 8, 8, generator=_g(3), dtype=DT)
+    layer = model.layers[0]
+    Z = model.tokens_of(x)
+    Zn = F.layer_norm(Z.mT, (8,), layer.ln_compress.weight, layer.ln_compress.bias).mT
+    gamma, grad = 4 / 16, torch.zeros_like(Zn)
+    for k in (1, 2):                                                   # ∇R^c, Yu et al. eq. 9
+        U = getattr(layer.compress, f"U{k}")
+        W = U.T @ Zn
+        grad = grad + gamma * U @ W @ torch.linalg.inv(torch.eye(16, dtype=DT) + gamma * W.mT @ W)
+    Zh = Zn - 0.3 * grad
+    Y = F.layer_norm(Zh.mT, (8,), layer.ln_ista.weight, layer.ln_ista.bias).mT
+    D = layer.ista.step.D
+    ref = torch.relu(Y + 0.1 * D.T @ (Y - D @ Y) - 0.01)
+    assert torch.allclose(layer(Z), ref, rtol=0, atol=1e-12)
+    tr = model.trace(x)
+    assert torch.all(tr["Rc_half"][0] < tr["Rc_in"][0])                  # the compression step descends
+    assert torch.equal(tr["sparsity"][0], (ref == 0).double().mean((-2, -1)))
+
+
+def test_energy_transformer_update_is_the_energy_gradient():
+    model = EnergyTransformer(width=8, heads=2, head_dim=4, memories=6, steps=2, alpha=0.1).double()
+    x = torch.randn(2, 16, 8, generator=_g(4), dtype=DT)
+    p = {k: v.detach() for k, v in model.block.named_parameters()}
+    beta = float(model.block.beta)
+
+    def energy(g):                                                     # Hoover et al. eq. 2 + 5, plain torch
+        e = -0.5 * torch.relu(g @ p["Xi"]).pow(2).sum()
+        for h in (1, 2):
+            s = beta * (g @ p[f"WQ{h}"].T) @ (g @ p[f"WK{h}"].T).T
+            e = e - torch.logsumexp(s, dim=1).sum() / beta
+        return e
+
+    g = model.layer_norm(x).detach()
+    ref = x - 0.1 * torch.stack([torch.func.grad(energy)(gi) for gi in g])
+    assert torch.allclose(model.update(x), ref, rtol=0, atol=1e-12)
+    energies = model.trajectory(patches(x[..., :4].reshape(2, 8, 8)), torch.zeros(2, 16, dtype=torch.bool))
+    assert energies.shape == (3, 2)
+
+
+def test_linear_transformer_with_the_gd_construction_is_one_gd_step():
+    d, n, eta = 4, 12, 0.3
+    task = icl_regression(6, n, d, seed=5, dtype=DT)
+    lsa = LinearTransformer(d, layers=1).double()
+    with torch.no_grad():                                              # von Oswald et al. Prop. 1 weights
+        lsa.W_KQ[0].zero_()
+        lsa.W_KQ[0][:d, :d] = torch.eye(d)
+        lsa.W_PV[0].zero_()
+        lsa.W_PV[0][d, d] = -eta                                      # the y-slot accumulates −ΔW x_q
+    gd = PreconditionedGD(d, steps=1).double()
+    with torch.no_grad():
+        gd.preconditioners()[0].copy_(eta * torch.eye(d, dtype=DT))
+    ref = eta / n * (task["y"] @ task["X"].mT @ task["xq"])[..., 0, 0]   # ŷ = η/n Σ y_i x_iᵀ x_q
+    assert torch.allclose(gd(task), ref, rtol=0, atol=1e-13)
+    assert torch.allclose(lsa(task), ref, rtol=0, atol=1e-13)
+
+
+def test_models_are_plain_modules():
+    model = CRATE(width=8, heads=2, depth=2)
+    keys = set(model.state_dict())
+    assert {"layers.0.compress.U1", "layers.1.ista.step.D", "head.weight"} <= keys
+    copy = CRATE(width=8, heads=2, depth=2, seed=1)
+    copy.load_state_dict(model.state_dict())
+    x = torch.rand(3, 8, 8, generator=_g(6))
+    assert torch.equal(copy(x), model(x))
+    assert model.double()(x.double()).dtype == DT
+
+
+def test_digits_data_and_patches():
+    data = digits(seed=0)
+    assert data.x_train.shape[1:] == (8, 8) and len(data.x_train) + len(data.x_test) == 1797
+    assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
+    assert torch.equal(unpatch(patches(data.x_test)), data.x_test)
+    assert torch.equal(patches(data.x_test)[0, 1], data.x_test[0, :2, 2:4].flatten())
+
+
+def test_short_training_is_seeded_and_learns():
+    data = digits(seed=0)
+
+    def run():
+        torch.manual_seed(0)
+        model = HopfieldClassifier(width=32, patterns=32, seed=0)
+        log = fit(model, lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+                  digit_batches(data.x_train, data.y_train, 64, seed=0), epochs=3, progress=False)
+        return model, log
+
+    model, log = run()
+    _, again = run()
+    assert log.losses == again.losses
+    assert accuracy(model, data.x_test, data.y_test) >= 0.85

@@ -1,0 +1,300 @@
+"""Causal (GPT-style) attention and NRGPT (Dehmamy et al., arXiv 2512.16762) against the masked
+log-sum-exp energy.
+
+Energy (tokens are the rows of ``X ∈ R^{T×D}``; heads ``h`` with ``W_Q,h, W_K,h ∈ R^{d×D}``; the causal
+mask lets query ``i`` see keys ``j ≤ i``)::
+
+    E(X) = −(1/β) Σ_h Σ_i log Σ_{j≤i} exp(β x_iᵀ W_Q,hᵀ W_K,h x_j)
+
+    −∇_{x_m} E = Σ_h [ Σ_{j≤m} a_mj W_Q,hᵀ W_K,h x_j  +  Σ_{i≥m} a_im W_K,hᵀ W_Q,h x_i ]
+                      └── query side Q_m ──────────┘   └── key side K_m (reads later tokens) ─┘
+
+Generated layers (:class:`~unfold.steps.GradientStep`, step 1): on ``E`` in ``X`` (the full step
+``X + Q + K``), and on the query-slot energy ``E_q(U; X)`` (the queries ``U`` a separate state, keys
+``X`` held) at ``U = X`` (the step ``X + Q``).  Claims:
+
+* ``Q`` is causal attention with tied weights (``W_V = W_K``, ``W_O = W_Qᵀ``): equal to
+  ``F.scaled_dot_product_attention(is_causal=True)`` and ``nn.MultiheadAttention`` (exact);
+* the full step is the gradient of ``E`` (exact), and it is not causal: the key side moves earlier tokens
+  with later ones (measured by the Jacobian); the causal field ``Q`` is not a gradient field (its
+  Jacobian is not symmetric, measured);
+* NRGPT's head output ``−Σ_j a_ij H x_j`` is, under its strict mask (``j < i``), exactly the per-token
+  partial gradient ``∂E_i/∂x_i`` (every other token frozen), and ``∂E/∂x_T`` of the whole energy for the
+  last token only; under the inclusive mask it misses ``a_ii Hᵀx_i`` (measured).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from .. import symbolic as s
+from ..steps import GradientStep
+from ..symbolic import Energy
+from ..verify.causality import check_causality
+from . import _causal_refs as ref
+from ._measure import scaled_error
+from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
+
+__all__ = ["ENTRY", "TOL", "HEADS", "energy", "query_energy", "nrgpt_energy", "full_step", "query_step",
+           "nrgpt_step", "sample"]
+
+NAME = "causal_attention"
+TOL = 1e-12
+HEADS = 2
+
+
+def _weights() -> tuple[Any, ...]:
+    T, D, d = s.dims("T D d")
+    WQ = [s.param(f"WQ{h}", d, D) for h in range(1, HEADS + 1)]
+    WK = [s.param(f"WK{h}", d, D) for h in range(1, HEADS + 1)]
+    return T, D, WQ, WK, s.scalar("beta", positive=True)
+
+
+def _lse_terms(U: Any, X: Any, WQ: list[Any], WK: list[Any], beta: Any) -> dict[str, Any]:
+    return {f"head{h + 1}": -s.lse(beta * (U * q.T) * (X * k.T).T, axis=1, mask=s.causal) / beta
+            for h, (q, k) in enumerate(zip(WQ, WK))}
+
+
+@lru_cache(maxsize=1)
+def energy() -> Energy:
+    """``E(X) = −(1/β) Σ_h lse_rows(β (XW_Q,hᵀ)(XW_K,hᵀ)ᵀ; causal)`` (both slots are ``X``)."""
+    T, D, WQ, WK, beta = _weights()
+    X = s.state("X", T, D)
+    return Energy(terms=_lse_terms(X, X, WQ, WK, beta), name="E")
+
+
+@lru_cache(maxsize=1)
+def query_energy() -> Energy:
+    """``E_q(U; X)``: the queries ``U`` are the state, the keys ``X`` a held input (``E_q(X; X) = E(X)``)."""
+    T, D, WQ, WK, beta = _weights()
+    U, X = s.state("U", T, D), s.param("X", T, D)
+    return Energy(terms=_lse_terms(U, X, WQ, WK, beta), name="E_q")
+
+
+@lru_cache(maxsize=1)
+def nrgpt_energy() -> Energy:
+    """``−Σ_i log Σ_{j≤i} exp(u_iᵀ H k_j)`` (β = 1, one full matrix ``H``): the strict mask ``j < i`` of
+    NRGPT is this with ``U = X[1:]``, ``K = X[:−1]``; the inclusive one with ``U = K = X``."""
+    T, D = s.dims("T D")
+    U, K, H = s.state("U", T, D), s.param("K", T, D), s.param("H", D, D)
+    return Energy(-s.lse(U * H * K.T, axis=1, mask=s.causal), name="E_nrgpt")
+
+
+@lru_cache(maxsize=1)
+def full_step() -> GradientStep:
+    return GradientStep(energy(), wrt="X", step=1.0)
+
+
+@lru_cache(maxsize=1)
+def query_step() -> GradientStep:
+    return GradientStep(query_energy(), wrt="U", step=1.0)
+
+
+@lru_cache(maxsize=1)
+def nrgpt_step() -> GradientStep:
+    return GradientStep(nrgpt_energy(), wrt="U", step=1.0)
+
+
+def sample(config: RunConfig, offset: int = 0, batch: int = 3, T: int = 6, D: int = 8) -> dict[str, Any]:
+    """Tokens and per-head weights (``d = D/H`` so that ``nn.MultiheadAttention`` applies), ``β = 1/√d``."""
+    g = config.generator(230 + offset)
+    f64, dt = torch.float64, config.dtype
+    d = D // HEADS
+    out: dict[str, Any] = {"X": torch.randn(batch, T, D, generator=g, dtype=f64).to(dt), "beta": d ** -0.5}
+    for h in range(1, HEADS + 1):
+        out[f"WQ{h}"] = (torch.randn(d, D, generator=g, dtype=f64) / D ** 0.5).to(dt)
+        out[f"WK{h}"] = (torch.randn(d, D, generator=g, dtype=f64) / D ** 0.5).to(dt)
+    out["H"] = (torch.randn(D, D, generator=g, dtype=f64) / D ** 0.5).to(dt)
+    return out
+
+
+def _heads(t: Inputs) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return [t[f"WQ{h}"] for h in range(1, HEADS + 1)], [t[f"WK{h}"] for h in range(1, HEADS + 1)]
+
+
+def _weights_of(t: Inputs) -> dict[str, Any]:
+    return {k: v for k, v in t.items() if k.startswith("W") or k == "beta"}
+
+
+def query_side(t: Inputs) -> torch.Tensor:
+    """``Q = step_q(X; X) − X`` from the generated query-slot step."""
+    X = t["X"]
+    return query_step()(X, X=X, **_weights_of(t)) - X
+
+
+def _query_layer(t: Inputs) -> dict[str, torch.Tensor]:
+    Q = query_side(t)
+    return {"vs SDPA is_causal": Q, "vs nn.MultiheadAttention": Q}
+
+
+def _query_reference(t: Inputs) -> dict[str, torch.Tensor]:
+    WQ, WK = _heads(t)
+    return {"vs SDPA is_causal": ref.causal_attention(t["X"], WQ, WK, t["beta"]),
+            "vs nn.MultiheadAttention": ref.causal_mha(t["X"], WQ, WK)}
+
+
+def _untied_values(t: Inputs) -> dict[str, torch.Tensor]:
+    """Control: a GPT head with its own value matrix (W_V ≠ W_K) is not the query-side gradient."""
+    WQ, WK = _heads(t)
+    WV = [k.flip(-1) for k in WK]
+    out = torch.zeros_like(t["X"])
+    for q, k, v in zip(WQ, WK, WV):
+        out = out + torch.nn.functional.scaled_dot_product_attention(
+            t["X"] @ q.mT, t["X"] @ k.mT, t["X"] @ v.mT, is_causal=True, scale=t["beta"]) @ q
+    return {"vs SDPA is_causal": out, "vs nn.MultiheadAttention": out}
+
+
+def _beta_is_mha_scale(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    d = t["WQ1"].shape[0]
+    return abs(t["beta"] - d ** -0.5) < 1e-15, f"β = {t['beta']:.4f}, 1/√d = {d ** -0.5:.4f}"
+
+
+def _tied(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    return True, "values W_K x (W_V = W_K), output W_Qᵀ per head, by construction"
+
+
+QUERY_CLAIM = Claim(
+    name="query_side_is_causal_attention", kind="exact",
+    description="query-side part of −∇E (generated) = causal attention: SDPA is_causal and nn.MultiheadAttention",
+    inputs=sample, layer=_query_layer, reference=_query_reference, tol64=TOL,
+    assumptions=(Predicate("tied weights W_V = W_K, W_O = W_Qᵀ", _tied),
+                 Predicate("β = 1/√d (the scale of nn.MultiheadAttention)", _beta_is_mha_scale)),
+    controls=(Control("untied value matrix W_V ≠ W_K", reference=_untied_values),),
+    scope="general",
+    describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads, β={t['beta']:.3f}",
+)
+
+
+def _full_layer(t: Inputs) -> torch.Tensor:
+    X = t["X"]
+    return X - full_step()(X, **_weights_of(t))
+
+
+def _full_reference(t: Inputs) -> torch.Tensor:
+    WQ, WK = _heads(t)
+    X = t["X"].detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(ref.masked_lse_energy(X, WQ, WK, t["beta"]).sum(), X)
+    return g
+
+
+def _key_side_ratio(t: Inputs) -> dict[str, Any]:
+    Q = query_side(t)
+    K = -_full_layer(t) - Q
+    return {"key_over_query_norm": float(K.norm() / Q.norm())}
+
+
+FULL_CLAIM = Claim(
+    name="full_step_is_gradient", kind="exact",
+    description="the full step's direction (generated) = ∇E by autograd of the masked-lse energy in plain torch",
+    inputs=lambda c: sample(c, 1), layer=_full_layer, reference=_full_reference, tol64=TOL,
+    controls=(Control("query side only (the key-side term left out)",
+                      layer=lambda t: -query_side(t)),),
+    data=_key_side_ratio,
+    describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads",
+)
+
+
+def check_causality_of_steps(config: RunConfig) -> CheckResult:
+    """The query-side update is causal (zero Jacobian blocks above the diagonal); the full step is not;
+    the causal field is not a gradient field (non-symmetric Jacobian)."""
+    t = sample(config, 2, batch=1)
+    X = t["X"][0]
+    w = _weights_of(t)
+    q = check_causality(lambda x: query_step()(x, X=x, **w) - x, X)
+    full = check_causality(lambda x: x - full_step()(x, **w), X)
+    J = torch.func.jacrev(lambda x: query_step()(x, X=x, **w) - x)(X)
+    J_full = torch.func.jacrev(lambda x: x - full_step()(x, **w))(X)
+    T = X.shape[0]
+    later = torch.ones(T, T, dtype=torch.bool).triu(1)
+
+    def per_token(Jac: torch.Tensor) -> list[float]:
+        block = Jac.abs().amax(dim=(1, 3))                     # (out token, in token)
+        return [float(block[i][later[i]].max() / block.max()) for i in range(T - 1)]
+
+    fig = Figure("causal_attention_leak", "Largest effect of later tokens on each token's update (relative)",
+                 list(range(1, T)), {"full gradient step": per_token(J_full), "query-side update": per_token(J)},
+                 xlabel="token i", ylabel="max_{j>i} |∂y_i/∂x_j| / max |J|")
+    n = X.numel()
+    Jm = J.reshape(n, n)
+    asym = float((Jm - Jm.mT).norm() / Jm.norm())
+    tol = config.tol(TOL)
+    controls = [ControlResult("full gradient step (key side included) is causal", full.leak > tol, full.leak,
+                              f"later tokens move earlier outputs by {full.leak:.2e} (relative)"),
+                ControlResult("the causal field is a gradient field (symmetric Jacobian)", asym > tol, asym,
+                              f"‖J − Jᵀ‖/‖J‖ = {asym:.2f}")]
+    ok = q.leak <= tol and all(c.rejected for c in controls)
+    return CheckResult(
+        passed=ok, error=q.leak, tol=tol,
+        detail=(f"Jacobians at one sequence (T={X.shape[0]}, D={X.shape[1]}), {config.dtype_name}: query-side update "
+                f"leak {q.leak:.1e} (causal); full gradient step leak {full.leak:.2f} (not causal: the key side reads "
+                f"later tokens); query-side field ‖J − Jᵀ‖/‖J‖ = {asym:.2f} (not a gradient field)" + config.tol_note(TOL)),
+        assumptions=[AssumptionResult("causal mask key ≤ query", True, "uf.causal")],
+        controls=controls, data={"query_leak": q.leak, "full_leak": full.leak, "query_jacobian_asymmetry": asym},
+        figures=[fig])
+
+
+def check_nrgpt(config: RunConfig) -> CheckResult:
+    t = sample(config, 3)
+    X, H = t["X"], t["H"]
+    strict = ref.nrgpt_head(X, H, strict=True)
+    gen = X[..., 1:, :] - nrgpt_step()(X[..., 1:, :], K=X[..., :-1, :], H=H)     # ∇_U E_q, strict (shifted)
+    partial = ref.per_token_partial_gradients(X, H, strict=True)
+    whole = ref.strict_energy_gradient(X, H)
+    errors = {
+        "strict head vs generated query-slot gradient": scaled_error(strict[..., 1:, :], gen),
+        "strict head vs ∂E_i/∂x_i (others frozen)": scaled_error(strict, partial),
+        "strict head, last token vs ∂E/∂x_T (whole energy)": scaled_error(strict[..., -1, :], whole[..., -1, :]),
+        "strict head, first token is 0": float(strict[..., 0, :].abs().max()),
+    }
+    incl = ref.nrgpt_head(X, H, strict=False)
+    gen_incl = X - nrgpt_step()(X, K=X, H=H)
+    errors["inclusive head vs generated query-slot gradient"] = scaled_error(incl, gen_incl)
+    tol = config.tol(TOL)
+    miss_incl = scaled_error(incl, ref.per_token_partial_gradients(X, H, strict=False))
+    miss_whole = scaled_error(strict[..., :-1, :], whole[..., :-1, :])
+    controls = [ControlResult("inclusive head = ∂E_i/∂x_i (it misses a_ii Hᵀx_i)", miss_incl > tol, miss_incl,
+                              f"scaled error {miss_incl:.2e}"),
+                ControlResult("strict head = ∇ of the whole energy before the last token", miss_whole > tol, miss_whole,
+                              f"scaled error {miss_whole:.2e} (the key-side terms Σ_k>i ∂E_k/∂x_i)")]
+    err = max(errors.values())
+    return CheckResult(
+        passed=err <= tol and all(c.rejected for c in controls), error=err, tol=tol,
+        detail=(f"NRGPT head (one full H, β = 1), T={X.shape[-2]}, D={X.shape[-1]}, {config.dtype_name}: "
+                + "; ".join(f"{k} {v:.1e}" for k, v in errors.items())
+                + f"; inclusive head vs ∂E_i/∂x_i {miss_incl:.2f}; strict head vs whole-energy ∇ (tokens < T) "
+                  f"{miss_whole:.2f}: a Jacobi step of a T-player game, exact for the whole energy at the last token only"
+                + config.tol_note(TOL)),
+        assumptions=[AssumptionResult("strict mask j < i (NRGPT tril_plus_one=True); first row weights 0", True,
+                                      "as in the released code")],
+        controls=controls, data={"errors": errors, "inclusive_miss": miss_incl, "whole_energy_miss": miss_whole})
+
+
+ENTRY = Entry(
+    name=NAME,
+    title="Causal attention and NRGPT: the query side of the masked log-sum-exp gradient",
+    source="Hoover et al., arXiv 2302.07253 (the energy); Dehmamy et al., NRGPT, arXiv 2512.16762; code bhoov/nrgpt",
+    summary=("The query-side part of −∇ of the causally masked log-sum-exp energy is causal attention with tied weights "
+             "(exact: SDPA is_causal, nn.MultiheadAttention); the full gradient step is not causal (measured); NRGPT's "
+             "head is the per-token partial gradient under its strict mask, the whole energy's gradient for the last "
+             "token only."),
+    energy=energy,
+    checks=(
+        QUERY_CLAIM,
+        FULL_CLAIM,
+        Check("causality_of_the_steps", "exact",
+              "the query-side update is causal; the full step is not; the causal field is not a gradient field",
+              check_causality_of_steps),
+        Check("nrgpt_head_is_per_token_gradient", "exact",
+              "NRGPT head = ∂E_i/∂x_i (strict mask), = ∂E/∂x_T for the last token only", check_nrgpt),
+    ),
+    assumptions=("tied weights W_V = W_K, W_O = W_Qᵀ per head", "the same β in the scores and the 1/β prefactor",
+                 "NRGPT: strict mask, fully masked first row has weights 0"),
+    mapping="per head: queries XW_Qᵀ, keys = values XW_Kᵀ, output projection W_Q  ↔  −∇_query E",
+    notes=("NRGPT's learned preconditioner P and BareLayerNorm (γ = 1, learnable bias, see layernorm_lagrangian) are "
+           "outside this check; descent needs J_LN·P with a PSD symmetric part (e.g. P = cI) and holds per token."),
+    order=105,
+)

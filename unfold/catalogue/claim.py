@@ -1,0 +1,168 @@
+r"""A typed catalogue claim: "the generated layer equals (or descends, or approximates) an independent
+reference", declared as data and run by one generic runner.
+
+A :class:`Claim` names
+
+* ``kind`` — exact / descent / approximate / asymptotic / gradient (:data:`~unfold.catalogue.base.CLAIM_KINDS`);
+* ``inputs(config)`` — how the inputs are drawn for a :class:`~unfold.catalogue.base.RunConfig`
+  (seeded by ``config.generator``, in ``config.dtype``, smaller when ``config.quick``);
+* ``layer(inputs)`` — the generated layer (built by ``unfold.steps``) and what it predicts;
+* ``reference(inputs)`` — the independent reference (a standard PyTorch module, or the paper's
+  formula in plain torch), returning the same named parts;
+* ``tol64`` — the tolerance at float64 on the scaled error ``max|layer − ref| / max(1, max|ref|)``
+  of every part, read at other precisions by the precision rule :meth:`RunConfig.tol`;
+* ``assumptions`` — :class:`Predicate`\ s evaluated on the drawn inputs;
+* ``conditions`` — further statements of the claim itself (e.g. "the symbolic update rule is
+  ``X softmax(βXᵀΞ)``"), :class:`Predicate`\ s the check needs to pass;
+* ``controls`` — :class:`Control`\ s: a wrong layer or a wrong reference the comparison must reject
+  (shown as controls, never as a failed assumption).  Every ``exact`` claim also gets the
+  *mutation control*: the layer's output shifted by ``1e-3·max(1, max|ref|)`` must fail, so the
+  tolerance at the working precision is below the size of a real discrepancy;
+* ``scope`` — what a proof of the claim covers (:data:`PROOF_SCOPES`), when one exists.
+
+The runner fills in the entry and check names, the claim kind, the scaled tolerance and its note,
+the per-part errors (``data["errors"]``) and the controls.  A claim whose check needs more than
+"compare named tensors" stays a free-form :class:`~unfold.catalogue.base.Check`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
+
+import torch
+
+from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, RunConfig
+from ._measure import scaled_error
+
+__all__ = ["Claim", "Control", "Predicate", "ProofScope", "PROOF_SCOPES", "MUTATION", "Inputs", "Outputs"]
+
+#: What a proof of a claim covers: ``general`` (any sizes and values), ``engine-golden`` (the
+#: symbolic engine's output compared with a hand-derived form), ``fixed-size`` (one symbolic
+#: instance), ``numeric`` (no proof; the numerical check only).
+ProofScope = Literal["general", "engine-golden", "fixed-size", "numeric"]
+PROOF_SCOPES: tuple[str, ...] = ("general", "engine-golden", "fixed-size", "numeric")
+
+#: Size of the mutation control of an exact claim (a wrong term, scale or transpose errs by more).
+MUTATION: float = 1e-3
+
+Inputs = Mapping[str, Any]
+#: A layer's or reference's result: one tensor, or named parts compared part by part (a single
+#: tensor on one side is compared with every named part on the other).
+Outputs = Union[torch.Tensor, Mapping[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """An assumption of a claim, evaluated on its drawn inputs: ``test(inputs, config) -> (holds, detail)``."""
+
+    name: str
+    test: Callable[[Inputs, RunConfig], tuple[bool, str]]
+
+    def evaluate(self, inputs: Inputs, config: RunConfig) -> AssumptionResult:
+        holds, detail = self.test(inputs, config)
+        return AssumptionResult(self.name, bool(holds), detail)
+
+
+@dataclass(frozen=True)
+class Control:
+    """A case the claim's comparison must reject: ``layer`` and/or ``reference`` replaced by a wrong one
+    (e.g. the construction without one of its blocks).  It *passes as a control* when the scaled error
+    exceeds the tolerance."""
+
+    name: str
+    layer: Optional[Callable[[Inputs], Outputs]] = None
+    reference: Optional[Callable[[Inputs], Outputs]] = None
+
+
+def _parts(x: Outputs, names: Sequence[str] = ("output",)) -> dict[str, torch.Tensor]:
+    """Named parts of ``x``; a single tensor stands for every part in ``names``."""
+    return {k: x for k in names} if isinstance(x, torch.Tensor) else dict(x)
+
+
+def _pair(got: Outputs, want: Outputs) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Layer and reference as matching named parts (one tensor on either side is compared with every
+    named part of the other: several references for one layer, or several layers for one reference)."""
+    names = [*(got if not isinstance(got, torch.Tensor) else ()), *(want if not isinstance(want, torch.Tensor) else ())]
+    names = list(dict.fromkeys(names)) or ["output"]
+    g, w = _parts(got, names), _parts(want, names)
+    if set(g) != set(w):
+        raise KeyError(f"layer parts {sorted(g)} differ from reference parts {sorted(w)}")
+    return g, w
+
+
+def _errors(got: Outputs, want: Outputs) -> dict[str, float]:
+    """Scaled error of every named part (``want`` is the reference)."""
+    g, w = _pair(got, want)
+    return {k: scaled_error(g[k], w[k]) for k in w}
+
+
+def _shifted(x: Outputs, size: float, want: Outputs) -> dict[str, torch.Tensor]:
+    """Every part of ``x`` plus ``size·max(1, max|ref part|)``: off by exactly ``size`` in scaled error."""
+    g, w = _pair(x, want)
+    return {k: t + size * max(1.0, float(w[k].abs().max())) for k, t in g.items()}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A layer-versus-reference claim (module docstring).  ``describe(inputs)`` states the sizes and
+    settings for the detail line; ``data(inputs)`` adds numbers to the result."""
+
+    name: str
+    kind: ClaimKind
+    description: str
+    inputs: Callable[[RunConfig], dict[str, Any]]
+    layer: Callable[[Inputs], Outputs]
+    reference: Callable[[Inputs], Outputs]
+    tol64: float = 1e-12
+    cap: float = EXACT_CAP
+    assumptions: tuple[Predicate, ...] = ()
+    conditions: tuple[Predicate, ...] = ()
+    controls: tuple[Control, ...] = ()
+    scope: Optional[ProofScope] = None
+    quick: bool = True
+    describe: Optional[Callable[[Inputs], str]] = None
+    data: Optional[Callable[[Inputs], dict[str, Any]]] = None
+    extra: tuple[str, ...] = field(default=())  # free-form notes appended to the detail
+
+    @property
+    def claim(self) -> str:
+        """The claim kind (the attribute every check has)."""
+        return self.kind
+
+    def run(self, config: RunConfig) -> CheckResult:
+        """Draw the inputs, compare layer and reference part by part, evaluate the assumptions, the
+        conditions and the controls.  Passes when every part is within :meth:`RunConfig.tol` of
+        ``tol64``, every condition holds and every control is rejected."""
+        inp = self.inputs(config)
+        tol = config.tol(self.tol64, self.cap)
+        got, want = self.layer(inp), self.reference(inp)
+        errs = _errors(got, want)
+        err = max(errs.values())
+        controls = [self._control(c, inp, got, want, tol) for c in self.controls]
+        if self.kind == "exact":
+            e = max(_errors(_shifted(got, MUTATION, want), want).values())
+            controls.append(ControlResult(f"layer shifted by {MUTATION:g}", e > tol, e,
+                                          f"scaled error {e:.2e} vs tol {tol:.1e}"))
+        head = self.describe(inp) if self.describe is not None else ""
+        parts = "; ".join(f"{k} {v:.1e}" for k, v in errs.items())
+        detail = f"{head}, {config.dtype_name}: {parts}" if head else f"{config.dtype_name}: {parts}"
+        for x in self.extra:
+            detail += f"; {x}"
+        conds = [p.evaluate(inp, config) for p in self.conditions]
+        for c in conds:
+            detail += f"; {c.name}: {c.holds}" + (f" ({c.detail})" if c.detail else "")
+        extra = self.data(inp) if self.data is not None else {}
+        return CheckResult(
+            passed=err <= tol and all(c.rejected for c in controls) and all(c.holds for c in conds),
+            error=err, tol=tol,
+            detail=detail + config.tol_note(self.tol64, self.cap),
+            assumptions=[a.evaluate(inp, config) for a in self.assumptions],
+            controls=controls, data={"errors": errs, **extra},
+        )
+
+    def _control(self, c: Control, inp: Inputs, got: Outputs, want: Outputs, tol: float) -> ControlResult:
+        g = c.layer(inp) if c.layer is not None else got
+        w = c.reference(inp) if c.reference is not None else want
+        e = max(_errors(g, w).values())
+        return ControlResult(c.name, e > tol, e, f"scaled error {e:.2e} vs tol {tol:.1e}")

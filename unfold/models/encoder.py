@@ -1,0 +1,34 @@
+"""A standard ``nn.TransformerEncoder`` digit classifier: not generated from an energy — it is the
+kind of trained network :func:`unfold.audit.audit` measures against the Hopfield reading of
+attention."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .data import patches
+
+__all__ = ["EncoderClassifier"]
+
+
+class EncoderClassifier(nn.Module):
+    """Patch embedding, ``depth`` post-norm ``nn.TransformerEncoderLayer``s (batch first), mean
+    pooling and a linear head."""
+
+    def __init__(self, patch_dim: int = 4, tokens: int = 16, width: int = 32, heads: int = 4,
+                 depth: int = 2, classes: int = 10, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Linear(patch_dim, width)
+        self.position = nn.Parameter(0.02 * torch.randn(tokens, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.head = nn.Linear(width, classes)
+
+    def tokens_of(self, images: torch.Tensor) -> torch.Tensor:
+        """Embedded tokens ``(B, n, width)``: the encoder's input."""
+        return self.embed(patches(images)) + self.position
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.tokens_of(images)).mean(1))

@@ -1,0 +1,112 @@
+"""An Energy Transformer (Hoover et al., arXiv 2302.07253) masked-token model, built from its energy.
+
+Tokens are rows ``x ∈ R^{N×D}``; ``g = γ·LN(x) + 1δᵀ`` is the energy layer norm (scalar gain γ, so
+that its Jacobian is symmetric positive semi-definite).  Energy of ``g`` with ``H`` heads and a
+ReLU² memory ``Ξ ∈ R^{D×M}``::
+
+    E(g) = Σ_h −(1/β) Σ_C lse_B(β (g W_Qhᵀ)_C · (g W_Khᵀ)_B) − ½ Σ relu(g Ξ)²
+
+The block (one set of weights, applied ``T`` times) is
+
+    x_{t+1} = x_t − α ∂E/∂g |_{g = LN(x_t)}
+
+with ``∂E/∂g`` the gradient unfold generates (:meth:`GradientStep.gradient` of the energy in
+``g``).  Because ``∂g/∂x`` is symmetric PSD, ``dE(g(x))/dt = −∇_gEᵀ J ∇_gE ≤ 0`` along the flow, so
+``E(LN(x_t))`` decreases for a small enough ``α``; :meth:`EnergyTransformer.trajectory` records it.
+The masked-token model embeds 2×2 patches, replaces the masked ones with a learned mask token, runs
+the block ``T`` times and decodes each layer-normed token ``g`` back to its patch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import symbolic as s
+from ..steps import GradientStep
+from ..symbolic import Energy
+
+__all__ = ["EnergyTransformer", "et_energy"]
+
+Tensor = torch.Tensor
+
+
+@lru_cache(maxsize=None)
+def et_energy(heads: int) -> Energy:
+    """``E_ATT + E_HN`` of ``g`` (N×D): terms ``attention_h1..H`` and ``memory``; parameters
+    ``WQh, WKh`` (K×D), ``Xi`` (D×M), scalar ``beta``."""
+    N, D, K, M = s.dims("N D K M")
+    g, Xi, beta = s.state("g", N, D), s.param("Xi", D, M), s.scalar("beta", positive=True)
+    terms: dict[str, Any] = {}
+    for h in range(1, heads + 1):
+        WQ, WK = s.param(f"WQ{h}", K, D), s.param(f"WK{h}", K, D)
+        terms[f"attention_h{h}"] = -s.lse(beta * (g * WQ.T) * (g * WK.T).T, axis=1) / beta
+    terms["memory"] = -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2
+    return Energy(terms=terms)
+
+
+class EnergyTransformer(nn.Module):
+    """Masked-patch model (see the module docstring).  ``model(patches, mask)`` returns the
+    reconstructed patches ``(B, N, P)``; ``mask`` is a boolean ``(B, N)`` (True = hidden)."""
+
+    def __init__(self, patch_dim: int = 4, tokens: int = 16, width: int = 32, heads: int = 2,
+                 head_dim: int = 16, memories: int = 64, steps: int = 8, alpha: float = 0.1,
+                 beta: float = 1.0, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.steps, self.alpha, self.width = steps, float(alpha), width
+        self.embed = nn.Linear(patch_dim, width)
+        self.decode = nn.Linear(width, patch_dim)
+        self.position = nn.Parameter(torch.randn(tokens, width, generator=g))
+        self.mask_token = nn.Parameter(torch.randn(width, generator=g))
+        self.gamma = nn.Parameter(torch.ones(()))
+        self.delta = nn.Parameter(torch.zeros(width))
+        params: dict[str, Tensor] = {"Xi": 0.3 * torch.randn(width, memories, generator=g)}
+        for h in range(1, heads + 1):
+            params[f"WQ{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
+            params[f"WK{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
+        self.block = GradientStep(et_energy(heads), wrt="g", step=self.alpha, params=params,
+                                  buffers={"beta": float(beta)})
+
+    def layer_norm(self, x: Tensor) -> Tensor:
+        """``g = γ (x − mean)/√(var + 1e-5) + δ`` per token (scalar γ)."""
+        xc = x - x.mean(-1, keepdim=True)
+        return self.gamma * xc / torch.sqrt(xc.pow(2).mean(-1, keepdim=True) + 1e-5) + self.delta
+
+    def energy(self, x: Tensor) -> Tensor:
+        """``E(LN(x))``, shape ``(B,)``."""
+        return self.block.energy(self.layer_norm(x))
+
+    def update(self, x: Tensor) -> Tensor:
+        """One block: ``x − α ∂E/∂g`` at ``g = LN(x)``."""
+        return x - self.alpha * self.block.gradient(self.layer_norm(x))
+
+    def tokens_of(self, patches: Tensor, mask: Tensor) -> Tensor:
+        e = self.embed(patches)
+        e = torch.where(mask[..., None], self.mask_token.expand_as(e), e)
+        return e + self.position
+
+    def forward(self, patches: Tensor, mask: Tensor) -> Tensor:
+        x = self.tokens_of(patches, mask)
+        for _ in range(self.steps):
+            x = self.update(x)
+        return self.decode(self.layer_norm(x))
+
+    @torch.no_grad()
+    def trajectory(self, patches: Tensor, mask: Tensor, steps: int | None = None) -> Tensor:
+        """``E(LN(x_t))`` for ``t = 0..steps``, shape ``(steps + 1, B)``."""
+        x = self.tokens_of(patches, mask)
+        out = [self.energy(x)]
+        for _ in range(steps if steps is not None else self.steps):
+            x = self.update(x)
+            out.append(self.energy(x))
+        return torch.stack(out)
+
+
+def random_mask(batch: int, tokens: int, hidden: int, generator: torch.Generator) -> Tensor:
+    """A boolean ``(batch, tokens)`` mask with exactly ``hidden`` True entries per row."""
+    order = torch.argsort(torch.rand(batch, tokens, generator=generator), dim=1)
+    return order < hidden

@@ -1,0 +1,33 @@
+"""The one error measure of every comparison in unfold: the scaled error
+
+    err(a, b) = max|a − b| / max(1, max|b|)          (b is the reference)
+
+an absolute error for references of size ≤ 1 and a relative one above, so a tolerance means the
+same for small and large outputs.  Shapes must agree exactly (no silent broadcasting); anything
+not finite gives ``inf``; empty tensors give 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ShapeMismatchError
+
+__all__ = ["scaled_error", "scaled_error_at"]
+
+
+def scaled_error_at(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
+    """``(err(a, b), flat index of the worst entry)`` (module docstring)."""
+    if a.shape != b.shape:
+        raise ShapeMismatchError(f"compared tensors differ in shape: {tuple(a.shape)} vs reference {tuple(b.shape)}")
+    if a.numel() == 0:
+        return 0.0, 0
+    diff = (a - b).abs()
+    if not bool(torch.isfinite(diff).all()):
+        return float("inf"), 0
+    return float(diff.max()) / max(1.0, float(b.abs().max())), int(diff.reshape(-1).argmax())
+
+
+def scaled_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``max|a − b| / max(1, max|b|)`` (module docstring)."""
+    return scaled_error_at(a, b)[0]
