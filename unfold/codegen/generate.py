@@ -108,7 +108,9 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
             lines.append(f"    {m.name} = _lift_axes({m.name}, {own!r}, {k})")
     for s in scalars:
         lines.append(f"    _{s}_in = {s}")
-        lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r})")
+        batch_shapes = "_batch" if k else f"({''.join(f'{m.name}.shape[:-2], ' for m in mats)})"
+        positive = ", positive=True" if s.is_positive else ""
+        lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r}{positive}, batch={batch_shapes})")
         if k:
             lines.append(f"    {s} = _lift_axes({s}, (), {k})")
     lines += [f"    {line}" for line in _release_temporaries(printer.lines)]

@@ -241,7 +241,8 @@ class TorchCodePrinter:
         if e in self._env:
             return self._env[e], ATOM
         if isinstance(e, sp.Number) or isinstance(e, sp.NumberSymbol):
-            v = float(e) if not e.is_Integer else int(e)
+            # integers beyond float64's exact range print as floats (torch has no int above 2⁶³)
+            v = int(e) if e.is_Integer and abs(int(e)) <= 2 ** 53 else float(e)
             s = repr(v)
             return (s, ATOM) if v >= 0 else (s, ADD)
         if isinstance(e, (MatrixSymbol, sp.Symbol)):
