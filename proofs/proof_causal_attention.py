@@ -9,7 +9,11 @@ independently in unfold's language):
    ``−Σ_h P_hᵀ (XW_Q,hᵀ) W_K,h`` (``P_h`` the causal softmax): the key side carries ``P_hᵀ``, whose row ``m``
    collects the later queries ``i ≥ m`` (the step is not causal);
 3. NRGPT: the query-slot gradient of ``−Σ_i lse_{j≤i}(u_iᵀ H k_j)`` is ``−softmax_rows(U H Kᵀ; causal) K Hᵀ``,
-   row ``i`` being ``−Σ_j a_ij H k_j`` — the head's output.
+   row ``i`` being ``−Σ_j a_ij H k_j`` — the head's output;
+4. (general n) each token's energy ``E_i(u) = −lse_j(uᵀ H k_j)`` is concave in ``u``: its Hessian is
+   ``−H K̃ᵀ(Diag(a) − aaᵀ)K̃ Hᵀ`` and ``vᵀ(Diag(a) − aaᵀ)v = Σ_j a_j (v_j − Σ_l a_l v_l)² ≥ 0`` when
+   ``Σ_j a_j = 1``, ``a ≥ 0`` (sympy ``Sum`` over a symbolic bound); so a per-token gradient step lowers
+   ``E_i`` for every step size (a concave function lies below its tangents).
 """
 
 from __future__ import annotations
@@ -53,4 +57,19 @@ def prove() -> dict[str, str]:
     assert _same(En.grad(Un), head), (En.grad(Un), head)
     proven["NRGPT: ∇_U(−Σ_i lse_{j≤i} u_iᵀHk_j) = −softmax_rows(UHKᵀ; causal) K Hᵀ, the head output (general)"] = \
         "structural"
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    j = sp.Symbol("j", integer=True, positive=True)
+    a, v = sp.IndexedBase("a"), sp.IndexedBase("v")
+    M = sp.Symbol("M", real=True)                                       # the weighted mean Σ_l a_l v_l
+    S1, S2, S3 = sp.symbols("S1 S2 S3", real=True)                       # Σa, Σav, Σav²
+    named = {sp.S.One: S1, v[j]: S2, v[j] ** 2: S3}
+    total = sp.S.Zero
+    for term in sp.Add.make_args(sp.Sum(a[j] * (v[j] - M) ** 2, (j, 1, n)).expand()):
+        coeff, rest = term.function.as_independent(a[j], v[j], as_Add=False)   # constants out of the sum
+        total += coeff * named[sp.simplify(rest / a[j])]
+    quad = S3 - S2 ** 2                                                     # vᵀ(Diag(a) − aaᵀ)v with Σa = 1
+    assert sp.expand(total.subs({M: S2, S1: 1}) - quad) == 0, total
+    proven["vᵀ(Diag(a) − aaᵀ)v = Σ_j a_j(v_j − Σ_l a_l v_l)² ≥ 0 for weights summing to 1: E_i concave in x_i, "
+           "per-token descent for every step size (general n)"] = "linearity of Σ_{j≤n} (symbolic n), Σ_j a_j = 1"
     return proven

@@ -11,7 +11,9 @@ Claims:
    residual laws ``S⁺k − v = (1 − β‖k‖²)(Sk − v)`` (DeltaNet) and ``= (Sk − v)/(1 + β‖k‖²)`` (Longhorn).
    The proof works in the algebra of non-commuting symbols ``S, k, v, kᵀ`` with the single relation
    ``kᵀk = n`` (a scalar), which holds at every size;
-3. (explicit d_v = 2, n = 3, T = 2) softmax attention: the unit gradient step on the Nadaraya–Watson
+3. (general d_k, d_v, n) the mesa layer: the generated step is ``S − ∇E·(KKᵀ + λI)⁻¹`` with
+   ``∇E = S(KKᵀ + λI) − VKᵀ`` (structural), hence ``= VKᵀ(KKᵀ + λI)⁻¹``, the ridge minimiser, from any ``S``;
+4. (explicit d_v = 2, n = 3, T = 2) softmax attention: the unit gradient step on the Nadaraya–Watson
    energy from any ``M`` is ``V softmax(βKᵀQ)``, from the energy expanded into scalars and
    differentiated entrywise with plain ``sp.diff`` (the general-size statement needs ``1ᵀA = 1ᵀ``,
    which holds entrywise only after expansion).
@@ -82,7 +84,17 @@ def prove() -> dict[str, str]:
     assert sp.simplify(r_delta) == 0, r_delta
     proven["DeltaNet residual S⁺k − v = (1 − β‖k‖²)(Sk − v)"] = "rank-one algebra"
 
-    # 3. Nadaraya–Watson, explicit size, scalar derivatives
+    # 3. mesa: a Newton step on a quadratic lands on its minimiser
+    Em = ttr.mesa_energy()
+    Sm, Km, Vm, lam = (Em.symbol(x) for x in ("S", "K", "V", "lam"))
+    Mm = Km * Km.T + lam * s.identity(Km.rows)
+    g = Em.grad(Sm)
+    assert _is_zero(g - (Sm * Mm - Vm * Km.T)), g
+    assert _is_zero(ttr.mesa_step().update_rule() - (Sm - g * s.inv(Mm))), ttr.mesa_step().update_rule()
+    proven["mesa: step = S − (S(KKᵀ+λI) − VKᵀ)(KKᵀ+λI)⁻¹ = VKᵀ(KKᵀ+λI)⁻¹, the ridge minimiser (general sizes)"] = \
+        "structural, then M M⁻¹ = I"
+
+    # 4. Nadaraya–Watson, explicit size, scalar derivatives
     Enw = ttr.nw_energy()
     sizes = {d: {"dk": 2, "dv": 2, "n": 3, "T": 2}[str(d)] for d in Enw.dims}
     env = explicit_env(Enw.inputs, sizes)

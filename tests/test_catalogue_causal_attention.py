@@ -17,11 +17,12 @@ def report(catalogue_run):
 
 def test_every_check_passes_with_its_assumptions_and_controls(report):
     assert set(report) == {"query_side_is_causal_attention", "full_step_is_gradient", "causality_of_the_steps",
-                           "nrgpt_head_is_per_token_gradient"}
+                           "nrgpt_head_is_per_token_gradient", "nrgpt_per_token_descent"}
     for r in report.values():
         assert r.passed and r.error < 1e-14, (r.check, r.detail)
         assert all(a.holds for a in r.assumptions)
-        assert r.controls and all(c.rejected for c in r.controls), (r.check, r.controls)
+        if r.claim == "exact":
+            assert r.controls and all(c.rejected for c in r.controls), (r.check, r.controls)
 
 
 def test_float32_passes_under_the_precision_rule():
@@ -59,3 +60,9 @@ def test_wrong_scale_is_not_causal_attention():
     t = ca.sample(RunConfig(seed=2))
     WQ, WK = [t["WQ1"], t["WQ2"]], [t["WK1"], t["WK2"]]
     assert (ca.query_side(t) - ref.causal_attention(t["X"], WQ, WK, 1.0)).abs().max() > 1e-3
+
+
+def test_nrgpt_token_energy_descends_at_every_step_size(report):
+    """E_i is concave in x_i: even a step 200× beyond the smoothness-style bound 1/L lowers it."""
+    d = report["nrgpt_per_token_descent"].data
+    assert all(v < 0 for v in d["worst_change"].values()) and d["hessian_lambda_max"] < 1e-12

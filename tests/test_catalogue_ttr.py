@@ -10,7 +10,8 @@ from unfold.catalogue import ttr
 from unfold.catalogue import RunConfig, run_entry
 
 CHECKS = {"linear_attention_gd", "deltanet_gd_step", "deltanet_step_descends", "gated_deltanet_decay_then_gd",
-          "longhorn_implicit_step", "longhorn_released_kernel", "softmax_attention_nadaraya_watson"}
+          "longhorn_implicit_step", "longhorn_released_kernel", "mesa_layer_ridge_argmin",
+          "softmax_attention_nadaraya_watson"}
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,14 @@ def test_same_seed_same_numbers():
     a = run_entry(ttr.ENTRY, RunConfig(seed=4), only=["deltanet_gd_step", "longhorn_released_kernel"])
     b = run_entry(ttr.ENTRY, RunConfig(seed=4), only=["deltanet_gd_step", "longhorn_released_kernel"])
     assert [r.data for r in a.results] == [r.data for r in b.results]
+
+
+def test_mesa_step_is_the_ridge_solution_from_any_state():
+    """The generated Newton step lands on VKᵀ(KKᵀ + λI)⁻¹ (a direct solve) whatever the starting state."""
+    d = ttr.sample_sequence(RunConfig(seed=5))
+    K, V = d["K"].mT, d["V"].mT
+    eye = torch.eye(K.shape[-2], dtype=torch.float64)
+    direct = torch.linalg.solve(K @ K.mT + ttr.MESA_LAMBDA * eye, K @ V.mT).mT
+    for S0 in (d["S0"], torch.zeros_like(d["S0"]), 100 * d["S0"]):
+        S1 = ttr.mesa_step()(S0, K=K, V=V, lam=ttr.MESA_LAMBDA)
+        assert torch.allclose(S1, direct, rtol=0, atol=1e-11)

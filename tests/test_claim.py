@@ -73,3 +73,15 @@ def test_a_free_form_check_gets_its_names_and_a_raising_check_fails_with_its_mes
     a, b = run_entry(_entry(ok, boom)).results
     assert (a.entry, a.check, a.claim, a.passed) == ("toy", "free", "descent", True)
     assert not b.passed and "ZeroDivisionError" in b.detail
+
+
+def test_controls_are_shown_as_rejected_not_as_failed_assumptions() -> None:
+    from unfold.report.table import format_failures, format_table
+
+    good = _run(Claim("relu", "exact", "", _inputs, _relu, _by_hand))
+    bad = _run(Claim("same", "exact", "", _inputs, _relu, _by_hand, controls=(Control("clamp again", layer=_by_hand),)))
+    table = format_table([good, bad]).splitlines()
+    assert "controls" in table[0]
+    assert "1/1 rejected" in table[2] and "PASS" in table[2] and "NOT HELD" not in table[2]
+    assert "NOT REJECTED: clamp again" in table[3] and "FAIL" in table[3]
+    assert "control not rejected: clamp again" in format_failures([bad])

@@ -126,15 +126,6 @@ def test_verify_quick_runs_the_quick_sizes(monkeypatch, capsys, tmp_path):
         assert r["data"] == {"n": n, "quick": bool(flags)} and (r["entry"], r["check"], r["claim"]) == ("sized", "size", "exact")
 
 
-def test_verify_quick_in_worker_processes(tmp_path, capsys):
-    """The same through the process pool, on a real entry: its quick sizes are in the detail."""
-    rc, out, _ = run(["verify", "--no-progress", "-j", "2", "--quick", "--report", str(tmp_path),
-                      "hopfield:cccp_step_is_attention", "gradients:trace_sum"], capsys)
-    res = json.loads((tmp_path / "results.json").read_text())
-    detail = next(e for e in res["entries"] if e["name"] == "hopfield")["checks"][0]["detail"]
-    assert rc == 0 and "d=8, N=12, S=3" in detail, detail
-
-
 def test_verify_unknown_name_is_usage_error(toy_catalogue, capsys):
     rc, out, err = run(["verify", "nosuchentry"], capsys)
     assert rc == 2 and "no catalogue entry 'nosuchentry'" in err and "toy" in err
@@ -245,11 +236,15 @@ def test_parallel_matches_serial(tmp_path, capsys):
     """`unfold verify -j 2` (worker processes) gives the same numbers, in catalogue order, as a
     serial run."""
     for jobs in ("2", "1"):
-        rc, out, _ = run(["verify", "--no-progress", "-j", jobs, "--report", str(tmp_path / jobs)] + SEL, capsys)
-        assert rc == 0 and "3/3 passed" in out
+        rc, out, _ = run(["verify", "--no-progress", "--quick", "-j", jobs, "--report", str(tmp_path / jobs)]
+                         + SEL + ["hopfield:cccp_step_is_attention"], capsys)
+        assert rc == 0 and "4/4 passed" in out
         rows = [line for line in out.splitlines() if "gradient" in line and "PASS" in line]
         assert [r.split()[1] if i == 0 else r.split()[0] for i, r in enumerate(rows)] == \
             ["l1_norm", "trace_sum", "logdet_minus_trace"]
+        res = json.loads((tmp_path / jobs / "results.json").read_text())
+        hop = next(e for e in res["entries"] if e["name"] == "hopfield")["checks"][0]["detail"]
+        assert "d=8, N=12, S=3" in hop, hop            # --quick reaches the worker processes too
     assert (tmp_path / "2" / "results.json").read_bytes() == (tmp_path / "1" / "results.json").read_bytes()
 
 

@@ -12,6 +12,7 @@ from unfold.cli import main
 from unfold.errors import InputError
 
 QUICK = reproduce.Profile(quick=True, seed=0)
+pytestmark = pytest.mark.slow  # trains every model briefly (≈ 40 s); run by CI; `pytest -m "not slow"` skips it
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import unfold as uf
 from unfold.errors import InputError, UndeclaredSymbolError
 from unfold.models import (
     CRATE, EnergyTransformer, HopfieldClassifier, LinearTransformer, PreconditionedGD, digits,
-    icl_regression, patches, unpatch,
+    YHWStack, icl_regression, patches, unpatch,
 )
 from unfold.models.crate import lasso_fit_energy
 from unfold.models.train import accuracy, digit_batches, fit
@@ -143,6 +143,21 @@ def test_linear_transformer_with_the_gd_construction_is_one_gd_step():
     ref = eta / n * (task["y"] @ task["X"].mT @ task["xq"])[..., 0, 0]   # ŷ = η/n Σ y_i x_iᵀ x_q
     assert torch.allclose(gd(task), ref, rtol=0, atol=1e-13)
     assert torch.allclose(lsa(task), ref, rtol=0, atol=1e-13)
+
+
+def test_yhw_stack_layers_match_the_paper_formulas():
+    model = YHWStack(width=6, depth=2, alpha_att=0.3, alpha_ffn=0.5).double()
+    x = torch.rand(2, 8, 8, generator=_g(7), dtype=DT)
+    Y = model.tokens_of(x)
+    G = model.Ws.T @ model.Ws
+    S = Y @ G @ Y.mT
+    att = 0.7 * Y + 0.3 * torch.softmax(S - 0.5 * torch.diagonal(S, dim1=-2, dim2=-1)[..., None, :], dim=-1) @ Y
+    W = (model.M + model.M.T) / 2
+    ffn = torch.relu(att @ (0.5 * torch.eye(6, dtype=DT) - 0.5 * W) + 0.5 * model.b.T)   # Yang et al. FFN step
+    (Yh, Y1), _ = model.layers(x)
+    assert torch.allclose(Yh, att, rtol=0, atol=1e-12) and torch.allclose(Y1, ffn, rtol=0, atol=1e-12)
+    e1 = model.energy_curve(x)["E1"]
+    assert all(bool((e1[k + 1] <= e1[k] + 1e-12).all()) for k in (0, 2))  # attention MM steps descend E₁
 
 
 def test_models_are_plain_modules():

@@ -582,43 +582,30 @@ class _Reader:
                 if not 0 < node.value <= 10**6:
                     raise self.fail(ParseError, f"{fname}(): size {node.value} must be a positive integer", node)
                 return node.value
-            if isinstance(node, ast.Name) and node.id in self.decl.dims:
-                self.used.add(node.id)
-                return self.decl.dims[node.id]
-            raise self.fail(
-                ShapeMismatchError,
-                f"{fname}() takes dimensions (declared dim names or positive integers); "
-                f"declared dims are {sorted(self.decl.dims)}",
-                node,
-            )
+            return self.declared(node, self.decl.dims, ShapeMismatchError,
+                                 f"{fname}() takes dimensions (declared dim names or positive integers); "
+                                 f"declared dims are {sorted(self.decl.dims)}")
         if fname == "sum_over" and i == 0:
-            if isinstance(node, ast.Name) and node.id in self.decl.axes:
-                return self.decl.axes[node.id]
-            raise self.fail(
-                UndeclaredSymbolError,
-                f"sum_over() takes a declared axis first; declared axes are {sorted(self.decl.axes) or 'none'}"
-                " (--axis NAME:SIZE)",
-                node,
-            )
+            return self.declared(node, self.decl.axes, UndeclaredSymbolError,
+                                 "sum_over() takes a declared axis first; declared axes are "
+                                 f"{sorted(self.decl.axes) or 'none'} (--axis NAME:SIZE)")
         v = self.ev(node)
         if fname in ("hpow", "power", "soft_threshold") and i == 1:
             return self.scalar_of(v, node, f"{fname}() second argument")
         return v
 
+    def declared(self, node: ast.AST, table: Mapping[str, Any], cls: type, message: str) -> Any:
+        """The declaration a bare name in ``table`` refers to (marked used), else ``cls(message)``."""
+        if isinstance(node, ast.Name) and node.id in table:
+            self.used.add(node.id)
+            return table[node.id]
+        raise self.fail(cls, message, node)
+
     def keyword(self, fname: str, kw: ast.keyword) -> Any:
         if kw.arg == "mask":
-            node = kw.value
-            if isinstance(node, ast.Name) and node.id == "causal":
-                return _causal
-            if isinstance(node, ast.Name) and node.id in self.decl.masks:
-                self.used.add(node.id)
-                return self.decl.masks[node.id]
-            raise self.fail(
-                UndeclaredSymbolError,
-                f"{fname}(): mask= takes causal or a declared mask (--mask NAME:ROWS,COLS); declared "
-                f"masks are {sorted(self.decl.masks) or 'none'}",
-                node,
-            )
+            return self.declared(kw.value, {"causal": _causal, **self.decl.masks}, UndeclaredSymbolError,
+                                 f"{fname}(): mask= takes causal or a declared mask (--mask NAME:ROWS,COLS); "
+                                 f"declared masks are {sorted(self.decl.masks) or 'none'}")
         if kw.arg in _AXIS_KEYWORDS:
             node = kw.value
             if isinstance(node, ast.Constant) and node.value in (0, 1) and not isinstance(node.value, bool):

@@ -6,7 +6,7 @@ For a dataset of ``n`` sequences the energy of the weight dynamics is the traini
 
 with one named term ``seq<i>`` per sequence (so ``energy_terms`` breaks the loss down by
 sequence).  :func:`training_step` is a :class:`~unfold.steps.GradientStep` on ``L`` with the
-:class:`~unfold.attsvm.train.NormalizedGradient` policy: normalized GD as an ``nn.Module`` whose
+:class:`~unfold.steps.NormalizedGradient` policy: normalized GD as an ``nn.Module`` whose
 descent ``unfold.verify.check_descent`` can measure.  Datasets of a batch are independent
 problems (``W`` of shape ``(B, d, d)``, ``X_i`` of shape ``(B, T, d)``).
 
@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..symbolic import Energy, param, scalar
 from .data import AttDataset
 from .model import attention_loss
-from .train import NormalizedGradient
+from ..steps.policies import NormalizedGradient
 
 __all__ = ["dataset_energy", "dataset_inputs", "training_step", "unrolled_training"]
 

@@ -104,7 +104,7 @@ def solve_targets(data: AttDataset, selected: torch.Tensor, kkt_tol: float = 1e-
 def run_experiment(
     datasets: int = 20, n: int = 6, T: int = 8, d: int = 10, iters: int = 2000, eta: float = 0.1,
     param: Param = "W", seed: int = 0, init: str = "random", record_every: int = 1, threshold: float = 0.99,
-    select_at: str = "last", dtype: torch.dtype = torch.float64, pool: int = 0,
+    select_at: str = "last", dtype: torch.dtype = torch.float64, pool: int = 0, reg: tuple[float, float] = (0.0, 0.0),
 ) -> Experiment:
     """Train on ``datasets`` random datasets at once and measure (see the module docstring).
 
@@ -119,7 +119,7 @@ def run_experiment(
     t0 = time.perf_counter()
     data = random_datasets(max(datasets, pool), n, T, d, seed=seed, dtype=dtype)[:datasets]
     run = train(data, iters=iters, eta=eta, param=param, init=init, seed=seed + 1, record_every=record_every,
-                pool=pool)
+                pool=pool, reg=reg)
     t1 = time.perf_counter()
     resolved = run.resolved_until(data)
     at = torch.searchsorted(run.iterations, resolved)

@@ -23,7 +23,7 @@ from functools import lru_cache
 import torch
 
 from ..energies import logistic_attention
-from ..symbolic import Energy, state
+from ..symbolic import Energy, fro2, scalar, state
 from ..symbolic.symbols import StateMatrix
 from .data import AttDataset
 
@@ -39,15 +39,23 @@ def attention_loss() -> Energy:
     return Energy(terms={"logistic": logistic_attention().expr})
 
 
-@lru_cache(maxsize=1)
-def attention_loss_kq() -> Energy:
-    """The same loss with ``W = K Qᵀ``, an energy in the two states ``K`` and ``Q`` (both ``d×d``)."""
+@lru_cache(maxsize=2)
+def attention_loss_kq(regularised: bool = False) -> Energy:
+    """The same loss with ``W = K Qᵀ``, an energy in the two states ``K`` and ``Q`` (both ``d×d``).
+
+    ``regularised=True`` adds the training regulariser ``reg_K‖K‖² + reg_Q‖Q‖²`` (scalar inputs
+    ``reg_K``, ``reg_Q``; the same for every sequence, so the dataset mean adds it once).  The
+    authors' notebooks write ``eps*||K||² + ||Q||²`` with ``eps`` the machine epsilon: by Python's
+    precedence that is ``reg_K = eps``, ``reg_Q = 1``."""
     E = attention_loss()
     W = E.symbol("W")
     assert isinstance(W, StateMatrix)
     d = W.shape[0]
     K, Q = state("K", d, d), state("Q", d, d)
-    return Energy(terms={"logistic": E.terms["logistic"].xreplace({W: K * Q.T})})
+    terms = {"logistic": E.terms["logistic"].xreplace({W: K * Q.T})}
+    if regularised:
+        terms["reg"] = scalar("reg_K", positive=True) * fro2(K) + scalar("reg_Q", positive=True) * fro2(Q)
+    return Energy(terms=terms)
 
 
 def batched_state(W: torch.Tensor) -> torch.Tensor:

@@ -24,54 +24,25 @@ from typing import Iterator, Literal, Optional
 import torch
 
 from ..codegen.generate import GeneratedFunction, Output, generate
-from ..errors import InputError, StepSizeError
-from ..steps.policies import StepPolicy, StepProblem
+from ..errors import InputError
+from ..steps.policies import NormalizedGradient
 from .data import AttDataset
 from .model import attention_loss, attention_loss_kq, attention_probs
 from ..verify.certificates import checked_grad_fn
 
-__all__ = ["NormalizedGradient", "TrainRun", "train", "loss_and_grad_fn"]
+__all__ = ["NormalizedGradient", "TrainRun", "train", "loss_and_grad_fn"]  # NormalizedGradient: unfold.steps
 
 Param = Literal["W", "KQ"]
 
 
-class NormalizedGradient(StepPolicy):
-    """Step-size policy ``η_k = η / (‖∇E(x_k)‖_F + eps)`` per batch element (normalized GD).
-
-    A :class:`~unfold.steps.StepPolicy`: ``GradientStep(E, wrt, step=NormalizedGradient(η))`` is
-    normalized gradient descent on ``E``.  Every step moves the state by ``η`` in Frobenius norm
-    (up to ``eps``, the paper code's guard against a zero gradient).  No descent guarantee: near a
-    minimum a fixed step length overshoots; along the Att-SVM dynamics the loss is measured.
-    """
-
-    def __init__(self, eta: float, eps: float = float(torch.finfo(torch.float64).eps)) -> None:
-        super().__init__()
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 0:
-            raise StepSizeError(f"NormalizedGradient: the learning rate must be a positive number, got {eta!r}")
-        self.eta, self.eps = float(eta), float(eps)
-
-    def scale(self, grad: torch.Tensor) -> torch.Tensor:
-        """``η / (‖grad‖_F + eps)`` per batch element, shape ``(...)``."""
-        return self.eta / (torch.linalg.matrix_norm(grad) + self.eps)
-
-    def step(self, problem: StepProblem, x: torch.Tensor) -> torch.Tensor:
-        return problem.update(x, self.scale(problem.grad(x)))
-
-    def apply(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """``x − η grad/‖grad‖`` for a gradient already computed (the fused training loop)."""
-        return x - self.scale(grad)[..., None, None] * grad
-
-    def extra_repr(self) -> str:
-        return f"eta={self.eta}"
-
-
-@lru_cache(maxsize=2)
-def loss_and_grad_fn(param: Param = "W") -> GeneratedFunction:
+@lru_cache(maxsize=4)
+def loss_and_grad_fn(param: Param = "W", regularised: bool = False) -> GeneratedFunction:
     """One generated function returning the per-sequence losses and ``Σ_i ∇ℓ_i`` for each state.
 
     The gradients are unfold's derived ones, each passing both legs of ``check_gradient`` first.
+    ``regularised`` (``param="KQ"`` only): the loss with ``reg_K‖K‖² + reg_Q‖Q‖²``.
     """
-    E = attention_loss() if param == "W" else attention_loss_kq()
+    E = attention_loss() if param == "W" else attention_loss_kq(regularised)
     names = ["W"] if param == "W" else ["K", "Q"]
     cm = E.compile()
     outs = [Output("scalar", E.expr)]
@@ -181,22 +152,33 @@ def train(
     seed: int = 0,
     record_every: int = 1,
     pool: int = 0,
+    reg: tuple[float, float] = (0.0, 0.0),
 ) -> TrainRun:
     """Normalized gradient descent on ``L`` for every dataset of the batch at once.
+
+    ``reg = (reg_K, reg_Q)`` (``param="KQ"``): descend ``L + reg_K‖K‖² + reg_Q‖Q‖²`` (the authors
+    train the (K, Q) model with a regulariser, :func:`~unfold.attsvm.model.attention_loss_kq`);
+    ``loss`` then records that objective.
 
     ``W(0)`` (or ``K(0)``, ``Q(0)``) is drawn for a batch of ``max(B, pool)`` and the first ``B`` kept,
     so that a run on the first ``B`` datasets of a pool starts where the full run does.
     """
     if param not in ("W", "KQ"):
         raise InputError(f"param must be 'W' or 'KQ', got {param!r}")
+    regularised = any(r != 0 for r in reg)
+    if len(reg) != 2 or any(not r >= 0 for r in reg) or (regularised and param != "KQ"):
+        raise InputError(f"reg must be two numbers ≥ 0 (reg_K, reg_Q), only for param='KQ'; got reg={reg!r}, "
+                         f"param={param!r}")
     if iters < 1 or record_every < 1:
         raise InputError(f"iters and record_every must be ≥ 1, got {iters}, {record_every}")
     B, n, T, d = data.sizes
     dtype = data.X.dtype
     g = torch.Generator().manual_seed(seed)
     policy = NormalizedGradient(eta)
-    gen = loss_and_grad_fn(param)
-    fixed = data.inputs()
+    gen = loss_and_grad_fn(param, regularised)
+    fixed = dict(data.inputs())
+    if regularised:
+        fixed["reg_K"], fixed["reg_Q"] = reg
     names = [str(s) for s in gen.inputs]
 
     def fn(**states: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 __all__ = [
     "decayed_linear_attention", "decayed_linear_attention_parallel", "delta_rule", "delta_rule_chunkwise",
     "gated_delta_rule", "gated_delta_rule_chunkwise", "longhorn_closed_form", "longhorn_diagonal_kernel",
-    "nadaraya_watson",
+    "nadaraya_watson", "mesa_recursive",
 ]
 
 Tensor = torch.Tensor
@@ -164,3 +164,20 @@ def longhorn_diagonal_kernel(Q: Tensor, K: Tensor, V: Tensor, beta: Tensor,
 def nadaraya_watson(Q: Tensor, K: Tensor, V: Tensor, beta: float, causal: bool = False) -> Tensor:
     """Softmax attention ``SDPA(Q, K, V, scale=β)``: the kernel-weighted mean ``Σκv/Σκ`` of the values."""
     return F.scaled_dot_product_attention(Q, K, V, scale=beta, is_causal=causal)
+
+
+def mesa_recursive(Q: Tensor, K: Tensor, V: Tensor, lam: float) -> Tensor:
+    """The mesa layer (von Oswald et al., arXiv 2309.05858) by its recursion: ``P_0 = I/λ``,
+    ``P_t = P_{t−1} − P_{t−1}k_tk_tᵀP_{t−1}/(1 + k_tᵀP_{t−1}k_t)`` (Sherman–Morrison for ``(Σ kkᵀ + λI)⁻¹``),
+    ``H_t = H_{t−1} + v_tk_tᵀ``, ``o_t = H_t P_t q_t``."""
+    d_k = K.shape[-1]
+    P = torch.eye(d_k, dtype=K.dtype).expand(*K.shape[:-2], d_k, d_k) / lam
+    Hm = _zeros_state(K, V)
+    out = []
+    for t in range(K.shape[-2]):
+        k, v = K[..., t, :, None], V[..., t, :, None]
+        Pk = P @ k
+        P = P - Pk @ Pk.mT / (1 + k.mT @ Pk)
+        Hm = Hm + v @ k.mT
+        out.append((Hm @ P @ Q[..., t, :, None])[..., 0])
+    return torch.stack(out, dim=-2)

@@ -194,6 +194,7 @@ FULL_CLAIM = Claim(
     controls=(Control("query side only (the key-side term left out)",
                       layer=lambda t: -query_side(t)),),
     data=_key_side_ratio,
+    scope="general",
     describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads",
 )
 
@@ -273,6 +274,53 @@ def check_nrgpt(config: RunConfig) -> CheckResult:
         controls=controls, data={"errors": errors, "inclusive_miss": miss_incl, "whole_energy_miss": miss_whole})
 
 
+@lru_cache(maxsize=None)
+def nrgpt_token_step(eta: float) -> GradientStep:
+    """``u_i ← u_i − η ∂E_i/∂u_i`` for every token at once, keys frozen (a Jacobi step; β = 1)."""
+    return GradientStep(nrgpt_energy(), wrt="U", step=eta)
+
+
+def _strict_token_energies(U: torch.Tensor, K: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """``E_i = −log Σ_{j<i} exp(x_iᵀ H x_j)`` for tokens ``i = 2..T`` (rows of ``U = X[1:]``, keys ``K = X[:−1]``)."""
+    n = U.shape[-2]
+    allowed = torch.ones(n, n, dtype=torch.bool).tril()
+    return -torch.logsumexp((U @ H @ K.mT).masked_fill(~allowed, float("-inf")), dim=-1)
+
+
+def check_nrgpt_descent(config: RunConfig) -> CheckResult:
+    """With every other token frozen, ``E_i(x_i) = −lse_j(x_iᵀ H x_j)`` is concave in ``x_i`` (Hessian
+    ``−H Cov_a(x) Hᵀ ⪯ 0``), so the per-token step lowers it for every η > 0:
+    ``E(u − ηg) ≤ E(u) − η‖g‖²`` (a concave function lies below its tangent).  It is also unbounded
+    below, which is why NRGPT normalises its input (BareLayerNorm) before the step."""
+    t = sample(config, 4)
+    X, H = t["X"], t["H"]
+    U, K = X[..., 1:, :], X[..., :-1, :]
+    L = float(torch.linalg.matrix_norm(H, ord=2) ** 2 * (K * K).sum(-1).max())
+    rows: dict[str, list[float]] = {}
+    worst: dict[float, float] = {}
+    for scale in (0.5, 1.0, 20.0, 200.0):
+        U1 = nrgpt_token_step(scale / L)(U, K=K, H=H)
+        change = _strict_token_energies(U1, K, H) - _strict_token_energies(U, K, H)   # per batch, per token
+        worst[scale] = float(change.max())
+        rows[f"η = {scale:g}/L"] = change.amax(dim=0).tolist()
+    # concavity at the data: the largest Hessian eigenvalue of E_T in x_T (plain torch)
+    last = lambda u: _strict_token_energies(torch.cat([U[0, :-1], u[None]], dim=0), K[0], H)[-1]  # noqa: E731
+    lam_max = float(torch.linalg.eigvalsh(torch.func.hessian(last)(U[0, -1])).max())
+    ok = max(worst.values()) <= 0
+    fig = Figure("causal_attention_nrgpt_descent", "NRGPT per-token step: change of E_i (others frozen, worst over batch)",
+                 list(range(2, X.shape[-2] + 1)), rows, xlabel="token i", ylabel="E_i(after) − E_i(before)")
+    return CheckResult(
+        passed=ok, error=max(max(worst.values()), 0.0), tol=None,
+        detail=(f"largest change of E_i over steps η = c/L, L = ‖H‖²·max‖x‖² = {L:.2f}: "
+                + ", ".join(f"c={k:g}: {v:.2e}" for k, v in worst.items())
+                + f"; E_T's Hessian in x_T has largest eigenvalue {lam_max:.1e} (concave): descent for every η > 0, "
+                  "E_i unbounded below"),
+        assumptions=[AssumptionResult("E_i concave in x_i (−lse of a linear map)", lam_max <= config.tol(TOL) * max(1.0, L),
+                                      f"λ_max(∇²E_T) = {lam_max:.1e}")],
+        data={"worst_change": {str(k): v for k, v in worst.items()}, "L": L, "hessian_lambda_max": lam_max},
+        figures=[fig])
+
+
 ENTRY = Entry(
     name=NAME,
     title="Causal attention and NRGPT: the query side of the masked log-sum-exp gradient",
@@ -290,6 +338,9 @@ ENTRY = Entry(
               check_causality_of_steps),
         Check("nrgpt_head_is_per_token_gradient", "exact",
               "NRGPT head = ∂E_i/∂x_i (strict mask), = ∂E/∂x_T for the last token only", check_nrgpt),
+        Check("nrgpt_per_token_descent", "descent",
+              "with the other tokens frozen, every step η > 0 lowers each token's (concave) energy E_i",
+              check_nrgpt_descent),
     ),
     assumptions=("tied weights W_V = W_K, W_O = W_Qᵀ per head", "the same β in the scores and the 1/β prefactor",
                  "NRGPT: strict mask, fully masked first row has weights 0"),

@@ -67,12 +67,13 @@ class Predicate:
 @dataclass(frozen=True)
 class Control:
     """A case the claim's comparison must reject: ``layer`` and/or ``reference`` replaced by a wrong one
-    (e.g. the construction without one of its blocks).  It *passes as a control* when the scaled error
-    exceeds the tolerance."""
+    (e.g. the construction without one of its blocks).  It *passes as a control* (is rejected) when
+    the scaled error exceeds the tolerance and ``at_least``."""
 
     name: str
     layer: Optional[Callable[[Inputs], Outputs]] = None
     reference: Optional[Callable[[Inputs], Outputs]] = None
+    at_least: float = 0.0  # the error must also exceed this (a discrepancy resolvable at any precision)
 
 
 def _parts(x: Outputs, names: Sequence[str] = ("output",)) -> dict[str, torch.Tensor]:
@@ -145,7 +146,11 @@ class Claim:
             controls.append(ControlResult(f"layer shifted by {MUTATION:g}", e > tol, e,
                                           f"scaled error {e:.2e} vs tol {tol:.1e}"))
         head = self.describe(inp) if self.describe is not None else ""
-        parts = "; ".join(f"{k} {v:.1e}" for k, v in errs.items())
+        if len(errs) <= 6:
+            parts = "; ".join(f"{k} {v:.1e}" for k, v in errs.items())
+        else:                                   # many parts (e.g. one per layer): the worst one
+            worst = max(errs, key=lambda k: errs[k])
+            parts = f"max over {len(errs)} parts {err:.1e} ({worst})"
         detail = f"{head}, {config.dtype_name}: {parts}" if head else f"{config.dtype_name}: {parts}"
         for x in self.extra:
             detail += f"; {x}"
@@ -165,4 +170,5 @@ class Claim:
         g = c.layer(inp) if c.layer is not None else got
         w = c.reference(inp) if c.reference is not None else want
         e = max(_errors(g, w).values())
-        return ControlResult(c.name, e > tol, e, f"scaled error {e:.2e} vs tol {tol:.1e}")
+        bound = max(tol, c.at_least)
+        return ControlResult(c.name, e > bound, e, f"scaled error {e:.2e} vs {bound:.1e}")

@@ -40,6 +40,7 @@ from ..verify.descent import check_descent
 from . import _crate_refs as ref
 from ._measure import scaled_error, unit_columns
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Inputs, Predicate
 
 __all__ = [
     "ENTRY", "coding_rate_energy", "compression_energy", "sparse_rate_reduction_energy", "ista_energy",
@@ -222,20 +223,23 @@ def _step_bound(D: torch.Tensor, eta: float) -> AssumptionResult:
     return AssumptionResult("η ≤ 1/λ_max(DᵀD)", eta <= 1 / L, f"η = {eta}, 1/λ_max = {1 / L:.3f}")
 
 
-def _check_ista(config: RunConfig) -> CheckResult:
-    D, Zh = _ista_data(config)
-    step = ista_step()
-    out = step(Zh, Zh=Zh, D=D)
-    err, tol = scaled_error(out, ref.ista_block(Zh, D, ETA, LAM)), config.tol(TOL)
-    return CheckResult(
-        entry="crate", check="ista_block_is_prox_step", claim="exact", passed=err <= tol, error=err, tol=tol,
-        detail=(f"ProximalGradientStep(½‖Ẑ − DZ‖², NonNegL1(λ={LAM}), η={ETA}) at Z = Ẑ vs ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ) "
-                f"(eq. 17), d={SIZES['d']}, n={SIZES['n']}, 3 samples: {err:.1e}; output sparsity "
-                f"{float((out == 0).double().mean()):.2f} zeros" + config.tol_note(TOL)),
-        assumptions=[AssumptionResult("step started at Z = Ẑ", True, "the block's input is both data and start"),
-                     _step_bound(D, ETA)],
-        data={"error": err},
-    )
+def _sparsity(t: Inputs) -> dict[str, Any]:
+    out = ista_step()(t["Zh"], Zh=t["Zh"], D=t["D"])
+    return {"output_zeros": float((out == 0).double().mean())}
+
+
+ISTA_BLOCK_IS_PROX_STEP = Claim(
+    "ista_block_is_prox_step", "exact", "ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ) = one prox-gradient step",
+    inputs=lambda config: dict(zip(("D", "Zh"), _ista_data(config))),
+    layer=lambda t: ista_step()(t["Zh"], Zh=t["Zh"], D=t["D"]),
+    reference=lambda t: ref.ista_block(t["Zh"], t["D"], ETA, LAM), tol64=TOL,
+    assumptions=(Predicate("step started at Z = Ẑ", lambda t, c: (True, "the block's input is both data and start")),
+                 Predicate("η ≤ 1/λ_max(DᵀD)", lambda t, c: (lambda a: (a.holds, a.detail))(_step_bound(t["D"], ETA)))),
+    describe=lambda t: (f"ProximalGradientStep(½‖Ẑ − DZ‖², NonNegL1(λ={LAM}), η={ETA}) at Z = Ẑ vs "
+                        f"ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ) (eq. 17), d={t['D'].shape[0]}, n={t['Zh'].shape[-1]}, "
+                        f"{t['Zh'].shape[0]} samples"),
+    data=_sparsity,
+)
 
 
 def _check_ista_descent(config: RunConfig) -> CheckResult:
@@ -454,7 +458,7 @@ ENTRY = Entry(
     energy=sparse_rate_reduction_energy,
     checks=(
         Check("rate_gradients_closed_form", "exact", "derived ∇R^c, ∇R equal the closed forms (eq. 9)", _check_gradients),
-        Check("ista_block_is_prox_step", "exact", "ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ) = one prox-gradient step", _check_ista),
+        ISTA_BLOCK_IS_PROX_STEP,
         Check("ista_lasso_descends", "descent", "the LASSO energy descends under repeated ISTA steps", _check_ista_descent),
         Check("mssa_vs_exact_step", "approximate", "MSSA vs −κ∇R^c, cosine and R^c decrease vs ‖γA_k‖", _check_mssa),
         Check("layerwise_rc_sparsity", "descent", "a compression + ISTA stack: per-half-step descent, curves", _check_layerwise),

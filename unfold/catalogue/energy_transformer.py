@@ -38,7 +38,7 @@ from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from ..verify.certificates import checked_grad_fn
 
-__all__ = ["ENTRY", "energy", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
+__all__ = ["ENTRY", "energy", "energy_heads", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
 
 #: The independent reference: the paper's two-term closed-form gradient ``∂E/∂g`` in plain torch.
 reference_gradient = ref.et_grad_closed_form
@@ -70,6 +70,29 @@ def energy(heads: int = 2, mask: bool = True) -> Energy:
         terms[f"attention_h{h}"] = -s.lse(scores, axis=1) / beta
     terms["memory"] = -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2
     return Energy(terms=terms)
+
+
+@lru_cache(maxsize=None)
+def energy_heads(heads: Any = None, mask: bool = False) -> Energy:
+    """(Cached.) The same energy with the heads as a named axis: ``E = −(1/β) Σ_h Σ_C lse_B(β K_hBᵀ Q_hC
+    [+ C_CB]) − ½ Σ relu(g Ξ)²`` with ``WQ, WK`` one ``(H, K, D)`` tensor each (``heads``: a number,
+    or ``None`` for a symbolic ``H``); with ``mask`` the additive mask ``C`` (N×N, ``-inf`` on the
+    diagonal excludes self-pairs) is a declared mask input.  Derived once for any number of heads:
+    the official configuration (12 heads of 64, D = 768) is one generated layer."""
+    from ..symbolic.axes import axis, sum_over
+    from ..symbolic.masks import mask as declare_mask
+
+    N, D, K, M = _dims()
+    h = axis("h", heads if heads is not None else dims("H")[0])
+    g, Xi = state("g", N, D), param("Xi", D, M)
+    WQ, WK = param("WQ", K, D, over=h), param("WK", K, D, over=h)
+    beta = scalar("beta", positive=True)
+    scores = beta * (g * WQ.T) * (g * WK.T).T                  # [C, B] = β K_Bᵀ Q_C
+    C = declare_mask("C", N, N) if mask else None
+    return Energy(terms={
+        "attention": -sum_over(h, s.lse(scores, axis=1, mask=C)) / beta,
+        "memory": -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2,
+    })
 
 
 def layernorm_expr(per_feature: bool = False) -> tuple[Any, Any]:

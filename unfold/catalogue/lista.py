@@ -39,8 +39,8 @@ from ..steps import L1, LearnableStep, ProximalGradientStep, Unrolled
 from ..symbolic import Energy
 from ..verify.descent import check_descent
 from . import _lista_refs as ref
-from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Inputs, Predicate
 
 __all__ = ["ENTRY", "energy", "lista_energy", "ista_step", "ista_model", "lista_model", "sample_problem",
            "train_lista", "compare_lista_ista", "TOL", "LAM"]
@@ -116,22 +116,35 @@ def _step_bound(A: torch.Tensor, L: float, tol: float = STEP_BOUND_TOL) -> Assum
 
 
 # ---- checks --------------------------------------------------------------------------------------
-def _check_equal(config: RunConfig) -> CheckResult:
-    P = sample_problem(config, batch=8)
-    A, x, L = P["A"], P["x"], P["L"]
-    depth = 20
-    _, traj = ista_model(L, depth)(torch.zeros(8, A.shape[1], 1, dtype=A.dtype), A=A, x=x, return_trajectory=True)
-    refs = ref.ista(x, A, LAM, L, depth)
-    errs = [scaled_error(a, b) for a, b in zip(traj.states, refs)]
-    err, tol = max(errs), config.tol(TOL)
-    return CheckResult(
-        entry="lista", check="unrolled_equals_ista", claim="exact", passed=err <= tol, error=err, tol=tol,
-        detail=(f"{depth} layers of the generated prox-gradient step vs ISTA h_θ(Bx + Sz) with B = Aᵀ/L, "
-                f"S = I − AᵀA/L, θ = λ/L (m={A.shape[0]}, k={A.shape[1]}, λ={LAM}, 8 signals): max over layers {err:.1e}"
-                + config.tol_note(TOL)),
-        assumptions=[_step_bound(A, L, config.tol(STEP_BOUND_TOL))],
-        data={"error_per_layer": errs},
-    )
+def _unrolled_inputs(config: RunConfig) -> dict[str, Any]:
+    return {**sample_problem(config, batch=8), "depth": 20}
+
+
+def _unrolled(t: Inputs) -> dict[str, torch.Tensor]:
+    """Every layer's output of the generated unrolled prox-gradient model, from ``z = 0``."""
+    A, x = t["A"], t["x"]
+    _, traj = ista_model(t["L"], t["depth"])(torch.zeros(x.shape[0], A.shape[1], 1, dtype=A.dtype), A=A, x=x,
+                                              return_trajectory=True)
+    return {f"layer {k}": z for k, z in enumerate(traj.states)}
+
+
+def _ista(t: Inputs) -> dict[str, torch.Tensor]:
+    """ISTA ``z⁺ = h_θ(Bx + Sz)`` with ``B = Aᵀ/L``, ``S = I − AᵀA/L``, ``θ = λ/L`` (plain torch)."""
+    return {f"layer {k}": z for k, z in enumerate(ref.ista(t["x"], t["A"], LAM, t["L"], t["depth"]))}
+
+
+def _step_bound_holds(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    a = _step_bound(t["A"], t["L"], config.tol(STEP_BOUND_TOL))
+    return a.holds, a.detail
+
+
+UNROLLED_EQUALS_ISTA = Claim(
+    "unrolled_equals_ista", "exact", "unrolled generated steps = ISTA iterates",
+    inputs=_unrolled_inputs, layer=_unrolled, reference=_ista, tol64=TOL,
+    assumptions=(Predicate("step 1/L ≤ 1/λ_max(AᵀA)", _step_bound_holds),),
+    describe=lambda t: (f"{t['depth']} layers of the generated prox-gradient step vs ISTA h_θ(Bx + Sz) "
+                        f"(m={t['A'].shape[0]}, k={t['A'].shape[1]}, λ={LAM}, {t['x'].shape[0]} signals)"),
+)
 
 
 def _check_descent(config: RunConfig) -> CheckResult:
@@ -269,7 +282,7 @@ ENTRY = Entry(
     ),
     energy=energy,
     checks=(
-        Check("unrolled_equals_ista", "exact", "unrolled generated steps = ISTA iterates", _check_equal),
+        UNROLLED_EQUALS_ISTA,
         Check("lasso_non_increasing", "descent", "LASSO energy non-increasing per layer (step 1/L)", _check_descent),
         Check("limit_matches_lasso_solver", "asymptotic", "the limit equals scipy's LASSO solution", _check_limit),
         Check("learned_lista_beats_ista", "approximate", "trained LISTA at depth K vs ISTA iterations", _check_learned),

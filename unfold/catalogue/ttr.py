@@ -13,6 +13,7 @@ DeltaNet            ``(β_t/2)‖S k_t − v_t‖²``                           
 gated DeltaNet      decay ``((1−α_t)/2)‖S‖²``, then the DeltaNet energy    two GD steps (``Alternating``)
 Longhorn            ``(β_t/2)‖S k_t − v_t‖²``                              proximal step: GD preconditioned on the
                                                                            right by ``(I + β_t k_t k_tᵀ)⁻¹``
+mesa layer          ``½‖SK_{≤t} − V_{≤t}‖² + (λ/2)‖S‖²`` (ridge)            GD preconditioned by ``(KKᵀ + λI)⁻¹``: argmin
 softmax attention   ``½Σ_{i,t} a_it‖v_i − m_t‖²``, ``a = softmax(βKᵀq)``   GD, step 1 from any ``M``: the argmin
 ==================  =====================================================  =======================================
 
@@ -151,6 +152,24 @@ def nw_causal_energy() -> Energy:
 def nw_causal_step() -> GradientStep:
     """``M ← V softmax(βKᵀQ; causal)``."""
     return GradientStep(nw_causal_energy(), wrt="M", step=1.0)
+
+
+@lru_cache(maxsize=1)
+def mesa_energy() -> Energy:
+    """Mesa: ``½‖S K − V‖² + (λ/2)‖S‖²`` over the tokens seen so far (columns of ``K``, ``V``): ridge regression."""
+    dk, dv, n = s.dims("dk dv n")
+    S, K, V = s.state("S", dv, dk), s.param("K", dk, n), s.param("V", dv, n)
+    lam = s.scalar("lam", positive=True)
+    return Energy(terms={"fit": s.fro2(S * K - V) / 2, "ridge": lam * s.fro2(S) / 2}, name="E_mesa")
+
+
+@lru_cache(maxsize=1)
+def mesa_step() -> GradientStep:
+    """``S ← S − ∇E (KKᵀ + λI)⁻¹``: the Newton step of a quadratic, i.e. its exact minimiser ``VKᵀ(KKᵀ + λI)⁻¹``."""
+    E = mesa_energy()
+    dk = next(x for x in E.dims if str(x) == "dk")
+    K, lam = E.symbol("K"), E.symbol("lam")
+    return GradientStep(E, wrt="S", step=1.0, right=s.inv(K * K.T + lam * s.identity(dk)))
 
 
 def unroll(step: Callable[..., torch.Tensor], S0: torch.Tensor, Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor,
@@ -467,6 +486,46 @@ def check_longhorn_kernel(config: RunConfig) -> CheckResult:
         figures=[fig])
 
 
+MESA_LAMBDA = 0.5
+
+
+def _mesa_layer(t: Inputs, step: Optional[Any] = None) -> dict[str, torch.Tensor]:
+    """Per token, the generated step from the previous state on the prefix's ridge energy; ``o_t = S_t q_t``."""
+    Q, K, V = _seq(t)
+    S, outs, grads = t["S0"], [], []
+    for i in range(K.shape[-2]):
+        kw = {"K": K[..., : i + 1, :].mT, "V": V[..., : i + 1, :].mT, "lam": MESA_LAMBDA}
+        S = (step or mesa_step())(S, **kw)
+        outs.append((S @ Q[..., i, :, None])[..., 0])
+        grads.append(mesa_step().gradient(S, **kw))
+    return {"outputs vs the recursion (Sherman–Morrison)": torch.stack(outs, dim=-2),
+            "gradient at every S_t (stationarity)": torch.stack(grads)}
+
+
+def _mesa_reference(t: Inputs) -> dict[str, torch.Tensor]:
+    Q, K, V = _seq(t)
+    O = ref.mesa_recursive(Q, K, V, MESA_LAMBDA)
+    return {"outputs vs the recursion (Sherman–Morrison)": O,
+            "gradient at every S_t (stationarity)": torch.zeros(K.shape[-2], *t["S0"].shape, dtype=K.dtype)}
+
+
+@lru_cache(maxsize=1)
+def ridge_gd_step() -> GradientStep:
+    """Control: one plain GD step (unit step, no preconditioner) on the same energy."""
+    return GradientStep(mesa_energy(), wrt="S", step=1.0)
+
+
+MESA_CLAIM = Claim(
+    name="mesa_layer_ridge_argmin", kind="exact",
+    description="mesa layer = exact ridge minimiser, one preconditioned (Newton) step per token from any state",
+    inputs=lambda c: sample_sequence(c, 6), layer=_mesa_layer, reference=_mesa_reference, tol64=TOL,
+    assumptions=(Predicate("λ > 0 (KKᵀ + λI invertible)", lambda t, c: (MESA_LAMBDA > 0, f"λ = {MESA_LAMBDA}")),),
+    controls=(Control("one plain GD step instead of the preconditioned one", layer=lambda t: _mesa_layer(t, ridge_gd_step())),),
+    scope="general",
+    describe=lambda t: f"ridge energy of the prefix, λ={MESA_LAMBDA}, T={t['K'].shape[-2]}, random S₀",
+)
+
+
 def _nw_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(177)
     f64, dt = torch.float64, config.dtype
@@ -526,7 +585,7 @@ NW_CLAIM = Claim(
 
 ENTRY = Entry(
     name=NAME,
-    title="Test-time regression: linear attention, DeltaNet, gated DeltaNet, Longhorn, softmax attention",
+    title="Test-time regression: linear attention, DeltaNet, gated DeltaNet, Longhorn, mesa, softmax attention",
     source=("Wang, Shi, Fox, arXiv 2501.12352; Yang et al., arXiv 2406.06484; Yang, Kautz, Hatamizadeh, "
             "arXiv 2412.06464; Liu et al. (Longhorn), arXiv 2407.14207"),
     summary=(
@@ -544,6 +603,7 @@ ENTRY = Entry(
         LONGHORN_CLAIM,
         Check("longhorn_released_kernel", "approximate", "released diagonal kernel vs the exact step (measured)",
               check_longhorn_kernel),
+        MESA_CLAIM,
         NW_CLAIM,
     ),
     assumptions=("read-out inclusive: o_t = S_t q_t after writing token t", "paper orientation S ∈ R^{d_v×d_k}",

@@ -39,18 +39,18 @@ The code's FFN adds ``B`` un-scaled by ``α₂`` (same at ``α₂ = 1``); here `
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from ..steps import GradientStep, MMStep, NonNegative, ProximalGradientStep, Unrolled
-from ..symbolic import ops as s
-from ..symbolic.energy import Energy
-from ..symbolic.symbols import dims, param, state
+from ..models.yhw import (
+    attention_energy, attention_rule, attention_step, ffn_energy, ffn_step, layer_stack, majorizer,
+)
+from ..steps import Unrolled
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 
 __all__ = [
     "ENTRY", "attention_energy", "majorizer", "ffn_energy", "attention_step",
@@ -60,86 +60,6 @@ __all__ = [
 
 NAME = "yang_huang_wipf"
 EXACT_TOL = 1e-12  # float64 scaled error; RunConfig.tol scales it (≈4504 ulps of the working precision)
-
-
-# ---- energies in unfold's language ---------------------------------------------------------------
-def _syms() -> tuple[Any, ...]:
-    n, d = dims("n d")
-    return n, d, state("Y", n, d), param("Ws", d, d)
-
-
-def _sqdist(Z: Any, Ws: Any, n: Any, d: Any) -> Any:
-    """``[‖W_s(zᵢ − zⱼ)‖²]ᵢⱼ`` through the Gram matrix of ``Z W_sᵀ`` (n×n)."""
-    V = Z * Ws.T
-    sq = s.hadamard(V, V) * s.ones(d, 1)
-    return sq * s.ones(1, n) + s.ones(n, 1) * sq.T - 2 * V * V.T
-
-
-def _pair_expr(Z: Any) -> Any:
-    n, d, _, Ws = _syms()
-    # Σ_{i<j} ρ(½ Dᵢⱼ) = ½ Σ_{i,j} −exp(−½ Dᵢⱼ) + n/2   (the n diagonal terms are ρ(0) = −1)
-    return -s.sum_entries(s.exp(-_sqdist(Z, Ws, n, d) / 2)) / 2 + n / 2
-
-
-@lru_cache(maxsize=None)
-def attention_energy() -> Energy:
-    """``E₁(Y) = Σ_{i<j} −exp(−½‖W_s(yᵢ − yⱼ)‖²)``."""
-    _, _, Y, _ = _syms()
-    return Energy(terms={"attention": _pair_expr(Y)})
-
-
-@lru_cache(maxsize=None)
-def majorizer() -> Energy:
-    """``Q(Y | A)``: the tangent-line majorizer of ``E₁`` at the anchor ``A`` (a parameter)."""
-    n, d, Y, Ws = _syms()
-    A = param("A", n, d)
-    gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
-    return Energy(terms={
-        "anchor": _pair_expr(A),
-        "linearised": s.sum_entries(s.hadamard(gam, _sqdist(Y, Ws, n, d) - _sqdist(A, Ws, n, d))) / 4,
-    })
-
-
-@lru_cache(maxsize=None)
-def ffn_energy() -> Energy:
-    """The smooth part ``½ tr(Y W Yᵀ) + ½‖Y − 1bᵀ‖²`` (the indicator ``ι_{≥0}`` is the prox's)."""
-    n, d, Y, _ = _syms()
-    W, b = param("W", d, d), param("b", d, 1)
-    return Energy(terms={"quadratic": s.trace(Y * W * Y.T) / 2, "bias": s.fro2(Y - s.ones(n, 1) * b.T) / 2})
-
-
-# ---- the unfolded layers -------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def attention_step(alpha: float = 1.0) -> MMStep:
-    """The attention layer: :class:`unfold.steps.MMStep` on ``E₁`` with majorizer ``Q(Y|A)``, whose
-    inner step is the :class:`unfold.steps.GradientStep` on ``Q`` preconditioned by the anchor's
-    ``D(A)⁻¹`` (left) and ``G⁻¹`` (right): ``Y⁺ = Y − α D(A)⁻¹ ∇_Y Q(Y|A) G⁻¹``.  The code generator
-    cancels ``G⁻¹`` and ``D⁻¹`` exactly, so the layer runs as ``(1 − α) Y + α D⁻¹ Γ Y``."""
-    n, d, Y, Ws = _syms()
-    A = param("A", n, d)
-    gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
-    Dmat = s.hadamard(s.identity(n), gam * s.ones(n, 1) * s.ones(1, n))    # diag(Γ1)
-    # check=False: the two-leg check of this pairwise majorizer takes ≈ 14 s; the entry checks the
-    # generated rule against the closed form D⁻¹ΓY and SDPA on every run instead
-    inner = GradientStep(majorizer(), "Y", step=alpha, left=s.inv(Dmat), right=s.inv(Ws.T * Ws), check=False)
-    return MMStep(attention_energy(), majorizer(), wrt="Y", anchor="A", inner=inner)
-
-
-def attention_rule(alpha: float = 1.0) -> Any:
-    """The attention step as one symbolic expression of ``Y`` (the anchor replaced by ``Y``)."""
-    step = attention_step(alpha)
-    return step.inner.update_rule().xreplace({step.anchor: step.wrt})
-
-
-@lru_cache(maxsize=None)
-def ffn_step(alpha: float = 1.0) -> ProximalGradientStep:
-    """The FFN layer: the proximal-gradient step on ``E₂`` (prox of ``ι_{≥0}`` = ReLU)."""
-    return ProximalGradientStep(ffn_energy(), NonNegative(), wrt="Y", step=alpha)
-
-
-def layer_stack(alpha_att: float, alpha_ffn: float) -> tuple[MMStep, ProximalGradientStep]:
-    """One weight-tied layer: attention MM step, then FFN proximal step."""
-    return attention_step(alpha_att), ffn_step(alpha_ffn)
 
 
 # ---- predicates ----------------------------------------------------------------------------------
@@ -212,30 +132,42 @@ def check_attention_mm(config: RunConfig) -> CheckResult:
     )
 
 
-def check_plain_softmax(config: RunConfig) -> CheckResult:
-    """Under equal G-norms the MM step is plain softmax attention ``(1−α)Y + α softmax(YGYᵀ)Y``
-    (``F.scaled_dot_product_attention``); with unequal norms the predicate is reported failing."""
+def _norm_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(21)
     n, d = (6, 4) if config.quick else (10, 6)
-    dt = config.dtype
-    Ws = _ws(g, d, dt)
-    Y = torch.randn(3, n, d, generator=g, dtype=dt)
-    V = Y @ Ws.T
-    Yeq = Y / V.norm(dim=-1, keepdim=True) * 1.7          # every row: ‖W_s yᵢ‖ = 1.7
-    alpha, tol = 0.5, config.tol(EXACT_TOL)
-    pred_eq, pred_raw = equal_g_norm(Yeq, Ws, tol), equal_g_norm(Y, Ws, tol)
-    err = ref.rel_err(attention_step(alpha)(Yeq, Ws=Ws), ref.yhw_plain_attention_step(Yeq, Ws, alpha))
-    raw_gap = ref.rel_err(attention_step(alpha)(Y, Ws=Ws), ref.yhw_plain_attention_step(Y, Ws, alpha))
-    # the gap of the bias-free step must be resolvable: above 1e-6 and above the exact tolerance
-    ok = err <= tol and pred_eq.holds and not pred_raw.holds and raw_gap > max(1e-6, tol)
-    return CheckResult(
-        NAME, "plain_softmax_equal_norms", "exact", ok, err, tol,
-        detail=(f"equal G-norms: MM step vs SDPA (1−α)Y + α softmax(YGYᵀ)Y: {err:.2e}; unequal norms "
-                f"(predicate fails, {pred_raw.detail}): the official code's bias-free step is off by {raw_gap:.2e}"
-                + config.tol_note(EXACT_TOL)),
-        assumptions=[pred_eq, pred_raw],
-        data={"equal_norm_error": err, "unequal_norm_gap": raw_gap},
-    )
+    Ws = _ws(g, d, config.dtype)
+    Y = torch.randn(3, n, d, generator=g, dtype=config.dtype)
+    Yeq = Y / (Y @ Ws.T).norm(dim=-1, keepdim=True) * 1.7     # every row: ‖W_s yᵢ‖ = 1.7
+    return {"Ws": Ws, "Y": Y, "Yeq": Yeq, "alpha": 0.5}
+
+
+def _mm_step(rows: str) -> Callable[[Inputs], torch.Tensor]:
+    return lambda t: attention_step(t["alpha"])(t[rows], Ws=t["Ws"])
+
+
+def _plain(rows: str) -> Callable[[Inputs], torch.Tensor]:
+    """The official code's bias-free step ``(1−α)Y + α softmax(YGYᵀ)Y`` (``F.scaled_dot_product_attention``)."""
+    return lambda t: ref.yhw_plain_attention_step(t[rows], t["Ws"], t["alpha"])
+
+
+def _g_norms(rows: str, equal: bool) -> Callable[[Inputs, RunConfig], tuple[bool, str]]:
+    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+        a = equal_g_norm(t[rows], t["Ws"], config.tol(EXACT_TOL))
+        return a.holds == equal, a.detail
+    return test
+
+
+PLAIN_SOFTMAX_EQUAL_NORMS = Claim(
+    "plain_softmax_equal_norms", "exact", "= (1−α)Y + α softmax(YGYᵀ)Y when rows have equal G-norm",
+    inputs=_norm_inputs, layer=_mm_step("Yeq"), reference=_plain("Yeq"), tol64=EXACT_TOL,
+    assumptions=(Predicate("rows have equal G-norm", _g_norms("Yeq", True)),),
+    conditions=(Predicate("the control's rows have unequal G-norms", _g_norms("Y", False)),),
+    # the bias term matters: without equal norms the bias-free step is off by a resolvable amount
+    controls=(Control("unequal G-norms: MM step vs the bias-free softmax step", layer=_mm_step("Y"),
+                      reference=_plain("Y"), at_least=1e-6),),
+    describe=lambda t: (f"equal G-norms (‖W_s yᵢ‖ = 1.7): MM step vs SDPA (1−α)Y + α softmax(YGYᵀ)Y, α={t['alpha']}, "
+                        f"n={t['Y'].shape[1]}, d={t['Y'].shape[2]}"),
+)
 
 
 def check_attention_descent(config: RunConfig) -> CheckResult:
@@ -368,8 +300,7 @@ ENTRY = Entry(
     energy=lambda: attention_energy() + ffn_energy(),
     checks=(
         Check("attention_mm_step", "exact", "MM step = (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y", check_attention_mm),
-        Check("plain_softmax_equal_norms", "exact", "= (1−α)Y + α softmax(YGYᵀ)Y when rows have equal G-norm",
-              check_plain_softmax),
+        PLAIN_SOFTMAX_EQUAL_NORMS,
         Check("attention_descent", "descent", "E₁ non-increasing for α ∈ (0, 1]", check_attention_descent),
         Check("ffn_prox_step", "exact", "FFN = ReLU(Y((1−α)I − αW) + α1bᵀ); E₂ descent for α < 2/(1+λ_max)", check_ffn),
         Check("layer_stack", "descent", "12-layer tied stack: each term descends per sub-step; sum reported",

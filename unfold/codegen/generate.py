@@ -203,6 +203,7 @@ _NAMESPACE: dict[str, Any] = {
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,
     "_masked": runtime.masked,
+    "_attention": runtime.attention,
     "_axis_mm": runtime.axis_mm,
     "_smm": runtime.smm,
     "_ln_rows": runtime.ln_rows,

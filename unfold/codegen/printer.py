@@ -261,6 +261,11 @@ class TorchCodePrinter:
         scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
         mats = [a for a in e.args if isinstance(a, MatrixExpr)]
         coeff = sp.Mul(*scalars)
+        att = self._attention(mats)
+        if att is not None:
+            if not scalars:
+                return att, ATOM
+            return f"{self._p(coeff, MUL + 1)} * {att}", MUL
         plain = len(mats) >= 2 and not any(isinstance(m, (Inverse, OneMatrix)) for m in (mats[0], mats[-1]))
         if scalars and coeff != -1 and plain and tuple(mats) not in self._runmemo:
             codes = self._chain_codes(mats)
@@ -277,6 +282,25 @@ class TorchCodePrinter:
         c = self._p(coeff, MUL + 1) if not (isinstance(coeff, sp.Mul) and coeff.could_extract_minus_sign()) \
             else f"({self.code(coeff)})"
         return f"{c} * {code[0] if code[1] > MUL else '(' + code[0] + ')'}", MUL
+
+    def _attention(self, mats: list[MatrixExpr]) -> str | None:
+        """``softmax_rows(c·Q Kᵀ; mask) V₁⋯Vₖ`` printed as ``F.scaled_dot_product_attention`` (fused
+        kernels, no materialised masked scores): a product whose first factor is a masked row-wise
+        softmax used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
+        ``A = c F₁⋯Fⱼ`` (keys × queries), are split at run time where the inner dim is smallest:
+        ``K = F₁⋯Fᵢ``, ``Q = (Fᵢ₊₁⋯Fⱼ)ᵀ`` (see :func:`runtime.attention`)."""
+        if self._env or len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
+            return None
+        S = mats[0].arg
+        if S.mask is None or self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
+            return None
+        c, F = S.arg.as_coeff_matrices() if isinstance(S.arg, MatMul) else (sp.S.One, [S.arg])
+        if len(F) < 2 or any(isinstance(f, (Inverse, OneMatrix)) for f in F):
+            return None
+        v = self._chain(list(mats[1:]))[0]
+        m = S.mask
+        mc = '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
+        return (f"_attention({self.code(c)}, ({', '.join(self.code(f) for f in F)},), {v}, {mc})")
 
     @staticmethod
     def _ones_branch(mats: list[MatrixExpr]) -> bool:

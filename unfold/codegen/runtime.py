@@ -17,7 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "mm2", "smm", "axis_mm", "masked", "ln_rows", "invstd",
+    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "mm2", "smm", "axis_mm", "attention", "masked", "ln_rows", "invstd",
     "logdet_pd",
 ]
 
@@ -351,6 +351,28 @@ def masked(x: torch.Tensor, mask: Any, keys: int = -2) -> torch.Tensor:
     if mask.dtype == torch.bool:
         return x.masked_fill(~mask, float("-inf"))
     return x + mask.to(x.dtype)
+
+
+def attention(c: Any, factors: Sequence[torch.Tensor], v: torch.Tensor, mask: Any) -> torch.Tensor:
+    """``softmax_rows(c·(F₁⋯Fⱼ)ᵀ; mask) v`` (``F₁⋯Fⱼ`` the keys × queries scores) by
+    ``F.scaled_dot_product_attention``: split where the inner dim is smallest, ``K = F₁⋯Fᵢ``,
+    ``Q = c·(Fᵢ₊₁⋯Fⱼ)ᵀ`` (the scale is applied to ``Q``, so it stays differentiable), ``mask`` the
+    queries × keys mask (boolean True = allowed, additive, or ``"causal"``: key ≤ query)."""
+    i = min(range(1, len(factors)), key=lambda j: int(factors[j - 1].shape[-1]))
+    k = mm(*factors[:i])
+    q = mm(*factors[i:]).mT
+    q = c * q if not (isinstance(c, (int, float)) and c == 1) else q
+    batch = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    # equal batch shapes, contiguous (the fused CPU kernel takes nothing else; the copies are of
+    # (…, tokens, head dim) tensors, small next to the scores they avoid)
+    q, k, v = (t.expand(*batch, *t.shape[-2:]).contiguous() for t in (q, k, v))
+    if not _concrete(q):  # under torch.func transforms (jvp has no rule for the fused CPU kernel)
+        return torch.softmax(masked(q @ k.mT, mask, -1), dim=-1) @ v
+    if isinstance(mask, str):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+    if mask.dtype != torch.bool:
+        mask = mask.to(q.dtype)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
 
 
 def as_rhs(B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from .crate import CRATE
 from .energy_transformer import EnergyTransformer
 from .icl import LinearTransformer, PreconditionedGD
 from .encoder import EncoderClassifier
+from .yhw import YHWStack
 from .attention import MultiheadAttention
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "EnergyTransformer",
     "LinearTransformer", "PreconditionedGD",
     "EncoderClassifier",
+    "YHWStack",
     "MultiheadAttention",
 ]

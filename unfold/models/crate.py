@@ -28,6 +28,7 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import GradientStep, InputAsData, NonNegL1, ProximalGradientStep
 from ..symbolic import Energy
+from .init import init_linears
 
 __all__ = ["CRATE", "CRATELayer", "compression_energy", "lasso_fit_energy"]
 
@@ -116,6 +117,7 @@ class CRATE(nn.Module):
             CRATELayer(width, tokens, heads, kappa, eta, lam, eps, g) for _ in range(depth))
         self.ln_out = nn.LayerNorm(width)
         self.head = nn.Linear(width, classes)
+        init_linears(self, g)
 
     def tokens_of(self, x: Tensor) -> Tensor:
         """Embedded column tokens ``(B, d, n)`` from images or patch tokens."""

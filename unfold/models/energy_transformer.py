@@ -28,6 +28,7 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import GradientStep
 from ..symbolic import Energy
+from .init import init_linears
 
 __all__ = ["EnergyTransformer", "et_energy"]
 
@@ -70,6 +71,7 @@ class EnergyTransformer(nn.Module):
             params[f"WK{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
         self.block = GradientStep(et_energy(heads), wrt="g", step=self.alpha, params=params,
                                   buffers={"beta": float(beta)})
+        init_linears(self, g)
 
     def layer_norm(self, x: Tensor) -> Tensor:
         """``g = γ (x − mean)/√(var + 1e-5) + δ`` per token (scalar γ)."""

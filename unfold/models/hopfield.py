@@ -28,6 +28,7 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import FixedPoint, GradientStep
 from ..symbolic import Energy
+from .init import init_linears
 
 __all__ = ["HopfieldClassifier", "hopfield_injection_energy"]
 
@@ -61,10 +62,7 @@ class HopfieldClassifier(nn.Module):
                                  params={"X": X}, buffers={"beta": float(beta)})
         self.fixed_point = FixedPoint(self.step, tol=tol, max_iter=max_iter)
         self.head = nn.Linear(width, classes)
-        with torch.no_grad():
-            for lin in (self.embed, self.head):
-                lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) / lin.in_features ** 0.5)
-                lin.bias.zero_()
+        init_linears(self, g)
 
     def injection(self, images: torch.Tensor) -> torch.Tensor:
         """``u = W_in x + b`` as a column, ``(B, d, 1)``."""

@@ -37,23 +37,22 @@ def format_tol(x: Optional[float]) -> str:
     return s if float(s) == x else f"{x:.1e}"
 
 
-def format_assumptions(a: Sequence[AssumptionResult]) -> str:
-    if not a:
+def _tally(names_ok: Sequence[tuple[str, bool]], word: str) -> str:
+    """``"—"``, ``"n/n <word>"``, or ``"NOT <WORD>: "`` and the names that were not."""
+    if not names_ok:
         return "—"
-    bad = [x.name for x in a if not x.holds]
-    if not bad:
-        return f"{len(a)}/{len(a)} held"
-    return "NOT HELD: " + ", ".join(bad)
+    bad = [n for n, ok in names_ok if not ok]
+    return f"{len(names_ok)}/{len(names_ok)} {word}" if not bad else f"NOT {word.upper()}: " + ", ".join(bad)
+
+
+def format_assumptions(a: Sequence[AssumptionResult]) -> str:
+    """``"3/3 held"``, or the assumptions that did not hold."""
+    return _tally([(x.name, x.holds) for x in a], "held")
 
 
 def format_controls(c: Sequence[ControlResult]) -> str:
     """``"2/2 rejected"`` (the expected outcome), or the controls the check failed to reject."""
-    if not c:
-        return "—"
-    bad = [x.name for x in c if not x.rejected]
-    if not bad:
-        return f"{len(c)}/{len(c)} rejected"
-    return "NOT REJECTED: " + ", ".join(bad)
+    return _tally([(x.name, x.rejected) for x in c], "rejected")
 
 
 def format_time(s: float) -> str:

@@ -15,6 +15,7 @@ from ..errors import InputError
 from .base import Criterion, Experiment, ExperimentResult, Profile
 from . import digits as _digits
 from . import icl as _icl
+from . import variants as _variants
 
 __all__ = ["EXPERIMENTS", "Criterion", "Experiment", "ExperimentResult", "Profile", "run", "write"]
 
@@ -22,8 +23,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("crate_digits", "CRATE on digits: R^c and sparsity by layer", _digits.crate),
     Experiment("deq_digits", "Hopfield DEQ on digits: energy along the fixed point", _digits.deq),
     Experiment("et_digits", "Energy Transformer: masked patches, energy during inference", _digits.energy_transformer),
+    Experiment("yhw_digits", "Yang–Huang–Wipf stack on digits: energy across layers", _digits.yhw),
     Experiment("icl_one_step", "trained linear self-attention = one GD step", _icl.one_step),
     Experiment("icl_multi_step", "L trained layers vs L preconditioned GD steps", _icl.multi_step),
+    Experiment("crate_as_coded", "CRATE's MSSA block as coded vs the exact step", _variants.crate_as_coded),
+    Experiment("att_svm_regularised", "Att-SVM (K, Q) with the authors' regulariser", _variants.att_svm_regularised),
 )
 
 

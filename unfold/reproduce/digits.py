@@ -6,6 +6,9 @@
   ``R^c``.  Reported (the paper's trends across layers): ``R^c`` after compression falling with
   depth, sparsity rising with depth, and the ISTA step-size bound ``η λ_max(DᵀD) ≤ 1``.
 * Hopfield DEQ: test accuracy; the energy along the fixed-point iteration (CCCP: never increases).
+* Yang–Huang–Wipf (arXiv 2205.13891): a weight-tied stack trained on digits; the energy ``E₁``
+  (attention) at every sub-step (asserted: every attention MM step lowers it) and ``E₁ + E₂``
+  (smooth part) across layers (the paper's energy curve, reported), the FFN step bound measured.
 * Energy Transformer: masked-patch reconstruction error against the mean-patch baseline (asserted
   in the full profile; the quick profile's 2 epochs are too few and only report it); the energy
   ``E(LN(x_t))`` during inference, which must not increase.
@@ -19,11 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from ..catalogue.base import Figure
-from ..models import CRATE, EnergyTransformer, HopfieldClassifier, accuracy, digit_batches, digits, fit, patches
+from ..models import (
+    CRATE, EnergyTransformer, HopfieldClassifier, YHWStack, accuracy, digit_batches, digits, fit, patches,
+)
 from ..models.energy_transformer import random_mask
 from .base import Criterion, ExperimentResult, Profile
 
-__all__ = ["crate", "deq", "energy_transformer"]
+__all__ = ["crate", "deq", "energy_transformer", "yhw"]
 
 
 def _ce(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
@@ -151,4 +156,40 @@ def energy_transformer(profile: Profile) -> ExperimentResult:
     res.figures.append(Figure("et_energy", "Energy Transformer on digits: energy during inference",
                               [float(t) for t in range(steps + 1)], {"E(LN(x_t)) (mean over test images)": _mean(list(E))},
                               "step t", "energy"))
+    return res
+
+
+def yhw(profile: Profile) -> ExperimentResult:
+    t0 = time.perf_counter()
+    data = digits(profile.seed)
+    epochs = 3 if profile.quick else 25
+    model = YHWStack(seed=profile.seed, depth=4, width=16)
+    log = fit(model, _ce, digit_batches(data.x_train, data.y_train, 64, profile.seed), epochs=epochs, lr=1e-2,
+              progress=profile.progress, desc="Yang-Huang-Wipf stack")
+    acc = accuracy(model, data.x_test, data.y_test)
+    model = model.double()
+    curve = model.energy_curve(data.x_test[:200].double())
+    e1, e2 = curve["E1"], curve["E2"]
+    att_rise = max(float(((e1[k + 1] - e1[k]) / e1[k].abs().clamp_min(1.0)).max()) for k in range(0, len(e1) - 1, 2))
+    total = [a + b for a, b in zip(_mean(e1), _mean(e2))]
+    lam = float(torch.linalg.eigvalsh(model.W.detach()).max())
+    alpha = model.ffn.policy.fixed_value
+    assert alpha is not None  # a fixed step
+    res = ExperimentResult("yhw_digits", "Yang–Huang–Wipf stack on digits: energy across layers",
+                           "Yang, Huang, Wipf, arXiv 2205.13891", seconds=time.perf_counter() - t0)
+    res.criteria += [
+        Criterion("test accuracy", acc, 0.0, "≥", asserted=False, detail=f"{epochs} epochs, {log.seconds:.0f} s, "
+                  "4 tied layers, width 16 (no target: the stack is a check of the energy curve)"),
+        Criterion("largest relative E₁ increase over the attention MM steps", att_rise, 1e-12, "≤",
+                  detail="α_att = 0.2: MM descent for α ∈ (0, 1]; 200 test images, float64"),
+        Criterion("paper trend: E₁ + E₂ (smooth part) falls across layers (last/first sub-step)",
+                  total[-1] - total[0], 0.0, "≤", asserted=False,
+                  detail="by sub-step: " + ", ".join(f"{v:.2f}" for v in total)),
+        Criterion("FFN step bound α(1 + λ_max(W))", alpha * (1 + lam), 2.0, "≤", asserted=False,
+                  detail=f"λ_max(W) = {lam:.3f} on the trained weights"),
+    ]
+    xs = [k / 2 for k in range(len(e1))]
+    res.figures.append(Figure("yhw_energy", "Yang–Huang–Wipf stack: energy by (half-)layer", xs,
+                              {"E₁ (attention)": _mean(e1), "E₂ smooth part (FFN)": _mean(e2), "E₁ + E₂": total},
+                              "layer (x.5: after attention)", "energy (mean over test images)"))
     return res

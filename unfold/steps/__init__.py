@@ -13,13 +13,15 @@ from .schedule import Alternating
 from .fixed_point import FixedPoint, FixedPointInfo
 from .gradient import GradientStep
 from .input_data import InputAsData
-from .policies import ArmijoStep, CertifiedStep, FixedStep, LearnableStep, StepPolicy, lipschitz_estimate
+from .policies import (
+    ArmijoStep, CertifiedStep, FixedStep, LearnableStep, NormalizedGradient, StepPolicy, lipschitz_estimate,
+)
 from .prox import L1, Box, NonNegative, NonNegL1, Prox, Sphere
 from .proximal import ProximalGradientStep
 from .unrolled import Trajectory, Unrolled
 
 __all__ = [
-    "EnergyStep", "GradientStep", "ArmijoStep", "CertifiedStep", "FixedStep", "LearnableStep",
+    "EnergyStep", "GradientStep", "ArmijoStep", "CertifiedStep", "FixedStep", "LearnableStep", "NormalizedGradient",
     "StepPolicy", "lipschitz_estimate", "Trajectory", "Unrolled", "L1", "Box", "NonNegative",
     "NonNegL1", "Prox", "Sphere", "ProximalGradientStep", "CCCPStep", "SplittingCheck", "MMStep",
     "MajorizerCheck", "Alternating", "FixedPoint", "FixedPointInfo", "InputAsData",

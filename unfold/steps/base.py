@@ -11,14 +11,15 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Optional, Union
 
+import sympy as sp
 import torch
 from sympy import Basic
 from torch import nn
 
 from ..errors import InputError, UndeclaredSymbolError
-from ..symbolic.energy import Energy
+from ..symbolic.energy import Energy, unique_name
 from ..symbolic.symbols import ScalarParam, StateMatrix
-from ..symbolic.energy import unique_name
+from ..verify.certificates import checked_grad_fn
 
 __all__ = ["EnergyStep", "resolve_state"]
 
@@ -201,10 +202,43 @@ def compile_update(name: str, inputs: Any, expr: Basic) -> Any:
 class GeneratedUpdateMixin:
     """Shared closures of steps whose update ``x⁺ = U(x, η)`` and gradient are generated functions.
 
-    A subclass sets ``_compiled`` (the energy's CompiledEnergy), ``_grad`` (its checked gradient),
-    ``_update`` (the generated update), ``_eta_symbol`` (None when η is a fixed number) and
-    implements ``_update_values(x, inputs)`` (the named inputs of ``_update``).
+    A subclass calls :meth:`_step_size` (policy, checked gradient ``_grad``, ``_eta_symbol``: None
+    when η is a fixed number), sets ``_rule`` (the symbolic update) and ``_update`` (its generated
+    function), and implements ``_update_values(x, inputs)`` (the named inputs of ``_update``) and
+    ``problem(**inputs)`` (the closures its policy works with).
     """
+
+    def _step_size(self, step: Any, check: bool, taken: set[str]) -> sp.Expr:
+        """Set the step-size policy and the (checked) generated gradient; return ``η`` for the update
+        rule: the exact number when the policy fixes it (baked into the generated update), else a
+        fresh scalar symbol ``eta`` that the policy supplies at call time."""
+        from .policies import as_policy, exact_number
+
+        self.policy = as_policy(step)
+        cm = self._compiled
+        v = self.wrt
+        self._grad = checked_grad_fn(cm.energy, v) if check else cm.grad_fn(v)
+        if self.policy.fixed_value is not None:
+            self._eta_symbol = None
+            return exact_number(self.policy.fixed_value)
+        self._eta_symbol = new_scalar("eta", taken)
+        return self._eta_symbol
+
+    def forward(self, x: torch.Tensor, /, **inputs: Any) -> torch.Tensor:
+        """One step: the generated update with the fixed η, or the policy's step on the generated
+        update and gradient."""
+        if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
+            return call_generated(self._update, self._update_values(x, inputs), x)  # (checks x)
+        self._check_state(x)
+        return self.policy.step(self.problem(**inputs), x)
+
+    def update_rule(self) -> Basic:
+        """The symbolic update (η numeric when fixed, the symbol ``eta`` otherwise)."""
+        return self._rule
+
+    def torch_source(self) -> str:
+        """The generated code of the update."""
+        return self._update.source
 
     def _update_and_grad(self, inputs: Mapping[str, Any]) -> tuple[Any, Any]:
         cm = self._compiled

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Union
 
-import sympy as sp
 import torch
 from sympy import Basic
 from sympy.matrices.expressions import MatrixExpr, MatrixSymbol
@@ -26,10 +25,9 @@ from ..errors import InputError, ShapeMismatchError, UndeclaredSymbolError
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import ParamMatrix, ScalarParam
 from ..symbolic.tidy import canonical
-from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
-from .policies import StepPolicy, StepProblem, as_policy, exact_number
+from .base import EnergyStep, GeneratedUpdateMixin, compile_update
+from .policies import StepPolicy, StepProblem
 from .smoothness import require_smooth
-from ..verify.certificates import checked_grad_fn
 from ..symbolic.energy import unique_name
 
 __all__ = ["GradientStep"]
@@ -61,21 +59,12 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
         super().__init__(energy, wrt, params, buffers)
         v = self.wrt
         require_smooth(energy, v, "GradientStep")
-        self.policy = as_policy(step)
-        cm = self._compiled
-        self._grad = checked_grad_fn(cm.energy, v) if check else cm.grad_fn(v)
         taken = {str(s) for s in energy.inputs}
         self._pre: dict[str, Tensor] = {}
         P = self._preconditioner(left, "left", v.rows, taken)
         Q = self._preconditioner(right, "right", v.cols, taken)
         g = energy.grad(v)
-        eta: sp.Expr
-        if self.policy.fixed_value is not None:
-            eta = exact_number(self.policy.fixed_value)
-            self._eta_symbol = None
-        else:
-            self._eta_symbol = new_scalar("eta", taken)
-            eta = self._eta_symbol
+        eta = self._step_size(step, check, taken)
         direction = g
         if P is not None:
             direction = P * direction
@@ -151,20 +140,7 @@ class GradientStep(GeneratedUpdateMixin, EnergyStep):
 
         return StepProblem(update=update, grad=grad, accept=accept)
 
-    def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
-        if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
-            return call_generated(self._update, self._update_values(x, inputs), x)  # (checks x)
-        self._check_state(x)
-        return self.policy.step(self.problem(**inputs), x)
-
     def gradient(self, x: Tensor, /, **inputs: Any) -> Tensor:
         """The checked generated gradient ``∇E(x)``."""
         return self.problem(**inputs).grad(x)
 
-    def update_rule(self) -> Basic:
-        """The symbolic update ``x − η P ∇E Q`` (η numeric when fixed, the symbol ``eta`` otherwise)."""
-        return self._rule
-
-    def torch_source(self) -> str:
-        """The generated code of the update."""
-        return self._update.source

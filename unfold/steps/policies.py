@@ -5,6 +5,7 @@ step size, acceptance test) and the current state ``x`` into the next state.
 
 * ``FixedStep(η)``: ``x⁺ = T_η(x)``; its η is substituted into the symbolic update rule.
 * ``LearnableStep(η₀)``: η is an ``nn.Parameter`` (trained with the model).
+* ``NormalizedGradient(η)``: ``η_k = η/(‖∇E(x_k)‖_F + eps)`` (normalized GD; no descent guarantee).
 * ``CertifiedStep(safety)``: ``η = safety / L`` with ``L`` the spectral norm of ``∇²E`` estimated by
   power iteration on Hessian-vector products (``torch.func.jvp`` of the checked gradient), taken
   as the larger of the estimates at ``x`` and at the trial point ``T_η(x)``.  For an ``L``-smooth
@@ -33,7 +34,7 @@ from torch import nn
 from ..errors import StepSizeError
 
 __all__ = [
-    "StepProblem", "StepPolicy", "FixedStep", "LearnableStep", "CertifiedStep", "ArmijoStep",
+    "StepProblem", "StepPolicy", "FixedStep", "LearnableStep", "CertifiedStep", "ArmijoStep", "NormalizedGradient",
     "as_policy", "exact_number", "lipschitz_estimate",
 ]
 
@@ -197,3 +198,33 @@ def as_policy(step: Union[StepPolicy, float, int]) -> StepPolicy:
         f"step must be a positive number or a policy (FixedStep, LearnableStep, CertifiedStep, "
         f"ArmijoStep), got {step!r}"
     )
+
+
+class NormalizedGradient(StepPolicy):
+    """Step-size policy ``η_k = η / (‖∇E(x_k)‖_F + eps)`` per batch element (normalized GD).
+
+    A :class:`~unfold.steps.StepPolicy`: ``GradientStep(E, wrt, step=NormalizedGradient(η))`` is
+    normalized gradient descent on ``E``.  Every step moves the state by ``η`` in Frobenius norm
+    (up to ``eps``, the paper code's guard against a zero gradient).  No descent guarantee: near a
+    minimum a fixed step length overshoots; along the Att-SVM dynamics the loss is measured.
+    """
+
+    def __init__(self, eta: float, eps: float = float(torch.finfo(torch.float64).eps)) -> None:
+        super().__init__()
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 0:
+            raise StepSizeError(f"NormalizedGradient: the learning rate must be a positive number, got {eta!r}")
+        self.eta, self.eps = float(eta), float(eps)
+
+    def scale(self, grad: torch.Tensor) -> torch.Tensor:
+        """``η / (‖grad‖_F + eps)`` per batch element, shape ``(...)``."""
+        return self.eta / (torch.linalg.matrix_norm(grad) + self.eps)
+
+    def step(self, problem: StepProblem, x: torch.Tensor) -> torch.Tensor:
+        return problem.update(x, self.scale(problem.grad(x)))
+
+    def apply(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """``x − η grad/‖grad‖`` for a gradient already computed (the fused training loop)."""
+        return x - self.scale(grad)[..., None, None] * grad
+
+    def extra_repr(self) -> str:
+        return f"eta={self.eta}"

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Union
 
-import sympy as sp
 import torch
 from sympy import Basic
 
 from ..errors import InputError
 from ..symbolic.energy import Energy
-from .base import call_generated, EnergyStep, GeneratedUpdateMixin, compile_update, new_scalar
+from .base import EnergyStep, GeneratedUpdateMixin, compile_update
 from ..symbolic.tidy import canonical
-from .policies import StepPolicy, StepProblem, as_policy, exact_number
+from .policies import StepPolicy, StepProblem
 from .prox import Prox
 from .smoothness import require_smooth
-from ..verify.certificates import checked_grad_fn
 
 __all__ = ["ProximalGradientStep"]
 
@@ -53,16 +51,8 @@ class ProximalGradientStep(GeneratedUpdateMixin, EnergyStep):
         require_smooth(smooth, v, "ProximalGradientStep (smooth part)")
         self.prox = nonsmooth
         self._prox_names = tuple(str(s) for s in nonsmooth.symbols())
-        self.policy = as_policy(step)
-        cm = self._compiled
-        self._grad = checked_grad_fn(cm.energy, v) if check else cm.grad_fn(v)
         taken = {str(s) for s in smooth.inputs} | {str(s) for s in nonsmooth.symbols()}
-        if self.policy.fixed_value is not None:
-            eta: sp.Expr = exact_number(self.policy.fixed_value)
-            self._eta_symbol = None
-        else:
-            self._eta_symbol = new_scalar("eta", taken)
-            eta = self._eta_symbol
+        eta = self._step_size(step, check, taken)
         self._forward_rule = canonical(v - eta * smooth.grad(v))
         self._rule = nonsmooth.symbolic(self._forward_rule, eta)
         inputs = list(smooth.inputs) + [s for s in nonsmooth.symbols() if s not in smooth.inputs]
@@ -107,23 +97,10 @@ class ProximalGradientStep(GeneratedUpdateMixin, EnergyStep):
 
         return StepProblem(update=update, grad=grad, accept=accept)
 
-    def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
-        if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
-            return call_generated(self._update, self._update_values(x, inputs), x)  # (checks x)
-        self._check_state(x)
-        return self.policy.step(self.problem(**inputs), x)
-
     def gradient_mapping(self, x: Tensor, eta: float, /, **inputs: Any) -> Tensor:
         """``(x − prox_{η g}(x − η∇f(x)))/η``: zero exactly at the stationary points of ``f + g``."""
         v = x - eta * self.problem(**inputs).grad(x)
         return (x - self.prox.apply(v, eta, **self._prox_inputs(inputs))) / eta
-
-    def update_rule(self) -> Basic:
-        """``prox_{η g}(x − η ∇f(x))`` as a sympy expression."""
-        return self._rule
-
-    def torch_source(self) -> str:
-        return self._update.source
 
     def extra_repr(self) -> str:
         return f"wrt={self.wrt_name}, smooth={self.source_energy!s}, nonsmooth={self.prox!r}"
