@@ -4,6 +4,7 @@ specific unfold error that names the problem."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,58 @@ def test_positive_scalar_given_a_tensor_with_a_negative_entry_is_refused():
 def test_positive_scalar_given_positive_values_is_exact():
     y = torch.randn(2, 3, dtype=F64, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(E_B.compile()(Y=y, b=2.0), 2 * (y ** 2).sum(), rtol=1e-15, atol=0)
+
+
+# ---- items 5 and 6: the Att-SVM solvers ----------------------------------------------------------
+def _svm_data():
+    from unfold.attsvm.data import random_datasets
+
+    data = random_datasets(4, n=6, T=8, d=10, seed=100)
+    return data, [data[i].optimal_tokens()[0] for i in range(4)]
+
+
+@pytest.mark.parametrize("norm", ["fro", "nuc"])
+def test_att_svm_solution_does_not_depend_on_what_was_solved_before(norm):
+    # one process solving checks in another order (unfold verify -j 1 vs -j 2) must write the same W
+    from unfold.attsvm.svm import solve_att_svm
+
+    data, sel = _svm_data()
+    first = solve_att_svm(data[1], sel[1], norm).W
+    for i in (0, 2, 3):
+        solve_att_svm(data[i], sel[i], norm)
+    assert np.array_equal(solve_att_svm(data[1], sel[1], norm).W, first)
+
+
+def _slsqp_reporting_failure(monkeypatch, scale: float):
+    """scipy's SLSQP, made to report a line-search failure at its answer times ``scale``."""
+    import scipy.optimize
+
+    real = scipy.optimize.minimize
+
+    def failing(*args, **kwargs):
+        res = real(*args, **kwargs)
+        res.x, res.success, res.status = res.x * scale, False, 8
+        res.message = "Positive directional derivative for linesearch"
+        return res
+
+    monkeypatch.setattr(scipy.optimize, "minimize", failing)
+
+
+def test_slsqp_line_search_failure_at_an_optimal_point_is_accepted(monkeypatch):
+    from unfold.attsvm.svm import solve_att_svm, solve_att_svm_slsqp
+
+    data, sel = _svm_data()
+    _slsqp_reporting_failure(monkeypatch, 1.0)
+    Ws = solve_att_svm_slsqp(data[0], sel[0])
+    Wc = solve_att_svm(data[0], sel[0], "fro").W  # the conic solver, independently
+    assert np.linalg.norm(Ws - Wc) / np.linalg.norm(Wc) < 1e-6
+
+
+@pytest.mark.parametrize("scale", [1.01, 0.99])  # not optimal (too long) / infeasible (too short)
+def test_slsqp_failure_away_from_the_optimum_is_still_refused(monkeypatch, scale):
+    from unfold.attsvm.svm import solve_att_svm_slsqp
+
+    data, sel = _svm_data()
+    _slsqp_reporting_failure(monkeypatch, scale)
+    with pytest.raises(uf.AssumptionError, match="SLSQP did not solve.*KKT residual"):
+        solve_att_svm_slsqp(data[0], sel[0])
