@@ -888,6 +888,13 @@ def run(profile: Profile, out_dir: str, device: str = "cpu", sections: Optional[
     if "verify" in wanted and profile.verify:
         log("[3b] unfold verify (every catalogue entry)")
         results["verify"] = bench_verify(log)
+    if "realsize" in wanted:
+        from .realsize import QUICK_SHAPES, SHAPES, run as run_realsize
+
+        log("[6] real sizes: ViT-B and GPT-2-small causal, 12 heads (benchmarks/realsize.py)")
+        results["realsize"] = run_realsize(profile.reps, profile.train_depth,
+                                           QUICK_SHAPES if profile.name == "quick" else SHAPES,
+                                           max(1, profile.train_reps // 10), log)
     results["summary"] = _summary(results)
     results["total_seconds"] = time.perf_counter() - t_start
     os.makedirs(out_dir, exist_ok=True)
@@ -911,8 +918,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--full", action="store_true", help="the issue's full sizes (batch 32, 1024 tokens, width 256)")
     ap.add_argument("--out", default="bench-results", help="directory for bench.json and bench.png")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--only", nargs="*", choices=["energies", "forward", "train", "fixed_point", "scaling", "verify"],
-                    help="run only these sections")
+    ap.add_argument("--only", nargs="*", choices=["energies", "forward", "train", "fixed_point", "scaling", "verify",
+                                                  "realsize"],
+                    help="run only these sections (realsize, the ViT-B / GPT-2 multi-head section, runs only "
+                         "when named: minutes on a CPU)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default on CPU: 1, so that timings on a shared machine are "
                          "not dominated by thread wake-ups; pass the core count on an idle machine)")

@@ -14,7 +14,8 @@ causal (batch 4, 512 tokens, width 768, 12 heads):
 
 Every ratio is of medians of interleaved repetitions in one run (``benchmarks.bench.interleaved``);
 each route's output is compared with the hand-written one first (max abs error reported).
-``python benchmarks/realsize.py [--reps R] [--depth D] [--threads T] [--quick]``.
+``python benchmarks/realsize.py [--reps R] [--depth D] [--threads T] [--quick]``, or
+``unfold bench --only realsize`` (a section of the benchmark, run only when named).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from unfold.models.attention import MultiheadAttention
 Tensor = torch.Tensor
 
 SHAPES = {"vit_b": (4, 197, 768, 12, False), "gpt2_causal": (4, 512, 768, 12, True)}
+#: tiny shapes of the same structure (smoke runs; numbers not meaningful)
+QUICK_SHAPES = {"vit_b": (2, 9, 16, 4, False), "gpt2_causal": (2, 12, 16, 4, True)}
 
 
 def interleaved(fns: Mapping[str, Callable[[], Any]], reps: int, warmup: int = 1) -> dict[str, list[float]]:
@@ -201,7 +204,7 @@ def main(argv: Any = None) -> int:
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    shapes = ({"vit_b": (2, 9, 16, 4, False), "gpt2_causal": (2, 12, 16, 4, True)} if a.quick else
+    shapes = (QUICK_SHAPES if a.quick else
               {k: v for k, v in SHAPES.items() if a.only in (None, k)})
     res = run(a.reps, a.depth, shapes, a.train_reps)
     if a.out:

@@ -171,9 +171,9 @@ def _instance_proof() -> str:
 
 def prove() -> dict[str, str]:
     return {
-        "∇_W log(1+exp(−y vᵀXᵀsoftmax(XWz))) = −yσ(−yf) Xᵀ(diag(s) − ssᵀ)Xvzᵀ (unfold's derivation)": _gradient_proof(),
-        "Frobenius Att-SVM KKT: W = Σλ A, dual Σλ − ½‖ΣλA‖², zero gap": _kkt_proof(),
-        "exact KKT solution of a rational Att-SVM = cvxpy solution": _instance_proof(),
+        "loss_gradient": _gradient_proof(),
+        "kkt_system": _kkt_proof(),
+        "rational_instance": _instance_proof(),
     }
 
 

@@ -42,14 +42,14 @@ def _prox_nonneg_l1() -> None:
 def prove() -> dict[str, str]:
     proven: dict[str, str] = {}
     _prox_nonneg_l1()
-    proven["prox_{t(|·| + ι≥0)}(v) = max(v − t, 0)"] = "1-D case analysis: stationary point v − t when v > t; φ' ≥ 0 on x ≥ 0 when v ≤ t"
+    proven["prox_nonneg_l1"] = "1-D case analysis: stationary point v − t when v > t; φ' ≥ 0 on x ≥ 0 when v ≤ t"
 
     Ei = ista_energy()
     Z, Zh, D = (Ei.symbol(k) for k in ("Z", "Zh", "D"))
     eta = sp.Symbol("eta", positive=True)
     step = (Z - eta * Ei.grad("Z")).subs(Z, Zh)
     assert (step - (Zh + eta * D.T * (Zh - D * Zh))).expand() == ZeroMatrix(*Zh.shape)
-    proven["Ẑ − η∇½‖Ẑ − DZ‖²|_{Z=Ẑ} = Ẑ + ηDᵀ(Ẑ − DẐ) (ISTA block = prox-gradient step)"] = (
+    proven["ista_gradient_step"] = (
         "unfold's derived gradient, matrix identity at symbolic sizes")
 
     # the generated layer's own symbolic rule (η = 1/8, λ = 1/4: exact binary numbers)
@@ -58,7 +58,7 @@ def prove() -> dict[str, str]:
     assert rule.function.expr.subs(u, x) == sp.Max(0, x - sp.Float(0.03125))
     block_arg = Zh + sp.Rational(1, 8) * D.T * (Zh - D * Zh)
     assert (rule.expr.subs(Z, Zh) - block_arg).expand() == ZeroMatrix(*Zh.shape)
-    proven["ProximalGradientStep(½‖Ẑ − DZ‖², NonNegL1).update_rule() at Z = Ẑ is ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ)"] = (
+    proven["ista_generated_rule"] = (
         "the generated rule: elementwise max(0, u − ηλ) applied to an argument equal to the block's, η = 1/8, λ = 1/4")
 
     Ec = compression_energy(2)
@@ -71,13 +71,13 @@ def prove() -> dict[str, str]:
         U = Ec.symbol(f"U{k}")
         closed = closed + gam * U * U.T * Zc * Inverse(Identity(n) + gam * (U.T * Zc).T * (U.T * Zc))
     assert Ec.grad("Z") == closed, f"{Ec.grad('Z')} ≠ {closed}"
-    proven["∇R^c = γ Σ_k U_kU_kᵀZ(I + γ(U_kᵀZ)ᵀ(U_kᵀZ))⁻¹ (eq. 9)"] = "structural equality, symbolic d, n, p, K = 2"
+    proven["compression_gradient_golden"] = "structural equality, symbolic d, n, p, K = 2"
 
     Er = coding_rate_energy()
     Zr, er = Er.symbol("Z"), Er.symbol("eps")
     alpha = d / (n * er**2)
     assert Er.grad("Z") == alpha * Inverse(Identity(d) + alpha * Zr * Zr.T) * Zr
-    proven["∇R = α(I + αZZᵀ)⁻¹Z"] = "structural equality, symbolic d, n"
+    proven["coding_rate_gradient_golden"] = "structural equality, symbolic d, n"
 
     Em = mcr2_energy(2)
     Zm, em = Em.symbol("Z"), Em.symbol("eps")
@@ -90,11 +90,11 @@ def prove() -> dict[str, str]:
         ak = d / (nk * em**2)
         redunet = redunet - (nk / n) * ak * Inverse(Identity(d) + ak * Zm * P * Zm.T) * Zm * P
     assert (g + redunet).expand() == ZeroMatrix(d, n), f"{g} ≠ −({redunet})"
-    proven["∇(−ΔR) = −(EZ − Σ_k γ_k C_k Z Π_k) for Π_k = Π_kᵀ (ReduNet layer)"] = "matrix identity, symbolic sizes"
+    proven["redunet_golden"] = "matrix identity, symbolic sizes"
 
     A = sp.MatrixSymbol("A", n, n)
     gm = sp.Symbol("gamma", positive=True)
     I = Identity(n)
     assert ((I - gm * A) * (I + gm * A) + gm**2 * A * A).expand() == I
-    proven["(I + γA)⁻¹ = I − γA + γ²A²(I + γA)⁻¹ (Neumann-1 remainder)"] = "(I − γA)(I + γA) + γ²A² = I, expanded"
+    proven["neumann_remainder"] = "(I − γA)(I + γA) + γ²A² = I, expanded"
     return proven

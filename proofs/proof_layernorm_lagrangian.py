@@ -30,7 +30,7 @@ def prove() -> dict[str, str]:
     O = sp.Symbol("O", commutative=False)   # O = 11ᵀ, with O·O = D·O and Oᵀ = O
     P = 1 - O / D
     assert sp.expand(sp.expand(P * P).subs(O * O, D * O) - P) == 0
-    proven["P = I − 11ᵀ/D is idempotent (P² = P) and symmetric (Oᵀ = O), P1 = 1 − (1ᵀ1)1/D = 0"] = \
+    proven["centering_projector"] = \
         "algebra of O = 11ᵀ with O² = D·O (any D)"
 
     gamma, eps, t = sp.symbols("gamma epsilon t", positive=True)
@@ -40,7 +40,7 @@ def prove() -> dict[str, str]:
     L_t = D * gamma * sp.sqrt((a + 2 * t * b + t ** 2 * c) / D + eps) + dx + t * du
     dL = sp.diff(L_t, t).subs(t, 0)
     assert sp.simplify(dL - (gamma * b / s + du)) == 0
-    proven["⟨∇L(x), u⟩ = ⟨γPx/s + δ, u⟩ for every u: ∇L = γ(x − mean)/sqrt(var + ε) + δ (general D)"] = \
+    proven["gradient_general"] = \
         "scalar sp.diff of L(x + tu), using yᵀPu = yᵀu (P symmetric idempotent)"
 
     # Hessian: ∇L(x + tu) = γ(y + t w)/s(t) + δ; vectors y, w enter linearly with scalar coefficients
@@ -50,7 +50,7 @@ def prove() -> dict[str, str]:
     H_u = sp.diff(grad_t, t).subs(t, 0)
     claimed = gamma / s * (W - Y * b / (D * s ** 2))
     assert sp.simplify(sp.expand(H_u - claimed)) == 0
-    proven["∇²L u = (γ/s)(Pu − y(yᵀu)/(Ds²)): ∇²L = (γ/s)(P − yyᵀ/(Ds²)), symmetric (general D)"] = \
+    proven["hessian_general"] = \
         "scalar sp.diff in t; P and yyᵀ symmetric"
     V = sp.Symbol("V", nonnegative=True)
     sV = sp.sqrt(V + eps)
@@ -59,7 +59,7 @@ def prove() -> dict[str, str]:
     assert sp.simplify(lam_y - gamma / sV * eps / (V + eps)) == 0
     lam_rest = gamma / sV
     assert lam_y.is_nonnegative and lam_rest.is_positive
-    proven["eigenvalues 0 (on 1), (γ/s)ε/(V+ε) (on y), γ/s (D−2 directions ⊥ 1, y): all ≥ 0, PSD (general D)"] = \
+    proven["hessian_eigenvalues"] = \
         "eigenspaces span R^D; sympy sign of each eigenvalue for γ, ε > 0, V ≥ 0"
 
     # 4. the engine at explicit size
@@ -75,5 +75,5 @@ def prove() -> dict[str, str]:
     var = sum(e ** 2 for e in yv) / 4
     ln = g_sym * yv / sp.sqrt(var + e_sym) + delta
     assert all(sp.cancel(sp.expand(e)) == 0 for e in (engine - ln))
-    proven["unfold's derived ∇L = γ(x − mean)/sqrt(var + ε) + δ at D = 4 (entrywise)"] = "cancel"
+    proven["engine_entrywise"] = "cancel"
     return proven

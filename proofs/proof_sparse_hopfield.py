@@ -30,7 +30,7 @@ def prove() -> dict[str, str]:
         assert E.update_rule(Xi, 1) == attention, E.update_rule(Xi, 1)
         assert sh.convex_part().grad(Xi) == Xi
         assert -sh.concave_part(a).grad(Xi) == attention
-    proven[f"Ξ − ∇E = CCCP step = X entmax_α(βXᵀΞ), α ∈ {sh.ALPHAS} (general d, N, S)"] = "unfold's engine, structural"
+    proven["unit_step_golden"] = "unfold's engine, structural"
 
     a, u = sp.symbols("a u", positive=True)                      # a = α − 1 > 0, u = (α−1)θ − τ > 0 on the support
     tau = sp.Symbol("tau", real=True)
@@ -39,7 +39,7 @@ def prove() -> dict[str, str]:
     dH = (1 - alpha * p ** (alpha - 1)) / (alpha * (alpha - 1))    # ∂H_α/∂p at p
     c = sp.simplify(theta + dH)
     assert sp.simplify(c - (tau / a + 1 / (alpha * a))) == 0, c
-    proven["θ_k + ∂H_α/∂p_k = τ/(α−1) + 1/(α(α−1)) on the support: ∇Ω*_α = entmax_α (envelope)"] = \
+    proven["entmax_envelope"] = \
         "sympy simplify, symbolic α, τ, θ"
 
     a_pos = a
@@ -48,6 +48,6 @@ def prove() -> dict[str, str]:
     assert sp.simplify((a_pos * ti - tau_i) - 1) == 0
     # (α−1)θ_j − τ = (α−1)·(θ_j − (θ_i − 1/(α−1))), and α − 1 > 0: ≤ 0 iff θ_i − θ_j ≥ 1/(α−1)
     assert sp.expand(a_pos * tj - tau_i - a_pos * (tj - (ti - 1 / a_pos))) == 0 and a_pos.is_positive
-    proven["entmax_α(θ) = e_i iff θ_i − θ_j ≥ 1/(α−1) for all j ≠ i (general n, symbolic α)"] = \
+    proven["exact_retrieval_margin"] = \
         "threshold of e_i, then the support condition solved for θ_j"
     return proven

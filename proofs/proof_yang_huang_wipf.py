@@ -1,101 +1,145 @@
-"""Exact symbolic proofs for the Yang–Huang–Wipf entry (``unfold.catalogue.yang_huang_wipf``).
+"""Symbolic proofs for the Yang–Huang–Wipf entry (``unfold.catalogue.yang_huang_wipf``); statements
+and scopes are the entry's ``proofs`` (``unfold list yang_huang_wipf`` shows them).
 
-Claims:
-
-1. (scalar) ``ρ(z) = −exp(−z)`` is concave and non-decreasing, so its tangent line majorizes it:
-   ``ρ(z) ≤ ρ(z₀) + ρ'(z₀)(z − z₀)`` — the majorizer ``Q(Y|A)`` is built from it;
-2. (explicit n = 3, d = 2, symbolic tokens, exact rational W_s) ``Q(A|A) = E₁(A)`` and
-   ``∇_Y Q(Y|A)|_{Y=A} = ∇E₁(A)`` (tangency), energies expanded into scalars, plain ``sp.diff``;
-3. (explicit n = 2, d = 2, symbolic tokens, exact rational W_s) unfold's generated MM rule at α = 1,
-   ``Y − D⁻¹ ∇_Y Q G⁻¹ |_{A=Y}``, equals ``softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y`` (other α: the rule is
-   ``Y − α(…)`` by construction; checked numerically by the entry);
-4. (explicit) the key bias cancels when the rows have equal G-norm: a row softmax is unchanged by a
-   common shift;
-5. (general dims) unfold's proximal-gradient rule for the FFN is ``relu(Y − α(½Y(W + Wᵀ) + Y − 1bᵀ))``,
-   which for symmetric ``W`` is ``ReLU(Y((1−α)I − αW) + α1bᵀ)`` (expanded, structural).
+* ``rho_tangent`` (general, scalar): ``ρ(z) = −exp(−z)`` is concave and increasing; its tangent-line
+  gap is ``e^{−z₀}(e^{−t} − 1 + t) ≥ 0``, so the majorizer ``Q(Y|A)`` (a sum of tangent lines)
+  bounds ``E₁`` from above.
+* ``majorizer_tangency`` (fixed-size): ``Q(A|A) = E₁(A)`` and all six entries of
+  ``∇_Y Q(Y|A)|_{Y=A} = ∇E₁(A)`` at n = 3, d = 2 with symbolic tokens, anchor and ``W_s``, by plain
+  scalar ``sp.diff`` of both energies expanded into scalars (independent of the engine).
+* ``irls_weights_are_softmax`` (general, symbolic n and d): the MM weights
+  ``exp(−½‖W_s(yᵢ − y_j)‖²) / Σ_k exp(−½‖W_s(yᵢ − y_k)‖²)`` are
+  ``softmax_j(yᵢᵀGy_j − ½‖W_s y_j‖²)``: the quadratic expands (1×1 blocks at symbolic d) and the
+  common factor ``exp(−½yᵢᵀGyᵢ)`` leaves a sum of ``n`` terms (sympy ``Sum`` at symbolic n).
+* ``mm_step_form`` (general): ``Y − αD⁻¹(D − Γ)Y = (1 − α)Y + αD⁻¹ΓY`` at symbolic n, d.
+* ``mm_rule_softmax`` (fixed-size): unfold's generated MM rule with a *symbolic* step ``α`` is
+  ``(1 − α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y`` at n = 2, d = 2, symbolic ``Y``, a rational
+  ``W_s`` (with a symbolic ``W_s`` the same check takes ≈ 40 s: ``G⁻¹`` of a symbolic 2×2 matrix
+  inside four exponentials).
+* ``equal_norm_bias_cancels`` (general, symbolic n): ``softmax(s − c1ᵀ) = softmax(s)`` row by row.
+* ``ffn_rule`` (engine-golden, symbolic sizes and α): unfold's proximal-gradient rule is
+  ``ReLU(Y − α(½Y(W + Wᵀ) + Y − 1bᵀ))`` = ``ReLU(Y((1 − α)I − αW) + α1bᵀ)`` for ``W = Wᵀ``.
 """
 
 from __future__ import annotations
 
 import sympy as sp
+from sympy.matrices.expressions import Identity, MatrixSymbol
 
+from proofs._common import symbolic_zero
 from unfold.catalogue.yang_huang_wipf import attention_energy, attention_rule, ffn_step, majorizer
+from unfold.steps import LearnableStep
 from unfold.symbolic import ops as s
 from unfold.symbolic.explicit import expand_explicit, explicit_env
 
-
-def _zero(M: sp.Matrix) -> bool:
-    return all(sp.cancel(sp.expand(e)) == 0 for e in M)
+_WS = sp.Matrix([[1, sp.Rational(1, 3)], [sp.Rational(-1, 2), 2]])  # an invertible rational W_s
 
 
-def prove() -> dict[str, str]:
-    proven: dict[str, str] = {}
-
-    # 1. concavity of ρ and the tangent-line bound
-    z, z0 = sp.symbols("z z0", real=True)
+def _rho_tangent() -> str:
+    z, z0, t = sp.symbols("z z0 t", real=True)
     rho = -sp.exp(-z)
     assert sp.simplify(sp.diff(rho, z, 2) + sp.exp(-z)) == 0          # scalar: ρ'' = −e^{−z} < 0
     assert sp.simplify(sp.diff(rho, z) - sp.exp(-z)) == 0             # scalar: ρ' = e^{−z} > 0
     gap = (rho.subs(z, z0) + sp.diff(rho, z).subs(z, z0) * (z - z0)) - rho   # scalar
-    t = sp.Symbol("t", real=True)                                      # gap = e^{−z0}(e^{−t} − 1 + t), t = z − z0
     assert sp.simplify(gap.subs(z, z0 + t) - sp.exp(-z0) * (sp.exp(-t) - 1 + t)) == 0
-    proven["ρ(z) = −e^{−z} concave, increasing; tangent gap = e^{−z₀}(e^{−t} − 1 + t) ≥ 0"] = "scalar sp.diff, simplify"
+    # e^{−t} − 1 + t ≥ 0: it is convex with its minimum 0 at t = 0
+    h = sp.exp(-t) - 1 + t
+    assert sp.solve(sp.diff(h, t), t) == [0] and h.subs(t, 0) == 0
+    assert sp.diff(h, t, 2) == sp.exp(-t) and sp.exp(-t).is_positive  # convex on all of R
+    return "ρ'' = −e^{−z}, ρ' = e^{−z}; gap = e^{−z₀}(e^{−t} − 1 + t), convex in t with minimum 0 at t = 0"
 
-    # 2. tangency of the majorizer at explicit size (symbolic tokens and anchor, exact rational W_s)
+
+def _majorizer_tangency() -> str:
     E1, Q = attention_energy(), majorizer()
-    Wnum = sp.Matrix([[1, sp.Rational(1, 3)], [sp.Rational(-1, 2), 2]])
     env = explicit_env(Q.inputs, {dm: {"n": 3, "d": 2}[str(dm)] for dm in Q.dims})
-    env[Q.symbol("Ws")] = Wnum
     Y, A = env[Q.symbol("Y")], env[Q.symbol("A")]
-    at_anchor = {y: a for y, a in zip(Y, A)}
+    at_anchor = dict(zip(Y, A))
     Qx, Ex = expand_explicit(Q.expr, env), expand_explicit(E1.expr, env)
-    assert sp.simplify(sp.nsimplify(Qx.subs(at_anchor) - Ex.subs(at_anchor))) == 0
-    for i, j in ((0, 0), (1, 1), (2, 0)):
-        dQ = sp.diff(Qx, Y[i, j]).subs(at_anchor)  # scalar
-        dE = sp.diff(Ex, Y[i, j]).subs(at_anchor)  # scalar
-        assert sp.simplify(dQ - dE) == 0
-    proven["Q(A|A) = E₁(A) and ∇Q(·|A) = ∇E₁ at A (n=3, d=2, symbolic tokens, rational W_s)"] = \
-        "scalar sp.diff, simplify"
+    assert sp.expand(Qx.xreplace(at_anchor) - Ex.xreplace(at_anchor)) == 0, "Q(A|A) ≠ E₁(A)"
+    for y in Y:
+        dQ = sp.diff(Qx, y).xreplace(at_anchor)  # scalar
+        dE = sp.diff(Ex, y).xreplace(at_anchor)  # scalar
+        assert sp.expand(dQ - dE) == 0, f"∂Q/∂{y} ≠ ∂E₁/∂{y} at the anchor"
+    return "n = 3, d = 2, symbolic Y, A, W_s: value and all 6 partial derivatives (scalar sp.diff) agree at Y = A"
 
-    # 3. unfold's generated MM rule (α = 1) is softmax attention with the key bias
-    env2 = explicit_env(Q.inputs, {dm: {"n": 2, "d": 2}[str(dm)] for dm in Q.dims})
-    env2[Q.symbol("Ws")] = Wnum
-    Yv = env2[Q.symbol("Y")]
-    G = Wnum.T * Wnum
-    S = Yv * G * Yv.T
+
+def _irls_weights() -> str:
+    d = sp.Symbol("d", integer=True, positive=True)
+    Ws = MatrixSymbol("W_s", d, d)
+    yi, yj = MatrixSymbol("y_i", d, 1), MatrixSymbol("y_j", d, 1)
+    G = Ws.T * Ws
+    dist = (Ws * (yi - yj)).T * (Ws * (yi - yj))
+    # −½‖W_s(yᵢ − y_j)‖² = −½yᵢᵀGyᵢ + (yᵢᵀGy_j − ½y_jᵀGy_j)    (1×1 blocks, symbolic d)
+    assert symbolic_zero(-dist / 2 - (-(yi.T * G * yi) / 2 + yi.T * G * yj - (yj.T * G * yj) / 2))
+    # the common per-row term c = −½yᵢᵀGyᵢ cancels from a softmax over n keys (symbolic n)
+    n = sp.Symbol("n", integer=True, positive=True)
+    j, k = sp.symbols("j k", integer=True, positive=True)
+    sc = sp.IndexedBase("s", real=True)
+    c = sp.Symbol("c", real=True)
+    weights = sp.exp(c + sc[j]) / sp.Sum(sp.exp(c + sc[k]), (k, 1, n))
+    assert sp.simplify(weights - sp.exp(sc[j]) / sp.Sum(sp.exp(sc[k]), (k, 1, n))) == 0
+    return "quadratic expansion at symbolic d (1×1 blocks); exp(c + s_j)/Σ_{k≤n} exp(c + s_k) = softmax_j(s), symbolic n"
+
+
+def _mm_step_form() -> str:
+    n = sp.Symbol("n", integer=True, positive=True)
+    d = sp.Symbol("d", integer=True, positive=True)
+    Y, Gam, D = MatrixSymbol("Y", n, d), MatrixSymbol("Gamma", n, n), MatrixSymbol("D", n, n)
+    alpha = sp.Symbol("alpha", positive=True)
+    lhs = Y - alpha * D.I * (D - Gam) * Y
+    assert symbolic_zero((lhs - ((1 - alpha) * Y + alpha * D.I * Gam * Y)).doit())
+    return "Y − αD⁻¹(D − Γ)Y − ((1 − α)Y + αD⁻¹ΓY) expands to 0 at symbolic n, d"
+
+
+def _mm_rule_softmax() -> str:
+    Q = majorizer()
+    rule = attention_rule(LearnableStep(0.5))  # the step α appears as the symbol eta
+    (alpha,) = [x for x in rule.free_symbols if str(x) == "eta"]
+    env = explicit_env(Q.inputs, {dm: {"n": 2, "d": 2}[str(dm)] for dm in Q.dims})
+    env[Q.symbol("Ws")] = _WS
+    Yv = env[Q.symbol("Y")]
+    S = Yv * _WS.T * _WS * Yv.T
     logits = S - sp.ones(2, 1) * sp.Matrix([[S[j, j] for j in range(2)]]) / 2
     P = sp.Matrix(2, 2, lambda i, j: sp.exp(logits[i, j]) / sum(sp.exp(logits[i, k]) for k in range(2)))
-    got = expand_explicit(attention_rule(1.0), env2)
-    assert all(sp.simplify(sp.powsimp(sp.expand(e))) == 0 for e in got - P * Yv)
-    proven["MM rule Y − D⁻¹∇Q G⁻¹|_(A=Y) = softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y (n=2, d=2, symbolic Y)"] = \
-        "unfold's rule expanded, simplify"
+    diff = expand_explicit(rule, env) - ((1 - alpha) * Yv + alpha * P * Yv)
+    assert all(sp.simplify(sp.powsimp(sp.expand(e))) == 0 for e in diff)
+    return "unfold's rule with symbolic α expanded at n = 2, d = 2 (symbolic Y, rational W_s); simplify to 0"
 
-    # 4. equal G-norms: the bias is a common shift of each softmax row and cancels
-    a = sp.symbols("a0:3", real=True)
+
+def _equal_norm_bias() -> str:
+    n = sp.Symbol("n", integer=True, positive=True)
+    j, k = sp.symbols("j k", integer=True, positive=True)
+    a = sp.IndexedBase("a", real=True)
     c = sp.Symbol("c", real=True)
-    for j in range(3):
-        lhs = sp.exp(a[j] - c / 2) / sum(sp.exp(a[k] - c / 2) for k in range(3))
-        rhs = sp.exp(a[j]) / sum(sp.exp(a[k]) for k in range(3))
-        assert sp.simplify(lhs - rhs) == 0
-    proven["equal G-norms: softmax(s − ½c1ᵀ) = softmax(s), i.e. plain softmax(YGYᵀ)Y"] = "simplify"
+    shifted = sp.exp(a[j] - c / 2) / sp.Sum(sp.exp(a[k] - c / 2), (k, 1, n))
+    assert sp.simplify(shifted - sp.exp(a[j]) / sp.Sum(sp.exp(a[k]), (k, 1, n))) == 0
+    return "softmax over n keys of a_j − c/2 = softmax of a_j, symbolic n"
 
-    # 5. FFN proximal-gradient rule, general dims
-    step = ffn_step(1.0)
-    f = step.source_energy
-    Yg, W, b = f.symbol("Y"), f.symbol("W"), f.symbol("b")
-    n = Yg.shape[0]
-    d = Yg.shape[1]
-    inner_arg = step.update_rule().args[-1]                     # the argument of the elementwise relu
-    want = Yg * (0 * s.identity(d) - W) + s.ones(n, 1) * b.T   # α = 1: Y((1−α)I − αW) + α1bᵀ
-    sym = inner_arg.xreplace({W.T: W})
-    assert sp.expand(sym).doit() == sp.expand(want).doit(), (sym, want)
-    proven["FFN prox step (α=1) = ReLU(−YW + 1bᵀ) for symmetric W (general dims)"] = "expanded, structural"
-    step_h = ffn_step(0.5)
-    sym_h = step_h.update_rule().args[-1].xreplace({W.T: W})
-    want_h = Yg * (s.identity(d) / 2 - W / 2) + s.ones(n, 1) * b.T / 2
-    assert sp.expand(sym_h).doit() == sp.expand(want_h).doit(), (sym_h, want_h)
-    proven["FFN prox step (α=1/2) = ReLU(Y(½I − ½W) + ½1bᵀ) (general dims)"] = "expanded, structural"
-    return proven
+
+def _ffn_rule() -> str:
+    rule = ffn_step(LearnableStep(0.5)).update_rule()
+    (alpha,) = [x for x in rule.free_symbols if str(x) == "eta"]
+    E2 = ffn_step(1.0).source_energy
+    Y, W, b = (E2.symbol(k) for k in ("Y", "W", "b"))
+    n, d = Y.shape
+    arg = rule.args[-1]  # the argument of the elementwise relu
+    as_derived = Y - alpha * (Y * (W + W.T) / 2 + Y - s.ones(n, 1) * b.T)
+    assert symbolic_zero((arg - as_derived).doit()), arg
+    want = Y * ((1 - alpha) * Identity(d) - alpha * W) + alpha * s.ones(n, 1) * b.T
+    assert symbolic_zero((arg.xreplace({W.T: W}) - want).doit()), (arg, want)
+    return "update_rule() with symbolic α; symmetric W substituted; difference expands to the zero matrix"
+
+
+def prove() -> dict[str, str]:
+    return {
+        "rho_tangent": _rho_tangent(),
+        "majorizer_tangency": _majorizer_tangency(),
+        "irls_weights_are_softmax": _irls_weights(),
+        "mm_step_form": _mm_step_form(),
+        "mm_rule_softmax": _mm_rule_softmax(),
+        "equal_norm_bias_cancels": _equal_norm_bias(),
+        "ffn_rule": _ffn_rule(),
+    }
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if e.assumptions:
             _out(textwrap.fill("; ".join(e.assumptions), 100, initial_indent="    assumptions: ",
                                subsequent_indent=" " * 17))
+        for p in e.proofs:
+            _out(textwrap.fill(f"[{p.scope}] {p.statement}", 100, initial_indent="    proof:       ",
+                               subsequent_indent=" " * 17))
         _out()
     _out(f"{len(ents)} catalogue entries. Built-in energies (unfold derive NAME):")
     _out(textwrap.fill(", ".join(BUILTIN_ENERGIES), 100, initial_indent="    ", subsequent_indent="    "))

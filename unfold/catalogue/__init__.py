@@ -11,12 +11,13 @@ names, applies the precision rule, and adds the 1e-3 mutation control to every e
 from .base import (
     CLAIM_KINDS, AssumptionResult, Check, CheckResult, ControlResult, Entry, EntryReport, Figure, RunConfig,
 )
-from .claim import PROOF_SCOPES, Claim, Control, Predicate
+from .claim import Claim, Control, Predicate
+from .proof import PROOF_SCOPES, Proof, ProofScope, strongest_scope
 from .registry import entries, entries_named, get_entry
 from .runner import RunSummary, run_check, run_checks, run_entry, select
 
 __all__ = [
     "CLAIM_KINDS", "AssumptionResult", "Check", "CheckResult", "ControlResult", "Entry", "EntryReport", "Figure",
     "RunConfig", "PROOF_SCOPES", "Claim", "Control", "Predicate", "run_entry", "run_check", "run_checks",
-    "select", "RunSummary", "entries", "entries_named", "get_entry",
+    "select", "RunSummary", "entries", "entries_named", "get_entry", "Proof", "ProofScope", "strongest_scope",
 ]

@@ -33,6 +33,7 @@ from ..symbolic import Energy
 from ..verify.gradient import check_gradient
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "experiment", "SIZES", "ETA", "ITERS", "KQ_ITERS", "THRESHOLD", "KKT_TOL", "TOL"]
 
@@ -219,6 +220,18 @@ def _check_descent(config: RunConfig) -> CheckResult:
     )
 
 
+PROOFS = (
+    Proof("loss_gradient", "∇_W log(1 + exp(−y vᵀXᵀsoftmax(XWz))) = −yσ(−yf) Xᵀ(diag(s) − ssᵀ)Xvzᵀ (unfold's "
+          "derivation and plain sp.diff); softmax Jacobian ∂(uᵀs)/∂a = s∘(u − uᵀs)", "fixed-size",
+          "T = 2, d = 2 with W symbolic and rational data (Jacobian: T = 3, symbolic scores)", ("loss_and_gradient",)),
+    Proof("kkt_system", "Frobenius Att-SVM min ½‖W‖² s.t. ⟨A_k, W⟩ ≥ 1: W = Σλ_kA_k, dual Σλ − ½‖Σλ_kA_k‖², "
+          "both active: λ = G⁻¹1, ‖W‖² = Σλ (zero gap)", "fixed-size", "d = 2, two symbolic constraints",
+          ("att_svm_kkt",)),
+    Proof("rational_instance", "a rational Att-SVM instance's exact KKT point (active-set enumeration) equals the "
+          "cvxpy solution", "fixed-size", "n = 2, T = 3, d = 2 exact; the cvxpy agreement is numeric (1e-6)",
+          ("att_svm_kkt",)),
+)
+
 ENTRY = Entry(
     name="att_svm",
     title="Attention implicit bias = Att-SVM (training dynamics)",
@@ -251,4 +264,5 @@ ENTRY = Entry(
            "margins exceed −log ε ≈ 36: the loss gradient is then rounding noise, which normalized GD rescales to "
            "length η; reported as 'gradient_resolved_until'."),
     order=80,
+    proofs=PROOFS,
 )

@@ -15,6 +15,8 @@ from typing import Any, Callable, Literal, Optional, Protocol, Sequence
 
 import torch
 
+from .proof import Proof
+
 __all__ = [
     "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
     "CheckLike", "ControlResult", "Entry", "EntryReport",
@@ -134,7 +136,9 @@ class CheckResult:
     claims; for other kinds ``detail`` says what was compared).  ``assumptions`` lists the
     predicates evaluated on the check's data; ``controls`` the cases the check rejected (or, failing,
     did not).  ``data`` holds extra numbers (tables, regimes); ``figures`` holds plots.  ``entry``,
-    ``check`` and ``claim`` are filled in by the runner from the :class:`Check` or claim.
+    ``check`` and ``claim`` are filled in by the runner from the :class:`Check` or claim, and so is
+    ``proof``: the strongest scope of the entry's symbolic proof statements that back this check
+    (:data:`~unfold.catalogue.proof.PROOF_SCOPES`; ``None``: none).
     """
 
     entry: str = ""
@@ -149,6 +153,7 @@ class CheckResult:
     data: dict[str, Any] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
     controls: list[ControlResult] = field(default_factory=list)
+    proof: Optional[str] = None
 
 
 class CheckLike(Protocol):
@@ -177,7 +182,7 @@ class Check:
     description: str
     run: Callable[[RunConfig], CheckResult]
     quick: bool = True  # included in the quick profile
-    scope: Optional[str] = None  # what a proof covers (claim.PROOF_SCOPES), when one exists
+    scope: Optional[str] = None  # fallback proof scope (proof.PROOF_SCOPES) when no Entry.proofs back the check
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ class Entry:
     mapping: str = ""
     notes: str = ""
     order: int = 100  # display order in ``unfold list`` (then by name)
+    proofs: tuple[Proof, ...] = ()  # symbolic proof statements with their scope (proofs/proof_<name>.py)
 
     @property
     def claims(self) -> tuple[str, ...]:
@@ -202,6 +208,10 @@ class Entry:
             if c.claim not in seen:
                 seen.append(c.claim)
         return tuple(seen)
+
+    def proofs_for(self, check: str) -> tuple[Proof, ...]:
+        """The proof statements that back the check called ``check``."""
+        return tuple(p for p in self.proofs if check in p.backs)
 
 
 @dataclass

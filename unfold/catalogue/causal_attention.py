@@ -38,6 +38,7 @@ from . import _causal_refs as ref
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "HEADS", "energy", "query_energy", "nrgpt_energy", "full_step", "query_step",
            "nrgpt_step", "sample"]
@@ -321,6 +322,19 @@ def check_nrgpt_descent(config: RunConfig) -> CheckResult:
         figures=[fig])
 
 
+
+PROOFS = (
+    Proof("query_gradient_golden", "unfold's ∇_U E_q = −Σ_h softmax_rows(β(UW_Qᵀ)(XW_Kᵀ)ᵀ; causal)(XW_Kᵀ)W_Q",
+          "engine-golden", "structural equality at symbolic T, D, d", ("query_side_is_causal_attention",)),
+    Proof("full_gradient_golden", "unfold's ∇_X E = query side + key side −Σ_h P_hᵀ(XW_Q,hᵀ)W_K,h", "engine-golden",
+          "structural equality at symbolic T, D, d", ("full_step_is_gradient",)),
+    Proof("nrgpt_gradient_golden", "unfold's ∇_U(−Σ_i lse_{j≤i} u_iᵀHk_j) = −softmax_rows(UHKᵀ; causal)KHᵀ, the head output",
+          "engine-golden", "structural equality at symbolic sizes", ("nrgpt_head_is_per_token_gradient",)),
+    Proof("token_energy_concave", "vᵀ(Diag(a) − aaᵀ)v = Σ_j a_j(v_j − Σ_l a_l v_l)² ≥ 0 for weights summing to 1: each "
+          "token's energy is concave in x_i, so the per-token step descends for every step size", "general",
+          "linearity of a sum over a symbolic number of keys", ("nrgpt_per_token_descent",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="Causal attention and NRGPT: the query side of the masked log-sum-exp gradient",
@@ -348,4 +362,5 @@ ENTRY = Entry(
     notes=("NRGPT's learned preconditioner P and BareLayerNorm (γ = 1, learnable bias, see layernorm_lagrangian) are "
            "outside this check; descent needs J_LN·P with a PSD symmetric part (e.g. P = cI) and holds per token."),
     order=105,
+    proofs=PROOFS,
 )

@@ -18,7 +18,8 @@ A :class:`Claim` names
   (shown as controls, never as a failed assumption).  Every ``exact`` claim also gets the
   *mutation control*: the layer's output shifted by ``1e-3·max(1, max|ref|)`` must fail, so the
   tolerance at the working precision is below the size of a real discrepancy;
-* ``scope`` — what a proof of the claim covers (:data:`PROOF_SCOPES`), when one exists.
+* ``scope`` — what a proof of the claim covers (:data:`PROOF_SCOPES`) when no statement of the
+  entry's ``proofs`` backs it (those give the scope shown; see :mod:`unfold.catalogue.proof`).
 
 The runner fills in the entry and check names, the claim kind, the scaled tolerance and its note,
 the per-part errors (``data["errors"]``) and the controls.  A claim whose check needs more than
@@ -28,20 +29,16 @@ the per-part errors (``data["errors"]``) and the controls.  A claim whose check 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
 from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, RunConfig
 from ._measure import scaled_error
+from .proof import PROOF_SCOPES, ProofScope  # what a proof covers (defined with the Proof record)
 
 __all__ = ["Claim", "Control", "Predicate", "ProofScope", "PROOF_SCOPES", "MUTATION", "Inputs", "Outputs"]
 
-#: What a proof of a claim covers: ``general`` (any sizes and values), ``engine-golden`` (the
-#: symbolic engine's output compared with a hand-derived form), ``fixed-size`` (one symbolic
-#: instance), ``numeric`` (no proof; the numerical check only).
-ProofScope = Literal["general", "engine-golden", "fixed-size", "numeric"]
-PROOF_SCOPES: tuple[str, ...] = ("general", "engine-golden", "fixed-size", "numeric")
 
 #: Size of the mutation control of an exact claim (a wrong term, scale or transpose errs by more).
 MUTATION: float = 1e-3

@@ -41,6 +41,7 @@ from . import _crate_refs as ref
 from ._measure import scaled_error, unit_columns
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Inputs, Predicate
+from .proof import Proof
 
 __all__ = [
     "ENTRY", "coding_rate_energy", "compression_energy", "sparse_rate_reduction_energy", "ista_energy",
@@ -446,6 +447,24 @@ def _check_redunet(config: RunConfig) -> CheckResult:
     )
 
 
+_ISTA = ("ista_block_is_prox_step",)
+PROOFS = (
+    Proof("prox_nonneg_l1", "prox of t(|·| + ι_{≥0}) is max(v − t, 0) for every real v, t > 0", "general",
+          "one-dimensional case analysis", _ISTA),
+    Proof("ista_gradient_step", "Ẑ − η∇½‖Ẑ − DZ‖²|_{Z=Ẑ} = Ẑ + ηDᵀ(Ẑ − DẐ)", "engine-golden",
+          "unfold's derived gradient, matrix identity at symbolic sizes", _ISTA),
+    Proof("ista_generated_rule", "the generated layer's rule at Z = Ẑ is ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ)", "engine-golden",
+          "update_rule() at symbolic sizes, η = 1/8, λ = 1/4 (exact binary numbers)", _ISTA),
+    Proof("compression_gradient_golden", "unfold's derived ∇R^c = γ Σ_k U_kU_kᵀZ(I + γ(U_kᵀZ)ᵀ(U_kᵀZ))⁻¹ (eq. 9)",
+          "engine-golden", "structural equality at symbolic d, n, p, K = 2", ("rate_gradients_closed_form",)),
+    Proof("coding_rate_gradient_golden", "unfold's derived ∇R = α(I + αZZᵀ)⁻¹Z", "engine-golden",
+          "structural equality at symbolic d, n", ("rate_gradients_closed_form",)),
+    Proof("redunet_golden", "unfold's derived ∇(−ΔR) = −(EZ − Σ_k γ_k C_k Z Π_k) for symmetric Π_k", "engine-golden",
+          "matrix identity at symbolic sizes", ("redunet_layer_is_gradient_ascent",)),
+    Proof("neumann_remainder", "(I + γA)⁻¹ = I − γA + γ²A²(I + γA)⁻¹", "general",
+          "(I − γA)(I + γA) + γ²A² = I at symbolic n", ("mssa_vs_exact_step",)),
+)
+
 ENTRY = Entry(
     name="crate",
     title="CRATE: compression (MSSA) and sparsification (ISTA) steps on sparse rate reduction",
@@ -470,4 +489,5 @@ ENTRY = Entry(
              "η = λ = 0.1;  ReduNet: E = α(I + αZZᵀ)⁻¹, C_k = α_k(I + α_kZΠ_kZᵀ)⁻¹"),
     notes="λ‖Z‖₀ of the paper is relaxed to λ‖Z‖₁ (as in the authors' book); the ISTA LASSO includes the ½ (book).",
     order=40,
+    proofs=PROOFS,
 )

@@ -33,10 +33,11 @@ from ..steps import EnergyStep, Unrolled
 from ..symbolic import ops as s
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, scalar, state
+from ..verify.certificates import checked_grad_fn
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from ..verify.certificates import checked_grad_fn
+from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "energy_heads", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
 
@@ -326,6 +327,25 @@ def check_layernorm_jacobian(config: RunConfig) -> CheckResult:
     )
 
 
+_GRAD, _LN = ("gradient_closed_form",), ("descent", "layernorm_jacobian")
+PROOFS = (
+    Proof("relu_step_pointwise", "max(u, 0)·step(u) = max(u, 0) for every real u (a lemma of gradient_golden)",
+          "general", "case analysis u > 0, u < 0, u = 0"),
+    Proof("gradient_golden", "unfold's derived ∂E/∂g = −Σ_h[P_h K_h W_Q^h + P_hᵀ Q_h W_K^h] − relu(gΞ)Ξᵀ, "
+          "P_h = softmax_rows(βQ_hK_hᵀ + C), any mask C", "engine-golden",
+          "structural equality at symbolic N, D, K, M (2 heads) after fusing relu∘step by the pointwise identity", _GRAD),
+    Proof("attention_gradient_entrywise", "∂E_ATT/∂g = −(P K W_Q + Pᵀ Q W_K), entry by entry", "fixed-size",
+          "plain scalar sp.diff of the expanded energy at N = D = K = 2, M = 1", _GRAD),
+    Proof("memory_gradient_entrywise", "∂E_HN/∂g = −relu(gΞ)Ξᵀ, entry by entry", "fixed-size",
+          "plain scalar sp.diff at N = D = 2, M = 1 with the pointwise relu·step identity", _GRAD),
+    Proof("ln_is_gradient", "the energy layer norm γ(x − x̄)/sqrt(var + ε) + δ is ∇L, L = Dγ sqrt(var + ε) + δᵀx",
+          "fixed-size", "scalar sp.diff at D = 3", _LN),
+    Proof("ln_jacobian_psd", "J_LN = (γ/σ)(P − uuᵀ) is symmetric, Pu = u, ‖u‖² < 1, hence PSD for γ > 0",
+          "fixed-size", "scalar sp.diff and cancel at D = 3", _LN),
+    Proof("per_feature_not_symmetric", "with a per-feature gain diag(γ) the LN Jacobian is not symmetric",
+          "fixed-size", "an exact rational point at D = 3", ("layernorm_jacobian",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="Energy Transformer block = descent on E_ATT + E_HN through the energy layer norm",
@@ -351,4 +371,5 @@ ENTRY = Entry(
            "as here. The block's gradient is unfold's generated ∂E/∂g, applied to x by the small ETLayer "
            "adapter on unfold.steps.EnergyStep (see its docstring)."),
     order=20,
+    proofs=PROOFS,
 )

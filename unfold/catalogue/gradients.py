@@ -24,6 +24,7 @@ from ..symbolic import Energy
 from ..sampling import explicit_sizes, random_inputs
 from ..verify.gradient import check_gradient
 from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
+from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "TOL64", "CAP", "tolerance"]
 
@@ -83,6 +84,23 @@ def _check(name: str, build: Callable[[], Energy]) -> Callable[[RunConfig], Chec
     return run
 
 
+PROOFS = (
+    Proof("hopfield_golden", "unfold's ∇_ξ(−lse(βXᵀξ)/β + ½‖ξ‖²) = ξ − X softmax(βXᵀξ)", "engine-golden",
+          "structural equality at symbolic d, n", ("hopfield",)),
+    Proof("coding_rate_golden", "unfold's ∇ ½logdet(I + αZZᵀ) = α(I + αZZᵀ)⁻¹Z", "engine-golden",
+          "structural equality at symbolic d, n", ("coding_rate",)),
+    Proof("coding_rate_entrywise", "∂/∂Z_ij ½logdet(I + αZZᵀ) = (α(I + αZZᵀ)⁻¹Z)_ij", "fixed-size",
+          "plain scalar sp.diff of the expanded log-determinant at d×n ∈ {2×2, 2×3}", ("coding_rate",)),
+    Proof("trace_sum_golden", "unfold's ∇_A(tr A + tr AW) = I + Wᵀ (sympy 1.14's .diff returns 0)", "engine-golden",
+          "structural equality", ("trace_sum",)),
+    Proof("quadratic_residual_golden", "unfold's ∇ ½‖Y − WY‖² = (I − W)ᵀ(I − W)Y", "engine-golden",
+          "expanded structural equality", ("quadratic_residual",)),
+    Proof("determinant_golden", "unfold's ∇ det A = det(A)A⁻ᵀ", "engine-golden", "structural equality",
+          ("determinant",)),
+    Proof("l1_norm_golden", "unfold's ∇ λ‖Z‖₁ = λ sign(Z) (away from 0)", "engine-golden", "structural equality",
+          ("l1_norm",)),
+)
+
 ENTRY = Entry(
     name="gradients",
     title="Derived gradients of the built-in energies",
@@ -104,4 +122,5 @@ ENTRY = Entry(
     ),
     assumptions=("energy finite at the random check point",),
     order=0,
+    proofs=PROOFS,
 )

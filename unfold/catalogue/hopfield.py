@@ -29,6 +29,7 @@ from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer"]
 
@@ -301,6 +302,23 @@ def check_beta_sweep(config: RunConfig) -> CheckResult:
     )
 
 
+_CCCP = ("cccp_step_is_attention",)
+PROOFS = (
+    Proof("unit_step_golden", "unfold's derived unit gradient step Ξ − ∇E(Ξ) is X softmax(βXᵀΞ)", "engine-golden",
+          "structural equality at symbolic d, N, S", _CCCP),
+    Proof("cccp_golden", "CCCP: ∇E_vex(Ξ⁺) = −∇E_cave(Ξ) with ∇E_vex = Ξ gives Ξ⁺ = X softmax(βXᵀΞ)", "engine-golden",
+          "unfold's derived gradients of both parts, structural equality at symbolic sizes", _CCCP),
+    Proof("gradient_entrywise", "ξ − ∇E(ξ) = X softmax(βXᵀξ), entry by entry", "fixed-size",
+          "plain scalar sp.diff of the expanded energy at d = 2, N = 3", _CCCP),
+    Proof("engine_entrywise", "unfold's gradient equals the entrywise derivative", "fixed-size",
+          "expanded at d = 2, N = 3, cancel", _CCCP),
+    Proof("attention_mapping", "with X = (YW_K)ᵀ, Ξ = (RW_Q)ᵀ: (Ξ⁺)ᵀW_V = softmax_rows(βRW_QW_KᵀYᵀ)YW_KW_V",
+          "general", "equality of the two matrix expressions at symbolic d_y, d_k, S, N (no derivative)",
+          ("attention_equivalence",)),
+    Proof("theorem5_identities", "f(ξ) − xᵢ = Σ_{j≠i} p_j(x_j − xᵢ) and p_j/pᵢ = exp(β(x_j − xᵢ)ᵀξ)", "fixed-size",
+          "cancel / simplify at d = 2, N = 3", ("retrieval_theorem5",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="Modern Hopfield retrieval = softmax attention",
@@ -334,4 +352,5 @@ ENTRY = Entry(
            "separately. The constant term S(β⁻¹log N + ½M²) sits in the concave part so that the dimension N "
            "is bound by X in the generated code (a dimension that appears only in a scalar is not bound)."),
     order=10,
+    proofs=PROOFS,
 )

@@ -32,6 +32,7 @@ from ..verify.descent import check_descent
 from ._icl_refs import gd_construction, lsa_layer, tokens
 from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "gd_step", "sample_task", "ETA", "TOL"]
 
@@ -150,6 +151,25 @@ def _check_descent(config: RunConfig) -> CheckResult:
     )
 
 
+_EXACT = ("lsa_equals_gd_step_w0_zero", "lsa_equals_gd_step_w0_nonzero")
+PROOFS = (
+    Proof("lsa_block_identity",
+          "with W_K = W_Q = [[I,0],[0,0]], W_V = [[0,0],[W₀,−I]], P = (η/N)I the layer maps the token matrix "
+          "[[X, x_q],[Y, 0]] to [[X, x_q],[Y − ΔW X, −ΔW x_q]], ΔW = −(η/N)(W₀X − Y)Xᵀ",
+          "general", "block-matrix product at symbolic N_x, N_y, N (sympy block_collapse, expanded)", _EXACT),
+    Proof("readout_w0_zero", "W₀ = 0: the query read-out −(y-slot) is W₁x_q, W₁ = (η/N)YXᵀ the GD step from 0",
+          "general", "the block identity at W₀ = 0, symbolic sizes", _EXACT[:1]),
+    Proof("gradient_golden", "unfold's derived ∇L(W) is (1/N)(WX − Y)Xᵀ",
+          "engine-golden", "structural equality at symbolic N_x, N_y, N", _EXACT),
+    Proof("gradient_entrywise", "∂L/∂W_ab = ((1/N)(WX − Y)Xᵀ)_ab for every entry",
+          "fixed-size", "plain scalar sp.diff of L expanded at N_x = 2, N_y = 2, N = 3 and at N_x = 3, N_y = 1, N = 2",
+          _EXACT),
+    Proof("gd_descent", "L(W − ηG) = L(W) − η‖G‖² + (η²/2N)‖GX‖² ≤ L(W) when η λ_max(XXᵀ/N) ≤ 2 (G = ∇L(W))",
+          "fixed-size", "polynomial identity expanded at N_x = 2, N_y = 2, N = 3 (sympy's Trace does not canonicalise "
+          "cyclic products, so not at symbolic sizes); with ‖GX‖² ≤ Nλ_max(XXᵀ/N)‖G‖² the decrease follows",
+          ("gd_step_descends_L",)),
+)
+
 ENTRY = Entry(
     name="icl_gd",
     title="In-context learning = one gradient-descent step (linear self-attention)",
@@ -169,4 +189,5 @@ ENTRY = Entry(
     mapping="W_K = W_Q = [[I_x,0],[0,0]], W_V = [[0,0],[W₀,−I_y]], P = (η/N)I;  y-slot update = −(W₁ − W₀)x_j",
     notes="Input range: x ~ U(−1/2, 1/2) as in the paper's notebook (input_range = 1).",
     order=60,
+    proofs=PROOFS,
 )

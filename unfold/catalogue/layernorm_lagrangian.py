@@ -30,6 +30,7 @@ from ..steps import GradientStep
 from ..symbolic import Energy
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "EPS", "energy", "gradient_layer", "sample_tokens", "hessian"]
 
@@ -218,6 +219,19 @@ def check_convex_along_lines(config: RunConfig) -> CheckResult:
         data={"min_second_difference": float(second.min())}, figures=[fig])
 
 
+_GRAD, _HESS = ("layernorm_is_gradient",), ("hessian_symmetric_psd",)
+PROOFS = (
+    Proof("centering_projector", "P = I − 11ᵀ/D is symmetric and idempotent, P1 = 0", "general",
+          "algebra of O = 11ᵀ with O² = D·O (any D)", _GRAD + _HESS),
+    Proof("gradient_general", "∇L = γ(x − mean)/sqrt(var + ε) + δ", "general",
+          "scalar sp.diff of L(x + tu) in t, any D", _GRAD),
+    Proof("hessian_general", "∇²L = (γ/s)(P − yyᵀ/(Ds²)), symmetric", "general", "scalar sp.diff in t, any D", _HESS),
+    Proof("hessian_eigenvalues", "eigenvalues 0, (γ/s)ε/(V + ε), γ/s: all ≥ 0 (PSD)", "general",
+          "eigenspaces spanning R^D, any D", _HESS),
+    Proof("engine_entrywise", "unfold's derived ∇L = γ(x − mean)/sqrt(var + ε) + δ entry by entry", "fixed-size",
+          "expanded at D = 4, cancel", _GRAD),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="LayerNorm is the gradient of a convex Lagrangian",
@@ -232,4 +246,5 @@ ENTRY = Entry(
     mapping="nn.LayerNorm(D, eps) with weight = γ·1, bias = δ  ↔  ∇L",
     notes="NRGPT's BareLayerNorm is the case γ = 1 (weight frozen at 1, learnable bias).",
     order=115,
+    proofs=PROOFS,
 )

@@ -41,6 +41,7 @@ from ..verify.descent import check_descent
 from . import _lista_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "lista_energy", "ista_step", "ista_model", "lista_model", "sample_problem",
            "train_lista", "compare_lista_ista", "TOL", "LAM"]
@@ -271,6 +272,24 @@ def _check_learned(config: RunConfig) -> CheckResult:
     )
 
 
+_EQ = ("unrolled_equals_ista",)
+PROOFS = (
+    Proof("soft_threshold_is_prox", "h_t(v) = sign(v) max(|v| − t, 0) = argmin_x ½(x − v)² + t|x| for every real v, t > 0",
+          "general", "one-dimensional case analysis (x > 0, x < 0, subgradient at 0)", _EQ),
+    Proof("ista_affine_map", "Bx + Sz = z − (1/L)∇½‖x − Az‖² with B = Aᵀ/L, S = I − AᵀA/L",
+          "engine-golden", "unfold's derived gradient, matrix identity at symbolic sizes", _EQ),
+    Proof("gradient_entrywise", "∇_z ½‖x − Az‖² = Aᵀ(Az − x), entry by entry", "fixed-size",
+          "scalar sp.diff of the expanded energy at (m, k) ∈ {(2, 3), (3, 2)}", _EQ),
+    Proof("generated_rule", "the generated layer's rule is SoftThreshold(z − η∇f(z), ηλ) for symbolic η, λ; at "
+          "η = 1/L it is h_θ(Bx + Sz) with the exact threshold θ = λ/L",
+          "engine-golden", "the step's update_rule() with symbolic η and λ, then η = 1/L (symbolic L): structural", _EQ),
+    Proof("fixed_threshold", "the catalogue's fixed-step layer (L = 4, λ = 0.1) thresholds at the float64 product "
+          "0.1 × 0.25 (exact: η = 1/4 is a power of two)", "numeric",
+          "update_rule() threshold compared with the float product, bit for bit", _EQ),
+    Proof("untrained_lista_is_ista", "the learned LISTA energy ½zᵀGz − zᵀWx at G = AᵀA, W = Aᵀ has the LASSO gradient",
+          "engine-golden", "unfold's derived gradient, substituted, matrix identity at symbolic sizes", _EQ),
+)
+
 ENTRY = Entry(
     name="lista",
     title="LISTA / ISTA: unrolled proximal gradient on the LASSO",
@@ -291,4 +310,5 @@ ENTRY = Entry(
     mapping="B = Aᵀ/L, S = I − AᵀA/L, θ = λ/L;  LISTA: B_l = η_lA_lᵀ, S_l = I − η_lA_lᵀA_l, θ_l = η_lλ",
     notes="Learned LISTA uses the per-layer-dictionary parameterisation (each layer a prox-gradient step on a LASSO).",
     order=50,
+    proofs=PROOFS,
 )

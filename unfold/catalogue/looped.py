@@ -40,6 +40,7 @@ from ..verify.descent import check_descent
 from ._looped_refs import looped_construction, looped_lsa
 from ._measure import positive_definite, scaled_error, spd_matrix, symmetric
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "gd_model", "sample_task", "TOL"]
 
@@ -165,6 +166,24 @@ def _check_energy(config: RunConfig) -> CheckResult:
     )
 
 
+PROOFS = (
+    Proof("one_loop_is_gd_step",
+          "Z(w) − (1/n) P Z(w) M Z(w)ᵀ Q Z(w) = Z(w − Aᵀ∇L(w)), Z(w) = [[X, x_q],[(y − Xᵀw)ᵀ, −x_qᵀw]]; "
+          "for A = Aᵀ this is one preconditioned GD step, and by induction t loops are t steps",
+          "general", "block-matrix product at symbolic d, n (block_collapse; a 1×1 block equals its transpose)",
+          ("loops_equal_preconditioned_gd",)),
+    Proof("readout", "the read-out −Z(w)[d+1,n+1] is x_qᵀw", "general", "by construction of Z(w), symbolic d",
+          ("loops_equal_preconditioned_gd",)),
+    Proof("gradient_golden", "unfold's derived ∇L(w) is (1/n)X(Xᵀw − y)", "engine-golden",
+          "structural equality at symbolic d, n", ("loops_equal_preconditioned_gd",)),
+    Proof("gradient_entrywise", "∂L/∂w_i = ((1/n)X(Xᵀw − y))_i for every i", "fixed-size",
+          "scalar sp.diff of L expanded at (d, n) ∈ {(2, 3), (3, 2)}", ("loops_equal_preconditioned_gd",)),
+    Proof("nonsymmetric_A", "for a non-symmetric A the loop is not the step preconditioned by A", "fixed-size",
+          "d = 2, n = 3, symbolic entries: the difference does not expand to 0", ()),
+    Proof("energy_readable", "L(w) = (1/2n)‖[Z(w)]_{d+1,1:n}‖² (the residual slots)", "general",
+          "the residual slots are (y − Xᵀw)ᵀ by construction; structural", ("loop_energy_descends",)),
+)
+
 ENTRY = Entry(
     name="looped",
     title="Looped linear transformer = multi-step preconditioned gradient descent",
@@ -186,4 +205,5 @@ ENTRY = Entry(
              "M = diag(1,…,1,0);  w_{t+1} = w_t − A∇L(w_t)"),
     notes="The construction is the one of papers.md §7; the paper's learned A (≈ Σ⁻¹ up to scaling) is not reproduced.",
     order=70,
+    proofs=PROOFS,
 )

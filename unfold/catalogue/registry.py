@@ -20,7 +20,7 @@ from .base import Check, CheckResult, Entry, RunConfig
 __all__ = ["entries", "get_entry", "entries_named", "module_of"]
 
 #: modules of the package that are machinery, not entries (``_``-prefixed modules are skipped too)
-NOT_ENTRIES = frozenset({"base", "claim", "registry", "runner"})
+NOT_ENTRIES = frozenset({"base", "claim", "proof", "registry", "runner"})
 
 
 def _broken_entry(module: str, exc: BaseException) -> Entry:

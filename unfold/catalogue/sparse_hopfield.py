@@ -31,6 +31,7 @@ from ..symbolic import Energy
 from ..verify.descent import check_descent
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "ALPHAS", "energy", "cccp_step", "gradient_step", "sparse_attention", "sample"]
 
@@ -196,6 +197,15 @@ def check_retrieval_margin(config: RunConfig) -> CheckResult:
         data={"at_margin": errors, "below_margin": misses})
 
 
+PROOFS = (
+    Proof("unit_step_golden", "unfold's derived unit gradient step and the CCCP step are X entmax_α(βXᵀΞ), α ∈ {2, 1.5, 3}",
+          "engine-golden", "structural equality at symbolic d, N, S", ("cccp_step_is_sparse_attention",)),
+    Proof("entmax_envelope", "θ_k + ∂H_α/∂p_k is the same on the support, so ∇Ω*_α = entmax_α (envelope theorem)",
+          "general", "sympy simplify with symbolic α, τ, θ", ("cccp_step_is_sparse_attention",)),
+    Proof("exact_retrieval_margin", "entmax_α(θ) = e_i iff θ_i − θ_j ≥ 1/(α−1) for all j ≠ i", "general",
+          "threshold of e_i and the support condition, symbolic α, any n", ("exact_retrieval_at_the_margin",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="Sparse / Fenchel–Young Hopfield: sparsemax and α-entmax attention are CCCP steps",
@@ -214,4 +224,5 @@ ENTRY = Entry(
     mapping="α = 2: Hu et al.'s T(x) = Ξ sparsemax(βΞᵀx); α-entmax: Santos et al.'s HFY update",
     notes="The energy carries 1/β on Ω* (so that energy and update agree at every β); whether Hu et al. print it is unconfirmed.",
     order=125,
+    proofs=PROOFS,
 )

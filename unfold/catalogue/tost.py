@@ -33,6 +33,7 @@ from . import _tost_refs as ref
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = ["ENTRY", "TOL", "HEADS", "energy", "tssa_step", "sample", "inputs_of"]
 
@@ -217,6 +218,14 @@ def check_released_layer(config: RunConfig) -> CheckResult:
         data={"tied_error": tied, "released_relative_difference": free})
 
 
+PROOFS = (
+    Proof("gradient_general", "∇_Z R^var = (1/N)Σ_k U_k D_k U_kᵀ Z Diag(π_k) (Π and U frozen): the TSSA update "
+          "Z − τ∇R^var is one gradient step", "general",
+          "directional derivative with sympy Sum over a symbolic number of tokens, any f", ("tssa_is_gradient_step",)),
+    Proof("engine_entrywise", "unfold's derived ∇R^var equals that closed form entry by entry", "fixed-size",
+          "expanded at d = 2, N = 2, p = 1, three heads; cancel", ("tssa_is_gradient_step",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="ToST: token statistics self-attention is a gradient step on variational rate reduction",
@@ -238,4 +247,5 @@ ENTRY = Entry(
     mapping="W_qkv = [U_1ᵀ; …; U_Kᵀ], to_out = (τ/N)W_qkvᵀ, biases 0  ↔  Z⁺ = Z − τ∇R^var",
     notes="The released block adds pre-LayerNorm and per-channel LayerScale; its causal variant uses prefix statistics.",
     order=120,
+    proofs=PROOFS,
 )

@@ -40,6 +40,7 @@ from . import _ttr_refs as ref
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = [
     "ENTRY", "TOL", "linear_energy", "delta_energy", "decay_energy", "nw_energy", "linear_attention_step",
@@ -583,6 +584,29 @@ NW_CLAIM = Claim(
 )
 
 
+PROOFS = (
+    Proof("linear_attention_golden", "unfold's unit GD step on −vᵀSk + (1−α)/2‖S‖² is αS + vkᵀ", "engine-golden",
+          "structural, symbolic d_k, d_v", ("linear_attention_gd",)),
+    Proof("deltanet_golden", "unfold's GD step β on ½‖Sk − v‖² is S(I − βkkᵀ) + βvkᵀ", "engine-golden",
+          "structural, symbolic d_k, d_v", ("deltanet_gd_step",)),
+    Proof("gated_deltanet_golden", "decay then GD step = αS(I − βkkᵀ) + βvkᵀ", "engine-golden",
+          "structural, symbolic d_k, d_v", ("gated_deltanet_decay_then_gd",)),
+    Proof("longhorn_golden", "the generated Longhorn step is S − β(Sk − v)kᵀ(I + βkkᵀ)⁻¹", "engine-golden",
+          "structural, symbolic sizes", ("longhorn_implicit_step",)),
+    Proof("longhorn_closed_form", "βkᵀ(I + βkkᵀ)⁻¹ = εkᵀ, ε = β/(1 + β‖k‖²): the step is S(I − εkkᵀ) + εvkᵀ",
+          "general", "non-commuting S, k, v, kᵀ with kᵀk = ‖k‖² (any size)", ("longhorn_implicit_step",)),
+    Proof("longhorn_implicit_equation", "S⁺ − S + β(S⁺k − v)kᵀ = 0 (a proximal step on βℓ)", "general",
+          "rank-one algebra, any size", ("longhorn_implicit_step",)),
+    Proof("longhorn_residual", "Longhorn: S⁺k − v = (Sk − v)/(1 + β‖k‖²)", "general", "rank-one algebra, any size",
+          ("longhorn_implicit_step",)),
+    Proof("deltanet_residual", "DeltaNet: S⁺k − v = (1 − β‖k‖²)(Sk − v)", "general", "rank-one algebra, any size",
+          ("deltanet_step_descends",)),
+    Proof("nw_gradient_entrywise", "M − ∇E_NW(M) = V softmax(βKᵀQ) for every M", "fixed-size",
+          "plain scalar sp.diff at d_v = 2, n = 3, T = 2", ("softmax_attention_nadaraya_watson",)),
+    Proof("nw_generated_step", "unfold's generated NW step = V softmax(βKᵀQ)", "fixed-size",
+          "expanded at d_v = 2, n = 3, T = 2; cancel", ("softmax_attention_nadaraya_watson",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="Test-time regression: linear attention, DeltaNet, gated DeltaNet, Longhorn, mesa, softmax attention",
@@ -612,4 +636,5 @@ ENTRY = Entry(
     notes=("Longhorn's released kernel keeps only diag(k kᵀ): one explicit GD step on a separable surrogate; exact "
            "when every key has one non-zero coordinate."),
     order=110,
+    proofs=PROOFS,
 )

@@ -51,6 +51,7 @@ from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
+from .proof import Proof
 
 __all__ = [
     "ENTRY", "attention_energy", "majorizer", "ffn_energy", "attention_step",
@@ -290,6 +291,26 @@ def check_stack(config: RunConfig) -> CheckResult:
     )
 
 
+_MM = ("attention_mm_step",)
+PROOFS = (
+    Proof("rho_tangent", "ρ(z) = −e^{−z} is concave and increasing; ρ(z) ≤ ρ(z₀) + ρ'(z₀)(z − z₀), so Q(Y|A) ≥ E₁(Y)",
+          "general", "scalar sp.diff; tangent gap e^{−z₀}(e^{−t} − 1 + t) ≥ 0", _MM + ("attention_descent",)),
+    Proof("majorizer_tangency", "Q(A|A) = E₁(A) and ∇_Y Q(Y|A)|_{Y=A} = ∇E₁(A) (all entries)", "fixed-size",
+          "scalar sp.diff at n = 3, d = 2, symbolic tokens, anchor and W_s", _MM + ("attention_descent",)),
+    Proof("irls_weights_are_softmax", "exp(−½‖W_s(yᵢ − y_j)‖²)/Σ_k exp(−½‖W_s(yᵢ − y_k)‖²) = "
+          "softmax_j(yᵢᵀGy_j − ½‖W_s y_j‖²), G = W_sᵀW_s", "general",
+          "1×1 block expansion at symbolic d; sympy Sum over n keys at symbolic n", _MM),
+    Proof("mm_step_form", "Y − αD⁻¹(D − Γ)Y = (1 − α)Y + αD⁻¹ΓY", "general", "matrix algebra at symbolic n, d", _MM),
+    Proof("mm_rule_softmax", "unfold's generated MM rule Y − αD⁻¹∇_YQ G⁻¹|_{A=Y} = (1 − α)Y + α softmax(YGYᵀ − "
+          "½1diag(YGYᵀ)ᵀ)Y for symbolic α", "fixed-size",
+          "the rule expanded at n = 2, d = 2, symbolic Y and α, rational W_s", _MM),
+    Proof("equal_norm_bias_cancels", "softmax_j(s_j − c/2) = softmax_j(s_j): with equal G-norms the key bias cancels",
+          "general", "sympy Sum over n keys at symbolic n", ("plain_softmax_equal_norms",)),
+    Proof("ffn_rule", "unfold's FFN prox-gradient rule is ReLU(Y − α(½Y(W + Wᵀ) + Y − 1bᵀ)) = "
+          "ReLU(Y((1 − α)I − αW) + α1bᵀ) for W = Wᵀ", "engine-golden",
+          "update_rule() at symbolic n, d and α; matrix identity", ("ffn_prox_step",)),
+)
+
 ENTRY = Entry(
     name=NAME,
     title="Transformer layer = alternating MM (attention) + proximal (FFN) descent",
@@ -319,4 +340,5 @@ ENTRY = Entry(
            "code's FFN adds B unscaled by α₂ (equal at α₂ = 1): here α·1bᵀ as derived. The 12-layer stack's sum "
            "E₁ + E₂ is reported per layer, not claimed (the paper's theorem for the sum is not confirmed)."),
     order=30,
+    proofs=PROOFS,
 )

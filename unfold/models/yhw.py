@@ -17,12 +17,12 @@ the step bound on ``λ_max(W)`` is measured on the trained weights, not enforced
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Union
 
 import torch
 from torch import nn
 
-from ..steps import GradientStep, MMStep, NonNegative, ProximalGradientStep
+from ..steps import GradientStep, MMStep, NonNegative, ProximalGradientStep, StepPolicy
 from ..symbolic import ops as s
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, state
@@ -80,11 +80,13 @@ def ffn_energy() -> Energy:
 
 # ---- the unfolded layers -------------------------------------------------------------------------
 @lru_cache(maxsize=None)
-def attention_step(alpha: float = 1.0) -> MMStep:
+def attention_step(alpha: Union[float, StepPolicy] = 1.0) -> MMStep:
     """The attention layer: :class:`unfold.steps.MMStep` on ``E₁`` with majorizer ``Q(Y|A)``, whose
     inner step is the :class:`unfold.steps.GradientStep` on ``Q`` preconditioned by the anchor's
     ``D(A)⁻¹`` (left) and ``G⁻¹`` (right): ``Y⁺ = Y − α D(A)⁻¹ ∇_Y Q(Y|A) G⁻¹``.  The code generator
-    cancels ``G⁻¹`` and ``D⁻¹`` exactly, so the layer runs as ``(1 − α) Y + α D⁻¹ Γ Y``."""
+    cancels ``G⁻¹`` and ``D⁻¹`` exactly, so the layer runs as ``(1 − α) Y + α D⁻¹ Γ Y``.  ``alpha`` is a
+    number or a step policy (a :class:`~unfold.steps.LearnableStep` makes ``α`` the symbol ``eta``
+    in the update rule)."""
     n, d, Y, Ws = _syms()
     A = param("A", n, d)
     gam = s.exp(-_sqdist(A, Ws, n, d) / 2)
@@ -95,7 +97,7 @@ def attention_step(alpha: float = 1.0) -> MMStep:
     return MMStep(attention_energy(), majorizer(), wrt="Y", anchor="A", inner=inner)
 
 
-def attention_rule(alpha: float = 1.0) -> Any:
+def attention_rule(alpha: Union[float, StepPolicy] = 1.0) -> Any:
     """The attention step as one symbolic expression of ``Y`` (the anchor replaced by ``Y``)."""
     step = attention_step(alpha)
     inner: Any = step.inner
@@ -103,8 +105,9 @@ def attention_rule(alpha: float = 1.0) -> Any:
 
 
 @lru_cache(maxsize=None)
-def ffn_step(alpha: float = 1.0) -> ProximalGradientStep:
-    """The FFN layer: the proximal-gradient step on ``E₂`` (prox of ``ι_{≥0}`` = ReLU)."""
+def ffn_step(alpha: Union[float, StepPolicy] = 1.0) -> ProximalGradientStep:
+    """The FFN layer: the proximal-gradient step on ``E₂`` (prox of ``ι_{≥0}`` = ReLU),
+    ``Y ← ReLU(Y − α(½Y(W + Wᵀ) + Y − 1bᵀ))`` (``α`` a number or a step policy)."""
     return ProximalGradientStep(ffn_energy(), NonNegative(), wrt="Y", step=alpha)
 
 

@@ -1,6 +1,8 @@
 """The terminal table of ``unfold verify``: one row per check, aligned, PASS/FAIL first.
 
-Columns: entry, check, claim, result, measured error vs tolerance (two significant digits),
+Columns: entry, check, claim, the strongest scope of the symbolic proofs behind the claim
+(``general`` / ``engine-golden`` / ``fixed-size`` / ``numeric``, ``—`` for none; see
+:mod:`unfold.catalogue.proof`), result, measured error vs tolerance (two significant digits),
 assumptions ("3/3 held" or the names that failed), controls (cases the check must reject: "2/2
 rejected", or the names it did not reject), time.  Failures are listed below the table with
 their detail (the worst case), never hidden.
@@ -14,7 +16,7 @@ from ..catalogue.base import AssumptionResult, CheckResult, ControlResult
 
 __all__ = ["format_error", "format_assumptions", "format_controls", "format_table", "format_failures", "rows"]
 
-HEADERS = ("entry", "check", "claim", "result", "error", "tol", "assumptions", "controls", "time")
+HEADERS = ("entry", "check", "claim", "proof", "result", "error", "tol", "assumptions", "controls", "time")
 
 
 def format_error(x: Optional[float]) -> str:
@@ -66,7 +68,7 @@ def _clip(s: str, n: int = 44) -> str:
 def rows(results: Sequence[CheckResult]) -> list[tuple[str, ...]]:
     return [
         (
-            r.entry, r.check, r.claim, "PASS" if r.passed else "FAIL",
+            r.entry, r.check, r.claim, r.proof or "—", "PASS" if r.passed else "FAIL",
             format_error(r.error), format_tol(r.tol), _clip(format_assumptions(r.assumptions)),
             _clip(format_controls(r.controls), 30), format_time(r.seconds),
         )
@@ -78,13 +80,13 @@ def format_table(results: Sequence[CheckResult], color: bool = False) -> str:
     """Aligned plain-text table (numbers right-aligned); ``color`` adds ANSI green/red."""
     body = rows(results)
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(HEADERS)]
-    right = {4, 5, 8}
+    right = {5, 6, 9}
 
     def fmt(cells: Sequence[str], paint: bool = False) -> str:
         out = []
         for i, c in enumerate(cells):
             txt = c.rjust(widths[i]) if i in right else c.ljust(widths[i])
-            if paint and i == 3:
+            if paint and i == 4:
                 txt = f"\033[32m{txt}\033[0m" if c == "PASS" else f"\033[1;31m{txt}\033[0m"
             out.append(txt)
         return "  ".join(out).rstrip()

@@ -166,12 +166,16 @@ def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview
             h.append(f"<pre>E = {_e(et)}</pre>")
         if e.mapping:
             h.append(f"<p class='meta'>parameter mapping: {_e(e.mapping)}</p>")
-        h.append("<table><tr><th>check</th><th>claim</th><th>result</th><th>error</th><th>tol</th>"
+        if e.proofs:
+            h.append("<p class='meta'>symbolic proofs (scope: general / engine-golden / fixed-size / numeric):</p><ul>"
+                     + "".join(f"<li><span class='pill'>{_e(p.scope)}</span> {_e(p.statement)} "
+                               f"<span class='meta'>({_e(p.method)})</span></li>" for p in e.proofs) + "</ul>")
+        h.append("<table><tr><th>check</th><th>claim</th><th>proof</th><th>result</th><th>error</th><th>tol</th>"
                  "<th>assumptions</th><th>controls</th><th>time</th><th>detail</th></tr>")
         for r in rep.results:
             badge = f"<span class='badge {'ok' if r.passed else 'bad'}'>{'PASS' if r.passed else 'FAIL'}</span>"
             h.append(
-                f"<tr><td>{_e(r.check)}</td><td>{_e(r.claim)}</td><td>{badge}</td>"
+                f"<tr><td>{_e(r.check)}</td><td>{_e(r.claim)}</td><td>{_e(r.proof or '—')}</td><td>{badge}</td>"
                 f"<td class='num'>{format_error(r.error)}</td><td class='num'>{format_tol(r.tol)}</td>"
                 f"<td>{_assump_html(r)}</td><td>{_controls_html(r)}</td><td class='num'>{format_time(r.seconds)}</td>"
                 f"<td class='detail'>{_e(r.detail)}</td></tr>"
@@ -207,10 +211,13 @@ def _markdown(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]]) -> s
         m.append("")
     for e, rep in zip(s.entries, s.reports):
         m += [f"## {e.title} ({'PASS' if rep.passed else 'FAIL'})", "", f"`{e.name}` · {e.source}", "",
-              e.summary, "", "| check | claim | result | error | tol | assumptions | controls | time |",
-              "|---|---|---|---:|---:|---|---|---:|"]
+              e.summary, ""]
+        if e.proofs:
+            m += ["Symbolic proofs:", ""] + [f"- [{p.scope}] {p.statement} ({p.method})" for p in e.proofs] + [""]
+        m += ["| check | claim | proof | result | error | tol | assumptions | controls | time |",
+              "|---|---|---|---|---:|---:|---|---|---:|"]
         for r in rep.results:
-            m.append(f"| {r.check} | {r.claim} | {'PASS' if r.passed else '**FAIL**'} | "
+            m.append(f"| {r.check} | {r.claim} | {r.proof or '—'} | {'PASS' if r.passed else '**FAIL**'} | "
                      f"{format_error(r.error)} | {format_tol(r.tol)} | "
                      f"{format_assumptions(r.assumptions)} | {format_controls(r.controls)} | {format_time(r.seconds)} |")
         m.append("")
