@@ -157,3 +157,34 @@ def test_slsqp_failure_away_from_the_optimum_is_still_refused(monkeypatch, scale
     _slsqp_reporting_failure(monkeypatch, scale)
     with pytest.raises(uf.AssumptionError, match="SLSQP did not solve.*KKT residual"):
         solve_att_svm_slsqp(data[0], sel[0])
+
+
+# ---- items 7 and 8: blind spots of check_gradient ------------------------------------------------
+def _corrupt_gradient(monkeypatch, energy, corrupt):
+    cm = energy.compile()
+    real = type(cm).grad_fn.__get__(cm)
+    monkeypatch.setattr(cm, "grad_fn", lambda v: (lambda *a: corrupt(real(v)(*a), a)))
+    return cm
+
+
+def test_check_gradient_is_scale_free_a_tiny_sign_flipped_gradient_fails(monkeypatch):
+    E = uf.Energy(1e-12 * uf.fro2(Y))
+    assert uf.check_gradient(E).passed  # the true gradient passes
+    _corrupt_gradient(monkeypatch, E, lambda g, a: -g)
+    res = uf.check_gradient(E, raise_on_failure=False)
+    assert not res.passed and res.max_error > 1.0, res
+
+
+def test_check_gradient_sees_an_error_that_appears_only_at_larger_sizes(monkeypatch):
+    W = uf.param("W", d, d)
+    E = uf.Energy(uf.fro2(Y - W @ Y) / 2)
+    assert uf.check_gradient(E).passed
+    # wrong only when a dimension exceeds 4 (leg 2 runs at sizes ≤ 3, the first leg-1 point at ≤ 4)
+    _corrupt_gradient(monkeypatch, E, lambda g, a: g * (1.5 if max(a[0].shape[-2:]) > 4 else 1.0))
+    res = uf.check_gradient(E, raise_on_failure=False)
+    assert not res.passed and "larger sizes" in " ".join(v.worst for v in res.variables), res
+
+
+def test_check_gradient_passes_an_energy_whose_gradient_vanishes_identically():
+    # ‖LN(Y)‖² is constant in Y: both gradients are rounding noise, far below |E| / |Y|
+    assert uf.check_gradient(uf.Energy(uf.fro2(uf.layernorm(Y, 1e-5)))).passed

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ShapeMismatchError
 
-__all__ = ["scaled_error", "scaled_error_at"]
+__all__ = ["scaled_error", "scaled_error_at", "relative_error_at"]
 
 
 def scaled_error_at(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
@@ -31,3 +31,21 @@ def scaled_error_at(a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
 def scaled_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """``max|a − b| / max(1, max|b|)`` (module docstring)."""
     return scaled_error_at(a, b)[0]
+
+
+def relative_error_at(a: torch.Tensor, b: torch.Tensor, floor: float) -> tuple[float, int]:
+    """``(max|a − b| / max(max|b|, floor), flat index of the worst entry)``: the scale-free form
+    used by the gradient check, where ``floor`` is a scale of the same units as ``b`` (for a
+    gradient, the energy's size over the variable's), so that multiplying the energy by any
+    constant leaves the error unchanged (``err(a, b)``'s absolute floor of 1 lets a gradient of
+    size 1e-12 be wrong in sign)."""
+    if a.shape != b.shape:
+        raise ShapeMismatchError(f"compared tensors differ in shape: {tuple(a.shape)} vs reference {tuple(b.shape)}")
+    if a.numel() == 0:
+        return 0.0, 0
+    diff = (a - b).abs()
+    if not bool(torch.isfinite(diff).all()):
+        return float("inf"), 0
+    worst = float(diff.max())
+    denom = max(float(b.abs().max()), floor)
+    return (worst / denom if denom > 0 else (0.0 if worst == 0 else float("inf"))), int(diff.reshape(-1).argmax())
