@@ -188,3 +188,122 @@ def test_check_gradient_sees_an_error_that_appears_only_at_larger_sizes(monkeypa
 def test_check_gradient_passes_an_energy_whose_gradient_vanishes_identically():
     # ‖LN(Y)‖² is constant in Y: both gradients are rounding noise, far below |E| / |Y|
     assert uf.check_gradient(uf.Energy(uf.fro2(uf.layernorm(Y, 1e-5)))).passed
+
+
+# ---- items 9 to 14: clear errors instead of crashes ----------------------------------------------
+def test_cccp_step_with_registered_params_and_buffers():
+    from unfold.steps import CCCPStep
+
+    X, xi, beta = uf.param("X", d, n), uf.state("xi", d, 1), uf.scalar("beta", positive=True)
+    vex, cave = uf.Energy(uf.fro2(xi) / 2), uf.Energy(-uf.lse(beta * X.T * xi) / beta)
+    g = torch.Generator().manual_seed(5)
+    Xt, q = torch.randn(5, 7, generator=g, dtype=F64), torch.randn(3, 5, 1, generator=g, dtype=F64)
+    step = CCCPStep(vex, cave, "xi", params={"X": Xt}, buffers={"beta": 2.0})
+    want = Xt @ torch.softmax(2.0 * Xt.T @ q, dim=-2)  # one CCCP step on the Hopfield energy
+    assert torch.allclose(step(q), want, rtol=0, atol=1e-14)
+
+
+def test_energy_term_name_that_is_not_an_identifier_is_refused():
+    with pytest.raises(uf.UndeclaredSymbolError, match="invalid energy term name 'DAM relu\\^3'"):
+        uf.Energy(uf.fro2(Y), name="DAM relu^3")
+
+
+def test_passing_a_cancelled_state_says_the_energy_does_not_depend_on_it():
+    S = uf.state("S", d, d)
+    E = uf.Energy(uf.fro2(Y) + uf.trace(uf.inv(S) @ S))  # inv(S)·S = I: S cancels
+    with pytest.raises(uf.InputError, match="unknown input 'S': the energy does not depend on it"):
+        E.compile()(Y=_ones(2, 3), S=torch.eye(2, dtype=F64))
+
+
+def test_soft_threshold_refuses_a_matrix_threshold():
+    with pytest.raises(uf.ShapeMismatchError, match="threshold must be a scalar.*d×n"):
+        uf.soft_threshold(Y, uf.param("W", d, n))
+
+
+@pytest.mark.parametrize("batch", [(0,), (-1,), 3, (2.0,)])
+def test_check_gradient_refuses_a_bad_batch(batch):
+    with pytest.raises(uf.InputError, match="batch must be a tuple of positive ints"):
+        uf.check_gradient(uf.Energy(uf.fro2(Y)), batch=batch)
+
+
+def test_parse_refuses_dims_that_are_not_text_or_names():
+    with pytest.raises(uf.ParseError, match="dims must be a string"):
+        uf.parse("fro2(Y)", dims=123, states=["Y:d,n"])
+
+
+def test_layernorm_with_a_scalar_parameter_eps_is_differentiated():
+    # ∂/∂e Σ W∘LN(Y; e) against autograd and the explicit-size reference (both legs)
+    W, e = uf.param("W", d, n), uf.scalar("e", positive=True)
+    assert uf.check_gradient(uf.Energy(uf.sum_entries(uf.hadamard(W, uf.layernorm(Y, e))))).passed
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["-j", "0"], "at least 1, got 0"),
+    (["-j", "-3"], "at least 1, got -3"),
+    (["--report", ""], "report directory is empty"),
+    (["--report", "/proc/unfold_x"], "cannot write the report to '/proc/unfold_x'"),
+    (["--seed", str(2 ** 70)], r"seed must lie in \[0, 2\*\*31\)"),
+])
+def test_verify_refuses_bad_options_before_running_any_check(argv, words, capsys):
+    from unfold import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["verify", "hopfield", "--quick", *argv])
+    assert exc.value.code == 2
+    assert pytest.importorskip("re").search(words, capsys.readouterr().err)
+
+
+def test_verify_report_under_a_file_is_refused(tmp_path, capsys):
+    from unfold import cli
+
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "hopfield", "--quick", "--report", str(f / "out")])
+    assert "cannot write the report" in capsys.readouterr().err
+
+
+def test_relu_cubed_is_a_smooth_gradient_step_equal_to_autograd():
+    # Σ relu(WY)³ is C²: GradientStep accepts it; its step equals y − η ∇E with ∇E by autograd
+    W = uf.param("W", d, d)
+    E = uf.Energy(uf.fro2(Y) / 2 - uf.sum_entries(uf.hpow(uf.relu(W @ Y), 3)) / 3)
+    g = torch.Generator().manual_seed(6)
+    y, w = torch.randn(2, 3, 4, generator=g, dtype=F64), torch.randn(3, 3, generator=g, dtype=F64)
+    step = GradientStep(E, wrt="Y", step=0.1)
+    ref = torch.func.grad(lambda t: (t ** 2).sum() / 2 - (torch.relu(w @ t) ** 3).sum() / 3)
+    want = torch.stack([y[b] - 0.1 * ref(y[b]) for b in range(2)])
+    assert torch.allclose(step(y, W=w), want, rtol=0, atol=1e-13)
+
+
+def test_relu_alone_is_still_refused_as_non_smooth():
+    W = uf.param("W", d, d)
+    with pytest.raises(uf.AssumptionError, match="not continuously differentiable"):
+        GradientStep(uf.Energy(uf.fro2(Y) / 2 + uf.sum_entries(uf.relu(W @ Y))), wrt="Y", step=0.1)
+
+
+# ---- also: FixedPoint's default tolerance follows the dtype; non-convergence warns ---------------
+def _contraction():
+    X = uf.param("X", d, n)
+    return GradientStep(uf.Energy(uf.fro2(Y - X) / 2), wrt="Y", step=0.5)  # Y ← (Y + X)/2 → X
+
+
+def test_fixed_point_default_tolerance_is_met_in_float32():
+    from unfold.steps import FixedPoint
+
+    fp = FixedPoint(_contraction())
+    x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(7))
+    out = fp(torch.zeros_like(x), X=x)
+    assert fp.info.converged and fp.info.iterations < 100, fp.info
+    # the fixed point is X; with contraction ½ the distance to it is at most the last change
+    bound = 2 * fp.tol_for(torch.float32) * (1 + float(x.abs().max()))
+    assert float((out - x).abs().max()) <= bound
+
+
+def test_fixed_point_that_does_not_converge_warns():
+    from unfold.steps import FixedPoint
+
+    fp = FixedPoint(_contraction(), max_iter=3)
+    x = torch.randn(2, 3, 4, dtype=F64, generator=torch.Generator().manual_seed(8))
+    with pytest.warns(RuntimeWarning, match="no convergence in 3 iterations"):
+        fp(torch.zeros_like(x), X=x)
+    assert not fp.info.converged

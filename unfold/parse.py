@@ -143,6 +143,8 @@ class Declarations:
 
 def parse_dims(text: Union[str, Iterable[Any]]) -> dict[str, Dim]:
     """``"d n"`` (or ``"d,n"``, or an iterable of names / :class:`Dim`) as ``{name: Dim}``."""
+    if not isinstance(text, str) and not (hasattr(text, "__iter__") and not isinstance(text, (bytes, dict))):
+        raise ParseError(f"dims must be a string such as 'd n' or a list of names, got {text!r}")
     if isinstance(text, str):
         if not text.strip():
             return {}

@@ -144,7 +144,30 @@ def elementwise_derivative(body: sp.Expr, u: sp.Symbol = U) -> sp.Expr:
         memo[e] = r
         return r
 
-    return d(body)
+    return _drop_redundant_steps(d(body))
+
+
+def _drop_redundant_steps(e: sp.Expr) -> sp.Expr:
+    """``step(a)·max(a, 0)ᵏ → max(a, 0)ᵏ`` (``k > 0``; equal everywhere, also at ``a = 0`` where
+    both vanish): the derivative of ``relu(a)ᵏ⁺¹`` then reads ``(k+1)·relu(a)ᵏ``, visibly continuous
+    (no step function left to make it look non-smooth)."""
+    def relu_power_of(f: sp.Expr) -> sp.Expr | None:
+        base = f.base if isinstance(f, sp.Pow) and f.exp.is_positive else f
+        if isinstance(base, sp.Max) and len(base.args) == 2 and S.Zero in base.args:
+            return [a for a in base.args if a != 0][0]
+        return None
+
+    def redundant(m: sp.Expr) -> bool:
+        if not isinstance(m, sp.Mul):
+            return False
+        relus = {relu_power_of(f) for f in m.args} - {None}
+        return any(isinstance(f, sp.Heaviside) and f.args[0] in relus for f in m.args)
+
+    def drop(m: sp.Mul) -> sp.Expr:
+        relus = {relu_power_of(f) for f in m.args} - {None}
+        return sp.Mul(*[f for f in m.args if not (isinstance(f, sp.Heaviside) and f.args[0] in relus)])
+
+    return e.replace(redundant, drop)
 
 
 def _vjp_elementwise(node: ElementwiseApplyFunction, G: MatrixExpr) -> list[Pair]:

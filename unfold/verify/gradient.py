@@ -391,6 +391,9 @@ def check_gradient(
     then not certified: nothing is marked checked), instead of running for an unbounded time.
     """
     t0 = time.perf_counter()
+    if not isinstance(batch, tuple) or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
+                                               for b in batch):
+        raise InputError(f"check_gradient: batch must be a tuple of positive ints (e.g. (3,) or ()), got {batch!r}")
     cm = energy.compile()
     variables = list(dict.fromkeys(energy._resolve(w) for w in (wrt if wrt is not None else energy.variables)))
     sizes = explicit_sizes(energy.dims)
