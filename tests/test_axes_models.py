@@ -42,3 +42,22 @@ def test_energy_transformer_12_heads_of_64_at_width_768(mask_self: bool) -> None
 def test_energy_transformer_heads_two_leg_check_any_h() -> None:
     res = uf.check_gradient(et.energy_heads(None, mask=True))
     assert res.passed and all(v.leg2_run for v in res.variables), str(res)
+
+
+def test_crate_mssa_with_k_heads_is_the_generated_multi_head_layer() -> None:
+    """MSSA with K = 4 heads (and the compression block, paper eq. 10) against the hand-written
+    reference of the CRATE entry (a loop over separate subspaces)."""
+    from unfold.catalogue import _crate_refs as crate
+    from unfold.models.attention import MSSA, mssa
+
+    g = torch.Generator().manual_seed(3)
+    d, N, p, K, eps, kappa = 8, 6, 2, 4, 0.5, 0.3
+    Z = torch.randn(3, d, N, generator=g, dtype=DT)
+    U = torch.randn(K, d, p, generator=g, dtype=DT) / math.sqrt(d)
+    want = crate.mssa(Z, list(U), eps)
+    assert torch.allclose(mssa(Z, U, eps), want, atol=1e-12 * float(want.abs().max()), rtol=0)
+    block = MSSA(d, p, K, eps=eps, kappa=kappa).double()
+    with torch.no_grad():
+        block.U.copy_(U)
+    want = crate.mssa_block(Z, list(U), eps, kappa)
+    assert torch.allclose(block(Z), want, atol=1e-12, rtol=0)

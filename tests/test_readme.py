@@ -49,7 +49,7 @@ def test_shell_commands_parse_with_the_cli():
             _parser().parse_args(argv[1:])
             continue
         args = parser.parse_args(argv)
-        assert args.command in ("list", "derive", "verify"), c
+        assert args.command in ("list", "derive", "verify", "reproduce", "audit"), c
 
 
 def test_catalogue_table_lists_every_entry():

@@ -160,3 +160,15 @@ def test_symbolic_preconditioner():
     assert torch.allclose(s(y, B=b), y - (y - b) * scale, atol=1e-14, rtol=0)
     with pytest.raises(UndeclaredSymbolError):
         GradientStep(E, "Y", right=uf.param("C", n, n) * Dinv)
+
+
+def test_module_apply_reaches_every_step_policy():
+    """``nn.Module.apply(fn)`` recurses into the step-size policy (a submodule): no policy may shadow
+    ``apply`` (NormalizedGradient's update is ``apply_update``)."""
+    from unfold.steps import NormalizedGradient
+
+    E = builtin_energy("hopfield")
+    seen = []
+    for policy in (NormalizedGradient(0.1), LearnableStep(0.1)):
+        Unrolled(GradientStep(E, "xi", step=policy), depth=2).apply(lambda m: seen.append(type(m).__name__))
+    assert seen.count("NormalizedGradient") == 1 and seen.count("LearnableStep") == 1

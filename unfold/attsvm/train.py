@@ -199,7 +199,7 @@ def train(
                 ell, gW = fn(W=W)
                 losses[k] = ell.mean(-1)
                 if k < iters:
-                    W = policy.apply(W, gW / n)
+                    W = policy.apply_update(W, gW / n)
             K = Q = None
         else:
             K = _init(max(B, pool), d, init, g, dtype)[:B, None]
@@ -210,7 +210,7 @@ def train(
                 ell, gK, gQ = fn(K=K, Q=Q)
                 losses[k] = ell.mean(-1)
                 if k < iters:
-                    K, Q = policy.apply(K, gK / n), policy.apply(Q, gQ / n)
+                    K, Q = policy.apply_update(K, gK / n), policy.apply_update(Q, gQ / n)
             K, Q = K[:, 0], Q[:, 0]
     seconds = time.perf_counter() - t0
     return TrainRun(param, eta, torch.stack(recorded), torch.tensor(rec_idx), losses, seconds, K, Q)

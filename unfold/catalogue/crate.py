@@ -39,7 +39,7 @@ from ..symbolic import Energy
 from ..verify.descent import check_descent
 from . import _crate_refs as ref
 from ._measure import scaled_error, unit_columns
-from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
 from .claim import Claim, Inputs, Predicate
 from .proof import Proof
 
@@ -302,7 +302,7 @@ def _check_mssa(config: RunConfig) -> CheckResult:
     exact_decreases = all(r["Rc_exact_step"] < r["Rc"] for r in rows)
     grad_err, tol = max(r["grad_error"] for r in rows), config.tol(TOL)
     passed = (bool(small) and neumann_small <= NEUMANN_TOL and mssa_small <= MSSA_TOL and exact_decreases
-              and grad_err <= tol)
+              and grad_err <= tol and all(1 - r["cos_neumann"] > NEUMANN_TOL for r in large))
     table = "; ".join(
         f"ε={r['eps']:g}: ‖γA‖={r['regime']:.2f} cos(∇,Neumann-1)={r['cos_neumann']:.3f} "
         f"cos(∇,MSSA)={r['cos_mssa']:.3f} R^c {r['Rc']:.3f}→{r['Rc_exact_step']:.3f} (exact) "
@@ -318,10 +318,14 @@ def _check_mssa(config: RunConfig) -> CheckResult:
                 f"{', '.join(format(r['cos_neumann'], '.2f') for r in large) or '—'}"),
         assumptions=[
             AssumptionResult(f"regime ‖γA_k‖ = {r['regime']:.2f} < 1 at ε = {r['eps']:g} (Neumann series converges)",
-                             r["regime"] < 1, f"γ = {r['gamma']:.3f}") for r in rows
+                             r["regime"] < 1, f"γ = {r['gamma']:.3f}") for r in rows if r["regime"] < 1
         ] + [AssumptionResult("Σ_k U_kU_kᵀ = I (Kp = d), unit-norm tokens", True, "by construction"),
              AssumptionResult("generated ∇R^c = eq. 9 at this data", grad_err <= tol,
                               f"scaled error {grad_err:.1e}" + config.tol_note(TOL))],
+        # outside the regime (‖γA_k‖ ≥ 1) the first-order Neumann approximation must be poor: a control
+        controls=[ControlResult(f"Neumann-1 at ‖γA_k‖ = {r['regime']:.2f} ≥ 1 (ε = {r['eps']:g}) is not near-exact",
+                                1 - r["cos_neumann"] > NEUMANN_TOL, 1 - r["cos_neumann"],
+                                f"1 − cos(∇, Neumann-1) = {1 - r['cos_neumann']:.2f}") for r in large],
         data={"table": rows},
         figures=[
             Figure("crate_mssa_regime", "cosine with the exact ∇R^c vs the regime ‖γA_k‖", x=xs,

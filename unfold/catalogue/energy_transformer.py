@@ -36,7 +36,7 @@ from ..symbolic.symbols import dims, param, scalar, state
 from ..verify.certificates import checked_grad_fn
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
-from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
 from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "energy_heads", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
@@ -304,7 +304,8 @@ def ln_jacobian_predicate(x: torch.Tensor, *, tol: float = EXACT_TOL, **ln: Any)
 
 
 def check_layernorm_jacobian(config: RunConfig) -> CheckResult:
-    """The predicate holds for the scalar-γ energy layer norm and fails for a per-feature γ."""
+    """The predicate holds for the scalar-γ energy layer norm and fails for a per-feature γ (a
+    control: the predicate is not vacuous)."""
     g = config.generator(14)
     N, D = 4, 8
     x = torch.randn(N, D, generator=g, dtype=config.dtype)
@@ -321,7 +322,9 @@ def check_layernorm_jacobian(config: RunConfig) -> CheckResult:
         detail=(f"scalar γ: {scalar_res.detail} (holds); per-feature γ: {feat_res.detail} "
                 f"(reported failing: {not feat_res.holds}); generated per-feature LN vs plain {e_ln:.1e}"
                 + config.tol_note(EXACT_TOL)),
-        assumptions=[scalar_res, feat_res],
+        assumptions=[scalar_res],
+        controls=[ControlResult(f"per-feature γ: {feat_res.name} must fail", not feat_res.holds, asym_f,
+                                feat_res.detail)],
         data={"scalar_asymmetry": asym_s, "scalar_min_eig": lam_s, "per_feature_asymmetry": asym_f,
               "per_feature_min_eig": lam_f},
     )
@@ -342,6 +345,10 @@ PROOFS = (
           "fixed-size", "scalar sp.diff at D = 3", _LN),
     Proof("ln_jacobian_psd", "J_LN = (γ/σ)(P − uuᵀ) is symmetric, Pu = u, ‖u‖² < 1, hence PSD for γ > 0",
           "fixed-size", "scalar sp.diff and cancel at D = 3", _LN),
+    Proof("ln_gradient_general", "the energy layer norm is ∇L, L = Dγ sqrt(var + ε) + δᵀx, for every D", "general",
+          "the layernorm_lagrangian entry's directional-derivative proof (the same Lagrangian)", _LN),
+    Proof("ln_hessian_psd_general", "∇²L = (γ/σ)(P − uuᵀ) is symmetric PSD for every D (scalar γ > 0)", "general",
+          "the layernorm_lagrangian entry's eigen-structure proof (the same Lagrangian)", _LN),
     Proof("per_feature_not_symmetric", "with a per-feature gain diag(γ) the LN Jacobian is not symmetric",
           "fixed-size", "an exact rational point at D = 3", ("layernorm_jacobian",)),
 )

@@ -601,6 +601,8 @@ PROOFS = (
           ("longhorn_implicit_step",)),
     Proof("deltanet_residual", "DeltaNet: S⁺k − v = (1 − β‖k‖²)(Sk − v)", "general", "rank-one algebra, any size",
           ("deltanet_step_descends",)),
+    Proof("mesa_golden", "unfold's mesa step is S − (S(KKᵀ+λI) − VKᵀ)(KKᵀ+λI)⁻¹ = VKᵀ(KKᵀ+λI)⁻¹, the ridge minimiser",
+          "engine-golden", "structural, symbolic sizes; then M M⁻¹ = I", ("mesa_layer_ridge_argmin",)),
     Proof("nw_gradient_entrywise", "M − ∇E_NW(M) = V softmax(βKᵀQ) for every M", "fixed-size",
           "plain scalar sp.diff at d_v = 2, n = 3, T = 2", ("softmax_attention_nadaraya_watson",)),
     Proof("nw_generated_step", "unfold's generated NW step = V softmax(βKᵀQ)", "fixed-size",

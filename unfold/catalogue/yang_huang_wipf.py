@@ -49,7 +49,7 @@ from ..models.yhw import (
 from ..steps import Unrolled
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
-from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
 from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
@@ -195,7 +195,7 @@ def check_attention_descent(config: RunConfig) -> CheckResult:
 
 def check_ffn(config: RunConfig) -> CheckResult:
     """FFN prox step = ``ReLU(Y((1−α)I − αW) + α1bᵀ)``; ``E₂`` non-increasing at α = 1 with
-    ``λ_max(W) ≤ 0.95``; the step-size predicate is reported for a too-large α."""
+    ``λ_max(W) ≤ 0.95``; the step-size predicate must fail for a too-large α (a control)."""
     g = config.generator(23)
     n, d, depth = (6, 4, 10) if config.quick else (12, 8, 30)
     dt = config.dtype
@@ -216,9 +216,11 @@ def check_ffn(config: RunConfig) -> CheckResult:
     return CheckResult(
         NAME, "ffn_prox_step", "exact", ok, err, tol,
         detail=("prox step vs ReLU(Y((1−α)I − αW) + α1bᵀ): " + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
-                + f"; E₂ vs formula {e_energy:.1e}; {res.detail}; α = 1.5: {too_large[2].detail} (reported failing)"
+                + f"; E₂ vs formula {e_energy:.1e}; {res.detail}; α = 1.5: {too_large[2].detail} (a control: must fail)"
                 + config.tol_note(EXACT_TOL)),
-        assumptions=preds + [AssumptionResult("α = 1.5 < 2/(1 + λ_max(W))", too_large[2].holds, too_large[2].detail)],
+        assumptions=preds,
+        controls=[ControlResult("step bound at α = 1.5: α < 2/(1 + λ_max(W)) must fail", not too_large[2].holds,
+                                None, too_large[2].detail)],
         data={**errs, "energy_error": e_energy, "max_increase": res.max_increase},
         figures=[fig],
     )

@@ -52,7 +52,8 @@ def split_mul(e: MatrixExpr) -> tuple[sp.Expr, Factors]:
     """``e = c · F₁ ⋯ Fₖ`` with nested products flattened."""
     if not isinstance(e, MatMul):
         return sp.S.One, [e]
-    coeff, mats = sp.S.One, []
+    coeff: Basic = sp.S.One
+    mats: list[Basic] = []
     for a in e.args:
         if isinstance(a, MatMul):
             c, f = split_mul(a)

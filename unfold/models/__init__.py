@@ -16,7 +16,7 @@ from .energy_transformer import EnergyTransformer
 from .icl import LinearTransformer, PreconditionedGD
 from .encoder import EncoderClassifier
 from .yhw import YHWStack
-from .attention import MultiheadAttention
+from .attention import MSSA, MultiheadAttention
 
 __all__ = [
     "Digits", "associative_recall", "digits", "icl_regression", "patches", "unpatch",
@@ -27,5 +27,5 @@ __all__ = [
     "LinearTransformer", "PreconditionedGD",
     "EncoderClassifier",
     "YHWStack",
-    "MultiheadAttention",
+    "MultiheadAttention", "MSSA",
 ]

@@ -47,7 +47,7 @@ from ..symbolic.masks import causal, mask as declare_mask
 from ..symbolic.ops import fro2, lse, ones
 from ..symbolic.symbols import dims, param, scalar, state
 
-__all__ = ["MultiheadAttention", "mha_layer_function"]
+__all__ = ["MultiheadAttention", "MSSA", "mha_layer_function", "mssa"]
 
 Tensor = torch.Tensor
 
@@ -220,3 +220,33 @@ def _additive(m: Tensor, dtype: torch.dtype, name: str) -> Tensor:
     if not m.is_floating_point():
         raise InputError(f"{name} must be boolean or floating point, got {m.dtype}")
     return m.to(dtype)
+
+
+# ---- CRATE's multi-head subspace self-attention ---------------------------------------------------
+def mssa(Z: Tensor, U: Tensor, eps: float) -> Tensor:
+    """CRATE's ``MSSA(Z | U_[K]) = (p/(Nε²)) Σ_k U_k (U_kᵀZ) softmax((U_kᵀZ)ᵀ(U_kᵀZ))`` (tokens as
+    columns, ``Z: (..., d, N)``, ``U: (K, d, p)``) by the generated multi-head layer with tied maps:
+    per head, the in-map ``U_kᵀ``, one CCCP step on the Hopfield energy whose stored patterns are the
+    tokens (values = keys, so the retrieval *is* the CCCP step), and the read-out ``U_k``."""
+    if U.dim() != 3 or Z.shape[-2] != U.shape[-2]:
+        raise ShapeMismatchError(f"mssa: U must be (K, d, p) with d = {Z.shape[-2]}, got {tuple(U.shape)}")
+    fn = mha_layer_function("none", False)
+    R, Ut = Z.mT, U.mT
+    args = dict(R=R, Y=R, V=R, WQ=Ut, WK=Ut, WV=Ut, WO=U, beta=1.0)
+    out = fn(*(args[k] for k in fn.input_names))
+    return U.shape[-1] / (Z.shape[-1] * eps ** 2) * out.mT
+
+
+class MSSA(nn.Module):
+    """CRATE's compression block ``Z ↦ (1 − κγ) Z + κγ MSSA(Z | U_[K])``, ``γ = p/(Nε²)`` (paper eq.
+    10; an approximation of ``Z − κ∇R^c(Z)``, see the CRATE catalogue entry), with ``U`` a ``(K, d, p)``
+    parameter and the attention generated (:func:`mssa`)."""
+
+    def __init__(self, d: int, p: int, heads: int, eps: float = 0.5, kappa: float = 1.0) -> None:
+        super().__init__()
+        self.U = nn.Parameter(torch.randn(heads, d, p) / math.sqrt(d))
+        self.eps, self.kappa = float(eps), float(kappa)
+
+    def forward(self, Z: Tensor) -> Tensor:
+        g = self.U.shape[-1] / (Z.shape[-1] * self.eps ** 2)
+        return (1 - self.kappa * g) * Z + self.kappa * g * mssa(Z, self.U, self.eps)

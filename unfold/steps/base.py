@@ -9,7 +9,7 @@ buffers) or given at call time as keywords.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import sympy as sp
 import torch
@@ -207,6 +207,20 @@ class GeneratedUpdateMixin:
     function), and implements ``_update_values(x, inputs)`` (the named inputs of ``_update``) and
     ``problem(**inputs)`` (the closures its policy works with).
     """
+
+    # provided by EnergyStep and the subclass (declared for the type checker)
+    wrt: Any
+    source_energy: Any
+    policy: Any
+    _compiled: Any
+    _grad: Any
+    _eta_symbol: Optional[ScalarParam]
+    _rule: Basic
+    _update: Any
+    _update_values: Callable[[Any, Mapping[str, Any]], dict[str, Any]]
+    _check_state: Callable[[torch.Tensor], torch.Tensor]
+    problem: Callable[..., Any]
+    inputs_for: Callable[..., dict[str, Any]]
 
     def _step_size(self, step: Any, check: bool, taken: set[str]) -> sp.Expr:
         """Set the step-size policy and the (checked) generated gradient; return ``η`` for the update

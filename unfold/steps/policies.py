@@ -87,7 +87,7 @@ def lipschitz_estimate(grad: Callable[[Tensor], Tensor], x: Tensor, iters: int =
     v = v / _bdot(v, v).sqrt()[..., None, None]
     lam = torch.zeros(_batch(x), dtype=x.dtype, device=x.device)
     for _ in range(iters):
-        _, hv = torch.func.jvp(grad, (x,), (v,))
+        hv = torch.func.jvp(grad, (x,), (v,))[1]
         nrm = _bdot(hv, hv).sqrt()
         lam = nrm
         v = hv / torch.clamp(nrm, min=torch.finfo(x.dtype).tiny)[..., None, None]
@@ -222,7 +222,7 @@ class NormalizedGradient(StepPolicy):
     def step(self, problem: StepProblem, x: torch.Tensor) -> torch.Tensor:
         return problem.update(x, self.scale(problem.grad(x)))
 
-    def apply(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    def apply_update(self, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """``x − η grad/‖grad‖`` for a gradient already computed (the fused training loop)."""
         return x - self.scale(grad)[..., None, None] * grad
 

@@ -19,7 +19,7 @@ proximal-gradient step with it needs ``η < 1/L`` rather than ``2/L``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 import sympy as sp
 import torch
@@ -58,6 +58,8 @@ class Prox:
     """A non-smooth term ``g`` with a closed-form proximal map (see the module table)."""
 
     name = "g"
+    lam: Any                       # λ (a number or a ScalarParam), set by maps that have one
+    lam_value: Optional[float]     # λ as a number, or None when it is a call-time input
 
     def symbols(self) -> tuple[ScalarParam, ...]:
         """Scalar symbols the map depends on (their values are call-time inputs)."""

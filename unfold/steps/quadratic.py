@@ -54,7 +54,7 @@ def curvature_range(grad: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     x = x.detach()
     for _ in range(n_dirs):
         u = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
-        _, hu = torch.func.jvp(grad, (x,), (u,))
+        hu = torch.func.jvp(grad, (x,), (u,))[1]
         q = (u * hu).sum(dim=(-2, -1)) / (u * u).sum(dim=(-2, -1))
         lo, hi = min(lo, float(q.min())), max(hi, float(q.max()))
     return lo, hi

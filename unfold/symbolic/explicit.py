@@ -150,7 +150,7 @@ def expand_explicit(e: Basic, env: Mapping[Basic, Any], *, evaluate: bool = True
         return hit
 
     def _expand_at(x: Basic, at: Mapping[Axis, int]) -> Value:
-        if isinstance(x, MatrixSymbol) and getattr(x, "axes", ()):
+        if isinstance(x, MatrixSymbol) and bool(getattr(x, "axes", None)):
             family = env.get(x)
             if family is None:
                 raise UnsupportedNodeError(f"no explicit value for matrix {x}")

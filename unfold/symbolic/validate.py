@@ -147,7 +147,7 @@ def _walk(e: Basic, in_lambda: bool) -> None:
         check_constant(e)
         return
     _check_node_shape(e)
-    for a in e.args:
+    for a in e.args:  # type: ignore[attr-defined]
         _walk(a, in_lambda)
 
 

@@ -13,7 +13,7 @@ summed over that axis (the argument is used once per index value).
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable, TypeAlias, Union
 
 import sympy as sp
 from sympy import Basic, S
@@ -41,7 +41,7 @@ from .tidy import doit
 
 __all__ = ["gradient", "unevaluated_gradient", "vjp", "elementwise_derivative"]
 
-Node = Basic
+Node: TypeAlias = Basic
 Pair = tuple[Basic, Basic]
 
 
