@@ -307,3 +307,15 @@ def test_fixed_point_that_does_not_converge_warns():
     with pytest.warns(RuntimeWarning, match="no convergence in 3 iterations"):
         fp(torch.zeros_like(x), X=x)
     assert not fp.info.converged
+
+
+# ---- item 15: parser messages --------------------------------------------------------------------
+def test_parser_reads_a_flat_sum_of_more_than_40_terms():
+    E = uf.parse(" + ".join(["fro2(Y)"] * 60), "d n", ["Y:d,n"])
+    y = torch.randn(2, 3, dtype=F64, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(E.compile()(Y=y), 60 * (y ** 2).sum(), rtol=1e-15, atol=0)
+
+
+def test_parser_names_a_size_that_is_too_large():
+    with pytest.raises(uf.ParseError, match="size 10000000 is too large"):
+        uf.parse("fro2(Y)", "d n", ["Y:10000000,n"])
