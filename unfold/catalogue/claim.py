@@ -60,6 +60,12 @@ class Predicate:
         holds, detail = self.test(inputs, config)
         return AssumptionResult(self.name, bool(holds), detail)
 
+    @classmethod
+    def by_construction(cls, name: str, detail: str) -> "Predicate":
+        """An assumption that holds on every draw because of how the inputs or the reference are built
+        (e.g. tied weights); ``detail`` says how.  It is listed with the claim's assumptions like any other."""
+        return cls(name, lambda inputs, config: (True, detail))
+
 
 @dataclass(frozen=True)
 class Control:
