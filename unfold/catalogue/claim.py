@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, RunConfig
+from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, Figure, RunConfig
 from ._measure import scaled_error
 from .proof import PROOF_SCOPES, ProofScope  # what a proof covers (defined with the Proof record)
 
@@ -127,6 +127,7 @@ class Claim:
     quick: bool = True
     describe: Optional[Callable[[Inputs], str]] = None
     data: Optional[Callable[[Inputs], dict[str, Any]]] = None
+    figures: Optional[Callable[[Inputs, dict[str, float], RunConfig], list[Figure]]] = None  # plots of the errors
     extra: tuple[str, ...] = field(default=())  # free-form notes appended to the detail
 
     @property
@@ -167,6 +168,7 @@ class Claim:
             detail=detail + config.tol_note(self.tol64, self.cap),
             assumptions=[a.evaluate(inp, config) for a in self.assumptions],
             controls=controls, data={"errors": errs, **extra},
+            figures=self.figures(inp, errs, config) if self.figures is not None else [],
         )
 
     def _control(self, c: Control, inp: Inputs, got: Outputs, want: Outputs, tol: float) -> ControlResult:
