@@ -20,6 +20,9 @@ statements and scopes are the entry's ``proofs`` (``unfold list energy_transform
    ``Pu = u``, hence PSD for ``γ > 0``.  The mean and variance of a symbolic-length vector are
    sums with a symbolic number of terms, which sympy differentiates only entry by entry, so D is
    explicit.
+   ``ln_gradient_general`` / ``ln_hessian_psd_general`` (general D): the same Lagrangian is the
+   ``layernorm_lagrangian`` entry's, whose proofs are at a symbolic D (directional derivatives in
+   the algebra of ``11ᵀ``); they are run here and cover this entry's layer norm.
 4. ``per_feature_not_symmetric`` (fixed-size, D = 3): with a per-feature gain the Jacobian is not
    symmetric.
 """
@@ -166,6 +169,12 @@ def prove() -> dict[str, str]:
     asym = (Jf - Jf.T).subs(pt)
     assert any(sp.simplify(v) != 0 for v in asym)
     assert explicit_zero((Jf - Jf.T).subs({gv[1]: gv[0], gv[2]: gv[0]}))
+    from proofs.proof_layernorm_lagrangian import prove as prove_layernorm
+
+    ln = prove_layernorm()  # L(x) = Dγ sqrt(‖Px‖²/D + ε) + δᵀx: the same Lagrangian, scalar γ
+    proven["ln_gradient_general"] = "proofs/proof_layernorm_lagrangian.py: " + ln["gradient_general"]
+    proven["ln_hessian_psd_general"] = ("proofs/proof_layernorm_lagrangian.py: " + ln["hessian_general"] + "; "
+                                        + ln["hessian_eigenvalues"])
     proven["per_feature_not_symmetric"] = "nonzero at an exact rational point; symmetric again when all γ_i are equal"
     return proven
 

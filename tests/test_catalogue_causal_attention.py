@@ -3,32 +3,26 @@
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
 from unfold.catalogue import _causal_refs as ref
 from unfold.catalogue import causal_attention as ca
-from unfold.catalogue import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 
 
 @pytest.fixture(scope="module")
-def report(catalogue_run):
-    return {r.check: r for r in catalogue_run(ca.ENTRY).results}
+def report(entry_results):
+    return entry_results(ca.ENTRY)
 
 
-def test_every_check_passes_with_its_assumptions_and_controls(report):
-    assert set(report) == {"query_side_is_causal_attention", "full_step_is_gradient", "causality_of_the_steps",
-                           "nrgpt_head_is_per_token_gradient", "nrgpt_per_token_descent"}
+def test_every_check_passes_with_its_assumptions_and_controls(report, assert_checks_pass):
+    assert_checks_pass(report, {"query_side_is_causal_attention", "full_step_is_gradient", "causality_of_the_steps",
+                                "nrgpt_head_is_per_token_gradient", "nrgpt_per_token_descent"}, error_below=1e-14)
     for r in report.values():
-        assert r.passed and r.error < 1e-14, (r.check, r.detail)
-        assert all(a.holds for a in r.assumptions)
         if r.claim == "exact":
             assert r.controls and all(c.rejected for c in r.controls), (r.check, r.controls)
 
 
-def test_float32_passes_under_the_precision_rule():
-    eps32 = torch.finfo(torch.float32).eps
-    for r in run_entry(ca.ENTRY, RunConfig(dtype=torch.float32)).results:
-        assert r.passed and r.error <= 64 * eps32, (r.check, r.detail)
+def test_float32_passes_under_the_precision_rule(assert_float32_rule):
+    assert_float32_rule(ca.ENTRY, every_claim=True)
 
 
 def test_key_side_is_as_large_as_the_query_side(report):

@@ -3,29 +3,22 @@
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
 from unfold.catalogue import layernorm_lagrangian as ln
-from unfold.catalogue import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 
 
 @pytest.fixture(scope="module")
-def report(catalogue_run):
-    return {r.check: r for r in catalogue_run(ln.ENTRY).results}
+def report(entry_results):
+    return entry_results(ln.ENTRY)
 
 
-def test_every_check_passes_with_its_assumptions(report):
-    assert set(report) == {"layernorm_is_gradient", "hessian_symmetric_psd", "convex_along_lines"}
-    for r in report.values():
-        assert r.passed and r.error < 1e-14, (r.check, r.detail)
-        assert all(a.holds for a in r.assumptions)
+def test_every_check_passes_with_its_assumptions(report, assert_checks_pass):
+    assert_checks_pass(report, {"layernorm_is_gradient", "hessian_symmetric_psd", "convex_along_lines"}, error_below=1e-14)
     assert report["convex_along_lines"].data["min_second_difference"] > 0
 
 
-def test_float32_passes_under_the_precision_rule():
-    eps32 = torch.finfo(torch.float32).eps
-    for r in run_entry(ln.ENTRY, RunConfig(dtype=torch.float32)).results:
-        assert r.passed and r.error <= 64 * eps32, (r.check, r.detail)
+def test_float32_passes_under_the_precision_rule(assert_float32_rule):
+    assert_float32_rule(ln.ENTRY, every_claim=True)
 
 
 def test_per_feature_gain_has_no_lagrangian(report):

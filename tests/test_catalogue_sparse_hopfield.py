@@ -3,31 +3,22 @@
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
 from unfold.catalogue import sparse_hopfield as sh
-from unfold.catalogue import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 
 
 @pytest.fixture(scope="module")
-def report(catalogue_run):
-    return {r.check: r for r in catalogue_run(sh.ENTRY).results}
+def report(entry_results):
+    return entry_results(sh.ENTRY)
 
 
-def test_every_check_passes_with_its_assumptions(report):
-    assert set(report) == {"cccp_step_is_sparse_attention", "energy_non_increasing", "exact_retrieval_at_the_margin"}
-    for r in report.values():
-        assert r.passed, (r.check, r.detail)
-        assert all(a.holds for a in r.assumptions), (r.check, r.assumptions)
+def test_every_check_passes_with_its_assumptions(report, assert_checks_pass):
+    assert_checks_pass(report, {"cccp_step_is_sparse_attention", "energy_non_increasing", "exact_retrieval_at_the_margin"})
     assert report["cccp_step_is_sparse_attention"].error < 1e-14
 
 
-def test_float32_passes_under_the_precision_rule():
-    eps32 = torch.finfo(torch.float32).eps
-    for r in run_entry(sh.ENTRY, RunConfig(dtype=torch.float32)).results:
-        assert r.passed, (r.check, r.detail)
-        if r.claim == "exact":
-            assert r.error <= 64 * eps32
+def test_float32_passes_under_the_precision_rule(assert_float32_rule):
+    assert_float32_rule(sh.ENTRY)
 
 
 def test_margin_is_sharp(report):

@@ -3,33 +3,24 @@
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
 from unfold.catalogue import _tost_refs as ref
 from unfold.catalogue import tost
-from unfold.catalogue import RunConfig, run_entry
+from unfold.catalogue import RunConfig
 
 
 @pytest.fixture(scope="module")
-def report(catalogue_run):
-    return {r.check: r for r in catalogue_run(tost.ENTRY).results}
+def report(entry_results):
+    return entry_results(tost.ENTRY)
 
 
-def test_every_check_passes_with_its_assumptions(report):
-    assert set(report) == {"tssa_is_gradient_step", "tssa_descends_for_small_step", "memberships_frozen",
-                           "released_layer_vs_paper"}
-    for r in report.values():
-        assert r.passed, (r.check, r.detail)
-        assert all(a.holds for a in r.assumptions), (r.check, r.assumptions)
+def test_every_check_passes_with_its_assumptions(report, assert_checks_pass):
+    assert_checks_pass(report, {"tssa_is_gradient_step", "tssa_descends_for_small_step", "memberships_frozen",
+                                "released_layer_vs_paper"})
     assert report["tssa_is_gradient_step"].error < 1e-14
 
 
-def test_float32_passes_under_the_precision_rule():
-    eps32 = torch.finfo(torch.float32).eps
-    for r in run_entry(tost.ENTRY, RunConfig(dtype=torch.float32)).results:
-        assert r.passed, (r.check, r.detail)
-        if r.claim == "exact":
-            assert r.error <= 64 * eps32
+def test_float32_passes_under_the_precision_rule(assert_float32_rule):
+    assert_float32_rule(tost.ENTRY)
 
 
 def test_descent_only_for_a_small_step(report):

@@ -3,8 +3,6 @@
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
 from unfold.catalogue import _ttr_refs as ref
 from unfold.catalogue import ttr
 from unfold.catalogue import RunConfig, run_entry
@@ -15,15 +13,12 @@ CHECKS = {"linear_attention_gd", "deltanet_gd_step", "deltanet_step_descends", "
 
 
 @pytest.fixture(scope="module")
-def report(catalogue_run):
-    return {r.check: r for r in catalogue_run(ttr.ENTRY).results}
+def report(entry_results):
+    return entry_results(ttr.ENTRY)
 
 
-def test_every_check_passes_with_its_assumptions(report):
-    assert set(report) == CHECKS
-    for r in report.values():
-        assert r.passed, f"{r.check}: {r.detail}"
-        assert all(a.holds for a in r.assumptions), (r.check, r.assumptions)
+def test_every_check_passes_with_its_assumptions(report, assert_checks_pass):
+    assert_checks_pass(report, CHECKS)
 
 
 def test_exact_claims_hold_to_float64_rounding(report):
@@ -32,12 +27,8 @@ def test_exact_claims_hold_to_float64_rounding(report):
             assert r.error < 1e-14, (r.check, r.error)
 
 
-def test_float32_passes_under_the_precision_rule():
-    eps32 = torch.finfo(torch.float32).eps
-    for r in run_entry(ttr.ENTRY, RunConfig(dtype=torch.float32)).results:
-        assert r.passed, (r.check, r.detail)
-        if r.claim == "exact":
-            assert r.error <= 64 * eps32, (r.check, r.error)
+def test_float32_passes_under_the_precision_rule(assert_float32_rule):
+    assert_float32_rule(ttr.ENTRY)
 
 
 def test_deltanet_step_is_not_longhorn_and_vice_versa():

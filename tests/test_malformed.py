@@ -186,7 +186,7 @@ CASES: list[tuple[str, Callable[[], Any], type, str]] = [
      InputError, r"not finite at the check point; pass inputs= inside its domain"),
     # ---- step sizes
     ("negative-step", lambda: __import__("unfold.steps", fromlist=["FixedStep"]).FixedStep(-1.0), StepSizeError,
-     r"step size must be a positive number, got -1.0"),
+     r"step size must be a finite positive number, got -1.0"),
     ("certified-safety", lambda: __import__("unfold.steps", fromlist=["CertifiedStep"]).CertifiedStep(safety=2.5),
      StepSizeError, r"safety must lie in \(0, 2\).*got 2.5"),
     ("step-not-a-number", lambda: __import__("unfold.steps", fromlist=["GradientStep"]).GradientStep(

@@ -106,7 +106,7 @@ def test_parameters_state_dict_and_dtype():
     names = dict(a.named_parameters())
     assert set(names) == {"X", "policy.eta"} and names["X"].requires_grad
     assert set(dict(a.named_buffers())) == {"beta"}
-    b = GradientStep(E, "xi", step=LearnableStep(0.1), params={"X": torch.zeros(4, 5, dtype=DT)}, buffers={"beta": 0.0})
+    b = GradientStep(E, "xi", step=LearnableStep(0.1), params={"X": torch.zeros(4, 5, dtype=DT)}, buffers={"beta": 0.7})
     assert not torch.allclose(a(q), b(q))
     b.load_state_dict(a.state_dict())
     assert torch.equal(a(q), b(q))

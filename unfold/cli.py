@@ -99,6 +99,19 @@ def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
     return st.update_rule(), st.torch_source()
 
 
+def _show(lhs: str, expr: Any, latex_lhs: str = "") -> None:
+    """``lhs = expr`` in text and LaTeX; a large expression with its repeated sub-trees named."""
+    from .symbolic.display import to_latex, to_str, with_shared
+
+    shown, defs = with_shared(expr)
+    sep = " " if lhs.endswith("←") else " = "
+    _out(f"{lhs}{sep}{to_str(shown)}")
+    _out(f"    LaTeX: {latex_lhs + ' ' if latex_lhs else ''}{to_latex(shown)}")
+    for name, body in defs:
+        _out(f"    where {name} = {to_str(body)}")
+        _out(f"        LaTeX: {to_latex(name)} = {to_latex(body)}")
+
+
 def cmd_derive(args: argparse.Namespace) -> int:
     import sympy as sp
 
@@ -123,16 +136,14 @@ def cmd_derive(args: argparse.Namespace) -> int:
     for v in variables:
         g = E.grad(v)
         _out()
-        _out(f"∂E/∂{v} = {to_str(g)}")
-        _out(f"    LaTeX: {to_latex(g)}")
+        _show(f"∂E/∂{v}", g)
         if v in E.states:
             try:
                 rule, src = _step_of(E, v, step)
             except UnfoldError as exc:  # e.g. a non-smooth term: the layer is a proximal step
                 _out(f"gradient step on {v}: not available — {exc}")
                 continue
-            _out(f"gradient step (η = {rule_step}):  {v} ← {to_str(rule)}")
-            _out(f"    LaTeX: {to_latex(v)} \\leftarrow {to_latex(rule)}")
+            _show(f"gradient step (η = {rule_step}):  {v} ←", rule, to_latex(v) + r" \leftarrow")
             if not args.no_source:
                 _out()
                 _out(f"generated step on {v}:")
@@ -156,6 +167,46 @@ def _cores() -> int:
 
 
 # ---- verify --------------------------------------------------------------------------------------
+def _jobs(text: str) -> int:
+    """``-j N``: a number of worker processes, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"the number of worker processes must be at least 1, got {n}")
+    return n
+
+
+_SEED_LIMIT = 2 ** 31  # checks add small offsets to the seed; every generator they feed accepts this range
+
+
+def _seed(text: str) -> int:
+    """``--seed S``: an integer in ``[0, 2³¹)``."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= n < _SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"the seed must lie in [0, 2**31), got {n}")
+    return n
+
+
+def _report_dir(text: str) -> str:
+    """``--report DIR``: a directory that can be created and written, checked before any check runs."""
+    import tempfile
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the report directory is empty; give a path such as out/")
+    try:
+        os.makedirs(text, exist_ok=True)
+        with tempfile.TemporaryFile(dir=text):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write the report to {text!r}: {exc.strerror or exc}") from None
+    return text
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import torch
 
@@ -302,11 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "entry:check.",
     )
     sv.add_argument("names", nargs="*", metavar="NAME")
-    sv.add_argument("--report", metavar="DIR", help="write report.html, report.md, PNG plots and results.json to DIR")
-    sv.add_argument("--seed", type=int, default=0, help="seed of every check (default 0)")
+    sv.add_argument("--report", metavar="DIR", type=_report_dir,
+                    help="write report.html, report.md, PNG plots and results.json to DIR")
+    sv.add_argument("--seed", type=_seed, default=0, help="seed of every check (default 0)")
     sv.add_argument("--dtype", choices=_DTYPES, default="float64", help="precision of the checks (default float64)")
     sv.add_argument("--quick", action="store_true", help="only the checks marked quick")
-    sv.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+    sv.add_argument("--jobs", "-j", type=_jobs, default=None, metavar="N",
                     help="worker processes (default: 2, or 1 on a single core); results do not depend on it")
     sv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     sv.set_defaults(func=cmd_verify)

@@ -19,6 +19,7 @@ __all__ = [
     "StepSizeError",
     "ParseError",
     "CheckFailedError",
+    "ConstantError",
 ]
 
 
@@ -71,3 +72,8 @@ class ParseError(UnfoldError, ValueError):
 
 class CheckFailedError(UnfoldError, AssertionError):
     """A verification check (descent, equivalence, stationarity, ...) failed."""
+
+
+class ConstantError(UnfoldError, ValueError):
+    """A constant in an expression (or a step size) is not a finite real number in float64:
+    infinite, NaN, complex, or too large to represent."""

@@ -143,6 +143,8 @@ class Declarations:
 
 def parse_dims(text: Union[str, Iterable[Any]]) -> dict[str, Dim]:
     """``"d n"`` (or ``"d,n"``, or an iterable of names / :class:`Dim`) as ``{name: Dim}``."""
+    if not isinstance(text, str) and not (hasattr(text, "__iter__") and not isinstance(text, (bytes, dict))):
+        raise ParseError(f"dims must be a string such as 'd n' or a list of names, got {text!r}")
     if isinstance(text, str):
         if not text.strip():
             return {}
@@ -164,7 +166,9 @@ def parse_dims(text: Union[str, Iterable[Any]]) -> dict[str, Dim]:
 
 def _size(entry: str, dims: Mapping[str, Dim], spec: str) -> Union[Dim, int]:
     entry = entry.strip()
-    if entry.isdigit() and len(entry) <= 6:
+    if entry.isdigit() and len(entry) > 6:
+        raise ParseError(f"{spec!r}: size {entry} is too large (at most 999999); use a declared dim for it")
+    if entry.isdigit():
         value = int(entry)
         if value <= 0:
             raise ParseError(f"{spec!r}: size {entry} must be a positive integer")
@@ -626,7 +630,11 @@ def _check_tree(text: str, tree: ast.AST) -> None:
             raise _fail(ParseError, f"expression has more than {MAX_NODES} parts; split it into named terms", text, None)
         if depth > MAX_DEPTH:
             raise _fail(ParseError, f"expression is nested more than {MAX_DEPTH} levels deep", text, node)
-        stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node))
+        for c in ast.iter_child_nodes(node):
+            # a flat chain a + b − c + … parses left-nested; its links are one level, not one each
+            chain = (isinstance(node, ast.BinOp) and c is node.left and isinstance(c, ast.BinOp)
+                     and isinstance(c.op, (ast.Add, ast.Sub)) and isinstance(node.op, (ast.Add, ast.Sub)))
+            stack.append((c, depth if chain else depth + 1))
 
 
 def _syntax_tree(text: Any) -> ast.Expression:

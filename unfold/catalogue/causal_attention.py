@@ -25,7 +25,7 @@ Generated layers (:class:`~unfold.steps.GradientStep`, step 1): on ``E`` in ``X`
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import torch
@@ -121,10 +121,19 @@ def _weights_of(t: Inputs) -> dict[str, Any]:
     return {k: v for k, v in t.items() if k.startswith("W") or k == "beta"}
 
 
+def _query_update(X: torch.Tensor, w: dict[str, Any]) -> torch.Tensor:
+    """``step_q(X; X) − X``: the generated query-slot step's update (queries and keys both ``X``)."""
+    return query_step()(X, X=X, **w) - X
+
+
+def _full_direction(X: torch.Tensor, w: dict[str, Any]) -> torch.Tensor:
+    """``X − step(X) = ∇E(X)``: the generated full step's direction."""
+    return X - full_step()(X, **w)
+
+
 def query_side(t: Inputs) -> torch.Tensor:
     """``Q = step_q(X; X) − X`` from the generated query-slot step."""
-    X = t["X"]
-    return query_step()(X, X=X, **_weights_of(t)) - X
+    return _query_update(t["X"], _weights_of(t))
 
 
 def _query_layer(t: Inputs) -> dict[str, torch.Tensor]:
@@ -154,15 +163,12 @@ def _beta_is_mha_scale(t: Inputs, config: RunConfig) -> tuple[bool, str]:
     return abs(t["beta"] - d ** -0.5) < 1e-15, f"β = {t['beta']:.4f}, 1/√d = {d ** -0.5:.4f}"
 
 
-def _tied(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    return True, "values W_K x (W_V = W_K), output W_Qᵀ per head, by construction"
-
-
 QUERY_CLAIM = Claim(
     name="query_side_is_causal_attention", kind="exact",
     description="query-side part of −∇E (generated) = causal attention: SDPA is_causal and nn.MultiheadAttention",
     inputs=sample, layer=_query_layer, reference=_query_reference, tol64=TOL,
-    assumptions=(Predicate("tied weights W_V = W_K, W_O = W_Qᵀ", _tied),
+    assumptions=(Predicate.by_construction("tied weights W_V = W_K, W_O = W_Qᵀ",
+                                           "values W_K x (W_V = W_K), output W_Qᵀ per head, by construction"),
                  Predicate("β = 1/√d (the scale of nn.MultiheadAttention)", _beta_is_mha_scale)),
     controls=(Control("untied value matrix W_V ≠ W_K", reference=_untied_values),),
     scope="general",
@@ -171,8 +177,7 @@ QUERY_CLAIM = Claim(
 
 
 def _full_layer(t: Inputs) -> torch.Tensor:
-    X = t["X"]
-    return X - full_step()(X, **_weights_of(t))
+    return _full_direction(t["X"], _weights_of(t))
 
 
 def _full_reference(t: Inputs) -> torch.Tensor:
@@ -206,10 +211,9 @@ def check_causality_of_steps(config: RunConfig) -> CheckResult:
     t = sample(config, 2, batch=1)
     X = t["X"][0]
     w = _weights_of(t)
-    q = check_causality(lambda x: query_step()(x, X=x, **w) - x, X)
-    full = check_causality(lambda x: x - full_step()(x, **w), X)
-    J = torch.func.jacrev(lambda x: query_step()(x, X=x, **w) - x)(X)
-    J_full = torch.func.jacrev(lambda x: x - full_step()(x, **w))(X)
+    q_map, full_map = partial(_query_update, w=w), partial(_full_direction, w=w)
+    q, full = check_causality(q_map, X), check_causality(full_map, X)
+    J, J_full = torch.func.jacrev(q_map)(X), torch.func.jacrev(full_map)(X)
     T = X.shape[0]
     later = torch.ones(T, T, dtype=torch.bool).triu(1)
 

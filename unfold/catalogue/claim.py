@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
-from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, RunConfig
+from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, Figure, RunConfig
 from ._measure import scaled_error
 from .proof import PROOF_SCOPES, ProofScope  # what a proof covers (defined with the Proof record)
 
@@ -59,6 +59,12 @@ class Predicate:
     def evaluate(self, inputs: Inputs, config: RunConfig) -> AssumptionResult:
         holds, detail = self.test(inputs, config)
         return AssumptionResult(self.name, bool(holds), detail)
+
+    @classmethod
+    def by_construction(cls, name: str, detail: str) -> "Predicate":
+        """An assumption that holds on every draw because of how the inputs or the reference are built
+        (e.g. tied weights); ``detail`` says how.  It is listed with the claim's assumptions like any other."""
+        return cls(name, lambda inputs, config: (True, detail))
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class Claim:
     quick: bool = True
     describe: Optional[Callable[[Inputs], str]] = None
     data: Optional[Callable[[Inputs], dict[str, Any]]] = None
+    figures: Optional[Callable[[Inputs, dict[str, float], RunConfig], list[Figure]]] = None  # plots of the errors
     extra: tuple[str, ...] = field(default=())  # free-form notes appended to the detail
 
     @property
@@ -161,6 +168,7 @@ class Claim:
             detail=detail + config.tol_note(self.tol64, self.cap),
             assumptions=[a.evaluate(inp, config) for a in self.assumptions],
             controls=controls, data={"errors": errs, **extra},
+            figures=self.figures(inp, errs, config) if self.figures is not None else [],
         )
 
     def _control(self, c: Control, inp: Inputs, got: Outputs, want: Outputs, tol: float) -> ControlResult:

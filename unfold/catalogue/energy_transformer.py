@@ -345,6 +345,10 @@ PROOFS = (
           "fixed-size", "scalar sp.diff at D = 3", _LN),
     Proof("ln_jacobian_psd", "J_LN = (γ/σ)(P − uuᵀ) is symmetric, Pu = u, ‖u‖² < 1, hence PSD for γ > 0",
           "fixed-size", "scalar sp.diff and cancel at D = 3", _LN),
+    Proof("ln_gradient_general", "the energy layer norm is ∇L, L = Dγ sqrt(var + ε) + δᵀx, for every D", "general",
+          "the layernorm_lagrangian entry's directional-derivative proof (the same Lagrangian)", _LN),
+    Proof("ln_hessian_psd_general", "∇²L = (γ/σ)(P − uuᵀ) is symmetric PSD for every D (scalar γ > 0)", "general",
+          "the layernorm_lagrangian entry's eigen-structure proof (the same Lagrangian)", _LN),
     Proof("per_feature_not_symmetric", "with a per-feature gain diag(γ) the LN Jacobian is not symmetric",
           "fixed-size", "an exact rational point at D = 3", ("layernorm_jacobian",)),
 )

@@ -110,19 +110,13 @@ def _ln_reference(t: Inputs, correction: int = 0) -> dict[str, torch.Tensor]:
     return out
 
 
-def _scalar_gain(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    return True, f"γ = {GAMMA} (one number for all features)"
-
-
-def _biased(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    return True, "biased variance, ε inside the square root, as torch's layer norm"
-
-
 GRADIENT_CLAIM = Claim(
     name="layernorm_is_gradient", kind="exact",
     description="generated ∇L = F.layer_norm = nn.LayerNorm (scalar gain)",
     inputs=_ln_inputs, layer=_ln_layer, reference=_ln_reference, tol64=TOL,
-    assumptions=(Predicate("scalar gain γ", _scalar_gain), Predicate("biased variance", _biased)),
+    assumptions=(Predicate.by_construction("scalar gain γ", f"γ = {GAMMA} (one number for all features)"),
+                 Predicate.by_construction("biased variance",
+                                           "biased variance, ε inside the square root, as torch's layer norm")),
     controls=(Control("layer norm with the unbiased variance", reference=lambda t: _ln_reference(t, correction=1)),),
     scope="general",
     describe=lambda t: f"generated ∇L vs layer norm (γ={GAMMA}, ε={EPS}, 5 tokens × 3 batches)",
@@ -137,12 +131,18 @@ def _hess_inputs(config: RunConfig) -> dict[str, Any]:
             "gains": 1 + torch.rand(D, generator=g, dtype=torch.float64).to(config.dtype)}
 
 
-def _hess_parts(H: torch.Tensor, t: Inputs) -> dict[str, torch.Tensor]:
-    x = t["x"]
+def _eigenframe(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The claimed eigenspaces of ``∇²L`` at the token ``x`` (D, 1): ``1``, ``y = Px``, and an orthonormal
+    basis (D, D − 2) of ``span(1, y)^⊥``."""
     D = x.shape[0]
     y = x - x.mean()
     one = torch.ones(D, 1, dtype=x.dtype)
     basis = torch.linalg.qr(torch.cat([one, y, torch.eye(D, dtype=x.dtype)], dim=1))[0][:, 2:D]
+    return one, y, basis
+
+
+def _hess_parts(H: torch.Tensor, t: Inputs) -> dict[str, torch.Tensor]:
+    one, y, basis = _eigenframe(t["x"])
     lam_min = torch.linalg.eigvalsh((H + H.mT) / 2).min()
     return {"H − Hᵀ = 0": H - H.mT, "H1 = 0": H @ one, "Hy = (γ/s)ε/(V+ε) y": H @ y,
             "H = γ/s on span(1, y)^⊥": H @ basis, "λ_min ≥ 0 (violation)": torch.clamp(-lam_min, min=0)[None]}
@@ -155,11 +155,9 @@ def _hess_layer(t: Inputs) -> dict[str, torch.Tensor]:
 def _hess_reference(t: Inputs) -> dict[str, torch.Tensor]:
     x, gamma, eps = t["x"], t["gamma"], t["eps"]
     D = x.shape[0]
-    y = x - x.mean()
+    one, y, basis = _eigenframe(x)
     V = float((y * y).mean())
     scale = gamma / (V + eps) ** 0.5
-    one = torch.ones(D, 1, dtype=x.dtype)
-    basis = torch.linalg.qr(torch.cat([one, y, torch.eye(D, dtype=x.dtype)], dim=1))[0][:, 2:D]
     return {"H − Hᵀ = 0": torch.zeros(D, D, dtype=x.dtype), "H1 = 0": torch.zeros_like(one),
             "Hy = (γ/s)ε/(V+ε) y": scale * eps / (V + eps) * y, "H = γ/s on span(1, y)^⊥": scale * basis,
             "λ_min ≥ 0 (violation)": torch.zeros(1, dtype=x.dtype)}

@@ -30,6 +30,7 @@ readable from the transformer state: ``L(w_t) = (1/2n) ‖[Z_t]_{d+1,1:n}‖²``
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Callable
 
 import torch
 
@@ -40,6 +41,7 @@ from ..verify.descent import check_descent
 from ._looped_refs import looped_construction, looped_lsa
 from ._measure import positive_definite, scaled_error, spd_matrix, symmetric
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from .claim import Claim, Control, Inputs, Predicate
 from .proof import Proof
 
 __all__ = ["ENTRY", "energy", "gd_model", "sample_task", "TOL"]
@@ -81,56 +83,81 @@ def _sizes(config: RunConfig) -> tuple[int, int, int, int]:
     return (5, 20, 4, 8)
 
 
-def _compare(task: dict[str, torch.Tensor], A_loop: torch.Tensor, A_gd: torch.Tensor, loops: int
-             ) -> tuple[list[float], list[float], float]:
-    """Per-loop errors of the query read-out and of the context residual slots, and of the x rows."""
-    X, y, xq = task["X"], task["y"], task["xq"]
-    d = X.shape[-2]
-    Zs = looped_lsa(*looped_construction(X, y, xq, A_loop), loops=loops)
-    _, traj = gd_model(A_gd, loops)(torch.zeros_like(xq), X=X, y=y, return_trajectory=True)
-    q_err, r_err = [], []
-    for t in range(1, loops + 1):
-        w_t = traj.states[t]
-        q_err.append(scaled_error(-Zs[t][..., d, -1], (xq.mT @ w_t)[..., 0, 0]))
-        r_err.append(scaled_error(Zs[t][..., d, :-1], (y - X.mT @ w_t)[..., 0]))
-    x_rows = max(scaled_error(Z[..., :d, :], Zs[0][..., :d, :]) for Z in Zs)
-    return q_err, r_err, x_rows
-
-
-def _check_loops(config: RunConfig) -> CheckResult:
+def _loop_inputs(config: RunConfig) -> dict[str, Any]:
     d, n, batch, loops = _sizes(config)
     task = sample_task(config, d, n, batch)
-    A = task["A"]
-    q_err, r_err, x_rows = _compare(task, A, A, loops)
-    err, tol = max(q_err + r_err + [x_rows]), config.tol(TOL)
-    # the symmetry assumption, shown by violating it: a non-symmetric A runs GD preconditioned by Aᵀ
-    g = config.generator(7)
-    B = A + 0.2 * torch.randn(d, d, generator=g, dtype=torch.float64).to(A.dtype)
-    q_bt, r_bt, _ = _compare(task, B, B.mT, loops)
-    q_b, _, _ = _compare(task, B, B, loops)
-    assumptions = [
-        symmetric("A", A, tol),
-        positive_definite("A", A),
-        AssumptionResult("query target slot starts at 0", True, "Z_0[d+1, n+1] = 0 by construction"),
-        AssumptionResult("M = diag(1,…,1,0): the query is not a key", True, "by construction"),
-    ]
-    return CheckResult(
-        entry="looped", check="loops_equal_preconditioned_gd", claim="exact",
-        passed=err <= tol, error=err, tol=tol,
-        detail=(f"t = 1..{loops} loops, d={d}, n={n}, {batch} tasks, {config.dtype_name}: −Z_t[d+1,n+1] vs x_qᵀw_t "
-                f"max {max(q_err):.1e}, context residual slots vs y − Xᵀw_t max {max(r_err):.1e}, x rows "
-                f"unchanged {x_rows:.1e}. Non-symmetric A: loop vs GD with Aᵀ {max(q_bt + r_bt):.1e}, "
-                f"vs GD with A {max(q_b):.1e} (the map needs A = Aᵀ)" + config.tol_note(TOL)),
-        assumptions=assumptions,
-        data={"query_error_per_loop": q_err, "residual_error_per_loop": r_err, "x_rows_error": x_rows,
-              "asymmetric_vs_gd_At": max(q_bt + r_bt), "asymmetric_vs_gd_A": max(q_b)},
-        figures=[Figure(
-            name="looped_error", title=f"looped LSA vs preconditioned GD ({config.dtype_name})",
-            x=[float(t) for t in range(1, loops + 1)],
-            series={"|−Z_t[d+1,n+1] − x_qᵀw_t|": [max(e, 1e-18) for e in q_err],
-                    "residual slots": [max(e, 1e-18) for e in r_err]},
-            xlabel="loop t", ylabel="scaled error", kind="semilogy")],
-    )
+    g = config.generator(7)        # a non-symmetric A for the control and the Aᵀ statement
+    B = task["A"] + 0.2 * torch.randn(d, d, generator=g, dtype=torch.float64).to(task["A"].dtype)
+    return {**task, "B": B, "loops": loops}
+
+
+def _gd_prediction(precond: str, transpose: bool = False) -> Callable[[Inputs], dict[str, torch.Tensor]]:
+    """What t steps of GD preconditioned by ``t[precond]`` (or its transpose) predict for the loop's
+    state: query read-out ``x_qᵀw_t``, residual slots ``y − Xᵀw_t``, x rows unchanged."""
+    def layer(t: Inputs) -> dict[str, torch.Tensor]:
+        X, y, xq = t["X"], t["y"], t["xq"]
+        A = t[precond].mT if transpose else t[precond]
+        _, traj = gd_model(A, t["loops"])(torch.zeros_like(xq), X=X, y=y, return_trajectory=True)
+        out: dict[str, torch.Tensor] = {}
+        for k in range(1, t["loops"] + 1):
+            w = traj.states[k]
+            out |= {f"query t={k}": (xq.mT @ w)[..., 0, 0], f"residual t={k}": (y - X.mT @ w)[..., 0],
+                    f"x rows t={k}": torch.cat([X, xq], dim=-1)}
+        return out
+    return layer
+
+
+def _loop(precond: str) -> Callable[[Inputs], dict[str, torch.Tensor]]:
+    """The looped linear transformer (the paper's construction with ``t[precond]``), plain torch."""
+    def reference(t: Inputs) -> dict[str, torch.Tensor]:
+        X, y, xq = t["X"], t["y"], t["xq"]
+        d = X.shape[-2]
+        Zs = looped_lsa(*looped_construction(X, y, xq, t[precond]), loops=t["loops"])
+        out: dict[str, torch.Tensor] = {}
+        for k in range(1, t["loops"] + 1):
+            out |= {f"query t={k}": -Zs[k][..., d, -1], f"residual t={k}": Zs[k][..., d, :-1],
+                    f"x rows t={k}": Zs[k][..., :d, :]}
+        return out
+    return reference
+
+
+def _transpose_statement(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    got, want = _gd_prediction("B", transpose=True)(t), _loop("B")(t)
+    err = max(scaled_error(got[k], want[k]) for k in want)
+    return err <= config.tol(TOL), f"loop with a non-symmetric A vs GD preconditioned by Aᵀ: {err:.1e}"
+
+
+def _construction(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    Z0, _, _, M = looped_construction(t["X"], t["y"], t["xq"], t["A"])
+    d, n = t["X"].shape[-2], t["X"].shape[-1]
+    mask = torch.diag(torch.tensor([1.0] * n + [0.0], dtype=M.dtype))
+    ok = bool((Z0[..., d, -1] == 0).all()) and bool(torch.equal(M, mask))
+    return ok, f"Z_0[d+1, n+1] = {float(Z0[..., d, -1].abs().max()):g}, M = diag(1,…,1,0): {torch.equal(M, mask)}"
+
+
+def _per_loop_figure(t: Inputs, errs: dict[str, float], config: RunConfig) -> list[Figure]:
+    ks = range(1, t["loops"] + 1)
+    return [Figure(
+        name="looped_error", title=f"looped LSA vs preconditioned GD ({config.dtype_name})", x=[float(k) for k in ks],
+        series={"|−Z_t[d+1,n+1] − x_qᵀw_t|": [max(errs[f"query t={k}"], 1e-18) for k in ks],
+                "residual slots": [max(errs[f"residual t={k}"], 1e-18) for k in ks]},
+        xlabel="loop t", ylabel="scaled error", kind="semilogy")]
+
+
+LOOPS_EQUAL_PRECONDITIONED_GD = Claim(
+    "loops_equal_preconditioned_gd", "exact",
+    "−Z_t[d+1,n+1] = x_qᵀw_t and residual slots = y − Xᵀw_t for t = 1..8 (to rounding)",
+    inputs=_loop_inputs, layer=_gd_prediction("A"), reference=_loop("A"), tol64=TOL,
+    assumptions=(Predicate("A symmetric", lambda t, c: (lambda a: (a.holds, a.detail))(symmetric("A", t["A"], c.tol(TOL)))),
+                 Predicate("A positive definite", lambda t, c: (lambda a: (a.holds, a.detail))(positive_definite("A", t["A"]))),
+                 Predicate("query target slot starts at 0; M = diag(1,…,1,0): the query is not a key", _construction)),
+    # the symmetry assumption, shown by violating it: a non-symmetric A runs GD preconditioned by Aᵀ, not by A
+    conditions=(Predicate("non-symmetric A: the loop is GD preconditioned by Aᵀ", _transpose_statement),),
+    controls=(Control("non-symmetric A: loop vs GD preconditioned by A", layer=_gd_prediction("B"), reference=_loop("B"),
+                      at_least=1e-6),),
+    describe=lambda t: f"t = 1..{t['loops']} loops, d={t['X'].shape[-2]}, n={t['X'].shape[-1]}, {t['X'].shape[0]} tasks",
+    figures=_per_loop_figure,
+)
 
 
 def _check_energy(config: RunConfig) -> CheckResult:
@@ -194,8 +221,7 @@ ENTRY = Entry(
     ),
     energy=energy,
     checks=(
-        Check("loops_equal_preconditioned_gd", "exact",
-              "−Z_t[d+1,n+1] = x_qᵀw_t and residual slots = y − Xᵀw_t for t = 1..8 (to rounding)", _check_loops),
+        LOOPS_EQUAL_PRECONDITIONED_GD,
         Check("loop_energy_descends", "descent",
               "L(w_t) non-increasing under the step bound; readable from the transformer state", _check_energy),
     ),

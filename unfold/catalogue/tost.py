@@ -88,17 +88,21 @@ def inputs_of(U: torch.Tensor, Pi: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-def _orthonormal(U: torch.Tensor, tol: float) -> AssumptionResult:
+def _orthonormal(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    U = t["U"]
     B = torch.cat(list(U), dim=1)
     err = float((B.mT @ B - torch.eye(B.shape[1], dtype=U.dtype)).abs().max())
-    return AssumptionResult("U_k orthonormal columns (R^var ≥ R_c; the step identity holds for any U)",
-                            err <= 1e-6 if U.dtype != torch.float64 else err <= 1e-12, f"max|UᵀU − I| = {err:.1e}")
+    return err <= 1e-6 if U.dtype != torch.float64 else err <= 1e-12, f"max|UᵀU − I| = {err:.1e}"
 
 
-def _stochastic(Pi: torch.Tensor, tol: float) -> AssumptionResult:
+def _stochastic(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    Pi = t["Pi"]
     err = float((Pi.sum(-1) - 1).abs().max())
-    return AssumptionResult("Π row-stochastic (rows sum to 1 over heads)", err <= tol and bool((Pi >= 0).all()),
-                            f"max|Π1 − 1| = {err:.1e}")
+    return err <= config.tol(TOL) and bool((Pi >= 0).all()), f"max|Π1 − 1| = {err:.1e}"
+
+
+ORTHONORMAL = Predicate("U_k orthonormal columns (R^var ≥ R_c; the step identity holds for any U)", _orthonormal)
+STOCHASTIC = Predicate("Π row-stochastic (rows sum to 1 over heads)", _stochastic)
 
 
 def _step_layer(t: Inputs) -> dict[str, torch.Tensor]:
@@ -116,22 +120,11 @@ def _step_reference(t: Inputs, Pi_closed: Optional[torch.Tensor] = None) -> dict
             "energy vs plain-torch R^var": ref.rate_var(Z, U, Pi, C)}
 
 
-def _stochastic_pred(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    a = _stochastic(t["Pi"], config.tol(TOL))
-    return a.holds, a.detail
-
-
-def _orthonormal_pred(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    a = _orthonormal(t["U"], config.tol(TOL))
-    return a.holds, a.detail
-
-
 STEP_CLAIM = Claim(
     name="tssa_is_gradient_step", kind="exact",
     description="Z − τ∇R^var (generated) = the paper's TSSA update, Π and U frozen",
     inputs=sample, layer=_step_layer, reference=_step_reference, tol64=TOL,
-    assumptions=(Predicate("Π row-stochastic (rows sum to 1 over heads)", _stochastic_pred),
-                 Predicate("U_k orthonormal columns (R^var ≥ R_c; the step identity holds for any U)", _orthonormal_pred)),
+    assumptions=(STOCHASTIC, ORTHONORMAL),
     controls=(Control("uniform memberships in the closed form (Diag(π_k) dropped)",
                       reference=lambda t: _step_reference(t, torch.full_like(t["Pi"], 1.0 / HEADS))),),
     scope="general",
@@ -160,7 +153,7 @@ def check_descent_sweep(config: RunConfig) -> CheckResult:
         NAME, "tssa_descends_for_small_step", "descent", ok, max(worst_small, 0.0), None,
         detail=(f"largest change for τ ≤ {SMALL}: {worst_small:.3g} (descent); first τ of the sweep {list(SWEEP)} where "
                 f"R^var rises: {first_up} (no step-size bound in the paper's text as read)"),
-        assumptions=[_stochastic(Pi, config.tol(TOL))],
+        assumptions=[STOCHASTIC.evaluate({"Pi": Pi}, config)],
         data={"changes": {str(t): rows[t].tolist() for t in SWEEP}, "first_increase_tau": first_up}, figures=[fig])
 
 
@@ -177,7 +170,7 @@ def check_memberships_frozen(config: RunConfig) -> CheckResult:
         NAME, "memberships_frozen", "approximate", rel > 1e-6, rel, None,
         detail=(f"‖∇_Z R^var(Z, Π(Z)) − ∇_Z R^var(Z | Π)‖/‖∇_Z R^var(Z | Π)‖ = {rel:.3f}: the TSSA step is a gradient step "
                 "with Π frozen, not on the composite objective"),
-        assumptions=[_stochastic(Pi, config.tol(TOL))], data={"relative_difference": rel})
+        assumptions=[STOCHASTIC.evaluate({"Pi": Pi}, config)], data={"relative_difference": rel})
 
 
 def _released(config: RunConfig, d: dict[str, torch.Tensor], tied: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -89,12 +89,18 @@ def nw_energy() -> Energy:
     Columns: values ``V`` (d_v×n), keys ``K`` (d_k×n), queries ``Q`` (d_k×T), estimates ``M`` (d_v×T);
     ``‖v_i − m_t‖² = ‖v_i‖² + ‖m_t‖² − 2v_iᵀm_t`` is the n×T matrix ``D`` below.
     """
+    return _nadaraya_watson_energy(causal=False)
+
+
+def _nadaraya_watson_energy(causal: bool) -> Energy:
+    """``½ Σ_{i,t} a_it ‖v_i − m_t‖²``; ``causal``: ``n = T`` keys and ``a_it = 0`` for ``i > t``."""
     dk, dv, n, T = s.dims("dk dv n T")
+    n = T if causal else n
     M, V, K, Q = s.state("M", dv, T), s.param("V", dv, n), s.param("K", dk, n), s.param("Q", dk, T)
     beta = s.scalar("beta", positive=True)
-    A = s.softmax(beta * K.T * Q)
+    A = s.softmax(beta * K.T * Q, mask=s.causal if causal else None)
     D = s.hadamard(V, V).T * s.ones(dv, T) + s.ones(n, dv) * s.hadamard(M, M) - 2 * V.T * M
-    return Energy(s.sum_entries(s.hadamard(A, D)) / 2, name="E_NW")
+    return Energy(s.sum_entries(s.hadamard(A, D)) / 2, name="E_NW_causal" if causal else "E_NW")
 
 
 # ---- generated layers ----------------------------------------------------------------------------
@@ -141,12 +147,7 @@ def nw_step() -> GradientStep:
 @lru_cache(maxsize=1)
 def nw_causal_energy() -> Energy:
     """:func:`nw_energy` with the causal mask: query ``t`` averages the values of keys ``i ≤ t`` (n = T)."""
-    dk, dv, T = s.dims("dk dv T")
-    M, V, K, Q = s.state("M", dv, T), s.param("V", dv, T), s.param("K", dk, T), s.param("Q", dk, T)
-    beta = s.scalar("beta", positive=True)
-    A = s.softmax(beta * K.T * Q, mask=s.causal)
-    D = s.hadamard(V, V).T * s.ones(dv, T) + s.ones(T, dv) * s.hadamard(M, M) - 2 * V.T * M
-    return Energy(s.sum_entries(s.hadamard(A, D)) / 2, name="E_NW_causal")
+    return _nadaraya_watson_energy(causal=True)
 
 
 @lru_cache(maxsize=1)
@@ -441,14 +442,26 @@ def check_deltanet_descent(config: RunConfig) -> CheckResult:
         data={"worst_increase": worst}, figures=[fig])
 
 
+def _kernel_and_exact(Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, beta: torch.Tensor,
+                      S0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """(outputs of the exact implicit step, outputs of the released diagonal kernel, the exact states)."""
+    O_ex, _, states = unroll(longhorn_step(), S0, Q, K, V, beta=beta)
+    O_dg, _ = ref.longhorn_diagonal_kernel(Q, K, V, beta, S0)
+    return O_ex, O_dg, states
+
+
+def _per_token_relative(O: torch.Tensor, O_ref: torch.Tensor) -> torch.Tensor:
+    """``‖o_t − o_t^ref‖/‖o_t^ref‖`` per token, worst over the batch."""
+    return ((O - O_ref).norm(dim=-1) / O_ref.norm(dim=-1)).amax(dim=0)
+
+
 def check_longhorn_kernel(config: RunConfig) -> CheckResult:
     """The released kernel (diagonal of kkᵀ) against the exact implicit step: measured, by regime."""
     d = _longhorn_data(config, 5)
     Q, K, V, beta, S0 = d["Q"], d["K"], d["V"], d["beta"], d["S0"]
     T, dk = K.shape[-2], K.shape[-1]
-    O_ex, _, states = unroll(longhorn_step(), S0, Q, K, V, beta=beta)
-    O_dg, _ = ref.longhorn_diagonal_kernel(Q, K, V, beta, S0)
-    per_token = ((O_dg - O_ex).norm(dim=-1) / O_ex.norm(dim=-1)).amax(dim=0)
+    O_ex, O_dg, states = _kernel_and_exact(Q, K, V, beta, S0)
+    per_token = _per_token_relative(O_dg, O_ex)
     rel = float(per_token.max())
     # one step from the same state: the local error of the surrogate
     one = max(scaled_error(ref.longhorn_diagonal_kernel(Q[..., t:t + 1, :], K[..., t:t + 1, :], V[..., t:t + 1, :],
@@ -458,14 +471,12 @@ def check_longhorn_kernel(config: RunConfig) -> CheckResult:
     g = config.generator(176)
     idx = torch.randint(0, dk, K.shape[:-1], generator=g)
     K1 = torch.nn.functional.one_hot(idx, dk).to(K.dtype) * (1 + K.norm(dim=-1, keepdim=True))
-    O1_ex, _, _ = unroll(longhorn_step(), S0, Q, K1, V, beta=beta)
-    O1_dg, _ = ref.longhorn_diagonal_kernel(Q, K1, V, beta, S0)
+    O1_ex, O1_dg, _ = _kernel_and_exact(Q, K1, V, beta, S0)
     axis_err = scaled_error(O1_dg, O1_ex)
     # the layer's own regime: L2-normalised keys, β ∈ (0, 1)
     u = sample_sequence(config, 5)
-    Ou_ex, _, _ = unroll(longhorn_step(), u["S0"], u["Q"], u["K"], u["V"], beta=u["beta"])
-    Ou_dg, _ = ref.longhorn_diagonal_kernel(u["Q"], u["K"], u["V"], u["beta"], u["S0"])
-    per_token_unit = ((Ou_dg - Ou_ex).norm(dim=-1) / Ou_ex.norm(dim=-1)).amax(dim=0)
+    Ou_ex, Ou_dg, _ = _kernel_and_exact(u["Q"], u["K"], u["V"], u["beta"], u["S0"])
+    per_token_unit = _per_token_relative(Ou_dg, Ou_ex)
     rel_unit = float(per_token_unit.max())
     tol = config.tol(TOL)
     ok = axis_err <= tol and rel > 1e-3
@@ -565,15 +576,12 @@ def _equal_norms(t: Inputs, config: RunConfig) -> tuple[bool, str]:
     return spread <= config.tol(TOL), f"‖k‖ spread {spread:.1e}"
 
 
-def _weights_normalised(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    return True, "softmax over the keys, by construction"
-
-
 NW_CLAIM = Claim(
     name="softmax_attention_nadaraya_watson", kind="exact",
     description="softmax attention = argmin of NW weighted least squares (one unit GD step from any M; causal too)",
     inputs=_nw_inputs, layer=_nw_layer, reference=_nw_reference, tol64=TOL,
-    assumptions=(Predicate("attention weights per query sum to 1 (Hessian = I)", _weights_normalised),
+    assumptions=(Predicate.by_construction("attention weights per query sum to 1 (Hessian = I)",
+                                           "softmax over the keys, by construction"),
                  Predicate("equal key norms (Gaussian-kernel reading)", _equal_norms)),
     controls=(Control("unnormalised kernel weights (Σ_i κ_i v_i, no division by Σκ)",
                       reference=lambda t: {**_nw_reference(t), "one step from random M vs SDPA":
@@ -601,6 +609,8 @@ PROOFS = (
           ("longhorn_implicit_step",)),
     Proof("deltanet_residual", "DeltaNet: S⁺k − v = (1 − β‖k‖²)(Sk − v)", "general", "rank-one algebra, any size",
           ("deltanet_step_descends",)),
+    Proof("mesa_golden", "unfold's mesa step is S − (S(KKᵀ+λI) − VKᵀ)(KKᵀ+λI)⁻¹ = VKᵀ(KKᵀ+λI)⁻¹, the ridge minimiser",
+          "engine-golden", "structural, symbolic sizes; then M M⁻¹ = I", ("mesa_layer_ridge_argmin",)),
     Proof("nw_gradient_entrywise", "M − ∇E_NW(M) = V softmax(βKᵀQ) for every M", "fixed-size",
           "plain scalar sp.diff at d_v = 2, n = 3, T = 2", ("softmax_attention_nadaraya_watson",)),
     Proof("nw_generated_step", "unfold's generated NW step = V softmax(βKᵀQ)", "fixed-size",

@@ -38,7 +38,11 @@ class CompiledEnergy:
         values = dict(zip(self.names, args))
         for k, v in kwargs.items():
             if k not in self.names:
-                raise InputError(f"unknown input {k!r}; the energy's inputs are {self.names}")
+                raise InputError(
+                    f"unknown input {k!r}: the energy does not depend on it (its inputs are {self.names}); "
+                    "a symbol you wrote can cancel when the energy is built (inv(S)·S = I, Y − Y = 0), "
+                    "and then it is not an input"
+                )
             if k in values:
                 raise InputError(f"input {k!r} given twice")
             values[k] = v

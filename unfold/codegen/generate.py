@@ -23,6 +23,7 @@ from sympy.matrices.expressions import MatrixSymbol
 from ..errors import InputError, ShapeMismatchError
 from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
+from ..symbolic.tidy import distinct_subtrees, intern
 from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
@@ -68,6 +69,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         raise ShapeMismatchError(f"{name}: an energy needs at least one matrix input")
     axes = sorted_axes(a for m in mats for a in getattr(m, "axes", ()))
     _check_output_axes(name, outputs, axes)
+    outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
     printer = TorchCodePrinter([o.expr for o in outputs], axes=axes)
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
@@ -81,7 +83,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     spec = ", ".join(entry(m) for m in mats)
     dims = sorted({str(d) for m in mats for d in list(m.shape) + [a.size for a in getattr(m, "axes", ())]
                    if not d.is_Integer})
-    unbound = sorted({str(d) for o in outputs for d in o.expr.atoms(Dim)} - set(dims))
+    unbound = sorted({str(d) for o in outputs for d in distinct_subtrees(o.expr) if isinstance(d, Dim)}
+                     - set(dims))
     if unbound:
         raise ShapeMismatchError(
             f"{name}: dimension(s) {unbound} occur in the expression but in no input matrix's shape, "
@@ -105,7 +108,9 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
             lines.append(f"    {m.name} = _lift_axes({m.name}, {own!r}, {k})")
     for s in scalars:
         lines.append(f"    _{s}_in = {s}")
-        lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r})")
+        batch_shapes = "_batch" if k else f"({''.join(f'{m.name}.shape[:-2], ' for m in mats)})"
+        positive = ", positive=True" if s.is_positive else ""
+        lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r}{positive}, batch={batch_shapes})")
         if k:
             lines.append(f"    {s} = _lift_axes({s}, (), {k})")
     lines += [f"    {line}" for line in _release_temporaries(printer.lines)]

@@ -40,6 +40,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..symbolic.nodes import U, Elementwise
+from ..symbolic.tidy import intern
 
 __all__ = ["optimize"]
 
@@ -320,7 +321,7 @@ def optimize(expr: Basic) -> Basic:
         new = _rewrite(cur)
         if new != cur and depth < _MAX_PASSES:
             new = go(new, depth + 1)
-        memo[e] = new
+        new = memo[e] = intern(new)  # equal sub-trees shared: comparisons stop at the first level
         return new
 
     return go(expr)

@@ -41,7 +41,7 @@ from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftT
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
 from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
-from ..symbolic.tidy import transpose
+from ..symbolic.tidy import distinct_subtrees, doit, transpose
 from . import tsallis as _entmax_code
 
 __all__ = ["TorchCodePrinter"]
@@ -63,7 +63,19 @@ def _is_dim_only(e: Basic) -> bool:
 
 def _batched(f: Basic) -> bool:
     """True when the factor involves a state (batched at run time; parameters usually are not)."""
-    return any(getattr(a, "role", "") == "state" for a in f.atoms(MatrixSymbol))
+    return any(getattr(a, "role", "") == "state" for a in distinct_subtrees(f) if isinstance(a, MatrixSymbol))
+
+
+def _negated(t: Basic) -> Basic | None:
+    """``-t`` when ``t`` reads as a negative term (sympy's ``could_extract_minus_sign``), else None.
+
+    A product's sign is its leading number, and its negation goes through the cached ``doit``:
+    sympy's ``-t`` and its ``could_extract_minus_sign`` (which builds ``-t``) re-canonicalise
+    ``t`` in full, walking it as a tree."""
+    if isinstance(t, MatMul):
+        c = t.args[0]
+        return doit(MatMul(sp.S.NegativeOne, t)) if c.is_Number and c.is_extended_negative else None
+    return -t if t.could_extract_minus_sign() else None
 
 
 def _low_rank_run(run: tuple[Basic, ...]) -> bool:
@@ -89,6 +101,7 @@ class TorchCodePrinter:
         self._env: dict[Basic, str] = {}
         self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
         self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
+        self._dim_kind: dict[Basic, str] = {}
         for r in roots:
             self._count(r)
 
@@ -176,8 +189,9 @@ class TorchCodePrinter:
             self.lines.append(f"{target} = {self.code(e)}")
             return
         for i, t in enumerate(self._grouped_terms(list(e.args))):
-            neg = t.could_extract_minus_sign()
-            c = self._p(-t, MUL) if neg else self._p(t, ADD)
+            minus_t = _negated(t)
+            neg = minus_t is not None
+            c = self._p(minus_t, MUL) if neg else self._p(t, ADD)
             if i == 0:
                 self.lines.append(f"{target} = {'-' + c if neg else c}")
             else:
@@ -185,7 +199,7 @@ class TorchCodePrinter:
 
     def _grouped_terms(self, terms: list[Basic]) -> list[Basic]:
         """Greedy order: after each term, the remaining one sharing most shared sub-trees with it."""
-        deps = [{x for x in sp.preorder_traversal(t) if self._shared(x) > 1 and x.args} for t in terms]
+        deps = [{x for x in distinct_subtrees(t) if self._shared(x) > 1 and x.args} for t in terms]
         order, left = [0], list(range(1, len(terms)))
         while left:
             prev = deps[order[-1]]
@@ -193,6 +207,29 @@ class TorchCodePrinter:
             order.append(nxt)
             left.remove(nxt)
         return [terms[j] for j in order]
+
+    def _dims_only(self, e: Basic) -> str:
+        """``"dims"`` for a scalar of numbers and dimensions with at least one dimension (printed
+        as a Python scalar), ``"none"`` for one without free symbols, else ``"other"``; memoised
+        per node (``free_symbols`` walks the tree)."""
+        hit = self._dim_kind.get(e)
+        if hit is not None:
+            return hit
+        if isinstance(e, (MatrixExpr, Trace, Determinant, LogDet, SumAll)):
+            kind = "other"
+        elif isinstance(e, Dim):
+            kind = "dims"
+        elif isinstance(e, sp.Symbol):
+            kind = "other"
+        elif not e.args:
+            kind = "none"
+        elif isinstance(e, (sp.Lambda, sp.Derivative, sp.Subs)):  # bind variables of their own
+            kind = "dims" if e.free_symbols and _is_dim_only(e) else ("none" if not e.free_symbols else "other")
+        else:
+            kinds = {self._dims_only(a) if isinstance(a, Basic) else "none" for a in e.args}
+            kind = "other" if "other" in kinds else ("dims" if "dims" in kinds else "none")
+        self._dim_kind[e] = kind
+        return kind
 
     def _p(self, e: Basic, prec: int) -> str:
         """Code of ``e`` parenthesised when its precedence is below ``prec``."""
@@ -204,14 +241,15 @@ class TorchCodePrinter:
         if e in self._env:
             return self._env[e], ATOM
         if isinstance(e, sp.Number) or isinstance(e, sp.NumberSymbol):
-            v = float(e) if not e.is_Integer else int(e)
+            # integers beyond float64's exact range print as floats (torch has no int above 2⁶³)
+            v = int(e) if e.is_Integer and abs(int(e)) <= 2 ** 53 else float(e)
             s = repr(v)
             return (s, ATOM) if v >= 0 else (s, ADD)
         if isinstance(e, (MatrixSymbol, sp.Symbol)):
             if isinstance(e, sp.Dummy) or e == U:
                 raise UnsupportedNodeError(f"unbound variable {e} in generated code")
             return str(e.name), ATOM
-        if not isinstance(e, MatrixExpr) and e.free_symbols and _is_dim_only(e):
+        if not isinstance(e, MatrixExpr) and self._dims_only(e) == "dims":
             return f"({sp.pycode(e, fully_qualified_modules=True)})", ATOM
         for cls, fn in self._RULES:
             if isinstance(e, cls):
@@ -397,15 +435,16 @@ class TorchCodePrinter:
                     return code
                 tail = self._add(MatAdd(*rest)) if len(rest) > 1 else (self._p(rest[0], ADD), ADD)
                 return f"{code[0]} + {tail[0] if tail[1] > ADD else '(' + tail[0] + ')'}", ADD
-        pos = [t for t in terms if not t.could_extract_minus_sign()]
-        neg = [t for t in terms if t.could_extract_minus_sign()]
+        signed = [(t, _negated(t)) for t in terms]
         out = ""
-        for t in pos:
-            c = self._p(t, ADD)
-            out = c if not out else f"{out} + {c}"
-        for t in neg:
-            c = self._p(-t, MUL)
-            out = f"-{c}" if not out else f"{out} - {c}"
+        for t, minus_t in signed:
+            if minus_t is None:
+                c = self._p(t, ADD)
+                out = c if not out else f"{out} + {c}"
+        for t, minus_t in signed:
+            if minus_t is not None:
+                c = self._p(minus_t, MUL)
+                out = f"-{c}" if not out else f"{out} - {c}"
         return out, ADD
 
     def _transpose(self, e: Transpose) -> Code:

@@ -192,12 +192,57 @@ def _bind_dims_checked(spec: Sequence[tuple[Any, ...]], tensors: Sequence[Any]) 
     return {k: v[0] for k, v in bound.items()}
 
 
-def as_scalar(v: Any, dtype: torch.dtype, device: torch.device, name: str) -> torch.Tensor:
-    """A scalar parameter (number or tensor of batch shape ``(...)``) as a ``(..., 1, 1)`` tensor."""
+def _check_scalar_batch(t: torch.Tensor, name: str, batch: Sequence[Sequence[int]]) -> None:
+    """A batched scalar must broadcast with the matrices' batch shape; a shape ending in ``(1, 1)``
+    of higher rank than a non-empty matrix batch is the per-sample scalar written as a matrix
+    (``(B, 1, 1)`` for ``(B,)``), which would broadcast to a ``(B, 1, B, ...)`` output."""
+    mb = tuple(torch.broadcast_shapes(*batch)) if batch else ()
+    shape = tuple(t.shape)
+    if mb and len(shape) > len(mb) and shape[-2:] == (1, 1):
+        raise InputError(
+            f"scalar {name!r} has shape {shape} but the matrices' batch shape is {mb}: a scalar per "
+            f"batch element has the batch shape itself ({shape[:-2]!r}, without the trailing (1, 1))"
+        )
+    try:
+        torch.broadcast_shapes(mb, shape)
+    except RuntimeError:
+        raise InputError(
+            f"scalar {name!r} has batch shape {shape}, which does not broadcast with the matrices' "
+            f"batch shape {mb}"
+        ) from None
+
+
+def _check_positive(v: Any, name: str) -> None:
+    """Numbers always; tensors on the CPU, or on any device within :func:`finite_checks` (the check
+    synchronises with the device), and never under transforms."""
+    if isinstance(v, (int, float)):
+        bad = v <= 0 or v != v
+    else:
+        bad = (_concrete(v) and (v.device.type == "cpu" or _CHECK_FINITE[0])
+               and bool((~(v > 0)).any()))
+    if bad:
+        got = v if isinstance(v, (int, float)) else f"a tensor with {int((~(v > 0)).sum())} entries ≤ 0 or NaN"
+        raise InputError(
+            f"scalar {name!r} was declared positive (uf.scalar({name!r}, positive=True)), and the "
+            f"derivation relies on it (e.g. sqrt({name}²) = {name}), but got {got}"
+        )
+
+
+def as_scalar(v: Any, dtype: torch.dtype, device: torch.device, name: str, positive: bool = False,
+              batch: Sequence[Sequence[int]] = ()) -> torch.Tensor:
+    """A scalar parameter (number or tensor of batch shape ``(...)``) as a ``(..., 1, 1)`` tensor.
+
+    ``positive``: the scalar was declared positive, which is checked (the derived expressions
+    may rely on it).  ``batch``: the batch shapes of the matrix inputs, which a batched scalar must
+    broadcast with."""
     if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
         raise InputError(f"scalar {name!r} must be a number or a tensor, got {type(v).__name__}")
     if _CHECK_FINITE[0]:
         check_finite(name, v)
+    if positive:
+        _check_positive(v, name)
+    if isinstance(v, torch.Tensor) and v.dim():
+        _check_scalar_batch(v, name, batch)
     if isinstance(v, float) and not torch.compiler.is_compiling():
         key = (v, dtype, device)
         t = _SCALAR_CACHE.get(key)
@@ -238,9 +283,9 @@ def reduce_scalar(r: torch.Tensor, like: Any, batch: Sequence[Any], shapes: bool
     while r.dim() < 2:  # a constant printed as a 0-d tensor (e.g. tanh(2))
         r = r[None]
     bshapes = list(batch) if shapes else [t.shape[:-2] for t in batch]
-    shape = torch.broadcast_shapes(*bshapes, r.shape[:-2])
-    g = torch.broadcast_to(r[..., 0, 0], shape)
     target = like.shape if isinstance(like, torch.Tensor) else torch.Size([])
+    shape = torch.broadcast_shapes(*bshapes, r.shape[:-2], target)  # the scalar's own batch too
+    g = torch.broadcast_to(r[..., 0, 0], shape)
     return g.sum_to_size(target) if g.shape != target else g
 
 

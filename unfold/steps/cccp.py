@@ -86,8 +86,8 @@ class CCCPStep(EnergyStep):
             self._rule = None
             self._update = None
         if check:
-            for inputs in random_points(total, 2):
-                res = self.check_splitting(inputs.pop(str(v)), **inputs)
+            for inputs in random_points(total, 2):  # the splitting, at random points (held inputs too)
+                res = self._curvatures(inputs.pop(str(v)), inputs, held=False)
                 if not res.passed:
                     self._raise(res)
 
@@ -102,19 +102,28 @@ class CCCPStep(EnergyStep):
             f"positive curvature {res.concave_max_curvature:.3g} was found (Hessian-vector products)"
         )
 
-    def _part_grad(self, part: Energy, fn: Any, inputs: Mapping[str, Any]) -> Any:
+    def _part_grad(self, part: Energy, fn: Any, inputs: Mapping[str, Any], held: bool = True) -> Any:
+        """``x ↦ ∇part(x)`` with the module's held inputs and ``inputs`` (``held=False``: with
+        ``inputs`` alone, which then give every input of the part)."""
         cm = part.compile()
+        names = self.input_names(part)
 
         def g(x: Tensor) -> Tensor:
-            return fn(*cm.args(**self.inputs_for(part, x, inputs)))
+            vals = (self.inputs_for(part, x, inputs) if held else
+                    {k: t for k, t in {**inputs, self.wrt_name: x}.items() if k in names})
+            return fn(*cm.args(**vals))
 
         return g
 
+    def _curvatures(self, x: Tensor, inputs: Mapping[str, Any], held: bool = True, n_dirs: int = 8,
+                    tol: float = 1e-9) -> SplittingCheck:
+        lo, _ = curvature_range(self._part_grad(self.convex, self._vex_grad, inputs, held), x, n_dirs)
+        _, hi = curvature_range(self._part_grad(self.concave, self._cave_grad, inputs, held), x, n_dirs, seed=1)
+        return SplittingCheck(lo, hi, tol)
+
     def check_splitting(self, x: Tensor, /, n_dirs: int = 8, tol: float = 1e-9, **inputs: Any) -> SplittingCheck:
         """Curvature of both parts at ``x`` along random directions."""
-        lo, _ = curvature_range(self._part_grad(self.convex, self._vex_grad, inputs), x, n_dirs)
-        _, hi = curvature_range(self._part_grad(self.concave, self._cave_grad, inputs), x, n_dirs, seed=1)
-        return SplittingCheck(lo, hi, tol)
+        return self._curvatures(x, inputs, True, n_dirs, tol)
 
     def forward(self, x: Tensor, /, **inputs: Any) -> Tensor:
         self._check_state(x)

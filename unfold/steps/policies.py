@@ -22,6 +22,8 @@ backpropagation).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -54,7 +56,10 @@ class StepProblem:
 
 
 def exact_number(v: float) -> sp.Expr:
-    """A float as an exact sympy number when it is a short binary fraction (1 → 1, 0.5 → 1/2)."""
+    """A float as an exact sympy number when it is a short binary fraction (1 → 1, 0.5 → 1/2);
+    a non-finite value is refused (:class:`StepSizeError`: ``inf`` would print as ``η = oo``)."""
+    if not math.isfinite(float(v)):
+        raise StepSizeError(f"the step size must be finite, got {v!r}")
     if float(v).is_integer():
         return sp.Integer(int(v))
     r = sp.Rational(float(v))
@@ -104,8 +109,8 @@ class FixedStep(StepPolicy):
 
     def __init__(self, eta: float) -> None:
         super().__init__()
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 0:
-            raise StepSizeError(f"FixedStep: the step size must be a positive number, got {eta!r}")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 < eta < math.inf:
+            raise StepSizeError(f"FixedStep: the step size must be a finite positive number, got {eta!r}")
         self.fixed_value = float(eta)
 
     def step(self, problem: StepProblem, x: Tensor) -> Tensor:
@@ -121,8 +126,8 @@ class LearnableStep(StepPolicy):
 
     def __init__(self, init: float = 0.1, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        if isinstance(init, bool) or not isinstance(init, (int, float)) or not init > 0:
-            raise StepSizeError(f"LearnableStep: the initial step must be a positive number, got {init!r}")
+        if isinstance(init, bool) or not isinstance(init, (int, float)) or not 0 < init < math.inf:
+            raise StepSizeError(f"LearnableStep: the initial step must be a finite positive number, got {init!r}")
         self.eta = nn.Parameter(torch.tensor(float(init), dtype=dtype or torch.get_default_dtype()))
 
     def step(self, problem: StepProblem, x: Tensor) -> Tensor:

@@ -2,15 +2,15 @@
 
 The derived gradient is inspected: a ``sign`` or ``Heaviside`` (or a soft-threshold mask) in it
 means the gradient jumps, e.g. ``‖x‖₁`` (gradient ``sign x``) or ``Σ relu x`` (gradient
-``[x > 0]``).  The one continuous pattern, ``[M > 0] ∘ max(M, 0)`` (the gradient of ``½‖relu M‖²``),
-is recognised and allowed.
+``[x > 0]``).  The continuous pattern ``[M > 0] ∘ c·max(M, 0)^∘k`` (``k > 0``; the gradient of
+``Σ relu(M)^(k+1)``) is recognised and allowed.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 from sympy import Basic
-from sympy.matrices.expressions import HadamardProduct, MatMul, MatrixExpr
+from sympy.matrices.expressions import HadamardPower, HadamardProduct, MatMul, MatrixExpr
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from ..errors import AssumptionError
@@ -33,6 +33,8 @@ def _is_relu_of(e: Basic, arg: Basic) -> bool:
         if len(mats) != 1:
             return False
         e = mats[0]
+    if isinstance(e, HadamardPower) and e.exp.is_positive:  # relu(M)^∘k, k > 0: also vanishes at M ≤ 0
+        e = e.base
     return (isinstance(e, ElementwiseApplyFunction) and e.expr == arg
             and e.function.expr.subs(e.function.variables[0], U) == sp.Max(U, 0))
 

@@ -14,11 +14,13 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from sympy.matrices.expressions import MatMul, Trace, Transpose
+from sympy.matrices.expressions import MatMul, MatrixExpr, Trace, Transpose
 
+from .masks import transpose_mask
 from .nodes import LSE, U, SumAll
+from .tidy import distinct_subtrees, tree_size
 
-__all__ = ["to_str", "to_latex", "elementwise_name"]
+__all__ = ["to_str", "to_latex", "elementwise_name", "with_shared"]
 
 _NAMED: dict[Basic, str] = {
     sp.Max(U, 0): "relu",
@@ -70,15 +72,17 @@ def _fro_arg(expr: Basic) -> Basic | None:
     return None
 
 
-def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
-    """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``."""
+def _sum_kind(expr: SumAll) -> tuple[str, Basic, Basic | None] | None:
+    """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``;
+    the third entry is the mask oriented like ``M`` (None without one)."""
     a = expr.arg
-    if isinstance(a, LSE) and a.mask is None:
-        return ("lse", a.arg)
-    if isinstance(a, Transpose) and isinstance(a.arg, LSE) and a.arg.mask is None:
-        return ("lse_rows", Transpose(a.arg.arg).doit())
+    if isinstance(a, LSE):
+        return ("lse", a.arg, a.mask)
+    if isinstance(a, Transpose) and isinstance(a.arg, LSE):
+        m = a.arg.mask
+        return ("lse_rows", Transpose(a.arg.arg).doit(), None if m is None else transpose_mask(m))
     if isinstance(a, ElementwiseApplyFunction) and elementwise_name(a) == "abs":
-        return ("l1", a.expr)
+        return ("l1", a.expr, None)
     return None
 
 
@@ -95,8 +99,10 @@ class UnfoldStrPrinter(StrPrinter):
         k = _sum_kind(expr)
         if k is None:
             return f"sum({self._print(expr.arg)})"
-        name, M = k
-        return f"‖{self._print(M)}‖₁" if name == "l1" else f"{name}({self._print(M)})"
+        name, M, mask = k
+        if name == "l1":
+            return f"‖{self._print(M)}‖₁"
+        return f"{name}({self._print(M)}" + ("" if mask is None else f", mask={self._print(mask)}") + ")"
 
     def _print_MatAdd(self, expr: Any) -> str:
         return _join_terms(self, expr)
@@ -125,10 +131,12 @@ class UnfoldLatexPrinter(LatexPrinter):
         k = _sum_kind(expr)
         if k is None:
             return r"\mathbf{1}^\top\left(" + self._print(expr.arg) + r"\right)\mathbf{1}"
-        name, M = k
+        name, M, mask = k
         if name == "l1":
             return r"\left\|" + self._print(M) + r"\right\|_1"
         sub = "" if name == "lse" else r"_{\text{rows}}"
+        if mask is not None:
+            sub += r"^{" + self._print(mask) + "}"
         return r"\operatorname{lse}" + sub + r"\left(" + self._print(M) + r"\right)"
 
     def _print_MatAdd(self, expr: Any) -> str:
@@ -150,3 +158,45 @@ def to_str(expr: Basic) -> str:
 def to_latex(expr: Basic) -> str:
     """LaTeX form."""
     return UnfoldLatexPrinter().doprint(expr)
+
+
+def with_shared(expr: Basic, limit: int = 400) -> tuple[Basic, list[tuple[Basic, Basic]]]:
+    """``expr`` with every sub-tree it uses more than once named (``t_1``, ``t_2``, …), and the
+    definitions, innermost first — when written out as a tree ``expr`` has more than ``limit``
+    nodes; else ``(expr, [])``.
+
+    A derived gradient is a DAG: the cotangent of a nested softmax or layer norm uses its parent's
+    twice, so its tree (and any plain printing of it) doubles with each level, while the named
+    form stays linear in the nesting depth.
+    """
+    if tree_size(expr) <= limit:
+        return expr, []
+    nodes = distinct_subtrees(expr)
+    parents: dict[Basic, int] = {}
+    for e in nodes:
+        if not isinstance(e, sp.Lambda):
+            for a in e.args:
+                parents[a] = parents.get(a, 0) + 1
+    taken = {str(s) for s in nodes if isinstance(s, (sp.Symbol, sp.MatrixSymbol))}
+    prefix = "t"
+    while any(n.startswith(prefix + "_") for n in taken):
+        prefix += "t"
+    names: dict[Basic, Basic] = {}
+    for e in reversed(nodes):  # children before parents
+        if parents.get(e, 0) > 1 and e.args and not isinstance(e, sp.Lambda) and tree_size(e) > 3:
+            name = f"{prefix}_{len(names) + 1}"
+            names[e] = sp.MatrixSymbol(name, *e.shape) if isinstance(e, MatrixExpr) else sp.Symbol(name)
+    memo: dict[Basic, Basic] = {}
+
+    def named(e: Basic, top: bool = False) -> Basic:
+        if not top and e in names:
+            return names[e]
+        if not e.args or isinstance(e, sp.Lambda):
+            return e
+        hit = memo.get(e)
+        if hit is None:
+            args = [named(a) for a in e.args]
+            hit = memo[e] = e.func(*args) if any(n is not o for n, o in zip(args, e.args)) else e
+        return hit
+
+    return named(expr), [(n, named(e, top=True)) for e, n in names.items()]

@@ -7,6 +7,7 @@ from unfold's own reverse-mode engine (:mod:`unfold.symbolic.vjp`), never from s
 
 from __future__ import annotations
 
+import keyword
 from typing import Any, Iterable, Mapping, Optional, Union
 
 import sympy as sp
@@ -16,6 +17,7 @@ from sympy.matrices.expressions import MatrixExpr, MatrixSymbol, Trace
 from ..errors import NotScalarError, UndeclaredSymbolError, UnsupportedNodeError
 from .axes import Axis, axes_of, sorted_axes
 from .display import to_latex, to_str
+from .nodes import lazy_add, lazy_mul
 from .masks import MaskMatrix
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 from .tidy import canonical
@@ -57,6 +59,17 @@ def as_energy_expr(expr: Any, name: str = "E") -> sp.Expr:
     return e
 
 
+def _term_name(name: Any) -> str:
+    """A term's name, which also names its generated function: a letter (or '_') then letters,
+    digits or '_'."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise UndeclaredSymbolError(
+            f"invalid energy term name {name!r}: use a letter followed by letters, digits or '_' "
+            "(it names the term's generated function)"
+        )
+    return name
+
+
 def unique_name(base: str, taken: Iterable[Any]) -> str:
     """``base``, or ``base_2``, ``base_3``, … : the first that clashes with none of ``taken`` (compared by name)."""
     names = {str(t) for t in taken}
@@ -84,7 +97,7 @@ class Energy:
                 terms = {name: expr}
         elif expr is not None:
             raise NotScalarError("give Energy either an expression or terms=, not both")
-        self.terms: dict[str, sp.Expr] = {str(k): as_energy_expr(v, str(k)) for k, v in terms.items()}
+        self.terms: dict[str, sp.Expr] = {_term_name(k): as_energy_expr(v, str(k)) for k, v in terms.items()}
         self._grads: dict[tuple[str, Basic], Basic] = {}
         self._compiled: Any = None
 
@@ -210,7 +223,8 @@ class Energy:
         """The gradient-descent update ``wrt − step·∂E/∂wrt``, canonicalised."""
         v = self._resolve(wrt)
         g = self.grad(v)
-        return canonical(v - sp.sympify(step) * g)  # safe: step is a number or sympy scalar
+        # built lazily and canonicalised once (sympy's ``v - step*g`` re-does ``g`` as a tree)
+        return canonical(lazy_add(v, lazy_mul(-sp.sympify(step), g)))  # safe: a number or sympy scalar
 
     # ---- code ------------------------------------------------------------------------------------
     def compile(self) -> Any:

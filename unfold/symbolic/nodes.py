@@ -26,7 +26,10 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError, UnsupportedNodeError
+from .shape_memo import install as _memoise_sympy_shapes, memoised_shape
 from .tidy import doit as cached_doit
+
+_memoise_sympy_shapes()
 
 __all__ = [
     "U",
@@ -180,9 +183,10 @@ class MatFn(MatrixExpr):
     def arg(self) -> MatrixExpr:
         return self.args[0]
 
-    @property
-    def shape(self) -> tuple[sp.Expr, sp.Expr]:
-        return self.arg.shape
+    def _shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.args[0].shape
+
+    shape = memoised_shape(lambda self: self._shape())
 
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
         raise UnsupportedNodeError(f"{type(self).__name__} has no symbolic entries; use uf.expand_explicit")
@@ -215,8 +219,7 @@ class LSE(_MaskedColumnFn):
 
     _latex_name = "lse"
 
-    @property
-    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+    def _shape(self) -> tuple[sp.Expr, sp.Expr]:
         return (S.One, self.arg.cols)
 
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
@@ -249,7 +252,7 @@ class LayerNorm(_ColumnStatFn):
     """Column-wise layer norm ``(x − mean x)/sqrt(var x + eps)`` (biased variance, no gain).
 
     VJP: ``s ∘ (G − J G − y ∘ J(G ∘ y))`` with ``J = 1/rows`` all-ones, ``y`` the output and
-    ``s = LNInvStd``.
+    ``s = LNInvStd``; to a symbolic ``eps``: ``−½ Σ G ∘ y ∘ s ∘ s``.
     """
 
     _latex_name = "LN"
@@ -258,13 +261,18 @@ class LayerNorm(_ColumnStatFn):
         d = self.rows
         J = lazy_mul(S.One / d, OneMatrix(d, d))
         inner = lazy_add(G, lazy_mul(-1, J, G), lazy_mul(-1, HadamardProduct(self, lazy_mul(J, HadamardProduct(G, self)))))
-        return [(self.arg, HadamardProduct(LNInvStd(self.arg, self.eps), inner))]
+        s = LNInvStd(self.arg, self.eps)
+        out: list[tuple[Basic, Basic]] = [(self.arg, HadamardProduct(s, inner))]
+        if self.eps.free_symbols:  # ∂y/∂eps = −½ y∘s∘s  (y = (x − μ) s, s = (var + eps)^(−1/2))
+            out.append((self.eps, -S.Half * SumAll(HadamardProduct(G, self, s, s))))
+        return out
 
 
 class LNInvStd(_ColumnStatFn):
     """``1/sqrt(var + eps)`` of each column, broadcast to the argument's shape.
 
-    VJP: ``−(1/rows) s∘s∘y∘(1 G)`` with ``y = LayerNorm``, ``1`` all-ones ``rows×rows``.
+    VJP: ``−(1/rows) s∘s∘y∘(1 G)`` with ``y = LayerNorm``, ``1`` all-ones ``rows×rows``; to a
+    symbolic ``eps``: ``−½ Σ G ∘ s³``.
     """
 
     _latex_name = "invstd"
@@ -273,7 +281,10 @@ class LNInvStd(_ColumnStatFn):
         d = self.rows
         y = LayerNorm(self.arg, self.eps)
         colsum = lazy_mul(OneMatrix(d, d), G)
-        return [(self.arg, lazy_mul(S.NegativeOne / d, HadamardProduct(self, self, y, colsum)))]
+        out: list[tuple[Basic, Basic]] = [(self.arg, lazy_mul(S.NegativeOne / d, HadamardProduct(self, self, y, colsum)))]
+        if self.eps.free_symbols:  # ∂s/∂eps = −½ s³
+            out.append((self.eps, -S.Half * SumAll(HadamardProduct(G, self, self, self))))
+        return out
 
 
 class SoftThreshold(MatFn):

@@ -231,8 +231,13 @@ def power(x: Expr, p: Scalar) -> Expr:
 
 
 def soft_threshold(M: MatrixExpr, t: Scalar) -> MatrixExpr:
-    """Soft-threshold ``sign(M)∘max(|M| − t, 0)``, the prox of ``t‖·‖₁``."""
-    return SoftThreshold(_mat(M, "soft_threshold"), sp.sympify(t))  # safe: scalar
+    """Soft-threshold ``sign(M)∘max(|M| − t, 0)``, the prox of ``t‖·‖₁`` (``t`` a scalar)."""
+    if isinstance(t, MatrixExpr) or isinstance(t, str) or not isinstance(t, (sp.Expr, int, float)):
+        raise ShapeMismatchError(
+            f"soft_threshold(): the threshold must be a scalar (a number or uf.scalar), got {t!r}"
+            + (f" ({t.rows}×{t.cols})" if isinstance(t, MatrixExpr) else "")
+        )
+    return SoftThreshold(_mat(M, "soft_threshold"), sp.sympify(t))  # safe: a number or sympy scalar
 
 
 def identity(n: Any) -> MatrixExpr:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Basic
 from sympy.core.sorting import default_sort_key
+from sympy.matrices.expressions import hadamard as _hadamard
 from sympy.matrices.expressions import matadd as _matadd
-from sympy.strategies import condition, do_one, exhaust, flatten, glom, rm_id, sort, unpack
+from sympy.matrices.expressions import matmul as _matmul
+from sympy.strategies import condition, do_one, exhaust, flatten, glom, rm_id, sort, typed, unpack
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
     HadamardPower,
@@ -27,7 +29,7 @@ from sympy.matrices.expressions import (
     ZeroMatrix,
 )
 
-__all__ = ["tidy", "canonical", "doit", "transpose", "expand"]
+__all__ = ["tidy", "canonical", "doit", "transpose", "expand", "tree_size", "distinct_subtrees"]
 
 
 def _ones_coeff(a: Basic) -> sp.Expr | None:
@@ -75,9 +77,40 @@ _TRANSPOSE_CACHE: dict[Basic, Basic] = {}
 _CACHE_LIMIT = 50_000  # entries per cache; cleared (not evicted) when full
 
 
+#: One representative per distinct expression made by the rewrites below (hash-consing), and the
+#: ids of the representatives.  sympy compares two equal expressions by walking them until it meets
+#: identical sub-trees, so two equal copies built apart (a canonicalisation rule rebuilds nodes)
+#: are compared in time proportional to their size *as trees* -- exponential in the nesting depth
+#: of a derived cotangent, which uses its parent's cotangent twice.  Interned expressions share
+#: every equal sub-tree, so each comparison stops at the first level.
+_INTERN: dict[Basic, Basic] = {}
+_INTERNED: dict[int, tuple[Basic, Basic]] = {}  # id(expr) -> (expr, its representative); holds expr
+
+
+def intern(e: Basic) -> Basic:
+    """The representative of ``e`` (``e`` itself the first time an equal expression is seen),
+    with every sub-tree interned; only nodes not interned before are visited."""
+    hit = _INTERNED.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    if len(_INTERNED) >= 4 * _CACHE_LIMIT:
+        _INTERN.clear()
+        _INTERNED.clear()
+    out = e
+    if e.args and not e.is_Atom and not isinstance(e, sp.Lambda):
+        args = [intern(a) if isinstance(a, Basic) else a for a in e.args]
+        if any(n is not o for n, o in zip(args, e.args)):
+            out = e.func(*args)
+    rep = _INTERN.setdefault(out, out)
+    for x in (e, out, rep):
+        _INTERNED[id(x)] = (x, rep)
+    return rep
+
+
 def _remember(cache: dict[Basic, Basic], e: Basic, out: Basic) -> Basic:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
+    out = intern(out)
     cache[e] = out
     return out
 
@@ -108,6 +141,11 @@ def doit(expr: Basic) -> Basic:
         out = transpose(e2.arg)
     elif type(e2) is MatAdd:
         out = _canonical_matadd(MatAdd(*e2.args))
+    elif type(e2) is MatMul:
+        out = _canonical_matmul(MatMul(*e2.args))
+    elif type(e2) is HadamardProduct and not any(isinstance(a, sp.MatrixBase) for a in e2.args):
+        # its own doit re-does every argument in full (it ignores deep=False)
+        out = _hadamard.canonicalize(e2)
     else:
         out = e2.doit(deep=False)
     return _remember(_DOIT_CACHE, e, out)
@@ -130,6 +168,24 @@ _canonical_matadd = exhaust(condition(lambda x: isinstance(x, MatAdd), do_one(
     _matadd.merge_explicit,
     sort(default_sort_key),
 )))
+
+
+def _distribute_monom(mul: MatMul) -> Basic:
+    """sympy's ``matmul.distribute_monom`` (``2(A + B) → 2A + 2B``) with the cached :func:`doit`
+    for each new term (sympy's re-does each term in full)."""
+    args = mul.args
+    if len(args) == 2:
+        if args[0].is_MatAdd and args[1].is_Rational:
+            return MatAdd(*[doit(MatMul(m, args[1])) for m in args[0].args])
+        if args[1].is_MatAdd and args[0].is_Rational:
+            return MatAdd(*[doit(MatMul(args[0], m)) for m in args[1].args])
+    return mul
+
+
+assert _matmul.rules[0] is _matmul.distribute_monom  # the rule replaced below (sympy 1.14)
+#: sympy 1.14's ``MatMul`` canonicalisation (``MatMul.doit(deep=False)``) with its rules, except
+#: :func:`_distribute_monom`.
+_canonical_matmul = exhaust(typed({MatMul: do_one(_distribute_monom, *_matmul.rules[1:])}))
 
 
 def transpose(e: Basic) -> Basic:
@@ -243,14 +299,53 @@ def expand(expr: Basic) -> Basic:
 
 
 _EXPAND_LIMIT = 150  # operations; expanding larger expressions costs more than it reads better
+_COUNT_LIMIT = 2_000  # tree nodes; above this an expression is never expanded (and not counted)
+
+
+def distinct_subtrees(expr: Basic) -> list[Basic]:
+    """Every distinct sub-tree of ``expr`` (itself included) once, parents before children; a
+    walk of the DAG (``sympy.preorder_traversal`` walks the tree, visiting shared sub-trees at
+    every occurrence)."""
+    seen: set[Basic] = set()
+    out: list[Basic] = []
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        out.append(e)
+        if isinstance(e, Basic):
+            stack.extend(reversed(e.args))
+    return out
+
+
+def tree_size(expr: Basic) -> int:
+    """The number of nodes of ``expr`` written out as a tree (shared sub-trees counted at every
+    occurrence), computed once per distinct node: linear in the size of the DAG, where sympy's own
+    walks (``count_ops``, printing) are linear in the size of the tree, which can be exponential
+    in the nesting depth (the cotangent of a nested softmax uses its input's cotangent twice)."""
+    memo: dict[Basic, int] = {}
+
+    def size(e: Basic) -> int:
+        hit = memo.get(e)
+        if hit is None:
+            args = e.args if isinstance(e, Basic) and not isinstance(e, sp.Lambda) else ()
+            hit = memo[e] = 1 + sum(size(a) for a in args)
+        return hit
+
+    return size(expr)
 
 
 def canonical(expr: Basic) -> Basic:
     """``tidy(expr)`` or its expanded form, whichever has fewer operations (the same matrix).
 
-    Expressions above ``_EXPAND_LIMIT`` operations are not expanded.
+    Expressions above ``_EXPAND_LIMIT`` operations (or ``_COUNT_LIMIT`` tree nodes) are not
+    expanded.
     """
     out = tidy(expr)
+    if tree_size(out) > _COUNT_LIMIT:
+        return out
     ops = sp.count_ops(out)
     if ops > _EXPAND_LIMIT:
         return out

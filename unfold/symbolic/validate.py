@@ -6,6 +6,9 @@ so every expression is walked once here before it is differentiated or printed.
 
 from __future__ import annotations
 
+import math
+import sys
+
 import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -26,13 +29,13 @@ from sympy.matrices.expressions import (
     ZeroMatrix,
 )
 
-from ..errors import ShapeMismatchError, UndeclaredSymbolError, UnsupportedNodeError
+from ..errors import ConstantError, ShapeMismatchError, UndeclaredSymbolError, UnsupportedNodeError
 from .axes import Axis, AxisSum, MatAxisSum
 from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 
-__all__ = ["check_shapes", "check_expression", "SCALAR_FUNCTIONS"]
+__all__ = ["check_shapes", "check_expression", "check_constant", "SCALAR_FUNCTIONS"]
 
 #: Scalar functions every leg (gradient engine, torch printer, explicit expansion) supports.
 SCALAR_FUNCTIONS: tuple[type, ...] = (
@@ -102,6 +105,24 @@ def _check_symbol(node: Basic, in_lambda: bool) -> None:
             )
 
 
+def check_constant(c: Basic, where: str = "") -> None:
+    """Raise :class:`ConstantError` unless the constant ``c`` (an expression without symbols) is a
+    real number that is finite in float64 (``oo``, ``nan``, ``(-8)**(1/3)`` and ``10**400`` are
+    refused: generated code would compute with ``inf``, a NaN, or the real part only)."""
+    at = f" in {where}" if where else ""
+    if c.is_extended_real is not True:
+        kind = "not a number" if c is sp.nan else "not real (complex)" if c.is_extended_real is False else "of unknown sign"
+        raise ConstantError(f"the constant {c}{at} is {kind}; an energy's constants must be finite real numbers")
+    try:
+        v = float(c)
+    except (TypeError, ValueError, OverflowError):
+        v = math.inf
+    if not math.isfinite(v):
+        raise ConstantError(
+            f"the constant {c}{at} is not finite in float64 (|c| > {sys.float_info.max:.3g}); rescale the energy"
+        )
+
+
 def _walk(e: Basic, in_lambda: bool) -> None:
     if isinstance(e, (MatrixSymbol, sp.Symbol)):
         _check_symbol(e, in_lambda)
@@ -122,6 +143,9 @@ def _walk(e: Basic, in_lambda: bool) -> None:
             f"unsupported function {getattr(name, '__name__', name)} in {e}; supported: "
             "exp, log, tanh, sigmoid, relu, abs, sqrt, powers, sin, cos, max/min and unfold's primitives"
         )
+    elif e.is_number:  # a constant sub-expression: checked whole, not entered
+        check_constant(e)
+        return
     _check_node_shape(e)
     for a in e.args:  # type: ignore[attr-defined]
         _walk(a, in_lambda)

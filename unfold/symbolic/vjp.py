@@ -39,7 +39,7 @@ from .axes import axes_of, axis_sum, sorted_axes
 from .nodes import U, ew, lazy_add, lazy_mul
 from .tidy import doit
 
-__all__ = ["gradient", "unevaluated_gradient", "vjp"]
+__all__ = ["gradient", "unevaluated_gradient", "vjp", "elementwise_derivative"]
 
 Node: TypeAlias = Basic
 Pair = tuple[Basic, Basic]
@@ -90,26 +90,91 @@ def _pow_term(A: MatrixExpr, i: int, G: MatrixExpr, j: int) -> MatrixExpr:
 
 
 def _scalar_partials(node: sp.Expr, G: sp.Expr) -> list[Pair]:
-    """Scalar functions (exp, log, Max, ...): partial derivatives through plain scalar sp.diff."""
-    dummies = [sp.Dummy(f"a{i}", real=True) for i in range(len(node.args))]
-    f = node.func(*dummies)
-    out: list[Pair] = []
-    for a, z in zip(node.args, dummies):
-        df = sp.diff(f, z)  # scalar
+    """Scalar functions (exp, log, Max, ...): ``G·∂f/∂aᵢ`` to each argument ``aᵢ``."""
+    return [(a, G * df) for a, df in zip(node.args, _function_partials(node))]
+
+
+def _function_partials(e: sp.Expr) -> list[sp.Expr]:
+    """``∂f/∂aᵢ`` at ``(a₁, …)`` for one function node ``e = f(a₁, …)``: sympy differentiates
+    ``f`` of fresh *real* variables (so ``|a|' = sign a`` and ``Max(a, 0)' = step(a)``), never
+    the composition (whose arguments it cannot prove real: ``|log u|' `` becomes
+    ``log(u/sign u)·sign(u)²·sign(log u)/(u log u)``, 0/0 at ``u = 1``)."""
+    dummies = [sp.Dummy(f"a{i}", real=True) for i in range(len(e.args))]
+    f = e.func(*dummies)
+    back = dict(zip(dummies, e.args))
+    out = []
+    for z in dummies:
+        df = sp.diff(f, z)
         if df.has(sp.Derivative, sp.Subs):
-            raise UnsupportedNodeError(f"cannot differentiate {node.func} in {node}")
-        out.append((a, G * df.subs(dict(zip(dummies, node.args)))))
+            raise UnsupportedNodeError(f"cannot differentiate {e.func} in {e}")
+        out.append(df.xreplace(back))
     return out
+
+
+def elementwise_derivative(body: sp.Expr, u: sp.Symbol = U) -> sp.Expr:
+    """``d body/du`` by the chain rule, node by node (sum, product and power rules; each function
+    through :func:`_function_partials`).  Finite wherever ``body`` is differentiable and its
+    pieces are: ``d|log u|/du = sign(log u)/u`` (0 at ``u = 1``), ``d|√(1+u²)|/du`` needs no
+    ``atan2``."""
+    memo: dict[sp.Expr, sp.Expr] = {}
+
+    def d(e: sp.Expr) -> sp.Expr:
+        hit = memo.get(e)
+        if hit is not None:
+            return hit
+        if e == u:
+            r: sp.Expr = S.One
+        elif not e.has(u):
+            r = S.Zero
+        elif isinstance(e, sp.Add):
+            r = sp.Add(*[d(a) for a in e.args])
+        elif isinstance(e, sp.Mul):
+            r = sp.Add(*[d(a) * sp.Mul(*(e.args[:i] + e.args[i + 1:])) for i, a in enumerate(e.args)])
+        elif isinstance(e, sp.Pow):
+            b, p = e.args
+            r = p * b ** (p - 1) * d(b)
+            if p.has(u):
+                r += e * sp.log(b) * d(p)
+        elif isinstance(e, sp.Function) or type(e) in (sp.Max, sp.Min):
+            r = sp.Add(*[df * d(a) for df, a in zip(_function_partials(e), e.args) if a.has(u)])
+        else:  # any other node: sympy's own derivative of this sub-expression
+            r = sp.diff(e, u)
+            if r.has(sp.Derivative, sp.Subs):
+                raise UnsupportedNodeError(f"cannot differentiate {e} with respect to {u}")
+        memo[e] = r
+        return r
+
+    return _drop_redundant_steps(d(body))
+
+
+def _drop_redundant_steps(e: sp.Expr) -> sp.Expr:
+    """``step(a)·max(a, 0)ᵏ → max(a, 0)ᵏ`` (``k > 0``; equal everywhere, also at ``a = 0`` where
+    both vanish): the derivative of ``relu(a)ᵏ⁺¹`` then reads ``(k+1)·relu(a)ᵏ``, visibly continuous
+    (no step function left to make it look non-smooth)."""
+    def relu_power_of(f: sp.Expr) -> sp.Expr | None:
+        base = f.base if isinstance(f, sp.Pow) and f.exp.is_positive else f
+        if isinstance(base, sp.Max) and len(base.args) == 2 and S.Zero in base.args:
+            return [a for a in base.args if a != 0][0]
+        return None
+
+    def redundant(m: sp.Expr) -> bool:
+        if not isinstance(m, sp.Mul):
+            return False
+        relus = {relu_power_of(f) for f in m.args} - {None}
+        return any(isinstance(f, sp.Heaviside) and f.args[0] in relus for f in m.args)
+
+    def drop(m: sp.Mul) -> sp.Expr:
+        relus = {relu_power_of(f) for f in m.args} - {None}
+        return sp.Mul(*[f for f in m.args if not (isinstance(f, sp.Heaviside) and f.args[0] in relus)])
+
+    return e.replace(redundant, drop)
 
 
 def _vjp_elementwise(node: ElementwiseApplyFunction, G: MatrixExpr) -> list[Pair]:
     lam, M = node.function, node.expr
     var = lam.variables[0]
     body = lam.expr.subs(var, U) if var != U else lam.expr
-    d = sp.diff(body, U)  # scalar
-    if d.has(sp.Derivative):
-        raise UnsupportedNodeError(f"cannot differentiate the elementwise function {lam}")
-    return [(M, HadamardProduct(G, ew(d, M)))]
+    return [(M, HadamardProduct(G, ew(elementwise_derivative(body), M)))]
 
 
 def vjp(node: Node, G: Basic) -> list[Pair]:
