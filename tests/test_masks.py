@@ -152,3 +152,10 @@ def test_parse_reads_masks() -> None:
 
     with pytest.raises(UndeclaredSymbolError, match="mask= takes causal or a declared mask"):
         uf.parse("-lse(Xi @ Y.T, axis=1, mask=Z) + fro2(Xi)/2", dims="d n", states={"Xi": "n,d"}, params={"Y": "n,d"})
+
+
+def test_display_names_the_mask_in_the_orientation_written() -> None:
+    d, n = uf.dims("d n")
+    X, W, M = uf.state("X", n, d), uf.param("W", d, d), uf.mask("M", n, n)
+    assert "lse_rows(X*W*X.T, mask=causal)" in str(uf.Energy(-uf.lse(X * W * X.T, axis=1, mask=uf.causal)))
+    assert "lse_rows(X*W*X.T, mask=M)" in str(uf.Energy(-uf.lse(X * W * X.T, axis=1, mask=M)))

@@ -16,6 +16,7 @@ from sympy.printing.str import StrPrinter
 
 from sympy.matrices.expressions import MatMul, MatrixExpr, Trace, Transpose
 
+from .masks import transpose_mask
 from .nodes import LSE, U, SumAll
 from .tidy import distinct_subtrees, tree_size
 
@@ -71,15 +72,17 @@ def _fro_arg(expr: Basic) -> Basic | None:
     return None
 
 
-def _sum_kind(expr: SumAll) -> tuple[str, Basic] | None:
-    """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``."""
+def _sum_kind(expr: SumAll) -> tuple[str, Basic, Basic | None] | None:
+    """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``;
+    the third entry is the mask oriented like ``M`` (None without one)."""
     a = expr.arg
-    if isinstance(a, LSE) and a.mask is None:
-        return ("lse", a.arg)
-    if isinstance(a, Transpose) and isinstance(a.arg, LSE) and a.arg.mask is None:
-        return ("lse_rows", Transpose(a.arg.arg).doit())
+    if isinstance(a, LSE):
+        return ("lse", a.arg, a.mask)
+    if isinstance(a, Transpose) and isinstance(a.arg, LSE):
+        m = a.arg.mask
+        return ("lse_rows", Transpose(a.arg.arg).doit(), None if m is None else transpose_mask(m))
     if isinstance(a, ElementwiseApplyFunction) and elementwise_name(a) == "abs":
-        return ("l1", a.expr)
+        return ("l1", a.expr, None)
     return None
 
 
@@ -96,8 +99,10 @@ class UnfoldStrPrinter(StrPrinter):
         k = _sum_kind(expr)
         if k is None:
             return f"sum({self._print(expr.arg)})"
-        name, M = k
-        return f"‖{self._print(M)}‖₁" if name == "l1" else f"{name}({self._print(M)})"
+        name, M, mask = k
+        if name == "l1":
+            return f"‖{self._print(M)}‖₁"
+        return f"{name}({self._print(M)}" + ("" if mask is None else f", mask={self._print(mask)}") + ")"
 
     def _print_MatAdd(self, expr: Any) -> str:
         return _join_terms(self, expr)
@@ -126,10 +131,12 @@ class UnfoldLatexPrinter(LatexPrinter):
         k = _sum_kind(expr)
         if k is None:
             return r"\mathbf{1}^\top\left(" + self._print(expr.arg) + r"\right)\mathbf{1}"
-        name, M = k
+        name, M, mask = k
         if name == "l1":
             return r"\left\|" + self._print(M) + r"\right\|_1"
         sub = "" if name == "lse" else r"_{\text{rows}}"
+        if mask is not None:
+            sub += r"^{" + self._print(mask) + "}"
         return r"\operatorname{lse}" + sub + r"\left(" + self._print(M) + r"\right)"
 
     def _print_MatAdd(self, expr: Any) -> str:
