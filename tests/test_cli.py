@@ -259,3 +259,49 @@ def test_bad_option_is_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["verify", "--dtype", "float16"])
     assert exc.value.code == 2 and "invalid choice: 'float16'" in capsys.readouterr().err
+
+
+# ---- Ctrl-C: the checks that finished are written, the run is marked interrupted ----------------
+def _ctrl_c(config: RunConfig) -> CheckResult:
+    raise KeyboardInterrupt
+
+
+CTRL_C = Entry("ctrlc", "Interrupted here", "nobody", "s", energy=lambda: None,
+               checks=(Check("stops", "exact", "Ctrl-C while it runs", _ctrl_c),
+                       Check("after", "exact", "never reached", _ok_of("ctrlc"))))
+
+
+def test_ctrl_c_writes_the_finished_checks(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(registry, "entries", lambda: [OK_ONLY, CTRL_C, SEEDED])
+    rc, out, err = run(["verify", "--no-progress", "-j", "1", "--report", str(tmp_path)], capsys)
+    assert rc == 130 and "interrupted" in err and "INTERRUPTED, 3 checks not run" in out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["summary"] == {"checks": 1, "passed": 1, "failed": 0, "interrupted": True,
+                              "not_run": ["ctrlc:stops", "ctrlc:after", "seeded:value"]}
+    assert [(e["name"], [c["check"] for c in e["checks"]]) for e in res["entries"]] == [("okonly", ["exact_ok"])]
+    assert "INTERRUPTED (3 not run)" in (tmp_path / "report.md").read_text()
+    assert "INTERRUPTED (3 not run)" in (tmp_path / "report.html").read_text()
+
+
+def test_ctrl_c_in_the_process_pool_keeps_finished_checks():
+    """Ctrl-C while worker processes run: the result that had arrived is kept, the rest are not run."""
+    from unfold.catalogue.runner import run_checks, select
+
+    class StopAfterFirst:
+        total = 0
+        done_labels: list = []
+
+        def start(self, label): pass
+
+        def done(self, label, passed):
+            self.done_labels.append(label)
+            raise KeyboardInterrupt
+
+        def close(self): pass
+
+    progress = StopAfterFirst()
+    s = run_checks(select(registry.entries(), SEL), RunConfig(quick=True), progress, jobs=2)
+    assert s.interrupted and len(s.results) == 1 and len(s.not_run) == 2
+    (r,) = s.results
+    assert r.passed and f"{r.entry}: {r.check}" == progress.done_labels[0]
+    assert sorted(s.not_run + [f"{r.entry}:{r.check}"]) == sorted(SEL)

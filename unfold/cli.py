@@ -116,7 +116,7 @@ def cmd_derive(args: argparse.Namespace) -> int:
     import sympy as sp
 
     from .errors import UnfoldError
-    from .symbolic import Energy, to_latex, to_str
+    from .symbolic import Energy, to_latex
 
     title, E = _resolve_energy(args)
     variables = [E.symbol(w) for w in args.wrt] if args.wrt else list(E.states) or list(E.variables)
@@ -233,6 +233,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         _out(format_failures(s.results))
         _out()
     verdict = "all checks passed" if not nf else f"{nf} of {n} checks FAILED"
+    if s.interrupted:
+        verdict = f"INTERRUPTED, {len(s.not_run)} checks not run" + (f", {nf} FAILED" if nf else "")
     _out(f"{n - nf}/{n} passed in {s.seconds:.1f} s (seed {config.seed}, {args.dtype}"
          f"{', quick' if config.quick else ''}): {verdict}")
     if args.report:
@@ -240,6 +242,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         path = write_report(s, args.report)
         _out(f"report: {path}")
+    if s.interrupted:
+        _err("interrupted")
+        return 130
     return 1 if nf else 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 import torch
 
@@ -94,6 +94,10 @@ class RunSummary:
     seconds: float = 0.0
     started: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    """The run was stopped by Ctrl-C (``KeyboardInterrupt``); ``results`` are the checks that finished."""
+    not_run: list[str] = field(default_factory=list)
+    """``entry:check`` of the checks that did not finish because the run was interrupted."""
 
     @property
     def results(self) -> list[CheckResult]:
@@ -132,6 +136,44 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # the processes share the cores; small tensors never thread anyway
 
 
+def _run_pool(
+    todo: Sequence[tuple[Entry, CheckLike]],
+    remote: set[int],
+    modules: dict[str, str],
+    config: RunConfig,
+    jobs: int,
+    progress: Optional[Progress],
+    finish: Callable[[int, CheckResult], None],
+) -> None:
+    """Run the checks ``remote`` (indices into ``todo``) in ``jobs`` spawned worker processes.
+
+    On ``KeyboardInterrupt`` the checks not yet started are cancelled and the workers are not waited
+    for; the interrupt is re-raised to :func:`run_checks`, which keeps the results already finished.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe after torch/OpenMP start-up
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+    try:
+        futures = {pool.submit(_run_in_worker, modules[todo[i][0].name], todo[i][1].name, config): i
+                   for i in sorted(remote)}
+        if progress is not None:
+            progress.start(f"{len(remote)} checks in {jobs} processes")
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                r = fut.result()
+            except Exception as exc:  # a worker died: reported as a failed check
+                e, c = todo[i]
+                r = CheckResult(e.name, c.name, c.claim, False, detail=f"worker failed: {type(exc).__name__}: {exc}")
+            finish(i, r)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
 def run_checks(
     selection: Sequence[tuple[Entry, Optional[list[str]]]],
     config: RunConfig = RunConfig(),
@@ -143,6 +185,8 @@ def run_checks(
 
     Every check runs through :func:`run_check` with the same ``config`` (seed, dtype and profile),
     and results are collected in catalogue order, so the numbers do not depend on ``jobs``.
+    A ``KeyboardInterrupt`` (Ctrl-C) stops the run: the checks that finished are returned as usual
+    and the others are listed in :attr:`RunSummary.not_run`.
     """
     todo = [(e, c) for e, only in selection for c in _selected(e, only, config.quick)]
     if progress is not None:
@@ -158,37 +202,27 @@ def run_checks(
         if progress is not None:
             progress.done(f"{todo[i][0].name}: {todo[i][1].name}", r.passed)
 
-    for i, (e, c) in enumerate(todo):
-        if i in remote:
-            continue
-        if progress is not None:
-            progress.start(f"{e.name}: {c.name}")
-        finish(i, run_check(e, c, config))
-    if remote:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        ctx = multiprocessing.get_context("spawn")  # fork is unsafe after torch/OpenMP start-up
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
-            futures = {pool.submit(_run_in_worker, modules[todo[i][0].name], todo[i][1].name, config): i
-                       for i in sorted(remote)}
+    interrupted = False
+    try:
+        for i, (e, c) in enumerate(todo):
+            if i in remote:
+                continue
             if progress is not None:
-                progress.start(f"{len(remote)} checks in {jobs} processes")
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    r = fut.result()
-                except Exception as exc:  # a worker died: reported as a failed check
-                    e, c = todo[i]
-                    r = CheckResult(e.name, c.name, c.claim, False, detail=f"worker failed: {type(exc).__name__}: {exc}")
-                finish(i, r)
+                progress.start(f"{e.name}: {c.name}")
+            finish(i, run_check(e, c, config))
+        if remote:
+            _run_pool(todo, remote, modules, config, jobs, progress, finish)
+    except KeyboardInterrupt:  # Ctrl-C: keep what finished, list the rest as not run
+        interrupted = True
     if progress is not None:
         progress.close()
     reports: dict[str, EntryReport] = {}
     for (e, _), res in zip(todo, out):
-        assert res is not None
-        reports.setdefault(e.name, EntryReport(e.name, [])).results.append(res)
+        if res is not None:
+            reports.setdefault(e.name, EntryReport(e.name, [])).results.append(res)
     ents = [e for e, _ in selection if e.name in reports]
+    not_run = [f"{e.name}:{c.name}" for (e, c), res in zip(todo, out) if res is None]
     return RunSummary(
-        config, ents, [reports[e.name] for e in ents], time.perf_counter() - t0, started, _environment()
+        config, ents, [reports[e.name] for e in ents], time.perf_counter() - t0, started, _environment(),
+        interrupted, not_run,
     )

@@ -441,7 +441,7 @@ class TorchCodePrinter:
             if minus_t is None:
                 c = self._p(t, ADD)
                 out = c if not out else f"{out} + {c}"
-        for t, minus_t in signed:
+        for _t, minus_t in signed:
             if minus_t is not None:
                 c = self._p(minus_t, MUL)
                 out = f"-{c}" if not out else f"{out} - {c}"

@@ -72,7 +72,8 @@ def results_json(s: RunSummary) -> dict[str, Any]:
     return {
         "config": {"seed": s.config.seed, "dtype": jsonable(s.config.dtype), "quick": s.config.quick},
         "summary": {"checks": len(s.results), "passed": len(s.results) - len(s.failures),
-                    "failed": len(s.failures)},
+                    "failed": len(s.failures),
+                    **({"interrupted": True, "not_run": list(s.not_run)} if s.interrupted else {})},
         "entries": [
             {
                 "name": e.name, "title": e.title, "source": e.source, "claims": list(e.claims),

@@ -119,6 +119,15 @@ def _controls_html(r: CheckResult) -> str:
         f'{"✓ rejected" if c.rejected else "✗ NOT rejected"}: {_e(c.name)}</span>' for c in r.controls)
 
 
+def _verdict(s: RunSummary) -> str:
+    """``ALL PASS``, ``k FAILED``, or, for a run stopped by Ctrl-C, ``INTERRUPTED`` and what did not run."""
+    nf = len(s.failures)
+    verdict = "ALL PASS" if nf == 0 else f"{nf} FAILED"
+    if s.interrupted:
+        return f"INTERRUPTED ({len(s.not_run)} not run{'' if nf == 0 else f', {verdict}'})"
+    return verdict
+
+
 def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview: bytes) -> str:
     n, nf = len(s.results), len(s.failures)
     c = s.config
@@ -133,7 +142,8 @@ def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview
         f"Every check below compares a layer generated from the energy with an independent reference, "
         f"at seed {c.seed}, {dtype}{', quick profile' if c.quick else ''}.</p>",
         "<div class='cards'>",
-        f"<div class='card {'ok' if nf == 0 else 'bad'}'><b>{'ALL PASS' if nf == 0 else f'{nf} FAILED'}</b><span>verdict</span></div>",
+        f"<div class='card {'ok' if nf == 0 and not s.interrupted else 'bad'}'><b>{_e(_verdict(s))}</b>"
+        "<span>verdict</span></div>",
         f"<div class='card'><b>{n - nf}/{n}</b><span>checks passed</span></div>",
         f"<div class='card'><b>{len(s.entries)}</b><span>entries</span></div>",
         f"<div class='card'><b>{s.seconds:.1f} s</b><span>wall time</span></div>",
@@ -141,6 +151,8 @@ def _html(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]], overview
         "</div>",
         "<nav>" + "".join(f"<a href='#{_slug(e.name)}'>{_e(e.name)}</a>" for e in s.entries) + "</nav>",
     ]
+    if s.interrupted:
+        h.append(f"<p>Interrupted (Ctrl-C); not run: {_e(', '.join(s.not_run) or 'none')}.</p>")
     if nf:
         h.append("<h2>Failures</h2>")
         for r in s.failures:
@@ -199,8 +211,9 @@ def _markdown(s: RunSummary, figs: dict[int, list[tuple[str, str, bytes]]]) -> s
     dtype = str(s.config.dtype).replace("torch.", "")
     m = [
         "# unfold verify", "",
-        f"**{'ALL PASS' if nf == 0 else f'{nf} FAILED'}** — {n - nf}/{n} checks passed, "
+        f"**{_verdict(s)}** — {n - nf}/{n} checks passed, "
         f"{len(s.entries)} entries, seed {s.config.seed}, {dtype}, {s.seconds:.1f} s.", "",
+        *([f"Interrupted (Ctrl-C); not run: {', '.join(s.not_run) or 'none'}.", ""] if s.interrupted else []),
         "![overview](figures/overview.png)", "",
     ]
     if nf:

@@ -49,4 +49,4 @@ def install() -> None:
                 ElementwiseApplyFunction):
         current = cls.__dict__["shape"]
         if not getattr(current.fget, "_unfold_memo", False):
-            setattr(cls, "shape", memoised_shape(current.fget))
+            cls.shape = memoised_shape(current.fget)  # type: ignore[method-assign,assignment]

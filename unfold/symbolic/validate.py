@@ -143,7 +143,7 @@ def _walk(e: Basic, in_lambda: bool) -> None:
             f"unsupported function {getattr(name, '__name__', name)} in {e}; supported: "
             "exp, log, tanh, sigmoid, relu, abs, sqrt, powers, sin, cos, max/min and unfold's primitives"
         )
-    elif e.is_number:  # a constant sub-expression: checked whole, not entered
+    elif e.is_number:  # type: ignore[attr-defined]  # a constant sub-expression: checked whole, not entered
         check_constant(e)
         return
     _check_node_shape(e)
