@@ -51,8 +51,10 @@ def digit_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> Callable[
 
 def fit(model: nn.Module, loss: Callable[[nn.Module, Any], Tensor],
         batches: Callable[[int], Iterable[Any]], epochs: int, lr: float = 3e-3,
-        weight_decay: float = 0.0, progress: bool = True, desc: str = "train") -> TrainLog:
-    """Adam on ``loss(model, batch)`` for ``epochs`` passes over ``batches(epoch)``."""
+        weight_decay: float = 0.0, progress: bool = True, desc: str = "train",
+        clip: float | None = None) -> TrainLog:
+    """Adam on ``loss(model, batch)`` for ``epochs`` passes over ``batches(epoch)`` (``clip``: the
+    gradient norm is clipped to it before each step)."""
     if epochs < 1:
         raise InputError(f"fit: epochs must be ≥ 1, got {epochs}")
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -66,6 +68,8 @@ def fit(model: nn.Module, loss: Callable[[nn.Module, Any], Tensor],
             opt.zero_grad()
             value = loss(model, batch)
             value.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             total, count = total + float(value.detach()), count + 1
         log.losses.append(total / max(count, 1))

@@ -35,12 +35,13 @@ def _loss(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
     return (model(task) - task["yq"][..., 0, 0]).pow(2).mean()
 
 
-def _train(model: torch.nn.Module, profile: Profile, epochs: int, desc: str, offset: int) -> list[float]:
+def _train(model: torch.nn.Module, profile: Profile, epochs: int, desc: str, offset: int,
+           lr: float = 1e-2) -> list[float]:
     def batches(epoch: int):
         for i in range(10):
             yield (icl_regression(256, N, D, seed=profile.seed * 10**7 + offset * 10**5 + epoch * 10 + i),)
 
-    return fit(model, _loss, batches, epochs=epochs, lr=1e-2, progress=profile.progress, desc=desc).losses
+    return fit(model, _loss, batches, epochs=epochs, lr=lr, progress=profile.progress, desc=desc, clip=1.0).losses
 
 
 def _sensitivity(model: torch.nn.Module, task: dict) -> torch.Tensor:
@@ -94,8 +95,9 @@ def multi_step(profile: Profile) -> ExperimentResult:
         torch.manual_seed(profile.seed)
         lsa = LinearTransformer(D, layers=L, seed=profile.seed)
         gd = PreconditionedGD(D, steps=L, eta=0.1)
-        _train(lsa, profile, epochs, f"LSA, {L} layers", 10 + L)
-        _train(gd, profile, epochs, f"preconditioned GD, {L} steps", 10 + L)
+        lr = 1e-2 / L                                       # deeper LSA stacks (degree 3^L in Z) diverge at 1e-2
+        _train(lsa, profile, epochs, f"LSA, {L} layers", 10 + L, lr)
+        _train(gd, profile, epochs, f"preconditioned GD, {L} steps", 10 + L, lr)
         with torch.no_grad():
             a, b = lsa(test), gd(test)
         lsa_loss.append(float((a - y).pow(2).mean()))
