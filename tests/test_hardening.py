@@ -275,6 +275,19 @@ def test_relu_cubed_is_a_smooth_gradient_step_equal_to_autograd():
     assert torch.allclose(step(y, W=w), want, rtol=0, atol=1e-13)
 
 
+def test_relu_power_gradient_has_no_step_and_equals_autograd_at_kinks():
+    # relu(M)^∘2 ∘ step(M) = relu(M)^∘2 everywhere (both vanish where M ≤ 0): no step left in the
+    # matrix-level gradient; its value equals autograd's, also where W·Y has exact zeros
+    W = uf.param("W", d, d)
+    grad = uf.Energy(uf.sum_entries(uf.hpow(uf.relu(W @ Y), 3)) / 3).grad("Y")
+    assert "step" not in uf.to_str(grad) and "relu(W*Y)^∘2" in uf.to_str(grad)
+    w = torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 1.0, -1.0]], dtype=F64)
+    y = torch.tensor([[1.0, 0.0, -1.0, 2.0], [1.0, 0.0, 1.0, -1.0], [0.5, 0.0, 3.0, 1.0]], dtype=F64)
+    got = uf.Energy(uf.sum_entries(uf.hpow(uf.relu(W @ Y), 3)) / 3).compile().grad("Y", Y=y, W=w)
+    ref = torch.func.grad(lambda t: (torch.relu(w @ t) ** 3).sum() / 3)(y)
+    assert (w @ y == 0).any() and torch.allclose(got, ref, rtol=0, atol=1e-13)
+
+
 def test_relu_alone_is_still_refused_as_non_smooth():
     W = uf.param("W", d, d)
     with pytest.raises(uf.AssumptionError, match="not continuously differentiable"):

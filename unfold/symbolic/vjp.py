@@ -170,10 +170,23 @@ def _drop_redundant_steps(e: sp.Expr) -> sp.Expr:
     return e.replace(redundant, drop)
 
 
+def _has_relu_power_factor(G: Basic, relu: ElementwiseApplyFunction) -> bool:
+    """Whether ``G = c·relu(M)^∘k`` (``k > 0``, ``c`` scalar), possibly ∘ other factors: then
+    ``G ∘ step(M) = G`` (both vanish where ``M ≤ 0``), the matrix form of :func:`_drop_redundant_steps`."""
+    if isinstance(G, MatMul):
+        mats = [a for a in G.args if isinstance(a, MatrixExpr)]
+        return len(mats) == 1 and _has_relu_power_factor(mats[0], relu)
+    if isinstance(G, HadamardProduct):
+        return any(_has_relu_power_factor(a, relu) for a in G.args)
+    return isinstance(G, HadamardPower) and G.args[0] == relu and bool(G.args[1].is_positive)
+
+
 def _vjp_elementwise(node: ElementwiseApplyFunction, G: MatrixExpr) -> list[Pair]:
     lam, M = node.function, node.expr
     var = lam.variables[0]
     body = lam.expr.subs(var, U) if var != U else lam.expr
+    if body == sp.Max(U, 0) and _has_relu_power_factor(G, node):  # relu(M)^∘k ∘ step(M) = relu(M)^∘k
+        return [(M, G)]
     return [(M, HadamardProduct(G, ew(elementwise_derivative(body), M)))]
 
 
