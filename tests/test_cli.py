@@ -285,7 +285,7 @@ def test_ctrl_c_writes_the_finished_checks(monkeypatch, capsys, tmp_path):
 
 def test_ctrl_c_in_the_process_pool_keeps_finished_checks():
     """Ctrl-C while worker processes run: the result that had arrived is kept, the rest are not run."""
-    from unfold.catalogue.runner import run_checks, select
+    from unfold.catalogue._runner import run_checks, select
 
     class StopAfterFirst:
         total = 0

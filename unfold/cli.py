@@ -212,7 +212,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from .catalogue import registry
     from .catalogue.base import RunConfig
-    from .catalogue.runner import run_checks, select
+    from .catalogue._runner import run_checks, select
     from .report.progress import Progress
     from .report.table import format_failures, format_table
 

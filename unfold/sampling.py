@@ -20,6 +20,11 @@ def explicit_sizes(dims: Sequence[Dim]) -> dict[Dim, int]:
     return {d: (3 if i == 0 else 2) for i, d in enumerate(dims)}
 
 
+def _size(x: Any, sizes: Mapping[Any, int]) -> int:
+    """A declared size (an int, or a sympy expression in the dims) at the explicit ``sizes``."""
+    return int(x.subs(sizes)) if isinstance(x, sp.Basic) else int(x)
+
+
 def random_inputs(
     energy: Any,
     sizes: Mapping[Dim, int],
@@ -34,9 +39,9 @@ def random_inputs(
     out: dict[str, Any] = {}
     for s in energy.inputs:
         if isinstance(s, MatrixSymbol):
-            r, c = (int(sp.sympify(x).subs(sizes)) for x in s.shape)  # safe: dims/ints
+            r, c = (_size(x, sizes) for x in s.shape)
             lead = batch if getattr(s, "role", "") == "state" else ()
-            lead = tuple(lead) + tuple(int(sp.sympify(a.size).subs(sizes)) for a in getattr(s, "axes", ()))  # safe
+            lead = tuple(lead) + tuple(_size(a.size, sizes) for a in getattr(s, "axes", ()))
             if getattr(s, "role", "") == "mask":  # boolean; key 0 and the diagonal always allowed
                 keep = torch.rand(*lead, r, c, generator=g) > 0.4
                 keep[..., 0, :] = True

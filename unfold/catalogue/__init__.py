@@ -11,10 +11,10 @@ names, applies the precision rule, and adds the 1e-3 mutation control to every e
 from .base import (
     CLAIM_KINDS, AssumptionResult, Check, CheckResult, ControlResult, Entry, EntryReport, Figure, RunConfig,
 )
-from .claim import Claim, Control, Predicate
-from .proof import PROOF_SCOPES, Proof, ProofScope, strongest_scope
+from ._claim import Claim, Control, Predicate
+from ._proof import PROOF_SCOPES, Proof, ProofScope, strongest_scope
 from .registry import entries, entries_named, get_entry
-from .runner import RunSummary, run_check, run_checks, run_entry, select
+from ._runner import RunSummary, run_check, run_checks, run_entry, select
 
 __all__ = [
     "CLAIM_KINDS", "AssumptionResult", "Check", "CheckResult", "ControlResult", "Entry", "EntryReport", "Figure",

@@ -33,7 +33,7 @@ from ..symbolic import Energy
 from ..verify.gradient import check_gradient
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .proof import Proof
+from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "experiment", "SIZES", "ETA", "ITERS", "KQ_ITERS", "THRESHOLD", "KKT_TOL", "TOL"]
 

@@ -1,10 +1,10 @@
 r"""The catalogue record: one paper's "this architecture is energy minimisation" claim as data.
 
 An :class:`Entry` declares the energy (in unfold's language), the parameter mapping, and its checks:
-typed :class:`~unfold.catalogue.claim.Claim`\ s (the generated layer, the independent reference, how
+typed :class:`~unfold.catalogue._claim.Claim`\ s (the generated layer, the independent reference, how
 inputs are drawn, the float64 tolerance, the assumptions as predicates, the controls) and, where a
 claim needs more than a layer-versus-reference comparison, free-form :class:`Check`\ s.  The runner
-(:mod:`unfold.catalogue.runner`) fills in the names and the precision rule; ``unfold verify``, the
+(:mod:`unfold.catalogue._runner`) fills in the names and the precision rule; ``unfold verify``, the
 tests, the notebooks and the report all run the same checks and read the same :class:`CheckResult`\ s.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Optional, Protocol, Sequence
 
 import torch
 
-from .proof import Proof
+from ._proof import Proof
 
 __all__ = [
     "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
@@ -138,7 +138,7 @@ class CheckResult:
     did not).  ``data`` holds extra numbers (tables, regimes); ``figures`` holds plots.  ``entry``,
     ``check`` and ``claim`` are filled in by the runner from the :class:`Check` or claim, and so is
     ``proof``: the strongest scope of the entry's symbolic proof statements that back this check
-    (:data:`~unfold.catalogue.proof.PROOF_SCOPES`; ``None``: none).
+    (:data:`~unfold.catalogue._proof.PROOF_SCOPES`; ``None``: none).
     """
 
     entry: str = ""
@@ -157,7 +157,7 @@ class CheckResult:
 
 
 class CheckLike(Protocol):
-    """What the runner needs of a check: a :class:`Check` or a :class:`~unfold.catalogue.claim.Claim`."""
+    """What the runner needs of a check: a :class:`Check` or a :class:`~unfold.catalogue._claim.Claim`."""
 
     @property
     def name(self) -> str: ...

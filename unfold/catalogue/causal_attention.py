@@ -37,8 +37,8 @@ from ..verify.causality import check_causality
 from . import _causal_refs as ref
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "TOL", "HEADS", "energy", "query_energy", "nrgpt_energy", "full_step", "query_step",
            "nrgpt_step", "sample"]

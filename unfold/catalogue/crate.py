@@ -40,8 +40,8 @@ from ..verify.descent import check_descent
 from . import _crate_refs as ref
 from ._measure import scaled_error, unit_columns
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
-from .claim import Claim, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = [
     "ENTRY", "coding_rate_energy", "compression_energy", "sparse_rate_reduction_energy", "ista_energy",

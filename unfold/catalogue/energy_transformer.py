@@ -37,7 +37,7 @@ from ..verify.certificates import checked_grad_fn
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
-from .proof import Proof
+from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "energy_heads", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
 

@@ -24,7 +24,7 @@ from ..symbolic import Energy
 from ..sampling import explicit_sizes, random_inputs
 from ..verify.gradient import check_gradient
 from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
-from .proof import Proof
+from ._proof import Proof
 
 __all__ = ["ENTRY", "TOL", "TOL64", "CAP", "tolerance"]
 

@@ -28,8 +28,8 @@ from ..symbolic.symbols import dims, param, scalar, state
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer"]
 

@@ -31,8 +31,8 @@ from ..symbolic import Energy
 from ..verify.descent import check_descent
 from ._icl_refs import gd_construction, lsa_layer, tokens
 from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "gd_step", "sample_task", "ETA", "TOL"]
 

@@ -29,8 +29,8 @@ from .. import symbolic as s
 from ..steps import GradientStep
 from ..symbolic import Energy
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "TOL", "EPS", "energy", "gradient_layer", "sample_tokens", "hessian"]
 

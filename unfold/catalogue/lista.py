@@ -40,8 +40,8 @@ from ..symbolic import Energy
 from ..verify.descent import check_descent
 from . import _lista_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .claim import Claim, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "lista_energy", "ista_step", "ista_model", "lista_model", "sample_problem",
            "train_lista", "compare_lista_ista", "TOL", "LAM"]

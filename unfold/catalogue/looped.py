@@ -41,8 +41,8 @@ from ..verify.descent import check_descent
 from ._looped_refs import looped_construction, looped_lsa
 from ._measure import positive_definite, scaled_error, spd_matrix, symmetric
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "gd_model", "sample_task", "TOL"]
 

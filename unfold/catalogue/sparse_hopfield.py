@@ -30,8 +30,8 @@ from ..steps import CCCPStep, GradientStep, Unrolled
 from ..symbolic import Energy
 from ..verify.descent import check_descent
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = ["ENTRY", "TOL", "ALPHAS", "energy", "cccp_step", "gradient_step", "sparse_attention", "sample"]
 

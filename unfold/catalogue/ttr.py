@@ -39,8 +39,8 @@ from ..symbolic import Energy
 from . import _ttr_refs as ref
 from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = [
     "ENTRY", "TOL", "linear_energy", "delta_energy", "decay_energy", "nw_energy", "linear_attention_step",

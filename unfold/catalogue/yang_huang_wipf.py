@@ -50,8 +50,8 @@ from ..steps import Unrolled
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
-from .claim import Claim, Control, Inputs, Predicate
-from .proof import Proof
+from ._claim import Claim, Control, Inputs, Predicate
+from ._proof import Proof
 
 __all__ = [
     "ENTRY", "attention_energy", "majorizer", "ffn_energy", "attention_step",

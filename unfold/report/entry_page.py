@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..catalogue.base import Entry
-from ..catalogue.proof import PROOF_SCOPES, strongest_scope
+from ..catalogue._proof import PROOF_SCOPES, strongest_scope
 from .write import energy_text
 
 __all__ = ["entry_markdown", "catalogue_index_markdown"]

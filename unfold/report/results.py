@@ -3,7 +3,7 @@
 ``results.json`` holds only what the seed determines (errors, verdicts, assumptions, controls, data,
 figure data), so two runs with the same seed give byte-identical files; wall-clock times go to
 ``timings.json`` — ``CheckResult.seconds`` and any ``"seconds"`` key inside ``CheckResult.data``
-(the convention for timings a check records).  Running the checks is :mod:`unfold.catalogue.runner`.
+(the convention for timings a check records).  Running the checks is :mod:`unfold.catalogue._runner`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..catalogue.base import CheckResult
-from ..catalogue.runner import RunSummary
+from ..catalogue._runner import RunSummary
 
 __all__ = ["results_json", "timings_json", "jsonable"]
 

@@ -2,7 +2,7 @@
 
 Columns: entry, check, claim, the strongest scope of the symbolic proofs behind the claim
 (``general`` / ``engine-golden`` / ``fixed-size`` / ``numeric``, ``—`` for none; see
-:mod:`unfold.catalogue.proof`), result, measured error vs tolerance (two significant digits),
+:mod:`unfold.catalogue._proof`), result, measured error vs tolerance (two significant digits),
 assumptions ("3/3 held" or the names that failed), controls (cases the check must reject: "2/2
 rejected", or the names it did not reject), time.  Failures are listed below the table with
 their detail (the worst case), never hidden.

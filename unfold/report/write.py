@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from ..catalogue.base import CheckResult, Entry
 from .plots import figure_png, overview_png
-from ..catalogue.runner import RunSummary
+from ..catalogue._runner import RunSummary
 from .results import jsonable, results_json, timings_json
 from .table import format_assumptions, format_controls, format_error, format_table, format_time, format_tol
 

@@ -104,7 +104,7 @@ def _function_partials(e: sp.Expr) -> list[sp.Expr]:
     back = dict(zip(dummies, e.args))
     out = []
     for z in dummies:
-        df = sp.diff(f, z)
+        df = sp.diff(f, z)  # scalar: f is a scalar function of scalar dummies
         if df.has(sp.Derivative, sp.Subs):
             raise UnsupportedNodeError(f"cannot differentiate {e.func} in {e}")
         out.append(df.xreplace(back))
@@ -138,7 +138,7 @@ def elementwise_derivative(body: sp.Expr, u: sp.Symbol = U) -> sp.Expr:
         elif isinstance(e, sp.Function) or type(e) in (sp.Max, sp.Min):
             r = sp.Add(*[df * d(a) for df, a in zip(_function_partials(e), e.args) if a.has(u)])
         else:  # any other node: sympy's own derivative of this sub-expression
-            r = sp.diff(e, u)
+            r = sp.diff(e, u)  # scalar: e is a scalar expression in the real variable u
             if r.has(sp.Derivative, sp.Subs):
                 raise UnsupportedNodeError(f"cannot differentiate {e} with respect to {u}")
         memo[e] = r

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Protocol, Sequence
 import torch
 
 from .base import CheckLike, CheckResult, Entry, EntryReport, RunConfig
-from .proof import strongest_scope
+from ._proof import strongest_scope
 from .registry import module_of
 
 __all__ = ["run_entry", "run_check", "run_checks", "select", "RunSummary", "Progress"]

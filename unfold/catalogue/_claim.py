@@ -19,7 +19,7 @@ A :class:`Claim` names
   *mutation control*: the layer's output shifted by ``1e-3·max(1, max|ref|)`` must fail, so the
   tolerance at the working precision is below the size of a real discrepancy;
 * ``scope`` — what a proof of the claim covers (:data:`PROOF_SCOPES`) when no statement of the
-  entry's ``proofs`` backs it (those give the scope shown; see :mod:`unfold.catalogue.proof`).
+  entry's ``proofs`` backs it (those give the scope shown; see :mod:`unfold.catalogue._proof`).
 
 The runner fills in the entry and check names, the claim kind, the scaled tolerance and its note,
 the per-part errors (``data["errors"]``) and the controls.  A claim whose check needs more than
@@ -35,7 +35,7 @@ import torch
 
 from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, Figure, RunConfig
 from ._measure import scaled_error
-from .proof import PROOF_SCOPES, ProofScope  # what a proof covers (defined with the Proof record)
+from ._proof import PROOF_SCOPES, ProofScope  # what a proof covers (defined with the Proof record)
 
 __all__ = ["Claim", "Control", "Predicate", "ProofScope", "PROOF_SCOPES", "MUTATION", "Inputs", "Outputs"]
 
