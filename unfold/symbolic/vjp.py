@@ -35,6 +35,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
+from .adjugate import Adjugate
 from .axes import axes_of, axis_sum, sorted_axes
 from .nodes import U, ew, lazy_add, lazy_mul
 from .tidy import doit
@@ -209,7 +210,7 @@ def vjp(node: Node, G: Basic) -> list[Pair]:
     if isinstance(node, MatPow):
         return _vjp_matpow(node, G)
     if isinstance(node, Determinant):
-        return [(node.arg, lazy_mul(G, node, Transpose(Inverse(node.arg))))]
+        return [(node.arg, lazy_mul(G, Transpose(Adjugate(node.arg))))]  # Jacobi: ∂det A/∂A = adj(A)ᵀ
     if isinstance(node, HadamardProduct):
         out = []
         for i, a in enumerate(node.args):
