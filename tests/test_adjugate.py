@@ -117,11 +117,19 @@ def _central(f, X: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("what,n,r", POINTS + [("1x1", 1, 1), ("identity", 3, 3)])
+def _repeated_singular() -> torch.Tensor:
+    """``Q diag(2, 2, 0) Qᵀ``: singular with a repeated singular value."""
+    Q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=DT, generator=torch.Generator().manual_seed(3)))
+    return Q @ torch.diag(torch.tensor([2.0, 2.0, 0.0], dtype=DT)) @ Q.T
+
+
+@pytest.mark.parametrize("what,n,r", POINTS + [("1x1", 1, 1), ("identity", 3, 3), ("repeated σ, singular", 3, 2)])
 def test_runtime_adjugate_value_and_derivatives(what, n, r):
     """The SVD-based ``adjugate`` equals Cᵀ; its VJP and JVP equal central differences of the
-    cofactor reference, at every rank (torch's SVD-based autograd would divide by σᵢ² − σⱼ²)."""
-    A = torch.eye(n, dtype=DT) if what == "identity" else of_rank(n, r, seed=30 + n + r)
+    cofactor reference, at every rank and at repeated singular values (where autograd through
+    ``torch.linalg.svd`` gives NaN: it divides by σᵢ² − σⱼ²)."""
+    A = {"identity": lambda: torch.eye(n, dtype=DT), "repeated σ, singular": _repeated_singular}.get(
+        what, lambda: of_rank(n, r, seed=30 + n + r))()
     assert rel(adjugate(A), cofactors(A).T) < 1e-12
     g = torch.Generator().manual_seed(7)
     G, H = torch.randn(n, n, dtype=DT, generator=g), torch.randn(n, n, dtype=DT, generator=g)
@@ -174,3 +182,15 @@ def test_adj_refuses_a_non_square_matrix():
     d, n = s.dims("d n")
     with pytest.raises(uf.ShapeMismatchError, match="adj"):
         s.adj(s.state("Y", d, n))
+
+
+@pytest.mark.parametrize("r", [4, 3, 2])
+def test_hessian_vector_product_of_det_gradient_at_singular_points(det_grad, r):
+    """``torch.func.jvp`` of the generated gradient (what step-size policies do) at rank r: finite and
+    equal to central differences of the cofactor reference."""
+    A = of_rank(4, r, seed=60 + r)
+    H = torch.randn(4, 4, dtype=DT, generator=torch.Generator().manual_seed(61))
+    hv = torch.func.jvp(lambda M: det_grad.grad("A", A=M), (A,), (H,))[1]
+    h = 1e-6
+    fd = (cofactors(A + h * H) - cofactors(A - h * H)) / (2 * h)
+    assert torch.isfinite(hv).all() and rel(hv, fd) < 1e-6
