@@ -18,6 +18,7 @@ from sympy.matrices.expressions import (
     HadamardProduct,
     Identity,
     Inverse,
+    MatMul,
     MatrixExpr,
     OneMatrix,
     Trace,
@@ -28,6 +29,7 @@ from ..errors import ShapeMismatchError, UnsupportedNodeError
 from .nodes import LSE, U, LayerNorm, LogDet, Softmax, SoftThreshold, SumAll, ew
 from .masks import check_mask, transpose_mask
 from .symbols import _as_dim
+from .tidy import doit as cached_doit
 
 Scalar = Union[sp.Expr, int, float]
 Expr = Union[sp.Expr, MatrixExpr]
@@ -141,7 +143,7 @@ def layernorm(M: MatrixExpr, eps: Scalar, gain: Optional[Scalar] = None, axis: i
 def fro2(M: MatrixExpr) -> sp.Expr:
     """Squared Frobenius norm ``‖M‖²_F = tr(MᵀM)``."""
     M = _mat(M, "fro2")
-    return Trace(Transpose(M) * M)
+    return Trace(cached_doit(MatMul(Transpose(M), M)))  # = Mᵀ*M (sympy's deep doit, once per node)
 
 
 def sum_entries(M: MatrixExpr) -> sp.Expr:
