@@ -56,11 +56,14 @@ def _dim_entry(d: sp.Expr) -> str:
 
 
 def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output],
-                    rewrite: bool = True) -> str:
+                    rewrite: bool = True, legacy: bool = False) -> str:
     """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one).
 
     With ``rewrite`` (the default) every output is first rewritten by :func:`optimize.optimize`
     (exact identities that remove repeated products, cancelled inverses and double scalings).
+    The body is the printer's :class:`~.graph.Graph` after its passes (shared sub-expressions,
+    dead values, liveness); ``legacy`` prints the statements as emitted, released by a scan of the
+    source text (the former path, kept as the tests' differential oracle).
     """
     if rewrite:
         outputs = [Output(o.kind, optimize(o.expr), o.wrt) for o in outputs]
@@ -71,7 +74,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     axes = sorted_axes(a for m in mats for a in getattr(m, "axes", ()))
     _check_output_axes(name, outputs, axes)
     outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
-    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes)
+    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes, cse=not legacy)
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
 
@@ -114,7 +117,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r}{positive}, batch={batch_shapes})")
         if k:
             lines.append(f"    {s} = _lift_axes({s}, (), {k})")
-    lines += [f"    {line}" for line in _release_temporaries(printer.lines)]
+    body = _release_temporaries(printer.lines) if legacy else printer.graph.render()
+    lines += [f"    {line}" for line in body]
     results = []
     batch = ", ".join(m.name for m in mats)
     for i, o in enumerate(outputs):
@@ -166,8 +170,8 @@ _TEMP = re.compile(r"\b_t\d+\b")
 
 
 def _release_temporaries(body: list[str]) -> list[str]:
-    """``body`` with ``del _tK`` after the last line that reads each temporary, so large
-    intermediates (n × n scores) are freed as soon as they are spent, not at return."""
+    """``body`` with ``del _tK`` after the last line that reads each temporary, found by scanning
+    the text (the legacy path; :meth:`.graph.Graph.render` releases from the graph's reads)."""
     last: dict[str, int] = {}
     for i, line in enumerate(body):
         for name in _TEMP.findall(line.split("=", 1)[1] if "=" in line else line):
