@@ -188,3 +188,25 @@ def test_graph_path_matches_plain_torch_on_a_shared_product() -> None:
     Pt = Xt.mT @ Wt @ Xt
     ref = torch.diagonal(Pt, dim1=-2, dim2=-1).sum(-1) + (Pt ** 2).sum((-2, -1)) / 2
     assert torch.allclose(fn(*args)[0], ref, rtol=1e-12, atol=1e-12)
+
+
+def test_no_value_of_the_multi_head_step_is_a_width_by_width_product() -> None:
+    """The graph of ∂E/∂X for ``E = −(1/β) Σ_h lse(β (W_K^h X)ᵀ (W_Q^h X)) + ½‖X‖²`` holds no d×d
+    value: the low-rank ``W_Kᵀ W_Q`` (rank p < d) is applied factor by factor, never formed.
+    Control: the same query finds the d×d ``Y Yᵀ`` of an energy that uses it twice."""
+    import unfold as uf
+    from unfold.codegen.generate import lower
+
+    d, n, p = uf.dims("d n p")
+    h = uf.axis("h", 12)
+    WQ, WK = uf.param("WQ", p, d, over=h), uf.param("WK", p, d, over=h)
+    X, beta = uf.state("X", d, n), uf.scalar("beta", positive=True)
+    E = uf.Energy(-uf.sum_over(h, uf.lse(beta * (WK * X).T * (WQ * X))) / beta + uf.fro2(X) / 2)
+    g = lower("grad_X", E.inputs, [Output("grad", E.grad(X), X)])
+    shapes = [nd.shape for nd in g.live_nodes() if nd.kind == "temp"]
+    assert shapes and (d, d) not in shapes
+
+    Y = uf.state("Y", d, n)
+    G = Energy(uf.fro2(Y * Y.T) / 2 + uf.trace(Y * Y.T * Y * Y.T * Y * Y.T))
+    control = lower("grad_Y", G.inputs, [Output("grad", G.grad(Y), Y)])
+    assert (d, d) in [nd.shape for nd in control.live_nodes() if nd.kind == "temp"]

@@ -31,7 +31,7 @@ the code is generated; a chain node reads its factors as values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal, Optional
 
 __all__ = ["Node", "Graph"]
 
@@ -40,12 +40,14 @@ Kind = Literal["temp", "out"]
 
 @dataclass(frozen=True)
 class Node:
-    """One statement ``name = text`` that reads the values ``reads``."""
+    """One statement ``name = text`` that reads the values ``reads``; ``shape`` is the symbolic
+    ``(rows, cols)`` of the matrix it holds (after any batch and axis dims) when known."""
 
     name: str
     text: str
     reads: frozenset[str]
     kind: Kind
+    shape: Optional[tuple[Any, Any]] = None
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Graph:
         self.leaves.add(name)
         return name
 
-    def value(self, text: str, reads: Iterable[str]) -> str:
+    def value(self, text: str, reads: Iterable[str], shape: Optional[tuple[Any, Any]] = None) -> str:
         """A temporary holding ``text``: an existing one with the same text (shared sub-expression),
         ``text`` itself when it is already a name, else a new node."""
         if self.is_name(text):
@@ -75,7 +77,7 @@ class Graph:
         if hit is not None:
             return hit
         name = f"_t{len(self._temps)}"
-        node = Node(name, text, frozenset(r for r in reads if r in self._temps), "temp")
+        node = Node(name, text, frozenset(r for r in reads if r in self._temps), "temp", shape)
         self.nodes.append(node)
         self._temps[name] = node
         self._by_text[text] = name

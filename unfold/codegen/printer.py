@@ -63,6 +63,11 @@ def _is_dim_only(e: Basic) -> bool:
         isinstance(a, (MatrixExpr, Trace, Determinant, LogDet, SumAll)) for a in sp.preorder_traversal(e))
 
 
+def _shape(e: Basic) -> tuple[Basic, Basic] | None:
+    """The symbolic ``(rows, cols)`` of a matrix expression (None for a scalar)."""
+    return (e.rows, e.cols) if isinstance(e, MatrixExpr) else None
+
+
 def _batched(f: Basic) -> bool:
     """True when the factor involves a state (batched at run time; parameters usually are not)."""
     return any(getattr(a, "role", "") == "state" for a in distinct_subtrees(f) if isinstance(a, MatrixSymbol))
@@ -166,9 +171,9 @@ class TorchCodePrinter:
     def _done(self) -> set[str]:
         return self._frames.pop()
 
-    def _temp(self, code: str, reads: Iterable[str]) -> str:
+    def _temp(self, code: str, reads: Iterable[str], shape: tuple[Basic, Basic] | None) -> str:
         """A temporary holding ``code`` (which reads ``reads``), read by the enclosing code."""
-        name = self.graph.value(code, reads)
+        name = self.graph.value(code, reads, shape)
         self._read((name,))
         return name
 
@@ -184,7 +189,7 @@ class TorchCodePrinter:
         if self.graph.is_name(code):
             self._read(reads)
             return code
-        name = self._temp(code, reads)
+        name = self._temp(code, reads, _shape(e))
         self._memo[e] = (name, ATOM)
         self._memo_reads[e] = frozenset((name,))
         return name
@@ -208,7 +213,7 @@ class TorchCodePrinter:
             self._read(reads)
             return out  # inside an elementwise body: `u` is bound, nothing may be shared
         if self._shared(e) > 1 and not self.graph.is_view_of_name(out[0]):
-            out = (self.graph.value(out[0], reads), ATOM)
+            out = (self.graph.value(out[0], reads, _shape(e)), ATOM)
             reads = {out[0]}
         self._memo[e], self._memo_reads[e] = out, frozenset(reads)
         self._read(reads)
@@ -436,7 +441,7 @@ class TorchCodePrinter:
             name = code[0]
             self._read(reads)
         else:
-            name = self._temp(code[0], reads)
+            name = self._temp(code[0], reads, (run[0].rows, run[-1].cols))
         self._runmemo[run] = name
         return name, ATOM
 
