@@ -19,7 +19,7 @@ Tsallis Fenchel–Young loss), and not at 0.97 of it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import entmax as entmax_pkg
@@ -173,8 +173,13 @@ def _query(X: torch.Tensor, a: float, frac: float) -> torch.Tensor:
     return (frac / (a - 1) / BETA) * X[:, :1]
 
 
-def _retrieved(t: Inputs, frac: float = 1.0, alphas: tuple[float, ...] = ALPHAS) -> dict[str, torch.Tensor]:
-    return {f"α={a}": cccp_step(a)(_query(t["X"], a, frac), X=t["X"], beta=BETA) for a in alphas}
+def _retrieved(t: Inputs) -> dict[str, torch.Tensor]:
+    return {f"α={a}": cccp_step(a)(_query(t["X"], a, 1.0), X=t["X"], beta=BETA) for a in ALPHAS}
+
+
+def _below_margin(t: Inputs, a: float) -> torch.Tensor:
+    """The step from 0.97 of the margin (a control: it must miss x_1)."""
+    return cccp_step(a)(_query(t["X"], a, 0.97), X=t["X"], beta=BETA)
 
 
 def _gap_is_margin(t: Inputs, config: RunConfig) -> tuple[bool, str]:
@@ -191,7 +196,7 @@ EXACT_RETRIEVAL_AT_THE_MARGIN = Claim(
     inputs=_margin_inputs, layer=_retrieved, reference=lambda t: t["X"][:, :1], tol64=TOL,
     assumptions=(Predicate("score gap ≥ 1/(α−1) (exact retrieval)", _gap_is_margin),),
     controls=tuple(Control(f"α={a} at 0.97 of the margin lands on x_1", at_least=1e-4,
-                           layer=lambda t, a=a: _retrieved(t, 0.97, (a,))[f"α={a}"]) for a in ALPHAS),
+                           layer=partial(_below_margin, a=a)) for a in ALPHAS),
     describe=lambda t: "CCCP step from q with gap β(x_1ᵀq − max_j x_jᵀq) = 1/(α−1) vs the pattern x_1",
 )
 
