@@ -12,7 +12,7 @@ from sympy.matrices.expressions import Identity, Inverse
 
 import unfold as uf
 from unfold.energies import coding_rate, determinant, hopfield, l1_norm, quadratic_residual, trace_sum
-from unfold.symbolic import Softmax, explicit_env, expand_explicit
+from unfold.symbolic import Adjugate, Softmax, explicit_env, expand_explicit
 from unfold.symbolic.tidy import tidy
 
 
@@ -42,7 +42,7 @@ def _structural() -> dict[str, str]:
 
     E = determinant()
     A = E.symbol("A")
-    assert E.grad(A) == sp.Determinant(A) * Inverse(A).T
+    assert E.grad(A) == Adjugate(A).T  # Jacobi's formula: adj(A)ᵀ (= det(A)·A⁻ᵀ where A is invertible)
     out["determinant_golden"] = "structural equality"
 
     E = l1_norm()

@@ -85,3 +85,17 @@ def test_controls_are_shown_as_rejected_not_as_failed_assumptions() -> None:
     assert "1/1 rejected" in table[2] and "PASS" in table[2] and "NOT HELD" not in table[2]
     assert "NOT REJECTED: clamp again" in table[3] and "FAIL" in table[3]
     assert "control not rejected: clamp again" in format_failures([bad])
+
+
+def test_a_checks_proof_scope_comes_from_the_entrys_proof_statements_only() -> None:
+    from unfold.catalogue import Proof
+
+    relu = Claim("relu", "exact", "relu = clamp", _inputs, _relu, _by_hand, tol64=1e-15)
+    other = Claim("other", "exact", "relu = clamp again", _inputs, _relu, _by_hand, tol64=1e-15)
+    proofs = (Proof("case", "max(x,0) by cases", "general", "case analysis", backs=("relu",)),
+              Proof("num", "max(x,0) at points", "numeric", "floats", backs=("relu",)),
+              Proof("lemma", "a lemma", "general", "by hand"))
+    entry = Entry("toy", "toy", "nobody", "s", energy=lambda: None, checks=(relu, other), proofs=proofs)
+    by = {r.check: r.proof for r in run_entry(entry, RunConfig()).results}
+    assert by == {"relu": "general", "other": None}   # strongest backing statement; a lemma backs nothing
+    assert entry.proof_scope("relu") == "general" and entry.proof_scope("other") is None

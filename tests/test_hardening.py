@@ -288,6 +288,23 @@ def test_relu_power_gradient_has_no_step_and_equals_autograd_at_kinks():
     assert (w @ y == 0).any() and torch.allclose(got, ref, rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("scale", [1, -3])
+def test_squared_relu_gradient_has_no_step_and_equals_autograd_at_kinks(scale):
+    # k = 1: the cotangent of c‖relu(M)‖² is 2c·relu(M) (no entrywise power), and relu∘step = relu;
+    # the gradient 2c·Wᵀrelu(WY) is continuous, so a gradient step accepts it
+    W = uf.param("W", d, d)
+    E = uf.Energy(scale * uf.fro2(uf.relu(W @ Y)) + uf.fro2(Y))
+    shown = uf.to_str(E.grad("Y"))
+    assert "step" not in shown and "relu(W*Y)" in shown
+    w = torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 1.0, -1.0]], dtype=F64)
+    y = torch.tensor([[1.0, 0.0, -1.0, 2.0], [1.0, 0.0, 1.0, -1.0], [0.5, 0.0, 3.0, 1.0]], dtype=F64)
+    got = E.compile().grad("Y", Y=y, W=w)
+    ref = torch.func.grad(lambda t: scale * (torch.relu(w @ t) ** 2).sum() + (t ** 2).sum())(y)
+    assert (w @ y == 0).any() and torch.allclose(got, ref, rtol=0, atol=1e-13)
+    step = GradientStep(E, wrt="Y", step=0.01)
+    assert torch.allclose(step(y, W=w), y - 0.01 * ref, rtol=0, atol=1e-13)
+
+
 def test_relu_alone_is_still_refused_as_non_smooth():
     W = uf.param("W", d, d)
     with pytest.raises(uf.AssumptionError, match="not continuously differentiable"):

@@ -47,6 +47,7 @@ from .errors import (
     UnsupportedNodeError,
 )
 from .symbolic import tsallis as sparse_ops
+from .symbolic.adjugate import adj as _adj
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
@@ -86,7 +87,7 @@ MAX_EXPONENT = 64
 PRIMITIVES: dict[str, Callable[..., Any]] = {
     "lse": ops.lse, "lse_cols": ops.lse_cols, "lse_rows": ops.lse_rows, "softmax": ops.softmax,
     "layernorm": ops.layernorm, "fro2": ops.fro2, "sum_entries": ops.sum_entries, "l1": ops.l1,
-    "trace": ops.trace, "inv": ops.inv, "det": ops.det, "logdet": ops.logdet, "T": ops.T,
+    "trace": ops.trace, "inv": ops.inv, "det": ops.det, "adj": _adj, "logdet": ops.logdet, "T": ops.T,
     "hadamard": ops.hadamard, "hpow": ops.hpow, "exp": ops.exp, "log": ops.log, "tanh": ops.tanh,
     "sigmoid": ops.sigmoid, "relu": ops.relu, "abs": ops.abs_, "sqrt": ops.sqrt,
     "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,

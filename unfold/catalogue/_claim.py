@@ -18,8 +18,10 @@ A :class:`Claim` names
   (shown as controls, never as a failed assumption).  Every ``exact`` claim also gets the
   *mutation control*: the layer's output shifted by ``1e-3·max(1, max|ref|)`` must fail, so the
   tolerance at the working precision is below the size of a real discrepancy;
-* ``scope`` — what a proof of the claim covers (:data:`PROOF_SCOPES`) when no statement of the
-  entry's ``proofs`` backs it (those give the scope shown; see :mod:`unfold.catalogue._proof`).
+
+What a symbolic proof of the claim covers is not a field of the claim: it is read from the entry's
+proof statements that back it (``Entry.proofs``, :meth:`~unfold.catalogue.base.Entry.proof_scope`),
+the one source of a check's scope.
 
 The runner fills in the entry and check names, the claim kind, the scaled tolerance and its note,
 the per-part errors (``data["errors"]``) and the controls.  A claim whose check needs more than
@@ -35,9 +37,7 @@ import torch
 
 from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, Figure, RunConfig
 from ._measure import scaled_error
-from ._proof import PROOF_SCOPES, ProofScope  # what a proof covers (defined with the Proof record)
-
-__all__ = ["Claim", "Control", "Predicate", "ProofScope", "PROOF_SCOPES", "MUTATION", "Inputs", "Outputs"]
+__all__ = ["Claim", "Control", "Predicate", "MUTATION", "Inputs", "Outputs"]
 
 
 #: Size of the mutation control of an exact claim (a wrong term, scale or transpose errs by more).
@@ -123,7 +123,6 @@ class Claim:
     assumptions: tuple[Predicate, ...] = ()
     conditions: tuple[Predicate, ...] = ()
     controls: tuple[Control, ...] = ()
-    scope: Optional[ProofScope] = None
     quick: bool = True
     describe: Optional[Callable[[Inputs], str]] = None
     data: Optional[Callable[[Inputs], dict[str, Any]]] = None

@@ -16,7 +16,6 @@ from typing import Callable, Optional, Protocol, Sequence
 import torch
 
 from .base import CheckLike, CheckResult, Entry, EntryReport, RunConfig
-from ._proof import strongest_scope
 from .registry import module_of
 
 __all__ = ["run_entry", "run_check", "run_checks", "select", "RunSummary", "Progress"]
@@ -43,7 +42,7 @@ def run_check(entry: Entry, check: CheckLike, config: RunConfig) -> CheckResult:
         r = CheckResult(passed=False, detail=f"raised {type(exc).__name__}: {exc}")
     r.seconds = time.perf_counter() - t0
     r.entry, r.check, r.claim = entry.name, check.name, check.claim
-    r.proof = strongest_scope(entry.proofs_for(check.name)) or check.scope
+    r.proof = entry.proof_scope(check.name)
     return r
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Optional, Protocol, Sequence
 
 import torch
 
-from ._proof import Proof
+from ._proof import Proof, strongest_scope
 
 __all__ = [
     "ClaimKind", "CLAIM_KINDS", "EPS64", "EXACT_CAP", "RunConfig", "AssumptionResult", "Figure", "CheckResult", "Check",
@@ -167,9 +167,6 @@ class CheckLike(Protocol):
     def description(self) -> str: ...
     @property
     def quick(self) -> bool: ...
-    @property
-    def scope(self) -> Optional[str]: ...
-
     def run(self, config: RunConfig) -> CheckResult: ...
 
 
@@ -182,7 +179,6 @@ class Check:
     description: str
     run: Callable[[RunConfig], CheckResult]
     quick: bool = True  # included in the quick profile
-    scope: Optional[str] = None  # fallback proof scope (proof.PROOF_SCOPES) when no Entry.proofs back the check
 
 
 @dataclass(frozen=True)
@@ -212,6 +208,12 @@ class Entry:
     def proofs_for(self, check: str) -> tuple[Proof, ...]:
         """The proof statements that back the check called ``check``."""
         return tuple(p for p in self.proofs if check in p.backs)
+
+    def proof_scope(self, check: str) -> Optional[str]:
+        """The strongest scope (:data:`~unfold.catalogue._proof.PROOF_SCOPES`) among the proof
+        statements backing ``check``; ``None`` when none does.  ``Entry.proofs`` is the one source of
+        a check's scope: claims and checks carry none of their own."""
+        return strongest_scope(self.proofs_for(check))
 
 
 @dataclass

@@ -171,7 +171,6 @@ QUERY_CLAIM = Claim(
                                            "values W_K x (W_V = W_K), output W_Qᵀ per head, by construction"),
                  Predicate("β = 1/√d (the scale of nn.MultiheadAttention)", _beta_is_mha_scale)),
     controls=(Control("untied value matrix W_V ≠ W_K", reference=_untied_values),),
-    scope="general",
     describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads, β={t['beta']:.3f}",
 )
 
@@ -200,7 +199,6 @@ FULL_CLAIM = Claim(
     controls=(Control("query side only (the key-side term left out)",
                       layer=lambda t: -query_side(t)),),
     data=_key_side_ratio,
-    scope="general",
     describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads",
 )
 

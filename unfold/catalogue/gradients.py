@@ -95,7 +95,7 @@ PROOFS = (
           "structural equality", ("trace_sum",)),
     Proof("quadratic_residual_golden", "unfold's ∇ ½‖Y − WY‖² = (I − W)ᵀ(I − W)Y", "engine-golden",
           "expanded structural equality", ("quadratic_residual",)),
-    Proof("determinant_golden", "unfold's ∇ det A = det(A)A⁻ᵀ", "engine-golden", "structural equality",
+    Proof("determinant_golden", "unfold's ∇ det A = adj(A)ᵀ (Jacobi; det(A)A⁻ᵀ where A is invertible)", "engine-golden", "structural equality",
           ("determinant",)),
     Proof("l1_norm_golden", "unfold's ∇ λ‖Z‖₁ = λ sign(Z) (away from 0)", "engine-golden", "structural equality",
           ("l1_norm",)),

@@ -118,7 +118,6 @@ GRADIENT_CLAIM = Claim(
                  Predicate.by_construction("biased variance",
                                            "biased variance, ε inside the square root, as torch's layer norm")),
     controls=(Control("layer norm with the unbiased variance", reference=lambda t: _ln_reference(t, correction=1)),),
-    scope="general",
     describe=lambda t: f"generated ∇L vs layer norm (γ={GAMMA}, ε={EPS}, 5 tokens × 3 batches)",
 )
 
@@ -188,7 +187,6 @@ HESSIAN_CLAIM = Claim(
     inputs=_hess_inputs, layer=_hess_layer, reference=_hess_reference, tol64=TOL,
     assumptions=(Predicate("γ > 0", _gamma_positive), Predicate("ε > 0 (else y joins the null space)", _eps_positive)),
     controls=(Control("per-feature gain (nn.LayerNorm weights ≠ const): symmetric Jacobian", layer=_per_feature_gain),),
-    scope="general",
     describe=lambda t: f"∇²L of the generated gradient (jacfwd), D={t['x'].shape[0]}, γ={t['gamma']}, ε={t['eps']}",
 )
 

@@ -136,7 +136,6 @@ ATTENTION_CLAIM = Claim(
     inputs=sample, layer=_attn_layer, reference=_attn_reference, tol64=TOL,
     assumptions=(Predicate("α > 1", _alpha_ok), Predicate("the weights are sparse at this data", _sparse)),
     controls=(Control("softmax attention (α = 1) as the reference", reference=lambda t: _attn_reference(t, True)),),
-    scope="general",
     describe=lambda t: f"CCCP and unit GD steps (generated) vs X·entmax_α(βXᵀΞ), β={BETA}",
     data=lambda t: {"zero_fraction": _zero_fractions(t)},
 )

@@ -127,7 +127,6 @@ STEP_CLAIM = Claim(
     assumptions=(STOCHASTIC, ORTHONORMAL),
     controls=(Control("uniform memberships in the closed form (Diag(π_k) dropped)",
                       reference=lambda t: _step_reference(t, torch.full_like(t["Pi"], 1.0 / HEADS))),),
-    scope="general",
     describe=lambda t: f"Z − τ∇R^var (generated, τ={TAU}, c={C}, K={HEADS}, d={t['Z'].shape[-2]}, N={t['Z'].shape[-1]})",
 )
 

@@ -254,7 +254,6 @@ LINEAR_CLAIM = Claim(
     inputs=sample_sequence, layer=_linear_layer, reference=_linear_reference, tol64=TOL,
     assumptions=(Predicate("α_t ∈ (0, 1]", _alpha_range),),
     controls=(Control("the decay left out of the reference", reference=lambda t: _linear_reference(t, decay=False)),),
-    scope="general",
     describe=lambda t: f"unit GD step on −vᵀSk + (1−α)/2‖S‖² unrolled over T={t['K'].shape[-2]} tokens, random S₀",
 )
 
@@ -308,7 +307,6 @@ DELTA_CLAIM = Claim(
                  Predicate("keys L2-normalised (overwrite case)", _unit_keys)),
     controls=(Control("Longhorn's implicit step size ε = β/(1 + β‖k‖²) in the reference",
                       reference=lambda t: _delta_reference(t, _longhorn_eps(t))),),
-    scope="general",
     describe=lambda t: f"unit GD step on (β/2)‖Sk − v‖² unrolled over T={t['K'].shape[-2]}, random S₀",
 )
 
@@ -353,7 +351,6 @@ GATED_CLAIM = Claim(
                  Predicate("α_t ∈ (0, 1]", _alpha_range)),
     controls=(Control("one GD step on ℓ + weight decay (no decay first)",
                       layer=lambda t: _gated_layer(t, weight_decay_step())),),
-    scope="general",
     describe=lambda t: f"decay step then unit GD step on (β/2)‖Sk − v‖², unrolled over T={t['K'].shape[-2]}, random S₀",
 )
 
@@ -407,7 +404,6 @@ LONGHORN_CLAIM = Claim(
     inputs=lambda c: _longhorn_data(c, 4), layer=_longhorn_layer, reference=_longhorn_reference, tol64=TOL,
     assumptions=(Predicate("β_t > 0 (no upper bound: the implicit step is unconditionally stable)", _beta_positive),),
     controls=(Control("the explicit DeltaNet step with the same β", layer=lambda t: _longhorn_layer(t, deltanet_step())),),
-    scope="general",
     describe=lambda t: f"prox step on (β/2)‖Sk − v‖² (preconditioned GD) unrolled over T={t['K'].shape[-2]}",
 )
 
@@ -533,7 +529,6 @@ MESA_CLAIM = Claim(
     inputs=lambda c: sample_sequence(c, 6), layer=_mesa_layer, reference=_mesa_reference, tol64=TOL,
     assumptions=(Predicate("λ > 0 (KKᵀ + λI invertible)", lambda t, c: (MESA_LAMBDA > 0, f"λ = {MESA_LAMBDA}")),),
     controls=(Control("one plain GD step instead of the preconditioned one", layer=lambda t: _mesa_layer(t, ridge_gd_step())),),
-    scope="general",
     describe=lambda t: f"ridge energy of the prefix, λ={MESA_LAMBDA}, T={t['K'].shape[-2]}, random S₀",
 )
 
@@ -586,7 +581,6 @@ NW_CLAIM = Claim(
     controls=(Control("unnormalised kernel weights (Σ_i κ_i v_i, no division by Σκ)",
                       reference=lambda t: {**_nw_reference(t), "one step from random M vs SDPA":
                                            t["V"] @ torch.exp(t["beta"] * t["K"].mT @ t["Q"])}),),
-    scope="fixed-size",
     describe=lambda t: (f"unit GD step on ½Σ a_it‖v_i − m_t‖² (n={t['K'].shape[-1]} keys, T={t['Q'].shape[-1]} queries, "
                         f"β={t['beta']})"),
 )

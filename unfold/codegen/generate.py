@@ -24,6 +24,7 @@ from ..errors import InputError, ShapeMismatchError
 from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, intern
+from . import adjugate as _adjugate_code
 from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
@@ -211,6 +212,7 @@ _NAMESPACE: dict[str, Any] = {
     "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,
     **_entmax_code.NAMESPACE,
+    **_adjugate_code.NAMESPACE,
 }
 
 

@@ -42,6 +42,7 @@ from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
 from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
+from . import adjugate as _adjugate_code
 from . import tsallis as _entmax_code
 
 __all__ = ["TorchCodePrinter"]
@@ -653,7 +654,7 @@ class TorchCodePrinter:
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
         (Trace, _trace), (Determinant, _det), (LogDet, _logdet), (SumAll, _sumall), (LSE, _lse),
         (Softmax, _softmax), (LayerNorm, _layernorm), (LNInvStd, _lninvstd),
-        (SoftThreshold, _softthreshold), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum), *_entmax_code.RULES,
+        (SoftThreshold, _softthreshold), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum), *_entmax_code.RULES, *_adjugate_code.RULES,
         (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]

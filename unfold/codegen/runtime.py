@@ -545,15 +545,15 @@ def invstd(x: torch.Tensor, eps: Any) -> torch.Tensor:
 
 
 def _concrete(t: torch.Tensor) -> bool:
-    """True when ``t`` holds real data we may branch on (not under vmap/grad transforms or tracing)."""
+    """True when ``t`` holds real data we may branch on: not while ``torch.compile`` traces, and not a
+    tensor wrapped by a ``torch.func`` transform (vmap, grad, jvp, jacrev, …).
+
+    A wrapped tensor is told by the public ``torch.func.debug_unwrap``, which returns a plain tensor
+    unchanged and a transform's wrapper as the tensor it wraps (only the identity is compared; the
+    unwrapped value is never used inside the transform)."""
     if torch.compiler.is_compiling():
         return False
-    try:
-        from torch._C._functorch import is_functorch_wrapped_tensor
-
-        return not is_functorch_wrapped_tensor(t)
-    except ImportError:  # pragma: no cover - older torch
-        return True
+    return torch.func.debug_unwrap(t, recurse=False) is t
 
 
 def logdet_pd(x: torch.Tensor) -> torch.Tensor:
@@ -561,7 +561,8 @@ def logdet_pd(x: torch.Tensor) -> torch.Tensor:
 
     Evaluated with ``slogdet`` (LU), whose gradient ``x⁻ᵀ`` is valid for any such ``x``, symmetric
     or not.  Raises :class:`InputError` when ``det x ≤ 0`` (checked on concrete tensors); under
-    transforms the value is NaN there instead.
+    transforms the value is NaN there instead, and so is its gradient (a factor NaN, not a
+    ``where`` branch, whose gradient would be a silent 0).
     """
     sign, logabs = torch.linalg.slogdet(x)
     if _concrete(sign) and bool((sign <= 0).any()):
@@ -570,5 +571,5 @@ def logdet_pd(x: torch.Tensor) -> torch.Tensor:
             f"det ≤ 0 for {int((sign <= 0).sum())} matrix(es); check that the argument is I + (PSD "
             "term) or add a multiple of the identity"
         )
-    out = torch.where(sign > 0, logabs, torch.full_like(logabs, float("nan")))
+    out = logabs * torch.where(sign > 0, 1.0, float("nan")).to(logabs.dtype)
     return out[..., None, None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..catalogue.base import Entry
-from ..catalogue._proof import PROOF_SCOPES, strongest_scope
+from ..catalogue._proof import PROOF_SCOPES
 from .write import energy_text
 
 __all__ = ["entry_markdown", "catalogue_index_markdown"]
@@ -32,7 +32,7 @@ def entry_markdown(entry: Entry, notebook: str = "") -> str:
     m += ["## Checks", "", "Run by `unfold verify " + entry.name + "`.", "",
           "| check | claim | proof scope | what is compared |", "|---|---|---|---|"]
     for c in entry.checks:
-        scope = strongest_scope(entry.proofs_for(c.name)) or getattr(c, "scope", None) or "—"
+        scope = entry.proof_scope(c.name) or "—"
         m.append(f"| `{c.name}` | {c.claim} | {scope} | {_cell(c.description)} |")
     m.append("")
     if entry.proofs:

@@ -1,5 +1,6 @@
 """The energy language on sympy: declared symbols, primitives, gradient engine, display."""
 
+from .adjugate import Adjugate, adj
 from .axes import Axis, AxisSum, MatAxisSum, axis, sum_over
 from .display import to_latex, to_str
 from .masks import Causal, MaskMatrix, causal, mask
@@ -24,4 +25,5 @@ __all__ = [
     "sum_entries", "tanh", "trace", "Dim", "ParamMatrix", "ScalarParam", "StateMatrix", "dim",
     "dims", "param", "scalar", "state", "tidy", "gradient", "Axis", "AxisSum", "MatAxisSum", "axis",
     "sum_over", "Causal", "MaskMatrix", "causal", "mask", "Entmax", "EntmaxLSE", "entmax", "entmax_lse", "sparsemax",
+    "Adjugate", "adj",
 ]

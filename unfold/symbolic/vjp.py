@@ -35,6 +35,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
+from .adjugate import Adjugate
 from .axes import axes_of, axis_sum, sorted_axes
 from .nodes import U, ew, lazy_add, lazy_mul
 from .tidy import doit
@@ -171,14 +172,31 @@ def _drop_redundant_steps(e: sp.Expr) -> sp.Expr:
 
 
 def _has_relu_power_factor(G: Basic, relu: ElementwiseApplyFunction) -> bool:
-    """Whether ``G = c·relu(M)^∘k`` (``k > 0``, ``c`` scalar), possibly ∘ other factors: then
-    ``G ∘ step(M) = G`` (both vanish where ``M ≤ 0``), the matrix form of :func:`_drop_redundant_steps`."""
+    """Whether ``G = c·relu(M)^∘k`` (``k > 0``, ``c`` scalar; ``k = 1`` is ``relu(M)`` itself, e.g. the
+    cotangent ``2·relu(M)`` of ``‖relu(M)‖²``), possibly ∘ other factors, times identities, or
+    transposed (``relu(M)ᵀ = relu(Mᵀ)``): then ``G ∘ step(M) = G`` (both vanish where ``M ≤ 0``), the
+    matrix form of :func:`_drop_redundant_steps`."""
     if isinstance(G, MatMul):
-        mats = [a for a in G.args if isinstance(a, MatrixExpr)]
+        mats = [a for a in _matmul_factors(G) if not isinstance(a, Identity)]
         return len(mats) == 1 and _has_relu_power_factor(mats[0], relu)
     if isinstance(G, HadamardProduct):
         return any(_has_relu_power_factor(a, relu) for a in G.args)
+    if isinstance(G, Transpose) and isinstance(G.arg, (ElementwiseApplyFunction, HadamardPower, HadamardProduct, MatMul)):
+        return _has_relu_power_factor(doit(G), relu)  # the transpose moved inside (cached, one level)
+    if G == relu:
+        return True
     return isinstance(G, HadamardPower) and G.args[0] == relu and bool(G.args[1].is_positive)
+
+
+def _matmul_factors(G: MatMul) -> list[Basic]:
+    """The matrix factors of a product, nested products flattened (``1·(1·I)·X`` → ``[I, X]``)."""
+    out: list[Basic] = []
+    for a in G.args:
+        if isinstance(a, MatMul):
+            out.extend(_matmul_factors(a))
+        elif isinstance(a, MatrixExpr):
+            out.append(a)
+    return out
 
 
 def _vjp_elementwise(node: ElementwiseApplyFunction, G: MatrixExpr) -> list[Pair]:
@@ -209,7 +227,7 @@ def vjp(node: Node, G: Basic) -> list[Pair]:
     if isinstance(node, MatPow):
         return _vjp_matpow(node, G)
     if isinstance(node, Determinant):
-        return [(node.arg, lazy_mul(G, node, Transpose(Inverse(node.arg))))]
+        return [(node.arg, lazy_mul(G, Transpose(Adjugate(node.arg))))]  # Jacobi: ∂det A/∂A = adj(A)ᵀ
     if isinstance(node, HadamardProduct):
         out = []
         for i, a in enumerate(node.args):
