@@ -51,6 +51,7 @@ from .symbolic.adjugate import adj as _adj
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
+from .symbolic.primitives.registry import parser_names
 from .symbolic.masks import MaskMatrix, causal as _causal, mask as _mask
 from .symbolic.symbols import Dim, ParamMatrix, ScalarParam, StateMatrix, dims as _declare_dims
 from .symbolic.symbols import param as _param, scalar as _scalar, state as _state
@@ -83,16 +84,17 @@ MAX_DIGITS = 30
 #: Largest |exponent| of a literal power (``x**p``).
 MAX_EXPONENT = 64
 
-#: The primitives callable from text: name -> function of :mod:`unfold.symbolic.ops`.
+#: The primitives callable from text: name -> function of :mod:`unfold.symbolic.ops`, and the
+#: names each module of :mod:`unfold.symbolic.primitives` registers.
 PRIMITIVES: dict[str, Callable[..., Any]] = {
     "lse": ops.lse, "lse_cols": ops.lse_cols, "lse_rows": ops.lse_rows, "softmax": ops.softmax,
     "layernorm": ops.layernorm, "fro2": ops.fro2, "sum_entries": ops.sum_entries, "l1": ops.l1,
     "trace": ops.trace, "inv": ops.inv, "det": ops.det, "adj": _adj, "logdet": ops.logdet, "T": ops.T,
-    "hadamard": ops.hadamard, "hpow": ops.hpow, "exp": ops.exp, "log": ops.log, "tanh": ops.tanh,
-    "sigmoid": ops.sigmoid, "relu": ops.relu, "abs": ops.abs_, "sqrt": ops.sqrt,
+    "hadamard": ops.hadamard, "hpow": ops.hpow,
     "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
     "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
     "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
+    **parser_names(),
 }
 #: Keyword arguments that must be the literal 0 or 1.
 _AXIS_KEYWORDS = {"axis"}

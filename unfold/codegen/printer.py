@@ -41,19 +41,13 @@ from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftT
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
 from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
+from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
 from . import adjugate as _adjugate_code
 from . import tsallis as _entmax_code
 
 __all__ = ["TorchCodePrinter"]
 
-ATOM, POW, MUL, ADD = 4, 3, 2, 1
-Code = tuple[str, int]
-
-_SCALAR_FUNS = {
-    sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos",
-    sp.Abs: "abs", sp.sign: "sign",
-}
 
 
 def _is_dim_only(e: Basic) -> bool:
@@ -624,21 +618,10 @@ class TorchCodePrinter:
         return self._pow_code(self._p(e.base, ATOM), e.exp)
 
     def _function(self, e: Basic) -> Code:
-        for cls, name in _SCALAR_FUNS.items():
-            if isinstance(e, cls):
-                return f"torch.{name}({self._tensor(e.args[0])})", ATOM
-        if isinstance(e, sp.Heaviside):
-            return f"({self.code(e.args[0])} > 0).to(_dt)", ATOM
-        if isinstance(e, (sp.Max, sp.Min)):
-            args = list(e.args)
-            if isinstance(e, sp.Max) and len(args) == 2 and 0 in args:
-                other = args[0] if args[1] == 0 else args[1]
-                return f"torch.relu({self._tensor(other)})", ATOM
-            fn = "torch.maximum" if isinstance(e, sp.Max) else "torch.minimum"
-            out = self._tensor(args[0])
-            for a in args[1:]:
-                out = f"{fn}({out}, {self._tensor(a)})"
-            return out, ATOM
+        """A registered scalar function (:mod:`unfold.symbolic.primitives`), by its own lowering."""
+        f = scalar_function_of(type(e))
+        if f is not None and f.lower is not None:
+            return f.lower(self, e)
         raise UnsupportedNodeError(f"no torch printing rule for the function {e.func} in {e}")
 
     def _tensor(self, e: Basic) -> str:
