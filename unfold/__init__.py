@@ -8,9 +8,9 @@ symbolically that a forward pass is energy minimisation.
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 from .symbolic import (
-    Energy, T, abs_, adj, as_scalar, det, dims, dim, entmax, entmax_lse, exp, fro2, hadamard, hpow, identity, inv, l1,
+    Energy, T, abs_, adj, as_scalar, det, dims, dim, entmax, entmax_lse, erf, exp, fro2, gelu, hadamard, hpow, identity, inv, l1,
     layernorm, log, logdet, lse, lse_cols, lse_rows, ones, param, power, relu, scalar, sigmoid,
-    soft_threshold, softmax, sparsemax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace, Axis, axis,
+    soft_threshold, softmax, softplus, sparsemax, sqrt, state, sum_entries, tanh, to_latex, to_str, trace, Axis, axis,
     sum_over, causal, mask,
 )
 from .symbolic import abs_ as abs  # noqa: A001 - uf.abs reads naturally
@@ -33,10 +33,11 @@ from ._version import __version__
 
 __all__ = list(_errors_all) + [
     # the energy language
-    "Energy", "T", "abs", "abs_", "adj", "as_scalar", "det", "dims", "dim", "entmax", "entmax_lse", "exp", "fro2", "hadamard",
+    "Energy", "T", "abs", "abs_", "adj", "as_scalar", "det", "dims", "dim", "entmax", "entmax_lse", "erf", "exp", "fro2",
+    "gelu", "hadamard",
     "hpow", "identity", "inv", "l1", "layernorm", "log", "logdet", "lse", "lse_cols", "lse_rows",
     "Axis", "axis", "sum_over", "causal", "mask", "ones", "param", "power", "relu", "scalar", "sigmoid",
-    "soft_threshold", "softmax", "sparsemax", "sqrt",
+    "soft_threshold", "softmax", "softplus", "sparsemax", "sqrt",
     "state", "sum_entries", "tanh", "to_latex", "to_str", "trace", "parse", "parse_energy_spec", "parse_expression", "finite_checks",
     # steps and models
     "GradientStep", "ProximalGradientStep", "MMStep", "CCCPStep", "Alternating", "FixedStep",

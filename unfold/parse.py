@@ -51,6 +51,7 @@ from .symbolic.adjugate import adj as _adj
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
+from .symbolic.primitives.registry import parser_names
 from .symbolic.masks import MaskMatrix, causal as _causal, mask as _mask
 from .symbolic.symbols import Dim, ParamMatrix, ScalarParam, StateMatrix, dims as _declare_dims
 from .symbolic.symbols import param as _param, scalar as _scalar, state as _state
@@ -83,16 +84,17 @@ MAX_DIGITS = 30
 #: Largest |exponent| of a literal power (``x**p``).
 MAX_EXPONENT = 64
 
-#: The primitives callable from text: name -> function of :mod:`unfold.symbolic.ops`.
+#: The primitives callable from text: name -> function of :mod:`unfold.symbolic.ops`, and the
+#: names each module of :mod:`unfold.symbolic.primitives` registers.
 PRIMITIVES: dict[str, Callable[..., Any]] = {
     "lse": ops.lse, "lse_cols": ops.lse_cols, "lse_rows": ops.lse_rows, "softmax": ops.softmax,
     "layernorm": ops.layernorm, "fro2": ops.fro2, "sum_entries": ops.sum_entries, "l1": ops.l1,
     "trace": ops.trace, "inv": ops.inv, "det": ops.det, "adj": _adj, "logdet": ops.logdet, "T": ops.T,
-    "hadamard": ops.hadamard, "hpow": ops.hpow, "exp": ops.exp, "log": ops.log, "tanh": ops.tanh,
-    "sigmoid": ops.sigmoid, "relu": ops.relu, "abs": ops.abs_, "sqrt": ops.sqrt,
+    "hadamard": ops.hadamard, "hpow": ops.hpow,
     "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
     "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
     "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
+    **parser_names(),
 }
 #: Keyword arguments that must be the literal 0 or 1.
 _AXIS_KEYWORDS = {"axis"}
@@ -567,7 +569,7 @@ class _Reader:
             if kw.arg is None:
                 raise self.fail(ParseError, "**kwargs are not allowed", kw.value)
         args = [self.arg(fname, i, a) for i, a in enumerate(node.args)]
-        kwargs = {kw.arg: self.keyword(fname, kw) for kw in node.keywords}
+        kwargs = {kw.arg: self.keyword(fname, kw) for kw in node.keywords if kw.arg is not None}  # None refused above
         try:
             inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
@@ -613,8 +615,9 @@ class _Reader:
                                  f"declared masks are {sorted(self.decl.masks) or 'none'}")
         if kw.arg in _AXIS_KEYWORDS:
             node = kw.value
-            if isinstance(node, ast.Constant) and node.value in (0, 1) and not isinstance(node.value, bool):
-                return int(node.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool) \
+                    and node.value in (0, 1):
+                return node.value
             raise self.fail(ParseError, f"{fname}(): axis must be the literal 0 (per column) or 1 (per row)", node)
         v = self.ev(kw.value)
         return self.scalar_of(v, kw.value, f"{fname}(): {kw.arg}")

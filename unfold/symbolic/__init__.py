@@ -9,9 +9,9 @@ from .tsallis import Entmax, EntmaxLSE, entmax, entmax_lse, sparsemax
 from .explicit import expand_explicit, explicit_env
 from .nodes import LSE, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .ops import (
-    T, abs_, as_scalar, det, exp, fro2, hadamard, hpow, identity, inv, l1, layernorm, log, logdet,
+    T, abs_, as_scalar, det, erf, exp, fro2, gelu, hadamard, hpow, identity, inv, l1, layernorm, log, logdet,
     lse, lse_cols, lse_rows, ones, power, relu, sigmoid, soft_threshold, softmax, sqrt, sum_entries,
-    tanh, trace,
+    softplus, tanh, trace,
 )
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix, dim, dims, param, scalar, state
 from .tidy import tidy
@@ -24,6 +24,6 @@ __all__ = [
     "lse_cols", "lse_rows", "ones", "power", "relu", "sigmoid", "soft_threshold", "softmax", "sqrt",
     "sum_entries", "tanh", "trace", "Dim", "ParamMatrix", "ScalarParam", "StateMatrix", "dim",
     "dims", "param", "scalar", "state", "tidy", "gradient", "Axis", "AxisSum", "MatAxisSum", "axis",
-    "sum_over", "Causal", "MaskMatrix", "causal", "mask", "Entmax", "EntmaxLSE", "entmax", "entmax_lse", "sparsemax",
+    "sum_over", "erf", "gelu", "softplus", "Causal", "MaskMatrix", "causal", "mask", "Entmax", "EntmaxLSE", "entmax", "entmax_lse", "sparsemax",
     "Adjugate", "adj",
 ]

@@ -6,6 +6,7 @@ entrywise products use ``∘``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import sympy as sp
@@ -18,30 +19,22 @@ from sympy.matrices.expressions import MatMul, MatrixExpr, Trace, Transpose
 
 from .masks import transpose_mask
 from .nodes import LSE, U, SumAll
+from .primitives.registry import scalar_functions
 from .tidy import distinct_subtrees, tree_size
 
 __all__ = ["to_str", "to_latex", "elementwise_name", "with_shared"]
 
-_NAMED: dict[Basic, str] = {
-    sp.Max(U, 0): "relu",
-    sp.Heaviside(U): "step",
-    sp.sign(U): "sign",
-    sp.Abs(U): "abs",
-    sp.exp(U): "exp",
-    sp.log(U): "log",
-    sp.tanh(U): "tanh",
-    sp.sqrt(U): "sqrt",
-    1 / (1 + sp.exp(-U)): "sigmoid",
-    sp.sin(U): "sin",
-    sp.cos(U): "cos",
-}
+@lru_cache(maxsize=1)
+def _named() -> dict[Basic, str]:
+    """``build(u) -> name`` of every registered scalar function (:mod:`unfold.symbolic.primitives`)."""
+    return {f.build(U): name for name, f in scalar_functions().items() if f.build is not None}
 
 
 def elementwise_name(e: ElementwiseApplyFunction) -> str | None:
-    """The name of a known elementwise function (``relu``, ``exp``, ...), else None."""
+    """The name of a registered elementwise function (``relu``, ``exp``, ...), else None."""
     lam = e.function
     body = lam.expr.subs(lam.variables[0], U)
-    return _NAMED.get(body)
+    return _named().get(body)
 
 
 def _ordered_terms(args: tuple[Basic, ...]) -> list[Basic]:

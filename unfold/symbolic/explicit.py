@@ -35,6 +35,7 @@ from sympy.matrices.expressions import (
 from ..errors import UnsupportedNodeError
 from .axes import Axis, AxisSum, MatAxisSum, axes_of
 from .masks import Causal
+from .primitives.registry import scalar_function_of
 from .nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
 from .symbols import Dim
 
@@ -111,6 +112,27 @@ def _masked_column_fn(e: Basic, M: sp.Matrix, mask: Any) -> sp.Matrix:
         else:
             cols.append(sp.Matrix(r, 1, lambda i, _: ex[i] / total))
     return reduce(lambda a, b: a.row_join(b), cols)
+
+
+def _defined(body: Basic) -> Basic:
+    """``body`` with every registered scalar function that has a definition in other functions
+    (``softplus(u) = log(1 + exp u)``) replaced by that definition, innermost first."""
+    def rule(n: Basic) -> Basic:
+        f = scalar_function_of(n.func) if isinstance(n, sp.Function) else None
+        return f.definition(*n.args) if f is not None and f.definition is not None else n
+
+    memo: dict[Basic, Basic] = {}
+
+    def up(e: Basic) -> Basic:
+        if not e.args or isinstance(e, sp.Lambda):
+            return e
+        hit = memo.get(e)
+        if hit is None:
+            args = [up(a) for a in e.args]
+            hit = memo[e] = rule(e.func(*args) if any(n is not o for n, o in zip(args, e.args)) else e)
+        return hit
+
+    return up(body)
 
 
 def _size(x: Any, env: Mapping[Basic, Any]) -> int:
@@ -201,7 +223,7 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         return ev(e.args[0]).applyfunc(lambda x: x ** p)
     if isinstance(e, ElementwiseApplyFunction):
         lam = e.function
-        body = lam.expr.xreplace({lam.variables[0]: U})
+        body = _defined(lam.expr.xreplace({lam.variables[0]: U}))
         body = body.xreplace({s: ev(s) for s in body.free_symbols if s != U})
         return ev(e.expr).applyfunc(lambda x: body.xreplace({U: x}))
     if isinstance(e, Trace):
@@ -228,5 +250,8 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         t = ev(e.threshold)
         return ev(e.arg).applyfunc(lambda x: sp.sign(x) * sp.Max(sp.Abs(x) - t, 0))
     if isinstance(e, (sp.Add, sp.Mul, sp.Pow, sp.Function)) or type(e) in (sp.Max, sp.Min):
+        f = scalar_function_of(e.func)
+        if f is not None and f.definition is not None:
+            return _defined(f.definition(*[ev(a) for a in e.args]))
         return e.func(*[ev(a) for a in e.args])
     raise UnsupportedNodeError(f"no explicit-size rule for {type(e).__name__} ({e})")

@@ -25,8 +25,13 @@ from sympy.matrices.expressions import (
     Transpose,
 )
 
-from ..errors import ShapeMismatchError, UnsupportedNodeError
-from .nodes import LSE, U, LayerNorm, LogDet, Softmax, SoftThreshold, SumAll, ew
+from ..errors import ShapeMismatchError
+from .nodes import LSE, LayerNorm, LogDet, Softmax, SoftThreshold, SumAll
+from .primitives.elementary import abs_, exp, log, relu, sigmoid, sqrt, tanh
+from .primitives.erf import erf
+from .primitives.gelu import gelu
+from .primitives.softplus import softplus
+from .primitives._common import axis_arg, matrix_arg
 from .masks import check_mask, transpose_mask
 from .symbols import _as_dim
 from .tidy import doit as cached_doit
@@ -37,17 +42,11 @@ Expr = Union[sp.Expr, MatrixExpr]
 __all__ = [
     "lse", "lse_cols", "lse_rows", "softmax", "layernorm", "fro2", "sum_entries", "l1", "trace",
     "inv", "det", "logdet", "T", "hadamard", "hpow", "exp", "log", "tanh", "sigmoid", "relu",
-    "abs_", "sqrt", "power", "soft_threshold", "identity", "ones", "as_scalar",
+    "abs_", "sqrt", "erf", "gelu", "softplus", "power", "soft_threshold", "identity", "ones", "as_scalar",
 ]
 
 
-def _mat(M: Any, who: str) -> MatrixExpr:
-    if not isinstance(M, MatrixExpr):
-        raise ShapeMismatchError(f"{who}() takes a matrix expression, got {M!r}")
-    from .validate import check_shapes
-
-    check_shapes(M)
-    return M
+_mat = matrix_arg
 
 
 def _square(M: MatrixExpr, who: str) -> MatrixExpr:
@@ -56,10 +55,7 @@ def _square(M: MatrixExpr, who: str) -> MatrixExpr:
     return M
 
 
-def _axis(axis: int, who: str) -> int:
-    if axis not in (0, 1):
-        raise ShapeMismatchError(f"{who}(): axis must be 0 (per column) or 1 (per row), got {axis!r}")
-    return axis
+_axis = axis_arg
 
 
 def as_scalar(M: Expr) -> sp.Expr:
@@ -200,27 +196,8 @@ def hpow(M: MatrixExpr, p: Scalar) -> MatrixExpr:
     return HadamardPower(_mat(M, "hpow"), sp.sympify(p))  # safe: number or sympy scalar
 
 
-# ---- elementwise functions -----------------------------------------------------------------------
-def _elementwise(name: str, f: Any) -> Any:
-    def apply(x: Expr) -> Expr:
-        if isinstance(x, MatrixExpr):
-            return ew(f(U), _mat(x, name))
-        if isinstance(x, (sp.Expr, int, float)):
-            return f(sp.sympify(x))  # safe: numbers or sympy scalars
-        raise UnsupportedNodeError(f"{name}() takes a matrix or scalar expression, got {x!r}")
-
-    apply.__name__ = name
-    apply.__doc__ = f"Elementwise ``{name}`` on matrices; the ordinary function on scalars."
-    return apply
-
-
-exp = _elementwise("exp", sp.exp)
-log = _elementwise("log", sp.log)
-tanh = _elementwise("tanh", sp.tanh)
-sigmoid = _elementwise("sigmoid", lambda v: 1 / (1 + sp.exp(-v)))
-relu = _elementwise("relu", lambda v: sp.Max(v, 0))
-abs_ = _elementwise("abs", sp.Abs)
-sqrt = _elementwise("sqrt", sp.sqrt)
+# ---- elementwise functions: each in its module of unfold.symbolic.primitives -----------------------
+# (exp, log, tanh, sigmoid, relu, abs_, sqrt, erf, gelu, softplus are imported above)
 
 
 def power(x: Expr, p: Scalar) -> Expr:

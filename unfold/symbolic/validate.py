@@ -33,15 +33,11 @@ from ..errors import ConstantError, ShapeMismatchError, UndeclaredSymbolError, U
 from .axes import Axis, AxisSum, MatAxisSum
 from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
+from .primitives.registry import scalar_function_of, scalar_functions
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 from .tidy import distinct_subtrees
 
-__all__ = ["check_shapes", "check_expression", "check_constant", "SCALAR_FUNCTIONS"]
-
-#: Scalar functions every leg (gradient engine, torch printer, explicit expansion) supports.
-SCALAR_FUNCTIONS: tuple[type, ...] = (
-    sp.exp, sp.log, sp.tanh, sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside, sp.sin, sp.cos,
-)
+__all__ = ["check_shapes", "check_expression", "check_constant"]
 
 _MATRIX_NODES: tuple[type, ...] = (
     MatMul, MatAdd, Transpose, Inverse, MatPow, HadamardProduct, HadamardPower,
@@ -49,7 +45,13 @@ _MATRIX_NODES: tuple[type, ...] = (
 )
 _SCALAR_NODES: tuple[type, ...] = (
     sp.Add, sp.Mul, sp.Pow, Trace, Determinant, ScalarMatFn, sp.Number, sp.NumberSymbol, AxisSum,
-) + SCALAR_FUNCTIONS
+)
+
+
+def _supported_scalar(e: Basic) -> bool:
+    """A scalar node every leg supports: a core node, or a registered scalar function
+    (:mod:`unfold.symbolic.primitives`)."""
+    return isinstance(e, _SCALAR_NODES) or scalar_function_of(type(e)) is not None
 
 
 def _shape(M: MatrixExpr) -> str:
@@ -144,11 +146,12 @@ def _walk(e: Basic, in_lambda: bool, seen: set[tuple[Basic, bool]]) -> None:
             raise UnsupportedNodeError(f"unsupported matrix operation {type(e).__name__} in {e}")
         if isinstance(e, MatPow) and not (e.exp.is_Integer):
             raise UnsupportedNodeError(f"matrix power {e} needs an integer exponent")
-    elif not isinstance(e, _SCALAR_NODES):
+    elif not _supported_scalar(e):
         name = getattr(e, "func", type(e))
+        known = ", ".join(sorted(scalar_functions()))
         raise UnsupportedNodeError(
             f"unsupported function {getattr(name, '__name__', name)} in {e}; supported: "
-            "exp, log, tanh, sigmoid, relu, abs, sqrt, powers, sin, cos, max/min and unfold's primitives"
+            f"{known}, powers and unfold's primitives"
         )
     elif e.is_number:  # type: ignore[attr-defined]  # a constant sub-expression: checked whole, not entered
         check_constant(e)
