@@ -23,10 +23,6 @@ assert _spec is not None and _spec.loader is not None
 render = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(render)
 
-#: Notebooks that still import a private reference module (``unfold.catalogue._<x>_refs``) instead of
-#: writing the paper's formula in the notebook; converting them is open work (see notes/h18.md).
-PRIVATE_NAMES_PENDING = frozenset({"ttr", "tost", "causal_attention"})
-
 
 def _catalogue_modules() -> list[str]:
     from unfold import catalogue
@@ -107,4 +103,4 @@ def test_notebook_names_a_catalogue_entry_and_uses_only_public_names(path: Path)
     assert any(m == "unfold.catalogue" or m.startswith("unfold.catalogue.") for m in imported), \
         f"{path.name} must call the catalogue code shared with `unfold verify`"
     private = sorted(_private_names(tree))
-    assert bool(private) == (path.stem in PRIVATE_NAMES_PENDING), f"{path.name} uses private names {private}"
+    assert not private, f"{path.name} uses private names {private}"

@@ -565,7 +565,7 @@ class _Reader:
             if kw.arg is None:
                 raise self.fail(ParseError, "**kwargs are not allowed", kw.value)
         args = [self.arg(fname, i, a) for i, a in enumerate(node.args)]
-        kwargs = {kw.arg: self.keyword(fname, kw) for kw in node.keywords}
+        kwargs = {kw.arg: self.keyword(fname, kw) for kw in node.keywords if kw.arg is not None}  # None refused above
         try:
             inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
@@ -611,8 +611,9 @@ class _Reader:
                                  f"declared masks are {sorted(self.decl.masks) or 'none'}")
         if kw.arg in _AXIS_KEYWORDS:
             node = kw.value
-            if isinstance(node, ast.Constant) and node.value in (0, 1) and not isinstance(node.value, bool):
-                return int(node.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool) \
+                    and node.value in (0, 1):
+                return node.value
             raise self.fail(ParseError, f"{fname}(): axis must be the literal 0 (per column) or 1 (per row)", node)
         v = self.ev(kw.value)
         return self.scalar_of(v, kw.value, f"{fname}(): {kw.arg}")

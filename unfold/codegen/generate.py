@@ -28,9 +28,10 @@ from . import adjugate as _adjugate_code
 from . import tsallis as _entmax_code
 from . import runtime
 from .optimize import optimize
+from .graph import Graph
 from .printer import TorchCodePrinter
 
-__all__ = ["Output", "generate_source", "compile_source", "GeneratedFunction", "generate"]
+__all__ = ["Output", "generate_source", "lower", "compile_source", "GeneratedFunction", "generate"]
 
 Kind = Literal["scalar", "matrix", "grad"]
 
@@ -55,13 +56,19 @@ def _dim_entry(d: sp.Expr) -> str:
     return repr(int(d)) if d.is_Integer else repr(str(d))
 
 
-def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output],
-                    rewrite: bool = True) -> str:
-    """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one).
+@dataclass
+class _Lowered:
+    """The outputs as printed (rewritten, interned), the inputs split by kind, and the printer."""
 
-    With ``rewrite`` (the default) every output is first rewritten by :func:`optimize.optimize`
-    (exact identities that remove repeated products, cancelled inverses and double scalings).
-    """
+    outputs: list[Output]
+    mats: list[MatrixSymbol]
+    scalars: list[Basic]
+    axes: tuple[Axis, ...]
+    printer: TorchCodePrinter
+
+
+def _lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrite: bool,
+           legacy: bool) -> _Lowered:
     if rewrite:
         outputs = [Output(o.kind, optimize(o.expr), o.wrt) for o in outputs]
     mats = [a for a in inputs if isinstance(a, MatrixSymbol)]
@@ -71,9 +78,30 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     axes = sorted_axes(a for m in mats for a in getattr(m, "axes", ()))
     _check_output_axes(name, outputs, axes)
     outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
-    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes)
+    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes, cse=not legacy)
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
+    return _Lowered(outputs, mats, scalars, tuple(axes), printer)
+
+
+def lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrite: bool = True) -> Graph:
+    """The graph of the body of :func:`generate_source`'s function (the outputs are ``_r0``, ``_r1``,
+    ...), before its passes: :meth:`Graph.render` gives the body's statements."""
+    return _lower(name, inputs, outputs, rewrite, legacy=False).printer.graph
+
+
+def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output],
+                    rewrite: bool = True, legacy: bool = False) -> str:
+    """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one).
+
+    With ``rewrite`` (the default) every output is first rewritten by :func:`optimize.optimize`
+    (exact identities that remove repeated products, cancelled inverses and double scalings).
+    The body is the printer's :class:`~.graph.Graph` after its passes (shared sub-expressions,
+    dead values, liveness); ``legacy`` prints the statements as emitted, released by a scan of the
+    source text (the former path, kept as the tests' differential oracle).
+    """
+    low = _lower(name, inputs, outputs, rewrite, legacy)
+    outputs, mats, scalars, axes, printer = low.outputs, low.mats, low.scalars, low.axes, low.printer
 
     def entry(m: MatrixSymbol) -> str:
         sizes = [a.size for a in getattr(m, "axes", ())] + [m.rows, m.cols]
@@ -114,7 +142,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r}{positive}, batch={batch_shapes})")
         if k:
             lines.append(f"    {s} = _lift_axes({s}, (), {k})")
-    lines += [f"    {line}" for line in _release_temporaries(printer.lines)]
+    body = _release_temporaries(printer.lines) if legacy else printer.graph.render()
+    lines += [f"    {line}" for line in body]
     results = []
     batch = ", ".join(m.name for m in mats)
     for i, o in enumerate(outputs):
@@ -166,8 +195,8 @@ _TEMP = re.compile(r"\b_t\d+\b")
 
 
 def _release_temporaries(body: list[str]) -> list[str]:
-    """``body`` with ``del _tK`` after the last line that reads each temporary, so large
-    intermediates (n × n scores) are freed as soon as they are spent, not at return."""
+    """``body`` with ``del _tK`` after the last line that reads each temporary, found by scanning
+    the text (the legacy path; :meth:`.graph.Graph.render` releases from the graph's reads)."""
     last: dict[str, int] = {}
     for i, line in enumerate(body):
         for name in _TEMP.findall(line.split("=", 1)[1] if "=" in line else line):

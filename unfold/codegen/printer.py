@@ -46,6 +46,7 @@ from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
 from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitives, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
+from .graph import Graph
 
 __all__ = ["TorchCodePrinter"]
 
@@ -55,6 +56,11 @@ def _is_dim_only(e: Basic) -> bool:
     """True for expressions of numbers and dimensions only (printed as Python scalars)."""
     return all(isinstance(s, Dim) for s in e.free_symbols) and not any(
         isinstance(a, (MatrixExpr, Trace, Determinant, LogDet, SumAll)) for a in sp.preorder_traversal(e))
+
+
+def _shape(e: Basic) -> tuple[Basic, Basic] | None:
+    """The symbolic ``(rows, cols)`` of a matrix expression (None for a scalar)."""
+    return (e.rows, e.cols) if isinstance(e, MatrixExpr) else None
 
 
 def _batched(f: Basic) -> bool:
@@ -92,13 +98,15 @@ def registered_lowerings() -> list[tuple[type, Callable[["TorchCodePrinter", Bas
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
-    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = ()) -> None:
+    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = (), cse: bool = True) -> None:
         #: named axes of the generated code, in the order of the tensor dims before (rows, cols)
         self.axes: tuple[Axis, ...] = tuple(axes)
-        self.lines: list[str] = []
+        #: the statements printed so far (``cse``: equal texts share one temporary)
+        self.graph = Graph(cse=cse)
         self._memo: dict[Basic, Code] = {}
+        self._memo_reads: dict[Basic, frozenset[str]] = {}
+        self._frames: list[set[str]] = [set()]  # values read by the code being printed, innermost last
         self._counts: Counter[Basic] = Counter()
-        self._n = 0
         self._env: dict[Basic, str] = {}
         self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
         self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
@@ -145,37 +153,70 @@ class TorchCodePrinter:
                 n += self._counts.get(t, 0)
         return n
 
-    def _temp(self, code: str) -> str:
-        name = f"_t{self._n}"
-        self._n += 1
-        self.lines.append(f"{name} = {code}")
+    @property
+    def lines(self) -> list[str]:
+        """The statements printed so far, in emission order (no passes run)."""
+        return [f"{n.name} = {n.text}" for n in self.graph.nodes]
+
+    def _read(self, names: Iterable[str]) -> None:
+        """Record that the code being printed reads the values ``names``."""
+        self._frames[-1].update(names)
+
+    def _printing(self) -> set[str]:
+        """Open a frame collecting the values read by the code printed until :meth:`_done`."""
+        frame: set[str] = set()
+        self._frames.append(frame)
+        return frame
+
+    def _done(self) -> set[str]:
+        return self._frames.pop()
+
+    def _temp(self, code: str, reads: Iterable[str], shape: tuple[Basic, Basic] | None) -> str:
+        """A temporary holding ``code`` (which reads ``reads``), read by the enclosing code."""
+        name = self.graph.value(code, reads, shape)
+        self._read((name,))
         return name
+
+    def transposed(self, code: str) -> str:
+        """``code.mT`` (``code`` a primary), known to the graph as a transposed view."""
+        return self.graph.transposed(code)
 
     def hoist(self, e: Basic) -> str:
         """Print ``e`` into a named temporary (or return its name if it is already simple)."""
+        self._printing()
         code, prec = self.print(e)
-        if prec == ATOM and code.replace("_", "").isalnum():
+        reads = self._done()
+        if self.graph.is_name(code):
+            self._read(reads)
             return code
-        name = self._temp(code)
+        name = self._temp(code, reads, _shape(e))
         self._memo[e] = (name, ATOM)
+        self._memo_reads[e] = frozenset((name,))
         return name
 
     # ---- entry point -----------------------------------------------------------------------------
     def print(self, e: Basic) -> Code:
         if e in self._memo:
+            self._read(self._memo_reads[e])
             return self._memo[e]
         if isinstance(e, MatMul) and not self._env:
             t = transpose(e)
             if t != e and t in self._memo and self._memo[t][1] == ATOM:  # eᵀ already computed
-                out = (f"{self._memo[t][0]}.mT", ATOM)
-                self._memo[e] = out
+                out = (self.transposed(self._memo[t][0]), ATOM)
+                self._memo[e], self._memo_reads[e] = out, self._memo_reads[t]
+                self._read(self._memo_reads[t])
                 return out
+        self._printing()
         out = self._dispatch(e)
+        reads = self._done()
         if self._env:
+            self._read(reads)
             return out  # inside an elementwise body: `u` is bound, nothing may be shared
-        if self._shared(e) > 1 and not out[0].replace("_", "").replace(".mT", "").isalnum():
-            out = (self._temp(out[0]), ATOM)
-        self._memo[e] = out
+        if self._shared(e) > 1 and not self.graph.is_view_of_name(out[0]):
+            out = (self.graph.value(out[0], reads, _shape(e)), ATOM)
+            reads = {out[0]}
+        self._memo[e], self._memo_reads[e] = out, frozenset(reads)
+        self._read(reads)
         return out
 
     def code(self, e: Basic) -> str:
@@ -187,16 +228,20 @@ class TorchCodePrinter:
         computed just before its uses (``P₁`` feeds both of its products while still in cache,
         before ``P₂`` is computed) instead of all of them ahead of one long expression."""
         if not (isinstance(e, MatAdd) and len(e.args) > 2) or self._env:
-            self.lines.append(f"{target} = {self.code(e)}")
+            self._printing()
+            code = self.code(e)
+            self.graph.output(target, code, self._done())
             return
         for i, t in enumerate(self._grouped_terms(list(e.args))):
             minus_t = _negated(t)
             neg = minus_t is not None
+            self._printing()
             c = self._p(minus_t, MUL) if neg else self._p(t, ADD)
+            reads = self._done()
             if i == 0:
-                self.lines.append(f"{target} = {'-' + c if neg else c}")
+                self.graph.output(target, f"{'-' + c if neg else c}", reads)
             else:
-                self.lines.append(f"{target} = {target} {'-' if neg else '+'} {c}")
+                self.graph.output(target, f"{target} {'-' if neg else '+'} {c}", reads)
 
     def _grouped_terms(self, terms: list[Basic]) -> list[Basic]:
         """Greedy order: after each term, the remaining one sharing most shared sub-trees with it."""
@@ -249,7 +294,7 @@ class TorchCodePrinter:
         if isinstance(e, (MatrixSymbol, sp.Symbol)):
             if isinstance(e, sp.Dummy) or e == U:
                 raise UnsupportedNodeError(f"unbound variable {e} in generated code")
-            return str(e.name), ATOM
+            return self.graph.leaf(str(e.name)), ATOM
         if not isinstance(e, MatrixExpr) and self._dims_only(e) == "dims":
             return f"({sp.pycode(e, fully_qualified_modules=True)})", ATOM
         for cls, fn in self._RULES:
@@ -286,21 +331,21 @@ class TorchCodePrinter:
 
     def _attention(self, mats: list[MatrixExpr]) -> str | None:
         """``softmax_rows(c·Q Kᵀ; mask) V₁⋯Vₖ`` printed as ``F.scaled_dot_product_attention`` (fused
-        kernels, no materialised masked scores): a product whose first factor is a masked row-wise
-        softmax used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
+        kernels, no materialised scores): a product whose first factor is a row-wise softmax, masked
+        or not, used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
         ``A = c F₁⋯Fⱼ`` (keys × queries), are split at run time where the inner dim is smallest:
         ``K = F₁⋯Fᵢ``, ``Q = (Fᵢ₊₁⋯Fⱼ)ᵀ`` (see :func:`runtime.attention`)."""
         if self._env or len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
             return None
         S = mats[0].arg
-        if S.mask is None or self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
+        if self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
             return None
         c, F = S.arg.as_coeff_matrices() if isinstance(S.arg, MatMul) else (sp.S.One, [S.arg])
         if len(F) < 2 or any(isinstance(f, (Inverse, OneMatrix)) for f in F):
             return None
         v = self._chain(list(mats[1:]))[0]
         m = S.mask
-        mc = '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
+        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
         return (f"_attention({self.code(c)}, ({', '.join(self.code(f) for f in F)},), {v}, {mc})")
 
     @staticmethod
@@ -344,7 +389,7 @@ class TorchCodePrinter:
             if diag is not None:  # A diag(v)⁻¹ = A / v (column-wise)
                 return f"{self._wrap(lhs, MUL + 1)} / {diag}[..., None, :]", MUL
             a = self.hoist(last.arg)
-            return f"torch.linalg.solve({a}.mT, _rhs({self._wrap(lhs, ATOM)}.mT, {a})).mT", ATOM
+            return self.transposed(f"torch.linalg.solve({a}.mT, _rhs({self._wrap(lhs, ATOM)}.mT, {a}))"), ATOM
         if isinstance(last, OneMatrix) and last.rows != 1:  # A 1 (k×c): row sums, repeated c times
             lhs = self._chain(mats[:-1])
             c = "" if last.cols == 1 else f", {self.code(last.cols)}"
@@ -378,17 +423,25 @@ class TorchCodePrinter:
     def _run_code(self, run: tuple[Basic, ...]) -> Code:
         """A temporary holding the product of ``run`` (or ``.mT`` of the one holding its transpose)."""
         if run in self._runmemo:
+            self._read((self._runmemo[run],))
             return self._runmemo[run], ATOM
         tw = self._twin_run(run)
         if tw in self._runmemo:
-            return f"{self._runmemo[tw]}.mT", ATOM
+            self._read((self._runmemo[tw],))
+            return self.transposed(self._runmemo[tw]), ATOM
         if not _batched(run[0]) and _batched(tw[0]):
             # compute (F₁⋯Fₖ)ᵀ = Fₖᵀ⋯F₁ᵀ and transpose the view: a product whose left factor is
             # batched folds the batch into one matrix multiply (g Wᵀ), an unbatched left factor
             # is broadcast into a batched one (W gᵀ)
-            return f"{self._run_code(tw)[0]}.mT", ATOM
+            return self.transposed(self._run_code(tw)[0]), ATOM
+        self._printing()
         code = self._chain(list(run))
-        name = code[0] if code[1] == ATOM and code[0].replace("_", "").isalnum() else self._temp(code[0])
+        reads = self._done()
+        if self.graph.is_name(code[0]):
+            name = code[0]
+            self._read(reads)
+        else:
+            name = self._temp(code[0], reads, (run[0].rows, run[-1].cols))
         self._runmemo[run] = name
         return name, ATOM
 
@@ -450,9 +503,10 @@ class TorchCodePrinter:
 
     def _transpose(self, e: Transpose) -> Code:
         c = self._p(e.arg, ATOM)
-        if c.endswith(".mT"):  # atom-precedence code is a primary, so `.mT` transposes all of it
-            return c[:-3], ATOM  # (xᵀ)ᵀ = x
-        return f"{c}.mT", ATOM
+        base = self.graph.untranspose(c)
+        if base is not None:
+            return base, ATOM  # (xᵀ)ᵀ = x
+        return self.transposed(c), ATOM  # atom-precedence code is a primary: `.mT` transposes all of it
 
     def _inverse(self, e: Inverse) -> Code:
         return f"torch.linalg.inv({self.code(e.arg)})", ATOM

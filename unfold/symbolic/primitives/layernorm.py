@@ -130,7 +130,7 @@ def _invstd_explicit(e: Any, ev: Callable[[Basic], Any]) -> sp.Matrix:
 def _ln_lower(printer: Any, e: Any) -> Code:
     x = printer.hoist(e.arg)
     if e.eps.is_number:
-        return f"torch.nn.functional.layer_norm({x}.mT, ({x}.shape[-2],), eps={float(e.eps)!r}).mT", ATOM
+        return printer.transposed(f"torch.nn.functional.layer_norm({x}.mT, ({x}.shape[-2],), eps={float(e.eps)!r})"), ATOM
     return f"({x} - {x}.mean(dim=-2, keepdim=True)) * _invstd({x}, {printer.code(e.eps)})", MUL
 
 

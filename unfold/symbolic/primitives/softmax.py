@@ -156,7 +156,7 @@ def _masked_scores(printer: Any, e: Any) -> tuple[str, int]:
     m = e.mask
     t = _contiguous_transpose(printer, e.arg)
     if t is not None:
-        mc = '"causal"' if isinstance(m, Causal) else printer.code(transpose_mask(m))
+        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else printer.code(transpose_mask(m))
         return f"_masked({printer.code(t)}, {mc}, -1)", -1
     mc = '"causal"' if isinstance(m, Causal) else printer.code(m)
     return f"_masked({printer.code(e.arg)}, {mc})", -2
@@ -169,10 +169,11 @@ def _reduction(fn: str, keepdim: bool) -> Callable[[Any, Any], Code]:
     def lower(printer: Any, e: Any) -> Code:
         if e.mask is not None:
             code, dim = _masked_scores(printer, e)
-            return f"torch.{fn}({code}, dim={dim}{kd}){'.mT' if dim == -1 else ''}", ATOM
+            out = f"torch.{fn}({code}, dim={dim}{kd})"
+            return (printer.transposed(out) if dim == -1 else out), ATOM
         t = _contiguous_transpose(printer, e.arg)
         if t is not None:
-            return f"torch.{fn}({printer.code(t)}, dim=-1{kd}).mT", ATOM
+            return printer.transposed(f"torch.{fn}({printer.code(t)}, dim=-1{kd})"), ATOM
         return f"torch.{fn}({printer.code(e.arg)}, dim=-2{kd})", ATOM
 
     return lower
