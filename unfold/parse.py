@@ -46,8 +46,6 @@ from .errors import (
     UnfoldError,
     UnsupportedNodeError,
 )
-from .symbolic import tsallis as sparse_ops
-from .symbolic.adjugate import adj as _adj
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
@@ -87,13 +85,11 @@ MAX_EXPONENT = 64
 #: The primitives callable from text: name -> function of :mod:`unfold.symbolic.ops`, and the
 #: names each module of :mod:`unfold.symbolic.primitives` registers.
 PRIMITIVES: dict[str, Callable[..., Any]] = {
-    "lse": ops.lse, "lse_cols": ops.lse_cols, "lse_rows": ops.lse_rows, "softmax": ops.softmax,
-    "layernorm": ops.layernorm, "fro2": ops.fro2, "sum_entries": ops.sum_entries, "l1": ops.l1,
-    "trace": ops.trace, "inv": ops.inv, "det": ops.det, "adj": _adj, "logdet": ops.logdet, "T": ops.T,
+    "fro2": ops.fro2,
+    "trace": ops.trace, "inv": ops.inv, "det": ops.det, "T": ops.T,
     "hadamard": ops.hadamard, "hpow": ops.hpow,
-    "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
+    "power": ops.power, "identity": ops.identity,
     "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
-    "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
     **parser_names(),
 }
 #: Keyword arguments that must be the literal 0 or 1.
