@@ -5,7 +5,9 @@ matrix-derived scalar (trace, det, log det, sums, scalar parameters) is kept as 
 that ``scalar * matrix`` broadcasts; dimensions are Python ints bound from input shapes; dtype and
 device come from the inputs (``_dt``, ``_dev``).  ``Inverse(A) @ B`` prints as
 ``torch.linalg.solve(A, B)``.  Sub-trees that occur more than once are hoisted into temporaries
-(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.
+(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.  Statements are
+emitted into the printer's :class:`~.graph.Graph` (each with the values it reads, tracked while its
+code is printed); whether a code is a plain name or a transposed view is asked of the graph.
 
 The printer knows exactly the nodes listed below and raises :class:`UnsupportedNodeError` for any
 other; it never falls back to sympy's string form.
@@ -101,11 +103,11 @@ def registered_lowerings() -> list[tuple[type, Callable[["TorchCodePrinter", Bas
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
-    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = (), cse: bool = True) -> None:
+    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = ()) -> None:
         #: named axes of the generated code, in the order of the tensor dims before (rows, cols)
         self.axes: tuple[Axis, ...] = tuple(axes)
-        #: the statements printed so far (``cse``: equal texts share one temporary)
-        self.graph = Graph(cse=cse)
+        #: the statements printed so far
+        self.graph = Graph()
         self._memo: dict[Basic, Code] = {}
         self._memo_reads: dict[Basic, frozenset[str]] = {}
         self._frames: list[set[str]] = [set()]  # values read by the code being printed, innermost last
@@ -155,11 +157,6 @@ class TorchCodePrinter:
             if t != e:  # a symmetric product is its own transpose: count it once
                 n += self._counts.get(t, 0)
         return n
-
-    @property
-    def lines(self) -> list[str]:
-        """The statements printed so far, in emission order (no passes run)."""
-        return [f"{n.name} = {n.text}" for n in self.graph.nodes]
 
     def _read(self, names: Iterable[str]) -> None:
         """Record that the code being printed reads the values ``names``."""
