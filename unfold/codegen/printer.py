@@ -5,7 +5,9 @@ matrix-derived scalar (trace, det, log det, sums, scalar parameters) is kept as 
 that ``scalar * matrix`` broadcasts; dimensions are Python ints bound from input shapes; dtype and
 device come from the inputs (``_dt``, ``_dev``).  ``Inverse(A) @ B`` prints as
 ``torch.linalg.solve(A, B)``.  Sub-trees that occur more than once are hoisted into temporaries
-(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.
+(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.  Statements are
+emitted into the printer's :class:`~.graph.Graph` (each with the values it reads, tracked while its
+code is printed); whether a code is a plain name or a transposed view is asked of the graph.
 
 The printer knows exactly the nodes listed below and raises :class:`UnsupportedNodeError` for any
 other; it never falls back to sympy's string form.
@@ -20,7 +22,6 @@ import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
@@ -39,12 +40,11 @@ from sympy.matrices.expressions import (
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import U
 from ..symbolic.primitives.layernorm import LayerNorm
-from ..symbolic.primitives.reductions import LogDet, SumAll
 from ..symbolic.primitives.softmax import Softmax
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
 from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
-from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitives, scalar_function_of
+from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitive_of, primitives, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
 from .graph import Graph
 
@@ -52,10 +52,15 @@ __all__ = ["TorchCodePrinter"]
 
 
 
+def _matrix_derived(e: Basic) -> bool:
+    """A matrix, or a scalar computed from one (a trace or a registered node: det, log det, sums)."""
+    return isinstance(e, (MatrixExpr, Trace)) or primitive_of(e) is not None
+
+
 def _is_dim_only(e: Basic) -> bool:
     """True for expressions of numbers and dimensions only (printed as Python scalars)."""
     return all(isinstance(s, Dim) for s in e.free_symbols) and not any(
-        isinstance(a, (MatrixExpr, Trace, Determinant, LogDet, SumAll)) for a in sp.preorder_traversal(e))
+        _matrix_derived(a) for a in sp.preorder_traversal(e))
 
 
 def _shape(e: Basic) -> tuple[Basic, Basic] | None:
@@ -98,11 +103,11 @@ def registered_lowerings() -> list[tuple[type, Callable[["TorchCodePrinter", Bas
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
-    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = (), cse: bool = True) -> None:
+    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = ()) -> None:
         #: named axes of the generated code, in the order of the tensor dims before (rows, cols)
         self.axes: tuple[Axis, ...] = tuple(axes)
-        #: the statements printed so far (``cse``: equal texts share one temporary)
-        self.graph = Graph(cse=cse)
+        #: the statements printed so far
+        self.graph = Graph()
         self._memo: dict[Basic, Code] = {}
         self._memo_reads: dict[Basic, frozenset[str]] = {}
         self._frames: list[set[str]] = [set()]  # values read by the code being printed, innermost last
@@ -152,11 +157,6 @@ class TorchCodePrinter:
             if t != e:  # a symmetric product is its own transpose: count it once
                 n += self._counts.get(t, 0)
         return n
-
-    @property
-    def lines(self) -> list[str]:
-        """The statements printed so far, in emission order (no passes run)."""
-        return [f"{n.name} = {n.text}" for n in self.graph.nodes]
 
     def _read(self, names: Iterable[str]) -> None:
         """Record that the code being printed reads the values ``names``."""
@@ -261,7 +261,7 @@ class TorchCodePrinter:
         hit = self._dim_kind.get(e)
         if hit is not None:
             return hit
-        if isinstance(e, (MatrixExpr, Trace, Determinant, LogDet, SumAll)):
+        if _matrix_derived(e):
             kind = "other"
         elif isinstance(e, Dim):
             kind = "dims"
@@ -559,9 +559,6 @@ class TorchCodePrinter:
     def _trace(self, e: Trace) -> Code:
         return f"torch.diagonal({self.code(e.arg)}, dim1=-2, dim2=-1).sum(-1)[..., None, None]", ATOM
 
-    def _det(self, e: Determinant) -> Code:
-        return f"torch.linalg.det({self.code(e.arg)})[..., None, None]", ATOM
-
     # named axes
     def _axis_sum(self, e: Basic) -> Code:
         """``Σ_h body``: a sum over the tensor dim of ``h`` (kept, size 1), or ``size · body`` when the
@@ -634,7 +631,7 @@ class TorchCodePrinter:
         (MatMul, _matmul), (MatAdd, _add), (Transpose, _transpose), (Inverse, _inverse),
         (MatPow, _matpow), (Identity, _identity), (OneMatrix, _ones), (ZeroMatrix, _zeros),
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
-        (Trace, _trace), (Determinant, _det), *registered_lowerings(), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum),
+        (Trace, _trace), *registered_lowerings(), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum),
         (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]

@@ -13,7 +13,6 @@ from typing import Any, Union
 
 import sympy as sp
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
@@ -26,6 +25,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError
+from .primitives.det import det
 from .primitives.layernorm import layernorm
 from .primitives.reductions import l1, logdet, sum_entries
 from .primitives.soft_threshold import soft_threshold
@@ -84,11 +84,6 @@ def trace(M: MatrixExpr) -> sp.Expr:
 def inv(M: MatrixExpr) -> MatrixExpr:
     """Matrix inverse (printed as ``torch.linalg.solve`` where it multiplies something)."""
     return Inverse(_square(_mat(M, "inv"), "inv"))
-
-
-def det(M: MatrixExpr) -> sp.Expr:
-    """Determinant."""
-    return Determinant(_square(_mat(M, "det"), "det"))
 
 
 def T(M: MatrixExpr) -> MatrixExpr:

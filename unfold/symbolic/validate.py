@@ -13,7 +13,6 @@ import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
@@ -44,14 +43,14 @@ _MATRIX_NODES: tuple[type, ...] = (
     ElementwiseApplyFunction, Identity, OneMatrix, ZeroMatrix, MatFn, MatAxisSum,
 )
 _SCALAR_NODES: tuple[type, ...] = (
-    sp.Add, sp.Mul, sp.Pow, Trace, Determinant, ScalarMatFn, sp.Number, sp.NumberSymbol, AxisSum,
+    sp.Add, sp.Mul, sp.Pow, Trace, ScalarMatFn, sp.Number, sp.NumberSymbol, AxisSum,
 )
 
 
 def _supported_scalar(e: Basic) -> bool:
     """A scalar node every leg supports: a core node, or a registered scalar function
     (:mod:`unfold.symbolic.primitives`)."""
-    return isinstance(e, _SCALAR_NODES) or scalar_function_of(type(e)) is not None
+    return isinstance(e, _SCALAR_NODES) or scalar_function_of(type(e)) is not None or primitive_of(e) is not None
 
 
 def _shape(M: MatrixExpr) -> str:
@@ -77,7 +76,7 @@ def _check_node_shape(e: Basic) -> None:
                 )
     elif isinstance(e, HadamardPower) and isinstance(e.args[1], MatrixExpr):
         raise ShapeMismatchError(f"entrywise power {e}: the exponent {e.args[1]} must be a scalar")
-    elif isinstance(e, (MatFn, ScalarMatFn)):
+    elif isinstance(e, (MatFn, ScalarMatFn)) or primitive_of(e) is not None:
         prim = primitive_of(e)
         if prim is None:
             raise UnsupportedNodeError(
@@ -85,7 +84,7 @@ def _check_node_shape(e: Basic) -> None:
                 "gradient, torch or explicit-size rule"
             )
         prim.validate(e)
-    elif isinstance(e, (Trace, Inverse, Determinant, MatPow)):
+    elif isinstance(e, (Trace, Inverse, MatPow)):
         M = e.args[0]
         if M.rows != M.cols:
             what = type(e).__name__ if not isinstance(e, MatPow) else f"power {e}"
