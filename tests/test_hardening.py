@@ -253,6 +253,23 @@ def test_verify_refuses_bad_options_before_running_any_check(argv, words, capsys
     assert pytest.importorskip("re").search(words, capsys.readouterr().err)
 
 
+def test_two_scalars_with_one_name_and_different_assumptions_are_told_apart():
+    # was: "... two different things in one expression: a scalar and a scalar"
+    with pytest.raises(uf.ShapeMismatchError, match="'beta'") as exc:
+        uf.Energy(uf.scalar("beta") * uf.fro2(Y) + uf.scalar("beta", positive=True) * uf.fro2(Y))
+    assert str(exc.value).count("a scalar") == 2 and str(exc.value).count("declared positive") == 1
+
+
+@pytest.mark.parametrize("step", ["inf", "nan", "0", "-1", "abc"])
+def test_derive_refuses_a_step_that_is_not_finite_and_positive(step, capsys):
+    # was: `--step inf` printed the update rule `Y ← Y` (η = oo); now an argparse error, exit 2
+    from unfold import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["derive", "fro2(Y)", "--dims", "d n", "--state", "Y:d,n", "--step", step])
+    assert exc.value.code == 2 and "step size" in capsys.readouterr().err
+
+
 def test_verify_report_under_a_file_is_refused(tmp_path, capsys):
     from unfold import cli
 

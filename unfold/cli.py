@@ -8,6 +8,7 @@ and the generated torch source.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import textwrap
@@ -89,6 +90,18 @@ def _resolve_energy(args: argparse.Namespace) -> tuple[str, Any]:
     E = parse_energy_spec(name, args.dims or "", list(args.state), list(args.param), list(args.scalar),
                           axes=list(getattr(args, "axis", []) or []), masks=list(getattr(args, "mask", []) or []))
     return name, E
+
+
+def _step_size(text: str) -> float:
+    """``--step η``: a finite positive number (``inf``/``nan``/``0``/negative are refused here, before
+    anything is derived)."""
+    try:
+        eta = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step size (a number), got {text!r}") from None
+    if not math.isfinite(eta) or eta <= 0:
+        raise argparse.ArgumentTypeError(f"the step size must be a finite positive number, got {text}")
+    return eta
 
 
 def _step_of(E: Any, v: Any, step: float) -> tuple[Any, str]:
@@ -340,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sd.add_argument("name", metavar="NAME|EXPR")
     sd.add_argument("--wrt", action="append", default=[], help="variable(s) to differentiate (default: states)")
-    sd.add_argument("--step", type=float, default=1.0, help="step size η of the shown gradient step (default 1)")
+    sd.add_argument("--step", type=_step_size, default=1.0, help="step size η of the shown gradient step (default 1)")
     sd.add_argument("--dims", default="", help='dimension names, e.g. "d n"')
     sd.add_argument("--state", action="append", default=[], help="state matrix, e.g. Y:d,n (repeatable)")
     sd.add_argument("--param", action="append", default=[], help="parameter matrix, e.g. W:d,d (repeatable)")

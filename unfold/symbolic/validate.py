@@ -181,7 +181,7 @@ def check_names(expr: Basic) -> None:
                     if isinstance(x, MatrixSymbol):
                         over = getattr(x, "axes", ())
                         return f"a {_shape(x)} matrix" + (f" over {[a.name for a in over]}" if over else "")
-                    return "a scalar"
+                    return "a scalar declared positive" if x.is_positive else "a scalar"
                 raise ShapeMismatchError(
                     f"the name {name!r} is used for two different things in one expression: "
                     f"{desc(other)} and {desc(node)}; declare each name once"
