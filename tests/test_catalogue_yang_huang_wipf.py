@@ -24,7 +24,8 @@ def report(catalogue_run):
 
 def test_every_check_passes(report):
     assert [r.check for r in report.results] == [
-        "attention_mm_step", "plain_softmax_equal_norms", "attention_descent", "ffn_prox_step", "layer_stack"]
+        "attention_mm_step", "plain_softmax_equal_norms", "attention_heads_mm_step", "attention_descent",
+        "ffn_prox_step", "layer_stack"]
     for r in report.results:
         assert r.passed, f"{r.check}: {r.detail}"
         assert r.error is not None and r.error <= r.tol, r.check
@@ -32,9 +33,15 @@ def test_every_check_passes(report):
 
 def test_exact_errors(report):
     by = {r.check: r for r in report.results}
-    for k in ("alpha=0.5", "alpha=1.0", "energy_error"):
-        assert by["attention_mm_step"].data[k] < 1e-13, k
-        assert by["ffn_prox_step"].data[k] < 1e-13, k
+    for k in ("alpha=0.5", "alpha=1.0", "energy"):
+        assert by["attention_mm_step"].data["errors"][k] < 1e-13, k
+        assert by["ffn_prox_step"].data["errors"][k] < 1e-13, k
+    heads = by["attention_heads_mm_step"]
+    assert set(heads.data["errors"]) == {"preconditioned gradient step", "multi-head SDPA form"}
+    assert heads.error < 1e-13
+    # one preconditioner shared by the heads (the single-head form) is rejected by a resolvable margin
+    shared = next(c for c in heads.controls if c.name.startswith("one shared preconditioner"))
+    assert shared.rejected and shared.error > 1e-2
     assert by["plain_softmax_equal_norms"].error < 1e-13
     # without equal norms the official (bias-free) forward pass is NOT the MM step
     gap = next(c for c in by["plain_softmax_equal_norms"].controls if c.name.startswith("unequal G-norms"))
@@ -141,3 +148,30 @@ def test_same_seed_same_numbers():
     a = yhw.check_stack(RunConfig(seed=3, quick=True))
     b = yhw.check_stack(RunConfig(seed=3, quick=True))
     assert a.data == b.data and a.figures[0].series == b.figures[0].series
+
+
+def test_heads_layer_with_one_head_is_the_single_head_step():
+    """H = 1 (W_s^1 = W_s): the head-coordinate MM step mapped back equals the single-head MM step."""
+    g = torch.Generator().manual_seed(3)
+    d = 5
+    Ws = torch.eye(d, dtype=DT) + 0.3 * torch.randn(d, d, generator=g, dtype=DT) / math.sqrt(d)
+    Y = torch.randn(2, 7, d, generator=g, dtype=DT)
+    for a in (0.5, 1.0):
+        got = yhw.attention_heads(Y, Ws[None], a)
+        assert ref.rel_err(got, ref.yhw_attention_step(Y, Ws.T @ Ws, a)) < 1e-13
+
+
+def test_heads_layer_descends_and_rejects_non_square_heads():
+    g = torch.Generator().manual_seed(4)
+    H, p = 3, 2
+    d = H * p
+    Ws = (torch.eye(d, dtype=DT) + 0.3 * torch.randn(d, d, generator=g, dtype=DT) / math.sqrt(d)).reshape(H, p, d)
+    Y = torch.randn(2, 8, d, generator=g, dtype=DT)
+    E = [ref.yhw_heads_energy(Y, Ws)]
+    for _ in range(10):
+        Y = yhw.attention_heads(Y, Ws, 1.0)
+        E.append(ref.yhw_heads_energy(Y, Ws))
+    steps = torch.stack(E)
+    assert (steps[1:] - steps[:-1]).max() <= 1e-12 * steps.abs().max()
+    with pytest.raises(uf.errors.ShapeMismatchError, match="H·p = d"):
+        yhw.attention_heads(Y, Ws[:, :1], 1.0)

@@ -128,10 +128,15 @@ def test_shared_products_are_computed_once():
 
 
 def test_softmax_runs_along_the_contiguous_axis():
-    """Row-wise attention prints softmax over dim=-1 of the freshly computed scores."""
+    """Row-wise attention runs fused (``F.scaled_dot_product_attention``), never as a softmax over
+    dim=-2 of materialised scores; it equals the closed form ``Ξ − softmax_rows(β Ξ Xᵀ) X``."""
     E = BUILTIN_ENERGIES["hopfield_rows"]()
-    src = E.compile().grad_fn("Xi").source
-    assert "dim=-1" in src and "dim=-2" not in src, src
+    fn = E.compile().grad_fn("Xi")
+    assert "_attention(" in fn.source and "dim=-2" not in fn.source, fn.source
+    g = torch.Generator().manual_seed(0)
+    Xi, X = torch.randn(2, 5, 4, generator=g, dtype=torch.float64), torch.randn(2, 7, 4, generator=g, dtype=torch.float64)
+    want = Xi - torch.softmax(0.7 * Xi @ X.mT, dim=-1) @ X
+    assert torch.allclose(fn(Xi, X, 0.7), want, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("shapes,c", [

@@ -24,7 +24,7 @@ __all__ = [
     "sdpa_attention", "mha_attention", "mass_count",
     "energy_layernorm", "et_energy", "et_grad_closed_form", "layernorm_jacobians",
     "yhw_pair_energy", "yhw_attention_step", "yhw_plain_attention_step", "yhw_ffn_energy",
-    "yhw_ffn_step",
+    "yhw_ffn_step", "yhw_heads_energy", "yhw_heads_mm_step", "yhw_heads_attention",
 ]
 
 
@@ -185,6 +185,56 @@ def yhw_plain_attention_step(Y: torch.Tensor, Ws: torch.Tensor, alpha: float) ->
     (queries = keys = ``Y W_sᵀ``, values ``Y``, scale 1): the official forward pass (no key bias)."""
     Q = Y @ Ws.mT
     return (1 - alpha) * Y + alpha * F.scaled_dot_product_attention(Q, Q, Y, scale=1.0)
+
+
+def yhw_heads_energy(Y: torch.Tensor, Ws: torch.Tensor) -> torch.Tensor:
+    """``Σ_h Σ_{i<j} ρ(½‖W_s^h(yᵢ − yⱼ)‖²)`` for head weights ``Ws`` ``(H, p, d)``, by the pair loop."""
+    return sum((yhw_pair_energy(Y, Ws[h]) for h in range(Ws.shape[0])), torch.zeros((), dtype=Y.dtype))
+
+
+def _head_blocks(Ws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W_s`` (``d×d``, the heads' rows stacked) and its inverse."""
+    H, p, d = Ws.shape
+    W = Ws.reshape(d, d)
+    return W, torch.linalg.inv(W)
+
+
+def yhw_heads_mm_step(Y: torch.Tensor, Ws: torch.Tensor, alpha: float, shared: bool = False) -> torch.Tensor:
+    """The multi-head MM step as a preconditioned gradient step in ``Y``:
+    ``Y⁺ = Y − α Σ_h D_h⁻¹ ∇E₁(Y) W_s⁻¹ E_h W_s⁻ᵀ``, ``∇E₁`` by ``torch.func.grad`` of the pair energy (at
+    the anchor it is ``∇_Y Q(Y|Y)``), ``D_h = diag(Σ_j γ^h_ij)``, ``γ^h_ij = exp(−½‖W_s^h(yᵢ − yⱼ)‖²)``,
+    ``E_h`` the coordinate projector of head ``h``.  ``shared=True``: the single-head preconditioner
+    ``(Σ_h D_h)⁻¹ ∇E₁ G⁻¹`` (``G = W_sᵀW_s``) for all heads instead (a wrong step, for controls)."""
+    H, p, d = Ws.shape
+    grad = torch.func.grad(lambda y: yhw_heads_energy(y, Ws).sum())(Y)
+    W, Wi = _head_blocks(Ws)
+    degs = []
+    for h in range(H):
+        V = Y @ Ws[h].mT
+        gam = torch.exp(-0.5 * ((V[..., :, None, :] - V[..., None, :, :]) ** 2).sum(-1))
+        degs.append(gam.sum(-1, keepdim=True))           # (…, n, 1): the diagonal of D_h
+    if shared:
+        return Y - alpha * (grad / sum(degs)) @ Wi @ Wi.mT
+    upd = torch.zeros_like(Y)
+    for h in range(H):
+        Eh = torch.zeros(d, d, dtype=Y.dtype, device=Y.device)
+        Eh[h * p:(h + 1) * p, h * p:(h + 1) * p] = torch.eye(p, dtype=Y.dtype, device=Y.device)
+        upd = upd + (grad / degs[h]) @ Wi @ Eh @ Wi.mT
+    return Y - alpha * upd
+
+
+def yhw_heads_attention(Y: torch.Tensor, Ws: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``(1−α)Y + α Σ_h SDPA(Z_h, Z_h, Z_h; bias −½‖z_{h,j}‖²) U_h``, ``Z_h = Y W_s^hᵀ``, ``U_h`` the rows of
+    head ``h`` of ``W_s⁻ᵀ``: multi-head attention with ``W_Q^h = W_K^h = W_V^h = W_s^h``, per-key bias and
+    output projection ``W_s⁻¹`` (``F.scaled_dot_product_attention``, scale 1)."""
+    H, p, d = Ws.shape
+    _, Wi = _head_blocks(Ws)
+    out = (1 - alpha) * Y
+    for h in range(H):
+        Z = Y @ Ws[h].mT
+        bias = -0.5 * (Z * Z).sum(-1)[..., None, :].expand(*Z.shape[:-1], Z.shape[-2])
+        out = out + alpha * F.scaled_dot_product_attention(Z, Z, Z, attn_mask=bias, scale=1.0) @ Wi[:, h * p:(h + 1) * p].mT
+    return out
 
 
 def yhw_ffn_energy(Y: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

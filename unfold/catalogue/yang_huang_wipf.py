@@ -18,6 +18,16 @@ softmax attention with key-query matrix ``G``, values ``I``, residual ``1 − α
 ``softmax(Y G Yᵀ) Y``).  Descent: ``M = D^{-½} L D^{-½}`` has eigenvalues in ``[0, 2]``, so
 ``Q(Y⁺|Y) − Q(Y|Y) ≤ −α(1 − α)‖D^{-½} L Y W_sᵀ‖² ≤ 0`` for ``α ∈ (0, 1]`` and by MM ``E₁(Y⁺) ≤ E₁(Y)``.
 
+Several heads.  ``W_s`` split by rows into heads ``W_s^h ∈ R^{p×d}`` (``Hp = d``),
+``E₁ = Σ_h Σ_{i<j} ρ(½‖W_s^h(yᵢ − yⱼ)‖²)``.  In head coordinates ``Z_h = Y W_s^hᵀ`` the energy is one
+single-head ``E₁`` per head (``W_s = I_p``), the MM step is taken there per head and mapped back::
+
+    Y⁺ = Y − α Σ_h D_h⁻¹ ∇E₁(Y) W_s⁻¹ E_h W_s⁻ᵀ = (1 − α)Y + α Σ_h softmax(Z_h Z_hᵀ − ½1diag(Z_h Z_hᵀ)ᵀ) Z_h U_h
+
+(``E_h`` the coordinate projector of head ``h``, ``U_h`` its rows of ``W_s⁻ᵀ``): multi-head attention with
+``W_Q^h = W_K^h = W_V^h = W_s^h`` and output projection ``W_s⁻¹``; descent of ``E₁`` head by head.  The
+single-head preconditioner ``D⁻¹ · G⁻¹`` shared by all heads is a different step (a control).
+
 FFN (proximal gradient).  ``E₂(Y) = ½ tr(Y W Yᵀ) + ½‖Y − 1bᵀ‖² + ι_{≥0}(Y)`` with ``W`` symmetric::
 
     Y⁺ = ReLU(Y((1 − α)I − αW) + α 1bᵀ)          (ReLU = prox of ι_{≥0})
@@ -44,19 +54,20 @@ from typing import Any, Callable
 import torch
 
 from ..models.yhw import (
-    attention_energy, attention_rule, attention_step, ffn_energy, ffn_step, layer_stack, majorizer,
+    attention_energy, attention_heads, attention_rule, attention_step, ffn_energy, ffn_step, layer_stack, majorizer,
 )
 from ..steps import Unrolled
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
-from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
+from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from ._claim import Claim, Control, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = [
     "ENTRY", "attention_energy", "majorizer", "ffn_energy", "attention_step",
     "attention_rule",
-    "ffn_step", "layer_stack", "equal_g_norm", "ffn_step_bound",
+    "ffn_step", "layer_stack", "equal_g_norm", "ffn_step_bound", "attention_heads",
+    "ATTENTION_MM_STEP", "PLAIN_SOFTMAX_EQUAL_NORMS", "ATTENTION_HEADS_MM_STEP", "FFN_PROX_STEP",
 ]
 
 NAME = "yang_huang_wipf"
@@ -107,30 +118,81 @@ def _tokens(g: torch.Generator, batch: int, n: int, d: int, dt: torch.dtype, str
 
 
 # ---- checks ---------------------------------------------------------------------------------------
-def check_attention_mm(config: RunConfig) -> CheckResult:
-    """MM step = ``(1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y`` for α ∈ {0.5, 1}; ``E₁`` in unfold's
-    language = the explicit pair sum; the majorizer conditions hold."""
+def _mm_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(20)
     n, d = (6, 4) if config.quick else (10, 6)
-    dt = config.dtype
-    Ws = _ws(g, d, dt)
-    Y = torch.randn(3, n, d, generator=g, dtype=dt)
-    G = Ws.T @ Ws
-    errs = {f"alpha={a}": ref.rel_err(attention_step(a)(Y, Ws=Ws), ref.yhw_attention_step(Y, G, a)) for a in (0.5, 1.0)}
-    e_energy = ref.rel_err(attention_step(1.0).energy(Y, Ws=Ws), ref.yhw_pair_energy(Y, Ws))
-    tol = config.tol(EXACT_TOL)
-    chk = attention_step(0.5).check_majorizer(Y, tol=tol, Ws=Ws)
-    mm = {"min_Q_minus_E": chk.gap, "touch_error": chk.touch, "Q_change": chk.decrease}
-    mm_ok = chk.passed
-    err = max(max(errs.values()), e_energy)
-    return CheckResult(
-        NAME, "attention_mm_step", "exact", err <= tol and mm_ok, err, tol,
-        detail=("MM step vs (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y: "
-                + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
-                + f"; E₁ vs explicit Σ_(i<j) loop {e_energy:.2e}; {chk} (n={n}, d={d})" + config.tol_note(EXACT_TOL)),
-        assumptions=[AssumptionResult("Q(·|A) majorizes E₁ and touches it at A", mm_ok, str(mm))],
-        data={**errs, "energy_error": e_energy, **mm},
-    )
+    Ws = _ws(g, d, config.dtype)
+    return {"Ws": Ws, "Y": torch.randn(3, n, d, generator=g, dtype=config.dtype)}
+
+
+def _majorizer_check(t: Inputs, config: RunConfig) -> Any:
+    return attention_step(0.5).check_majorizer(t["Y"], tol=config.tol(EXACT_TOL), Ws=t["Ws"])
+
+
+def _majorizes(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    chk = _majorizer_check(t, config)
+    return chk.passed, str(chk)
+
+
+ATTENTION_MM_STEP = Claim(
+    "attention_mm_step", "exact", "MM step = (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y",
+    inputs=_mm_inputs,
+    layer=lambda t: {**{f"alpha={a}": attention_step(a)(t["Y"], Ws=t["Ws"]) for a in (0.5, 1.0)},
+                     "energy": attention_step(1.0).energy(t["Y"], Ws=t["Ws"])},
+    reference=lambda t: {**{f"alpha={a}": ref.yhw_attention_step(t["Y"], t["Ws"].T @ t["Ws"], a) for a in (0.5, 1.0)},
+                         "energy": ref.yhw_pair_energy(t["Y"], t["Ws"])},
+    tol64=EXACT_TOL,
+    # the majorizer conditions are statements of the MM claim: Q(·|A) ≥ E₁, Q(A|A) = E₁(A), and the inner
+    # step lowers Q (sampled points, tolerance at the working precision)
+    conditions=(Predicate("Q(·|A) majorizes E₁, touches it at A, and the inner step lowers Q", _majorizes),),
+    data=lambda t: (lambda c: {"min_Q_minus_E": c.gap, "touch_error": c.touch, "Q_change": c.decrease})(
+        attention_step(0.5).check_majorizer(t["Y"], tol=EXACT_TOL, Ws=t["Ws"])),
+    describe=lambda t: (f"MM step vs (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y (α ∈ {{0.5, 1}}), E₁ vs the explicit "
+                        f"Σ_(i<j) loop, n={t['Y'].shape[1]}, d={t['Y'].shape[2]}"),
+)
+
+
+# ---- several heads -------------------------------------------------------------------------------
+def _heads_inputs(config: RunConfig) -> dict[str, Any]:
+    g = config.generator(26)
+    H, p, n = (2, 2, 6) if config.quick else (3, 2, 9)
+    d = H * p
+    Ws = _ws(g, d, config.dtype).reshape(H, p, d)                # the rows of one invertible W_s, by head
+    return {"Ws": Ws, "Y": torch.randn(3, n, d, generator=g, dtype=config.dtype), "alpha": 0.5}
+
+
+def _ws_invertible(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    H, p, d = t["Ws"].shape
+    cond = float(torch.linalg.cond(t["Ws"].reshape(d, d)))
+    return cond < 1e6, f"cond(W_s) = {cond:.2f} (heads' rows stacked, {H}×{p} = {d})"
+
+
+def _heads_descend(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    before = ref.yhw_heads_energy(t["Y"], t["Ws"])
+    after = ref.yhw_heads_energy(attention_heads(t["Y"], t["Ws"], t["alpha"]), t["Ws"])
+    inc = float((after - before).max())
+    return inc <= 64 * torch.finfo(t["Y"].dtype).eps * float(before.abs().max()), f"max E₁(Y⁺) − E₁(Y) = {inc:.2e}"
+
+
+ATTENTION_HEADS_MM_STEP = Claim(
+    "attention_heads_mm_step", "exact",
+    "H heads (W_s^h the rows of W_s): MM step = Y − α Σ_h D_h⁻¹ ∇E₁ W_s⁻¹E_hW_s⁻ᵀ = multi-head attention, W_O = W_s⁻¹",
+    inputs=_heads_inputs,
+    layer=lambda t: attention_heads(t["Y"], t["Ws"], t["alpha"]),
+    reference=lambda t: {"preconditioned gradient step": ref.yhw_heads_mm_step(t["Y"], t["Ws"], t["alpha"]),
+                         "multi-head SDPA form": ref.yhw_heads_attention(t["Y"], t["Ws"], t["alpha"])},
+    tol64=EXACT_TOL,
+    assumptions=(Predicate("W_s invertible", _ws_invertible),
+                 Predicate("α ∈ (0, 1]", lambda t, c: (0 < t["alpha"] <= 1, f"α = {t['alpha']}"))),
+    conditions=(Predicate("E₁ non-increasing (MM, head by head)", _heads_descend),),
+    # one preconditioner for all heads (Σ_h D_h, G⁻¹: the single-head form) is a different step
+    controls=(Control("one shared preconditioner (Σ_h D_h)⁻¹ · G⁻¹ for all heads",
+                      reference=lambda t: ref.yhw_heads_mm_step(t["Y"], t["Ws"], t["alpha"], shared=True),
+                      at_least=1e-6),),
+    describe=lambda t: (f"generated head-axis layer vs Y − αΣ_h D_h⁻¹∇E₁W_s⁻¹E_hW_s⁻ᵀ (∇E₁ by torch.func.grad of the pair "
+                        f"energy) and vs per-head SDPA with key bias, H={t['Ws'].shape[0]}, p={t['Ws'].shape[1]}, "
+                        f"n={t['Y'].shape[1]}, d={t['Y'].shape[2]}, α={t['alpha']}"),
+)
 
 
 def _norm_inputs(config: RunConfig) -> dict[str, Any]:
@@ -193,37 +255,64 @@ def check_attention_descent(config: RunConfig) -> CheckResult:
     )
 
 
-def check_ffn(config: RunConfig) -> CheckResult:
-    """FFN prox step = ``ReLU(Y((1−α)I − αW) + α1bᵀ)``; ``E₂`` non-increasing at α = 1 with
-    ``λ_max(W) ≤ 0.95``; the step-size predicate must fail for a too-large α (a control)."""
+FFN_DEPTH = {True: 10, False: 30}  # descent depth, quick / full
+
+
+def _ffn_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(23)
-    n, d, depth = (6, 4, 10) if config.quick else (12, 8, 30)
+    n, d = (6, 4) if config.quick else (12, 8)
     dt = config.dtype
     W, b = _ffn_weight(g, d, dt), torch.randn(d, 1, generator=g, dtype=dt)
-    Y = torch.rand(3, n, d, generator=g, dtype=dt)
-    errs = {f"alpha={a}": ref.rel_err(ffn_step(a)(Y, W=W, b=b), ref.yhw_ffn_step(Y, W, b, a)) for a in (0.5, 1.0)}
-    step = ffn_step(1.0)
-    e_energy = ref.rel_err(step.energy(Y, W=W, b=b), ref.yhw_ffn_energy(Y, W, b))
-    res = check_descent(step, Y, depth=depth, W=W, b=b)
-    tol = config.tol(EXACT_TOL)
-    preds = ffn_step_bound(W, 1.0, tol)
-    too_large = ffn_step_bound(W, 1.5, tol)
-    err = max(max(errs.values()), e_energy)
-    ok = err <= tol and res.passed and all(p.holds for p in preds) and not too_large[2].holds
-    fig = Figure("yhw_ffn_descent", "Yang–Huang–Wipf FFN energy E₂ along proximal steps (α = 1)",
-                 list(range(depth + 1)), {f"sample {i}": res.energies[:, i].tolist() for i in range(3)},
-                 xlabel="step", ylabel="E₂(Y)")
-    return CheckResult(
-        NAME, "ffn_prox_step", "exact", ok, err, tol,
-        detail=("prox step vs ReLU(Y((1−α)I − αW) + α1bᵀ): " + ", ".join(f"{k}: {v:.2e}" for k, v in errs.items())
-                + f"; E₂ vs formula {e_energy:.1e}; {res.detail}; α = 1.5: {too_large[2].detail} (a control: must fail)"
-                + config.tol_note(EXACT_TOL)),
-        assumptions=preds,
-        controls=[ControlResult("step bound at α = 1.5: α < 2/(1 + λ_max(W)) must fail", not too_large[2].holds,
-                                None, too_large[2].detail)],
-        data={**errs, "energy_error": e_energy, "max_increase": res.max_increase},
-        figures=[fig],
-    )
+    return {"W": W, "b": b, "Y": torch.rand(3, n, d, generator=g, dtype=dt), "depth": FFN_DEPTH[config.quick]}
+
+
+def _ffn_descent(t: Inputs) -> Any:
+    return check_descent(ffn_step(1.0), t["Y"], depth=t["depth"], W=t["W"], b=t["b"])
+
+
+def _ffn_bound(i: int, alpha: float) -> Callable[[Inputs, RunConfig], tuple[bool, str]]:
+    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+        a = ffn_step_bound(t["W"], alpha, config.tol(EXACT_TOL))[i]
+        return a.holds, a.detail
+    return test
+
+
+def _ffn_descends(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    res = _ffn_descent(t)
+    return res.passed, res.detail
+
+
+def _ffn_rejects_large_step(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    a = ffn_step_bound(t["W"], 1.5, config.tol(EXACT_TOL))[2]
+    return not a.holds, f"α = 1.5: {a.detail}"
+
+
+def _ffn_figure(t: Inputs, errs: dict[str, float], config: RunConfig) -> list[Figure]:
+    res = _ffn_descent(t)
+    return [Figure("yhw_ffn_descent", "Yang–Huang–Wipf FFN energy E₂ along proximal steps (α = 1)",
+                   list(range(t["depth"] + 1)), {f"sample {i}": res.energies[:, i].tolist() for i in range(3)},
+                   xlabel="step", ylabel="E₂(Y)")]
+
+
+FFN_PROX_STEP = Claim(
+    "ffn_prox_step", "exact", "FFN = ReLU(Y((1−α)I − αW) + α1bᵀ); E₂ descent for α < 2/(1+λ_max)",
+    inputs=_ffn_inputs,
+    layer=lambda t: {**{f"alpha={a}": ffn_step(a)(t["Y"], W=t["W"], b=t["b"]) for a in (0.5, 1.0)},
+                     "energy": ffn_step(1.0).energy(t["Y"], W=t["W"], b=t["b"])},
+    reference=lambda t: {**{f"alpha={a}": ref.yhw_ffn_step(t["Y"], t["W"], t["b"], a) for a in (0.5, 1.0)},
+                         "energy": ref.yhw_ffn_energy(t["Y"], t["W"], t["b"])},
+    tol64=EXACT_TOL,
+    assumptions=tuple(Predicate(name, _ffn_bound(i, 1.0)) for i, name in enumerate(
+        ("W symmetric", "W ⪰ −I (f convex, L = 1 + λ_max)", "α < 2/(1 + λ_max(W))"))),
+    # descent along the steps is part of the claim; the step-size predicate must reject a too-large α
+    # (a control on the predicate, not on a tensor comparison, so it is stated as a condition)
+    conditions=(Predicate("E₂ non-increasing along the proximal steps at α = 1", _ffn_descends),
+                Predicate("control: the step bound rejects α = 1.5", _ffn_rejects_large_step)),
+    data=lambda t: {"max_increase": _ffn_descent(t).max_increase},
+    figures=_ffn_figure,
+    describe=lambda t: (f"prox step vs ReLU(Y((1−α)I − αW) + α1bᵀ) (α ∈ {{0.5, 1}}), E₂ vs the formula, "
+                        f"{t['depth']} steps at α = 1, n={t['Y'].shape[1]}, d={t['Y'].shape[2]}"),
+)
 
 
 def _stack_run(config: RunConfig, structured: bool, offset: int) -> dict[str, Any]:
@@ -322,10 +411,11 @@ ENTRY = Entry(
              "step on ½tr(YWYᵀ) + ½‖Y − 1bᵀ‖² + ι_{≥0}. Each sub-step descends its term."),
     energy=lambda: attention_energy() + ffn_energy(),
     checks=(
-        Check("attention_mm_step", "exact", "MM step = (1−α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y", check_attention_mm),
+        ATTENTION_MM_STEP,
         PLAIN_SOFTMAX_EQUAL_NORMS,
+        ATTENTION_HEADS_MM_STEP,
         Check("attention_descent", "descent", "E₁ non-increasing for α ∈ (0, 1]", check_attention_descent),
-        Check("ffn_prox_step", "exact", "FFN = ReLU(Y((1−α)I − αW) + α1bᵀ); E₂ descent for α < 2/(1+λ_max)", check_ffn),
+        FFN_PROX_STEP,
         Check("layer_stack", "descent", "12-layer tied stack: each term descends per sub-step; sum reported",
               check_stack),
     ),

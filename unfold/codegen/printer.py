@@ -325,21 +325,21 @@ class TorchCodePrinter:
 
     def _attention(self, mats: list[MatrixExpr]) -> str | None:
         """``softmax_rows(c·Q Kᵀ; mask) V₁⋯Vₖ`` printed as ``F.scaled_dot_product_attention`` (fused
-        kernels, no materialised masked scores): a product whose first factor is a masked row-wise
-        softmax used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
+        kernels, no materialised scores): a product whose first factor is a row-wise softmax, masked
+        or not, used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
         ``A = c F₁⋯Fⱼ`` (keys × queries), are split at run time where the inner dim is smallest:
         ``K = F₁⋯Fᵢ``, ``Q = (Fᵢ₊₁⋯Fⱼ)ᵀ`` (see :func:`runtime.attention`)."""
         if self._env or len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
             return None
         S = mats[0].arg
-        if S.mask is None or self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
+        if self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
             return None
         c, F = S.arg.as_coeff_matrices() if isinstance(S.arg, MatMul) else (sp.S.One, [S.arg])
         if len(F) < 2 or any(isinstance(f, (Inverse, OneMatrix)) for f in F):
             return None
         v = self._chain(list(mats[1:]))[0]
         m = S.mask
-        mc = '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
+        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
         return (f"_attention({self.code(c)}, ({', '.join(self.code(f) for f in F)},), {v}, {mc})")
 
     @staticmethod
@@ -598,7 +598,7 @@ class TorchCodePrinter:
         m = e.mask
         t = self._contiguous_transpose(e.arg)
         if t is not None:
-            mc = '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
+            mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
             return f"_masked({self.code(t)}, {mc}, -1)", -1
         mc = '"causal"' if isinstance(m, Causal) else self.code(m)
         return f"_masked({self.code(e.arg)}, {mc})", -2

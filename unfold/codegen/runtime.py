@@ -353,21 +353,36 @@ def masked(x: torch.Tensor, mask: Any, keys: int = -2) -> torch.Tensor:
     return x + mask.to(x.dtype)
 
 
+def _sdpa_layout(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when its last dim has unit stride and no dim of size > 1 is broadcast, else a
+    contiguous copy."""
+    if t.stride(-1) == 1 and all(st != 0 or n == 1 for st, n in zip(t.stride(), t.shape)):
+        return t
+    return t.contiguous()
+
+
 def attention(c: Any, factors: Sequence[torch.Tensor], v: torch.Tensor, mask: Any) -> torch.Tensor:
     """``softmax_rows(c·(F₁⋯Fⱼ)ᵀ; mask) v`` (``F₁⋯Fⱼ`` the keys × queries scores) by
     ``F.scaled_dot_product_attention``: split where the inner dim is smallest, ``K = F₁⋯Fᵢ``,
     ``Q = c·(Fᵢ₊₁⋯Fⱼ)ᵀ`` (the scale is applied to ``Q``, so it stays differentiable), ``mask`` the
-    queries × keys mask (boolean True = allowed, additive, or ``"causal"``: key ≤ query)."""
-    i = min(range(1, len(factors)), key=lambda j: int(factors[j - 1].shape[-1]))
+    queries × keys mask (boolean True = allowed, additive, ``"causal"``: key ≤ query, or ``None``)."""
+    i = 1  # the first split with the smallest inner dim (a plain loop: torch.compile traces it)
+    for j in range(2, len(factors)):
+        if int(factors[j - 1].shape[-1]) < int(factors[i - 1].shape[-1]):
+            i = j
     k = mm(*factors[:i])
     q = mm(*factors[i:]).mT
     q = c * q if not (isinstance(c, (int, float)) and c == 1) else q
     batch = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    # equal batch shapes, contiguous (the fused CPU kernel takes nothing else; the copies are of
-    # (…, tokens, head dim) tensors, small next to the scores they avoid)
-    q, k, v = (t.expand(*batch, *t.shape[-2:]).contiguous() for t in (q, k, v))
+    # equal batch shapes, unit stride along the head dim and no broadcast (stride-0) dims: the fused
+    # CPU kernel takes nothing else.  Strided views (heads split off a projection) pass uncopied;
+    # the copies otherwise are of (…, tokens, head dim) tensors, small next to the scores they avoid
+    q, k, v = (_sdpa_layout(t.expand(*batch, *t.shape[-2:])) for t in (q, k, v))
     if not _concrete(q):  # under torch.func transforms (jvp has no rule for the fused CPU kernel)
-        return torch.softmax(masked(q @ k.mT, mask, -1), dim=-1) @ v
+        s = q @ k.mT
+        return torch.softmax(s if mask is None else masked(s, mask, -1), dim=-1) @ v
+    if mask is None:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0)
     if isinstance(mask, str):
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
     if mask.dtype != torch.bool:

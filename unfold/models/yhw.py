@@ -12,6 +12,18 @@ inner gradient step): ``Y⁺ = (1 − α)Y + α softmax(Y G Yᵀ − ½ 1 diag(Y
 descending ``E₂`` for ``α < 2/(1 + λ_max(W))``.  :class:`YHWStack` is a trainable, weight-tied
 stack of such layers with a classifier head; ``W = ½(M + Mᵀ)`` is symmetric by construction, and
 the step bound on ``λ_max(W)`` is measured on the trained weights, not enforced.
+
+Several heads (:func:`attention_heads`): ``W_s ∈ R^{d×d}`` split by rows into ``H`` heads
+``W_s^h ∈ R^{p×d}`` (``Hp = d``), ``E₁(Y) = Σ_h Σ_{i<j} ρ(½‖W_s^h(yᵢ − yⱼ)‖²)``.  In the head
+coordinates ``Z_h = Y W_s^hᵀ`` (``Z = Y W_sᵀ``) the energy splits into one single-head ``E₁`` per head
+with ``W_s = I_p``; the MM step is taken there (per head: tangent-line majorizer, inner gradient step
+preconditioned by the anchor's ``D_h⁻¹``), ``Z_h⁺ = (1 − α)Z_h + α D_h⁻¹Γ_h Z_h``, and mapped back,
+``Y⁺ = Z⁺ W_s⁻ᵀ = Σ_h Z_h⁺ U_h`` (``U_h`` the rows ``h`` of ``W_s⁻ᵀ``).  In ``Y`` this is the
+preconditioned gradient step ``Y⁺ = Y − α Σ_h D_h⁻¹ ∇_Y Q(Y|Y) W_s⁻¹ E_h W_s⁻ᵀ`` (``E_h`` the
+coordinate projector of head ``h``; the preconditioner is symmetric positive definite), i.e.
+multi-head attention with ``W_Q^h = W_K^h = W_V^h = W_s^h``, per-key bias ``−½‖W_s^h yⱼ‖²``,
+residual ``1 − α`` and output projection ``W_s⁻¹``.  Descent of ``E₁`` for ``α ∈ (0, 1]`` by MM,
+head by head.
 """
 
 from __future__ import annotations
@@ -22,14 +34,17 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from ..codegen.generate import GeneratedFunction, Output, generate
+from ..errors import ShapeMismatchError
 from ..steps import GradientStep, MMStep, NonNegative, ProximalGradientStep, StepPolicy
 from ..symbolic import ops as s
+from ..symbolic.axes import axis, sum_over
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, state
 from .init import init_linears
 
 __all__ = ["attention_energy", "majorizer", "ffn_energy", "attention_step", "attention_rule", "ffn_step",
-           "layer_stack", "YHWStack"]
+           "layer_stack", "YHWStack", "head_attention_step", "attention_heads_function", "attention_heads"]
 
 
 # ---- energies in unfold's language ---------------------------------------------------------------
@@ -95,6 +110,63 @@ def attention_step(alpha: Union[float, StepPolicy] = 1.0) -> MMStep:
     # generated rule against the closed form D⁻¹ΓY and SDPA on every run instead
     inner = GradientStep(majorizer(), "Y", step=alpha, left=s.inv(Dmat), right=s.inv(Ws.T * Ws), check=False)
     return MMStep(attention_energy(), majorizer(), wrt="Y", anchor="A", inner=inner)
+
+
+# ---- several heads --------------------------------------------------------------------------------
+def _head_syms() -> tuple[Any, ...]:
+    n, p, H = dims("n p H")
+    h = axis("h", H)
+    return n, p, h, state("Z", n, p, over=h), param("A", n, p, over=h)
+
+
+def _head_sqdist(Z: Any, n: Any, p: Any) -> Any:
+    """``[‖zᵢ − zⱼ‖²]ᵢⱼ`` for the rows of ``Z`` (n×p)."""
+    sq = s.hadamard(Z, Z) * s.ones(p, 1)
+    return sq * s.ones(1, n) + s.ones(n, 1) * sq.T - 2 * Z * Z.T
+
+
+@lru_cache(maxsize=None)
+def head_attention_step(alpha: float = 1.0) -> MMStep:
+    """The MM step of ``Σ_h E₁`` in head coordinates ``Z`` (``(H, n, p)``, ``W_s^h = I`` there): majorizer
+    ``Σ_h Q_h(Z_h|A_h)``, inner :class:`~unfold.steps.GradientStep` preconditioned per head by the anchor's
+    ``D_h(A)⁻¹``: ``Z_h⁺ = Z_h − α D_h⁻¹ ∇_{Z_h} Q = (1 − α)Z_h + α D_h⁻¹Γ_h Z_h`` at ``A = Z``."""
+    n, p, h, Z, A = _head_syms()
+
+    def pairs(V: Any) -> Any:
+        return -s.sum_entries(s.exp(-_head_sqdist(V, n, p) / 2)) / 2 + n / 2
+
+    gam = s.exp(-_head_sqdist(A, n, p) / 2)
+    energy = Energy(terms={"attention": sum_over(h, pairs(Z))})
+    Q = Energy(terms={
+        "anchor": sum_over(h, pairs(A)),
+        "linearised": sum_over(h, s.sum_entries(s.hadamard(gam, _head_sqdist(Z, n, p) - _head_sqdist(A, n, p))) / 4),
+    })
+    Dmat = s.hadamard(s.identity(n), gam * s.ones(n, 1) * s.ones(1, n))
+    inner = GradientStep(Q, "Z", step=alpha, left=s.inv(Dmat), check=False)  # checked against the paper's form
+    return MMStep(energy, Q, wrt="Z", anchor="A", inner=inner)
+
+
+@lru_cache(maxsize=None)
+def attention_heads_function(alpha: float = 1.0) -> GeneratedFunction:
+    """The generated multi-head layer ``(Y, Ws, U) ↦ Σ_h Z_h⁺ U_h`` with ``Z_h = Y W_s^hᵀ`` substituted into
+    the MM rule of :func:`head_attention_step`; shapes ``Y: (…, n, d)``, ``Ws, U: (H, p, d)``."""
+    step = head_attention_step(alpha)
+    inner: Any = step.inner
+    n, p, h, Z, A = _head_syms()
+    d = dims("d")[0]
+    Y, Ws, U = param("Y", n, d), param("Ws", p, d, over=h), param("U", p, d, over=h)
+    rule = inner.update_rule().xreplace({A: Z}).xreplace({Z: Y * Ws.T})
+    return generate("yhw_attention_heads", [Y, Ws, U], [Output("matrix", sum_over(h, rule * U))])
+
+
+def attention_heads(Y: torch.Tensor, Ws: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """One multi-head YHW attention MM step: ``Ws`` is ``(H, p, d)`` with ``Hp = d`` (the rows of one
+    invertible ``d×d`` ``W_s``); the read-out ``U`` (rows of ``W_s⁻ᵀ``) is computed here."""
+    if Ws.dim() != 3 or Ws.shape[0] * Ws.shape[1] != Ws.shape[2]:
+        raise ShapeMismatchError(f"Ws must be (H, p, d) with H·p = d (the rows of one square W_s), got {tuple(Ws.shape)}")
+    H, p, d = Ws.shape
+    U = torch.linalg.inv(Ws.reshape(d, d)).mT.reshape(H, p, d)
+    return attention_heads_function(float(alpha))(Y, Ws, U)
 
 
 def attention_rule(alpha: Union[float, StepPolicy] = 1.0) -> Any:
