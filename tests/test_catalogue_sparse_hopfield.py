@@ -22,8 +22,10 @@ def test_float32_passes_under_the_precision_rule(assert_float32_rule):
 
 
 def test_margin_is_sharp(report):
-    d = report["exact_retrieval_at_the_margin"].data
-    assert max(d["at_margin"].values()) < 1e-14 and min(d["below_margin"].values()) > 1e-3
+    r = report["exact_retrieval_at_the_margin"]
+    assert max(r.data["errors"].values()) < 1e-14
+    below = [c for c in r.controls if "0.97 of the margin" in c.name]
+    assert len(below) == 3 and all(c.rejected and c.error is not None and c.error > 1e-3 for c in below)
 
 
 def test_sparse_step_differs_from_softmax_attention():

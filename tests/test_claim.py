@@ -99,3 +99,11 @@ def test_a_checks_proof_scope_comes_from_the_entrys_proof_statements_only() -> N
     by = {r.check: r.proof for r in run_entry(entry, RunConfig()).results}
     assert by == {"relu": "general", "other": None}   # strongest backing statement; a lemma backs nothing
     assert entry.proof_scope("relu") == "general" and entry.proof_scope("other") is None
+
+
+def test_a_gradient_claim_gets_the_mutation_control_and_a_descent_claim_does_not() -> None:
+    grad = _run(Claim("d relu", "gradient", "relu' = step", _inputs, lambda t: (t["x"] > 0).to(t["x"].dtype),
+                      lambda t: torch.func.grad(lambda v: torch.relu(v).sum())(t["x"]), tol64=1e-15))
+    assert grad.passed and [c.name for c in grad.controls] == ["layer shifted by 0.001"]
+    desc = _run(Claim("relu", "descent", "relu = clamp", _inputs, _relu, _by_hand, tol64=1e-15))
+    assert desc.passed and desc.controls == []

@@ -15,9 +15,10 @@ A :class:`Claim` names
 * ``conditions`` — further statements of the claim itself (e.g. "the symbolic update rule is
   ``X softmax(βXᵀΞ)``"), :class:`Predicate`\ s the check needs to pass;
 * ``controls`` — :class:`Control`\ s: a wrong layer or a wrong reference the comparison must reject
-  (shown as controls, never as a failed assumption).  Every ``exact`` claim also gets the
-  *mutation control*: the layer's output shifted by ``1e-3·max(1, max|ref|)`` must fail, so the
-  tolerance at the working precision is below the size of a real discrepancy;
+  (shown as controls, never as a failed assumption).  Every ``exact`` and ``gradient`` claim (both
+  compare to the working precision) also gets the *mutation control*: the layer's output shifted by
+  ``1e-3·max(1, max|ref|)`` must fail, so the tolerance at the working precision is below the size of
+  a real discrepancy;
 
 What a symbolic proof of the claim covers is not a field of the claim: it is read from the entry's
 proof statements that back it (``Entry.proofs``, :meth:`~unfold.catalogue.base.Entry.proof_scope`),
@@ -37,11 +38,13 @@ import torch
 
 from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, Figure, RunConfig
 from ._measure import scaled_error
-__all__ = ["Claim", "Control", "Predicate", "MUTATION", "Inputs", "Outputs"]
+__all__ = ["Claim", "Control", "Predicate", "MUTATION", "MUTATED_KINDS", "Inputs", "Outputs"]
 
 
 #: Size of the mutation control of an exact claim (a wrong term, scale or transpose errs by more).
 MUTATION: float = 1e-3
+#: The claim kinds compared to the working precision, which get the mutation control.
+MUTATED_KINDS: tuple[str, ...] = ("exact", "gradient")
 
 Inputs = Mapping[str, Any]
 #: A layer's or reference's result: one tensor, or named parts compared part by part (a single
@@ -144,7 +147,7 @@ class Claim:
         errs = _errors(got, want)
         err = max(errs.values())
         controls = [self._control(c, inp, got, want, tol) for c in self.controls]
-        if self.kind == "exact":
+        if self.kind in MUTATED_KINDS:
             e = max(_errors(_shifted(got, MUTATION, want), want).values())
             controls.append(ControlResult(f"layer shifted by {MUTATION:g}", e > tol, e,
                                           f"scaled error {e:.2e} vs tol {tol:.1e}"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,8 +32,8 @@ from ..attsvm.model import attention_loss, attention_loss_kq, batched_state, dat
 from ..attsvm.svm import constraint_matrices, kkt_report, solve_att_svm, solve_att_svm_slsqp
 from ..symbolic import Energy
 from ..verify.gradient import check_gradient
-from ._measure import scaled_error
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
+from ._claim import Claim, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "experiment", "SIZES", "ETA", "ITERS", "KQ_ITERS", "THRESHOLD", "KKT_TOL", "TOL"]
@@ -75,27 +76,43 @@ def _exp(config: RunConfig, param: str) -> Experiment:
 
 
 # ---- checks ---------------------------------------------------------------------------------------
-def _check_gradient(config: RunConfig) -> CheckResult:
-    legs = [check_gradient(attention_loss(), wrt=["W"]), check_gradient(attention_loss_kq(), wrt=["K", "Q"])]
-    data = random_datasets(3, **SIZES, seed=config.seed, dtype=config.dtype)
-    g = config.generator(5)
-    W = torch.randn(3, SIZES["d"], SIZES["d"], generator=g, dtype=torch.float64).to(config.dtype)
+def _gradient_inputs(config: RunConfig) -> dict[str, Any]:
+    """3 datasets at the paper's sizes and a random ``W`` per dataset."""
+    W = torch.randn(3, SIZES["d"], SIZES["d"], generator=config.generator(5), dtype=torch.float64).to(config.dtype)
+    return {"data": random_datasets(3, **SIZES, seed=config.seed, dtype=config.dtype), "W": W}
+
+
+def _generated_loss(t: Inputs) -> dict[str, torch.Tensor]:
     cm = attention_loss().compile()
-    vals = {**data.inputs(), "W": batched_state(W)}
-    L_gen = dataset_loss(cm.energy_fn(*cm.args(**vals)))
-    G_gen = cm.grad_fn("W")(*cm.args(**vals))[:, 0] / SIZES["n"]
-    Wr = W.clone().requires_grad_(True)
-    L_ref = reference_loss(Wr, data)
-    (G_ref,) = torch.autograd.grad(L_ref.sum(), Wr)
-    e_loss, e_grad = scaled_error(L_gen, L_ref.detach()), scaled_error(G_gen, G_ref)
-    err, tol = max(e_loss, e_grad, *(r.max_error for r in legs)), config.tol(TOL)
-    return CheckResult(
-        "att_svm", "loss_and_gradient", "gradient", all(r.passed for r in legs) and err <= tol, err, tol,
-        detail=(f"generated L(W) vs the paper's formula in plain torch {e_loss:.1e}; generated ∇L vs torch.autograd "
-                f"of that formula {e_grad:.1e} (n={SIZES['n']}, T={SIZES['T']}, d={SIZES['d']}, 3 datasets); "
-                f"two-leg check: W {legs[0].max_error:.1e}, (K, Q) {legs[1].max_error:.1e}" + config.tol_note(TOL)),
-        data={"loss_error": e_loss, "grad_error": e_grad, "two_leg_W": legs[0].max_error, "two_leg_KQ": legs[1].max_error},
-    )
+    vals = {**t["data"].inputs(), "W": batched_state(t["W"])}
+    return {"L(W)": dataset_loss(cm.energy_fn(*cm.args(**vals))), "∇L": cm.grad_fn("W")(*cm.args(**vals))[:, 0] / SIZES["n"]}
+
+
+def _paper_loss(t: Inputs) -> dict[str, torch.Tensor]:
+    """The paper's loss in plain torch and its gradient by ``torch.autograd``."""
+    W = t["W"].clone().requires_grad_(True)
+    L = reference_loss(W, t["data"])
+    (G,) = torch.autograd.grad(L.sum(), W)
+    return {"L(W)": L.detach(), "∇L": G}
+
+
+@lru_cache(maxsize=None)
+def _two_leg(wrt: tuple[str, ...]) -> tuple[bool, str]:
+    """The generic two-leg gradient check (autograd and the explicit-size derivative) of the loss in
+    ``W`` or in ``(K, Q)`` (float64, independent of the claim's inputs; once per process)."""
+    r = check_gradient(attention_loss() if wrt == ("W",) else attention_loss_kq(), wrt=list(wrt))
+    return r.passed, f"max error {r.max_error:.1e}"
+
+
+LOSS_AND_GRADIENT = Claim(
+    "loss_and_gradient", "gradient",
+    "derived L and ∇L (W and K, Q) vs the paper's formula in plain torch, autograd, two legs",
+    inputs=_gradient_inputs, layer=_generated_loss, reference=_paper_loss, tol64=TOL,
+    conditions=(Predicate("two-leg check of ∇_W ℓ", lambda t, c: _two_leg(("W",))),
+                Predicate("two-leg check of ∇_K ℓ, ∇_Q ℓ (W = KQᵀ)", lambda t, c: _two_leg(("K", "Q")))),
+    describe=lambda t: (f"generated L(W) vs the paper's formula in plain torch, generated ∇L vs torch.autograd of "
+                        f"that formula, n={SIZES['n']}, T={SIZES['T']}, d={SIZES['d']}, {t['W'].shape[0]} datasets"),
+)
 
 
 def _check_kkt(config: RunConfig) -> CheckResult:
@@ -242,8 +259,7 @@ ENTRY = Entry(
              "nuclear norm for W = KQᵀ); selected tokens may be only locally optimal."),
     energy=energy,
     checks=(
-        Check("loss_and_gradient", "gradient",
-              "derived L and ∇L (W and K, Q) vs the paper's formula in plain torch, autograd, two legs", _check_gradient),
+        LOSS_AND_GRADIENT,
         Check("att_svm_kkt", "approximate",
               "Frobenius and nuclear Att-SVM by cvxpy: KKT residuals ≤ 1e-6; SLSQP agrees", _check_kkt),
         Check("directional_convergence_W", "asymptotic",

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from .. import symbolic as s
+from ..models import crate as crate_model
 from ..steps import GradientStep, NonNegL1, ProximalGradientStep, Sphere, Unrolled
 from ..symbolic import Energy
 from ..verify.descent import check_descent
@@ -72,14 +73,13 @@ def coding_rate_energy() -> Energy:
 
 @lru_cache(maxsize=None)
 def compression_energy(K: int = 4) -> Energy:
-    """``R^c(Z; U_[K]) = Σ_k ½ logdet(I + p/(nε²)(U_kᵀZ)ᵀ(U_kᵀZ))``, one term ``Rc<k>`` per subspace."""
-    d, n, p = _dims()
-    Z, eps = s.state("Z", d, n), s.scalar("eps", positive=True)
-    terms = {}
-    for k in range(1, K + 1):
-        W = s.param(f"U{k}", d, p).T * Z
-        terms[f"Rc{k}"] = s.logdet(s.identity(n) + p / (n * eps**2) * W.T * W) / 2
-    return Energy(terms=terms)
+    """``R^c(Z; U_[K]) = Σ_k ½ logdet(I + p/(nε²)(U_kᵀZ)ᵀ(U_kᵀZ))``, one term ``Rc<k>`` per subspace:
+    the model's energy (:func:`unfold.models.crate.compression_energy`, one definition) with the
+    paper's ``γ = p/(nε²)`` written in the precision ``ε``."""
+    _, n, p = _dims()
+    Rc = crate_model.compression_energy(K)
+    gamma = p / (n * s.scalar("eps", positive=True) ** 2)
+    return Energy(terms={k: t.xreplace({Rc.symbol("gamma"): gamma}) for k, t in Rc.terms.items()})
 
 
 @lru_cache(maxsize=None)
@@ -92,10 +92,11 @@ def sparse_rate_reduction_energy(K: int = 4) -> Energy:
 
 @lru_cache(maxsize=None)
 def ista_energy() -> Energy:
-    """The smooth part of the ISTA block's LASSO, ``½‖Ẑ − D Z‖²`` (``Zh`` = Ẑ = Z^{l+1/2}, data)."""
+    """The smooth part of the ISTA block's LASSO, ``½‖Ẑ − D Z‖²`` (``Zh`` = Ẑ = Z^{l+1/2}, data): the
+    model's :func:`unfold.models.crate.lasso_fit_energy` with its data named as in the paper's block."""
     d, n, _ = _dims()
-    Z, Zh, D = s.state("Z", d, n), s.param("Zh", d, n), s.param("D", d, d)
-    return Energy(s.fro2(Zh - D * Z) / 2, name="fit")
+    fit = crate_model.lasso_fit_energy()
+    return Energy(fit.expr.xreplace({fit.symbol("Y"): s.param("Zh", d, n)}), name="fit")
 
 
 @lru_cache(maxsize=None)
@@ -174,40 +175,51 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # ---- checks --------------------------------------------------------------------------------------
-def _check_gradients(config: RunConfig) -> CheckResult:
+def _rate_inputs(config: RunConfig) -> dict[str, Any]:
     d, n, K, p = (SIZES[k] for k in "dnKp")
-    Us = subspaces(config, d, K, p)
-    Z = tokens(config, d, n, batch=(3,))
-    eps, lam = 1.0, LAM
-    U = u_inputs(Us)
-    cm_c, cm_r, cm_s = (E.compile() for E in (compression_energy(K), coding_rate_energy(),
-                                              sparse_rate_reduction_energy(K)))
+    return {"Us": subspaces(config, d, K, p), "Z": tokens(config, d, n, batch=(3,)), "eps": 1.0, "lam": LAM}
+
+
+def _rate_generated(t: Inputs) -> dict[str, torch.Tensor]:
+    """The compiled energies' gradients and values (the part names say what each is compared with)."""
+    Z, eps, lam, U = t["Z"], t["eps"], t["lam"], u_inputs(t["Us"])
+    cm_c, cm_r, cm_s = (E.compile() for E in (compression_energy(len(U)), coding_rate_energy(),
+                                              sparse_rate_reduction_energy(len(U))))
     g_c = cm_c.grad_fn("Z")(*cm_c.args(Z=Z, eps=eps, **U))
-    g_r = cm_r.grad_fn("Z")(*cm_r.args(Z=Z, eps=eps))
-    g_s = cm_s.grad_fn("Z")(*cm_s.args(Z=Z, eps=eps, lam=lam, **U))
-    errs = {
-        "∇R^c vs eq. 9": scaled_error(g_c, ref.grad_compression(Z, Us, eps)),
-        "∇R vs α(I+αZZᵀ)⁻¹Z": scaled_error(g_r, ref.grad_coding_rate(Z, eps)),
-        "∇(R^c + λ‖Z‖₁ − R) vs eq. 9 + λ sign Z − ∇R": scaled_error(
-            g_s, ref.grad_compression(Z, Us, eps) + lam * torch.sign(Z) - ref.grad_coding_rate(Z, eps)),
-        "∇R^c vs autograd": scaled_error(g_c, cm_c.autograd_grad("Z")(*cm_c.args(Z=Z, eps=eps, **U))),
-        "R^c value": scaled_error(cm_c(Z=Z, eps=eps, **U), ref.compression(Z, Us, eps)),
-        "R value": scaled_error(cm_r(Z=Z, eps=eps), ref.coding_rate(Z, eps)),
-        "objective value": scaled_error(
-            cm_s(Z=Z, eps=eps, lam=lam, **U),
-            ref.compression(Z, Us, eps) + lam * Z.abs().sum((-2, -1)) - ref.coding_rate(Z, eps)),
-    }
-    err, tol = max(errs.values()), config.tol(TOL)
-    ortho = max(float((U_.T @ U_ - torch.eye(p, dtype=U_.dtype)).abs().max()) for U_ in Us)
-    return CheckResult(
-        entry="crate", check="rate_gradients_closed_form", claim="exact", passed=err <= tol, error=err, tol=tol,
-        detail=f"d={d}, n={n}, K={K}, p={p}, ε={eps}, 3 samples, {config.dtype_name}: "
-               + "; ".join(f"{k} {v:.1e}" for k, v in errs.items()) + config.tol_note(TOL),
-        assumptions=[AssumptionResult("Z has no zero entry (‖Z‖₁ differentiable)", bool((Z != 0).all()), "random data"),
-                     AssumptionResult("U_k orthonormal columns (the paper's setting; the identity holds for any U_k)",
-                                      ortho < tol, f"max|U_kᵀU_k − I| = {ortho:.1e}")],
-        data=errs,
-    )
+    return {"∇R^c vs eq. 9": g_c, "∇R^c vs autograd": g_c,
+            "∇R vs α(I+αZZᵀ)⁻¹Z": cm_r.grad_fn("Z")(*cm_r.args(Z=Z, eps=eps)),
+            "∇(R^c + λ‖Z‖₁ − R) vs eq. 9 + λ sign Z − ∇R": cm_s.grad_fn("Z")(*cm_s.args(Z=Z, eps=eps, lam=lam, **U)),
+            "R^c value": cm_c(Z=Z, eps=eps, **U), "R value": cm_r(Z=Z, eps=eps),
+            "objective value": cm_s(Z=Z, eps=eps, lam=lam, **U)}
+
+
+def _rate_paper(t: Inputs) -> dict[str, torch.Tensor]:
+    """The papers' closed forms in plain torch (``∇R^c`` also by autograd of the compiled energy)."""
+    Z, Us, eps, lam = t["Z"], t["Us"], t["eps"], t["lam"]
+    cm_c = compression_energy(len(Us)).compile()
+    g_c, g_r = ref.grad_compression(Z, Us, eps), ref.grad_coding_rate(Z, eps)
+    return {"∇R^c vs eq. 9": g_c,
+            "∇R^c vs autograd": cm_c.autograd_grad("Z")(*cm_c.args(Z=Z, eps=eps, **u_inputs(Us))),
+            "∇R vs α(I+αZZᵀ)⁻¹Z": g_r,
+            "∇(R^c + λ‖Z‖₁ − R) vs eq. 9 + λ sign Z − ∇R": g_c + lam * torch.sign(Z) - g_r,
+            "R^c value": ref.compression(Z, Us, eps), "R value": ref.coding_rate(Z, eps),
+            "objective value": ref.compression(Z, Us, eps) + lam * Z.abs().sum((-2, -1)) - ref.coding_rate(Z, eps)}
+
+
+def _orthonormal(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    p = t["Us"][0].shape[-1]
+    ortho = max(float((U.T @ U - torch.eye(p, dtype=U.dtype)).abs().max()) for U in t["Us"])
+    return ortho < config.tol(TOL), f"max|U_kᵀU_k − I| = {ortho:.1e}"
+
+
+RATE_GRADIENTS_CLOSED_FORM = Claim(
+    "rate_gradients_closed_form", "exact", "derived ∇R^c, ∇R equal the closed forms (eq. 9)",
+    inputs=_rate_inputs, layer=_rate_generated, reference=_rate_paper, tol64=TOL,
+    assumptions=(Predicate("Z has no zero entry (‖Z‖₁ differentiable)", lambda t, c: (bool((t["Z"] != 0).all()), "random data")),
+                 Predicate("U_k orthonormal columns (the paper's setting; the identity holds for any U_k)", _orthonormal)),
+    describe=lambda t: (f"d={t['Z'].shape[-2]}, n={t['Z'].shape[-1]}, K={len(t['Us'])}, p={t['Us'][0].shape[-1]}, "
+                        f"ε={t['eps']}, {t['Z'].shape[0]} samples"),
+)
 
 
 def _ista_data(config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -428,27 +440,48 @@ def _memberships(n: int, K: int, dtype: torch.dtype) -> list[torch.Tensor]:
     return [torch.diag((labels == k).to(dtype)) for k in range(K)]
 
 
-def _check_redunet(config: RunConfig) -> CheckResult:
-    d, n, K, eps, eta = 8, 12, 2, 0.5, 0.5
-    Z = tokens(config, d, n, batch=(3,), offset=41)
-    Pis = _memberships(n, K, config.dtype)
-    P = {f"Pi{k + 1}": Pi for k, Pi in enumerate(Pis)}
-    step = redunet_step(eta, K)
-    out = step(Z, eps=eps, **P)
-    err, tol = scaled_error(out, ref.redunet_layer(Z, Pis, eps, eta)), config.tol(TOL)
-    dr0, dr1 = ref.mcr2(Z, Pis, eps), ref.mcr2(out, Pis, eps)
-    diag = all(bool((Pi == torch.diag(torch.diagonal(Pi))).all()) for Pi in Pis)
-    partition = bool((sum(Pis) == torch.eye(n, dtype=config.dtype)).all())
-    return CheckResult(
-        entry="crate", check="redunet_layer_is_gradient_ascent", claim="exact", passed=err <= tol, error=err, tol=tol,
-        detail=(f"ProximalGradientStep(−ΔR, Sphere, η={eta}) vs the ReduNet layer P_S(Z + η(EZ − Σγ_kC_kZΠ_k)), "
-                f"d={d}, n={n}, K={K}, ε={eps}: {err:.1e}. Reported: ΔR {float(dr0.mean()):.4f} → {float(dr1.mean()):.4f} "
-                f"(the sphere projection makes it a projected step, no descent claim)" + config.tol_note(TOL)),
-        assumptions=[AssumptionResult("Π_k diagonal memberships", diag, "Π_k = diag(1[label = k])"),
-                     AssumptionResult("Σ_k Π_k = I", partition, "every token in one class"),
-                     AssumptionResult("tokens on the unit sphere", True, "inputs normalised")],
-        data={"error": err, "delta_R_before": dr0.tolist(), "delta_R_after": dr1.tolist()},
-    )
+REDUNET = {"d": 8, "n": 12, "K": 2, "eps": 0.5, "eta": 0.5}
+
+
+def _redunet_inputs(config: RunConfig) -> dict[str, Any]:
+    d, n, K = REDUNET["d"], REDUNET["n"], REDUNET["K"]
+    return {"Z": tokens(config, d, n, batch=(3,), offset=41), "Pis": _memberships(n, K, config.dtype)}
+
+
+def _redunet_generated(t: Inputs) -> torch.Tensor:
+    P = {f"Pi{k + 1}": Pi for k, Pi in enumerate(t["Pis"])}
+    return redunet_step(REDUNET["eta"], len(P))(t["Z"], eps=REDUNET["eps"], **P)
+
+
+def _delta_r(t: Inputs) -> dict[str, Any]:
+    """ΔR before and after the layer (reported: the sphere projection makes it a projected step)."""
+    eps = REDUNET["eps"]
+    return {"delta_R_before": ref.mcr2(t["Z"], t["Pis"], eps).tolist(),
+            "delta_R_after": ref.mcr2(_redunet_generated(t), t["Pis"], eps).tolist()}
+
+
+def _redunet_describe(t: Inputs) -> str:
+    r = {k: sum(v) / len(v) for k, v in _delta_r(t).items()}
+    return (f"ProximalGradientStep(−ΔR, Sphere, η={REDUNET['eta']}) vs the ReduNet layer P_S(Z + η(EZ − Σγ_kC_kZΠ_k)), "
+            f"d={REDUNET['d']}, n={REDUNET['n']}, K={REDUNET['K']}, ε={REDUNET['eps']}; reported: ΔR "
+            f"{r['delta_R_before']:.4f} → {r['delta_R_after']:.4f} (the sphere projection makes it a projected step, "
+            "no descent claim)")
+
+
+REDUNET_LAYER_IS_GRADIENT_ASCENT = Claim(
+    "redunet_layer_is_gradient_ascent", "exact", "ReduNet layer = projected gradient ascent on ΔR",
+    inputs=_redunet_inputs, layer=_redunet_generated,
+    reference=lambda t: ref.redunet_layer(t["Z"], t["Pis"], REDUNET["eps"], REDUNET["eta"]), tol64=TOL,
+    assumptions=(
+        Predicate("Π_k diagonal memberships", lambda t, c: (all(bool((P == P.diagonal().diag()).all()) for P in t["Pis"]),
+                                                             "Π_k = diag(1[label = k])")),
+        Predicate("Σ_k Π_k = I", lambda t, c: (bool((sum(t["Pis"]) == torch.eye(t["Z"].shape[-1])).all()),
+                                               "every token in one class")),
+        Predicate("tokens on the unit sphere", lambda t, c: (lambda e: (e <= c.tol(TOL), f"max |‖z_i‖ − 1| = {e:.1e}"))(
+            float((t["Z"].norm(dim=-2) - 1).abs().max())))),
+    describe=lambda t: _redunet_describe(t),
+    data=_delta_r,
+)
 
 
 _ISTA = ("ista_block_is_prox_step",)
@@ -480,12 +513,12 @@ ENTRY = Entry(
     ),
     energy=sparse_rate_reduction_energy,
     checks=(
-        Check("rate_gradients_closed_form", "exact", "derived ∇R^c, ∇R equal the closed forms (eq. 9)", _check_gradients),
+        RATE_GRADIENTS_CLOSED_FORM,
         ISTA_BLOCK_IS_PROX_STEP,
         Check("ista_lasso_descends", "descent", "the LASSO energy descends under repeated ISTA steps", _check_ista_descent),
         Check("mssa_vs_exact_step", "approximate", "MSSA vs −κ∇R^c, cosine and R^c decrease vs ‖γA_k‖", _check_mssa),
         Check("layerwise_rc_sparsity", "descent", "a compression + ISTA stack: per-half-step descent, curves", _check_layerwise),
-        Check("redunet_layer_is_gradient_ascent", "exact", "ReduNet layer = projected gradient ascent on ΔR", _check_redunet),
+        REDUNET_LAYER_IS_GRADIENT_ASCENT,
     ),
     assumptions=("U_k orthonormal, Σ_k U_kU_kᵀ ≈ I", "unit-norm tokens", "‖γA_k‖ < 1 for the MSSA approximation",
                  "η ≤ 1/λ_max(DᵀD) for ISTA descent", "Π_k diagonal memberships"),

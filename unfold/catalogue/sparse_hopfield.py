@@ -19,7 +19,7 @@ Tsallis Fenchel–Young loss), and not at 0.97 of it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import entmax as entmax_pkg
@@ -161,39 +161,44 @@ def check_descent_monotone(config: RunConfig) -> CheckResult:
         data={"energies": rows}, figures=[fig])
 
 
-def check_retrieval_margin(config: RunConfig) -> CheckResult:
-    """One step lands exactly on x_1 when the score gap is the margin 1/(α−1), and not at 0.97 of it."""
-    g = config.generator(219)
-    dt = config.dtype
+def _margin_inputs(config: RunConfig) -> dict[str, Any]:
+    """Orthonormal patterns and −x_1 (d = 5, N = 6): x_1 is the retrieval target."""
     d, N = 5, 6
-    X = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0][:, :N - 1]
-    X = torch.cat([X, -X[:, :1]], dim=1).to(dt)                  # orthonormal patterns and −x_1
-    errors, misses, gaps = {}, {}, {}
+    X = torch.linalg.qr(torch.randn(d, d, generator=config.generator(219), dtype=torch.float64))[0][:, :N - 1]
+    return {"X": torch.cat([X, -X[:, :1]], dim=1).to(config.dtype)}
+
+
+def _query(X: torch.Tensor, a: float, frac: float) -> torch.Tensor:
+    """``q`` with score gap ``β(x_1ᵀq − max_j x_jᵀq) = frac/(α−1)`` (x_1ᵀq = frac·margin/β, the others ≤ 0)."""
+    return (frac / (a - 1) / BETA) * X[:, :1]
+
+
+def _retrieved(t: Inputs) -> dict[str, torch.Tensor]:
+    return {f"α={a}": cccp_step(a)(_query(t["X"], a, 1.0), X=t["X"], beta=BETA) for a in ALPHAS}
+
+
+def _below_margin(t: Inputs, a: float) -> torch.Tensor:
+    """The step from 0.97 of the margin (a control: it must miss x_1)."""
+    return cccp_step(a)(_query(t["X"], a, 0.97), X=t["X"], beta=BETA)
+
+
+def _gap_is_margin(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    gaps = {}
     for a in ALPHAS:
-        margin = 1 / (a - 1)
-        for frac in (1.0, 0.97):
-            q = (frac * margin / BETA) * X[:, :1]               # x_1ᵀq = frac·margin/β, others ≤ 0
-            scores = X.T @ q
-            gap = float(BETA * (scores[0] - scores[1:].max()))
-            out = cccp_step(a)(q, X=X, beta=BETA)
-            dist = float((out - X[:, :1]).abs().max())
-            if frac == 1.0:
-                errors[f"α={a}"] = dist
-                gaps[f"α={a}"] = gap
-            else:
-                misses[f"α={a}"] = dist
-    err = max(errors.values())
-    tol = config.tol(TOL)
-    ok = err <= tol and min(misses.values()) > 1e-4
-    return CheckResult(
-        NAME, "exact_retrieval_at_the_margin", "exact", ok, err, tol,
-        detail=("gap β(x_1ᵀq − max_j x_jᵀq) = 1/(α−1): max|Ξ⁺ − x_1| " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
-                + "; at 0.97 of the margin the step misses x_1 by " + ", ".join(f"{k} {v:.2g}" for k, v in misses.items())
-                + config.tol_note(TOL)),
-        assumptions=[AssumptionResult("score gap ≥ 1/(α−1) (exact retrieval)",
-                                      all(gaps[f"α={a}"] >= 1 / (a - 1) * (1 - 1e-6) for a in ALPHAS),
-                                      ", ".join(f"{k}: gap {v:.4f}" for k, v in gaps.items()))],
-        data={"at_margin": errors, "below_margin": misses})
+        scores = t["X"].T @ _query(t["X"], a, 1.0)
+        gaps[a] = float(BETA * (scores[0] - scores[1:].max()))
+    return (all(gaps[a] >= 1 / (a - 1) * (1 - 1e-6) for a in ALPHAS),
+            ", ".join(f"α={a}: gap {v:.4f}" for a, v in gaps.items()))
+
+
+EXACT_RETRIEVAL_AT_THE_MARGIN = Claim(
+    "exact_retrieval_at_the_margin", "exact", "one-step exact retrieval iff gap ≥ 1/(α−1)",
+    inputs=_margin_inputs, layer=_retrieved, reference=lambda t: t["X"][:, :1], tol64=TOL,
+    assumptions=(Predicate("score gap ≥ 1/(α−1) (exact retrieval)", _gap_is_margin),),
+    controls=tuple(Control(f"α={a} at 0.97 of the margin lands on x_1", at_least=1e-4,
+                           layer=partial(_below_margin, a=a)) for a in ALPHAS),
+    describe=lambda t: "CCCP step from q with gap β(x_1ᵀq − max_j x_jᵀq) = 1/(α−1) vs the pattern x_1",
+)
 
 
 PROOFS = (
@@ -216,8 +221,7 @@ ENTRY = Entry(
         ATTENTION_CLAIM,
         Check("energy_non_increasing", "descent", "E(Ξ_t) non-increasing along CCCP steps, any β > 0",
               check_descent_monotone),
-        Check("exact_retrieval_at_the_margin", "exact", "one-step exact retrieval iff gap ≥ 1/(α−1)",
-              check_retrieval_margin),
+        EXACT_RETRIEVAL_AT_THE_MARGIN,
     ),
     assumptions=("α > 1 (α = 1 is the softmax entry `hopfield`)", "β > 0", "score gap ≥ 1/(α−1) for exact retrieval"),
     mapping="α = 2: Hu et al.'s T(x) = Ξ sparsemax(βΞᵀx); α-entmax: Santos et al.'s HFY update",
