@@ -23,7 +23,7 @@ from proofs._common import explicit_zero
 from unfold.catalogue.lista import energy, ista_step, lista_energy
 from unfold.steps import L1, LearnableStep, ProximalGradientStep
 from unfold.symbolic.explicit import expand_explicit, explicit_env
-from unfold.symbolic.nodes import SoftThreshold
+from unfold.symbolic.primitives.soft_threshold import SoftThreshold
 
 
 def _prox_abs() -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sympy as sp
 
 from unfold.catalogue import sparse_hopfield as sh
-from unfold.symbolic import tsallis
+from unfold.symbolic.primitives import entmax as tsallis
 
 
 def prove() -> dict[str, str]:

@@ -23,7 +23,8 @@ def report(catalogue_run):
 
 def test_every_check_passes(report):
     assert [r.check for r in report.results] == [
-        "cccp_step_is_attention", "attention_equivalence", "descent_and_bounds", "retrieval_theorem5", "beta_sweep"]
+        "cccp_step_is_attention", "attention_equivalence", "hflayers_multihead", "descent_and_bounds",
+        "retrieval_theorem5", "beta_sweep"]
     for r in report.results:
         assert r.passed, f"{r.check}: {r.detail}"
         if r.tol is not None:
@@ -45,6 +46,11 @@ def test_exact_numbers(report):
     assert by["attention_equivalence"].data["errors"]["nn.MultiheadAttention"] < 1e-13
     assert all(c.rejected for c in by["attention_equivalence"].controls)
     assert by["descent_and_bounds"].data["energy_formula_error"] < 1e-13
+    hf = by["hflayers_multihead"]
+    assert set(hf.data["errors"]) == {"update_steps_max=0", "update_steps_max=1", "update_steps_max=3"}
+    assert max(hf.data["errors"].values()) < 1e-13
+    # k steps read as k retrievals, or one β for every head, are off by a resolvable amount
+    assert all(c.rejected and c.error > 1e-2 for c in hf.controls if not c.name.startswith("layer shifted"))
 
 
 def test_sdpa_equivalence_batched_and_scaled():

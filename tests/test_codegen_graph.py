@@ -1,21 +1,25 @@
-"""Code generation through the SSA graph (:mod:`unfold.codegen.graph`) against the former path.
+"""Code generation through the SSA graph (:mod:`unfold.codegen.graph`).
 
-Differential oracle: every energy below (the built-in energies, every catalogue entry's and model's
-energy builders that take no required argument, and a fuzz corpus drawn from the grammar of
-``tests/test_fuzz.py``) is generated twice — by the graph path (shared sub-expressions, dead values
-dropped, ``del`` from the graph's reads) and by the legacy path (the statements as emitted, released
-by a scan of the source text) — as one function returning the energy and the gradient with respect
-to every variable.  Both run in float64 on the same random inputs and must agree to 1e-12 relative
-(the passes only share, drop and release values, so the arithmetic is the same).
+Bookkeeping on a corpus: every energy below (the built-in energies, every catalogue entry's and
+model's energy builder that takes no required argument (or a head count), every registered scalar
+function, and a fuzz corpus drawn from the grammar of ``tests/test_fuzz.py``, ``UNFOLD_FUZZ_EXAMPLES``
+examples, 25 by default) is lowered as one function returning the energy and the gradient with
+respect to every variable, and the graph's recorded reads, releases and dropped values are checked
+against the test's own scan of the statements' text: nothing is read unrecorded, before it is
+computed or after it is released, and nothing is computed that is never read.  (The legacy printer
+path, statements as emitted and released by a text scan, was the differential oracle while the
+graph path was introduced: both agreed to 1e-12 in float64 on this corpus and 2400 random fuzz
+draws, and it was then removed.)
 
-Structural properties of the graph (an equal statement printed twice is one temporary; a value is
-released after its last read and never read after; a value no output needs is not computed) are
-checked on small trees.
+Structural properties of the passes (an equal statement printed twice is one temporary; a value is
+released after its last read; a value no output needs is not computed; no d×d temporary in the
+multi-head step) are checked on small graphs, and a shared product against plain torch.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Callable
 
 import pytest
@@ -24,19 +28,19 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+import unfold as uf
 import unfold.catalogue as catalogue_pkg
 import unfold.models as models_pkg
 from unfold import symbolic as s
-from unfold.codegen.generate import Output, compile_source, generate_source
+from unfold.codegen.generate import Output, compile_source, generate_source, lower
 from unfold.codegen.graph import Graph
 from unfold.energies import BUILTIN_ENERGIES
 from unfold.errors import UnfoldError
 from unfold.sampling import random_inputs
 from unfold.symbolic import Energy
+from unfold.symbolic.primitives.registry import scalar_functions
 
-from test_fuzz import MAX_DEPTH, Y, ops, scalar_expr, x
-
-RTOL = 1e-12
+from test_fuzz import LONG, MAX_DEPTH, N_EXAMPLES, Y, ops, scalar_expr, x
 
 
 def _energy_builders() -> dict[str, Callable[[], Energy]]:
@@ -61,7 +65,17 @@ def _energy_builders() -> dict[str, Callable[[], Energy]]:
                 found[f"{mod_name}.{fname}"] = f
             elif len(required) == 1 and required[0].name in ("heads", "K", "H"):
                 found[f"{mod_name}.{fname}(2)"] = lambda f=f: f(2)  # a head count
+    for fname in sorted(scalar_functions()):
+        if hasattr(uf, fname):  # every registered scalar function with a builder, on positive entries
+            found[f"primitive:{fname}"] = lambda fname=fname: _activation_energy(getattr(uf, fname))
     return found
+
+
+def _activation_energy(f: Callable[[Any], Any]) -> Energy:
+    """``E(X) = Σ C ∘ f(exp(W X))`` (positive arguments: inside the domain of log and sqrt)."""
+    d, n = uf.dims("d n")
+    X, W, C = uf.state("X", d, n), uf.param("W", d, d), uf.param("C", d, n)
+    return Energy(uf.sum_entries(uf.hadamard(C, f(uf.exp(W @ X)))))
 
 
 BUILDERS = _energy_builders()
@@ -74,67 +88,62 @@ def _outputs(E: Energy) -> list[Output]:
     return outs
 
 
-def _run_both(E: Energy, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
-    outs = _outputs(E)
-    new_src = generate_source("f", E.inputs, outs)
-    old_src = generate_source("f", E.inputs, outs, legacy=True)
-    sizes = {d: 3 + i for i, d in enumerate(E.dims)}
-    env = random_inputs(E, sizes, batch=(2,), seed=seed)
-    args = [env[str(a)] for a in E.inputs]
-    new = compile_source("f", new_src)(*args)
-    old = compile_source("f", old_src)(*args)
-    return list(new), list(old), new_src
+_NAME = re.compile(r"\b_t\d+\b")  # the test's own scan of the text: independent of the printer's bookkeeping
 
 
-def _assert_close(new: list[torch.Tensor], old: list[torch.Tensor], what: str) -> None:
-    assert len(new) == len(old)
-    for i, (a, b) in enumerate(zip(new, old)):
-        a, b = torch.as_tensor(a), torch.as_tensor(b)
-        assert a.shape == b.shape, f"{what}: output {i} shape {tuple(a.shape)} vs legacy {tuple(b.shape)}"
-        scale = b.abs().max().clamp_min(1.0)
-        err = float(((a - b).abs().max() / scale)) if a.numel() else 0.0
-        assert err <= RTOL, f"{what}: output {i} differs from the legacy path by {err:.2e} (relative)"
+def _check_graph(g: Graph, what: str) -> None:
+    """The graph's bookkeeping against a scan of its statements: every temporary a statement's text
+    names is among its recorded reads, computed by an earlier kept statement and not yet released;
+    every kept temporary is read later (dead values dropped)."""
+    nodes = g.live_nodes()
+    released = Graph.releases(nodes)
+    defined: set[str] = set()
+    gone: set[str] = set()
+    read_later = set().union(*(n.reads for n in nodes)) if nodes else set()
+    for node, dead in zip(nodes, released):
+        named = set(_NAME.findall(node.text))
+        assert named <= node.reads, f"{what}: {node.name} = {node.text} reads {sorted(named - node.reads)} unrecorded"
+        assert named <= defined, f"{what}: {node.name} reads {sorted(named - defined)} before it is computed"
+        assert not named & gone, f"{what}: {node.name} reads {sorted(named & gone)} after its release"
+        if node.kind == "temp":
+            assert node.name in read_later, f"{what}: {node.name} is computed but read by nothing"
+            defined.add(node.name)
+        gone |= set(dead)
+    assert any(n.kind == "out" for n in nodes)
 
 
-def test_the_oracle_covers_builtin_catalogue_and_model_energies() -> None:
+def test_the_corpus_covers_builtin_catalogue_model_and_primitive_energies() -> None:
     assert len([k for k in BUILDERS if k.startswith("builtin:")]) == len(BUILTIN_ENERGIES)
     assert any(k.startswith("unfold.catalogue.") for k in BUILDERS)
     assert any(k.startswith("unfold.models.") for k in BUILDERS)
+    assert {"primitive:gelu", "primitive:softplus", "primitive:erf"} <= set(BUILDERS)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_graph_path_equals_legacy_path(name: str) -> None:
+def test_graph_bookkeeping_on_every_builtin_energy(name: str) -> None:
     E = BUILDERS[name]()
-    with torch.no_grad():
-        new, old, _ = _run_both(E)
-    _assert_close(new, old, name)
+    _check_graph(lower("f", E.inputs, _outputs(E)), name)
 
 
 @settings(
-    max_examples=25,
+    max_examples=N_EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize=not LONG,
     database=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-@given(node=st.integers(1, MAX_DEPTH).flatmap(scalar_expr), seed=st.integers(0, 2**16))
-def test_graph_path_equals_legacy_path_on_the_fuzz_corpus(node: Any, seed: int) -> None:
+@given(node=st.integers(1, MAX_DEPTH).flatmap(scalar_expr))
+def test_graph_bookkeeping_on_the_fuzz_corpus(node: Any) -> None:
     expr = sp.sympify(node.sym)  # safe: a number or a sympy expression built by the fuzz grammar
     if not (expr.has(Y) or expr.has(x)):
         expr = expr + ops.fro2(Y) / 2
     try:
         E = Energy(expr)
-        outs = _outputs(E)
-        generate_source("f", E.inputs, outs)
+        g = lower("f", E.inputs, _outputs(E))
     except UnfoldError:
-        return  # refused at build time: nothing generated by either path
-    with torch.no_grad():
-        new, old, _ = _run_both(E, seed)
-    ok = [torch.isfinite(torch.as_tensor(b)).all() for b in old]
-    if not all(ok):
-        return  # outside the domain at this point (both paths compute the same non-finite values)
-    _assert_close(new, old, str(expr))
+        return  # refused at build time: nothing generated
+    _check_graph(g, str(expr))
 
 
 # ---- structure of the graph ----------------------------------------------------------------------
@@ -143,8 +152,7 @@ def test_equal_statements_are_one_temporary() -> None:
     a = g.value("torch.exp(X)", ())
     b = g.value("torch.exp(X)", ())
     assert a == b and len(g.nodes) == 1
-    legacy = Graph(cse=False)
-    assert legacy.value("torch.exp(X)", ()) != legacy.value("torch.exp(X)", ())
+    assert g.value("torch.exp(X.mT)", ()) != a and len(g.nodes) == 2
 
 
 def test_values_are_released_after_their_last_read_and_dead_values_dropped() -> None:
@@ -194,8 +202,6 @@ def test_no_value_of_the_multi_head_step_is_a_width_by_width_product() -> None:
     """The graph of ∂E/∂X for ``E = −(1/β) Σ_h lse(β (W_K^h X)ᵀ (W_Q^h X)) + ½‖X‖²`` holds no d×d
     value: the low-rank ``W_Kᵀ W_Q`` (rank p < d) is applied factor by factor, never formed.
     Control: the same query finds the d×d ``Y Yᵀ`` of an energy that uses it twice."""
-    import unfold as uf
-    from unfold.codegen.generate import lower
 
     d, n, p = uf.dims("d n p")
     h = uf.axis("h", 12)

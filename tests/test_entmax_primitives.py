@@ -1,4 +1,4 @@
-"""The entmax primitives (unfold.symbolic.tsallis, unfold.codegen.tsallis) against the `entmax`
+"""The entmax primitives (unfold.symbolic.primitives.entmax, unfold.codegen.tsallis) against the `entmax`
 package (PyPI 1.3), closed forms, finite differences and the gradient check."""
 
 import entmax as pkg
@@ -13,7 +13,7 @@ import unfold as uf
 from unfold import symbolic as s
 from unfold.codegen.tsallis import _entmax_bisect, entmax_conj_cols, entmax_cols, entmax_weights
 from unfold.errors import GradientCheckError, ShapeMismatchError
-from unfold.symbolic.tsallis import Entmax, mp_conjugate, mp_entmax
+from unfold.symbolic.primitives.entmax import Entmax, mp_conjugate, mp_entmax
 
 F64 = torch.float64
 
@@ -135,7 +135,11 @@ def test_a_wrong_vjp_is_caught(monkeypatch):
         SG = HadamardProduct(self, G)
         return [(self.arg, lazy_add(SG, lazy_mul(-1, HadamardProduct(self, lazy_mul(OneMatrix(self.rows, self.rows), SG)))))]
 
-    monkeypatch.setattr(Entmax, "_vjp", wrong)
+    from dataclasses import replace
+
+    from unfold.symbolic.primitives import registry
+
+    monkeypatch.setitem(registry._PRIMITIVES, Entmax, replace(registry.primitives()[Entmax], vjp=wrong))
     d, n = s.dims("d n")
     X, Y = s.param("X", d, n), s.state("Y", n, 2)
     E = uf.Energy(s.fro2(X * s.sparsemax(3 * Y)) / 2)

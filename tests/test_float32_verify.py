@@ -37,8 +37,6 @@ SKIPPED = {("att_svm", "att_svm_kkt"), ("att_svm", "directional_convergence_KQ")
 #: the float64 tolerance every rule-scaled check had before the rule (written out, not read from the code)
 OLD_TOL64: dict[tuple[str, str], float] = {
     ("energy_transformer", "layernorm_jacobian"): 1e-12,
-    ("yang_huang_wipf", "attention_mm_step"): 1e-12,
-    ("yang_huang_wipf", "ffn_prox_step"): 1e-12,
     ("lista", "limit_matches_lasso_solver"): 1e-10,
     ("looped", "loop_energy_descends"): 1e-12,
 }

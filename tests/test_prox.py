@@ -15,7 +15,7 @@ from unfold.steps import (
     ArmijoStep, Box, CertifiedStep, L1, NonNegL1, NonNegative, ProximalGradientStep, Sphere, Unrolled,
 )
 from unfold.steps.base import compile_update
-from unfold.symbolic.nodes import SoftThreshold
+from unfold.symbolic.primitives.soft_threshold import SoftThreshold
 from unfold.verify.descent import assert_descent
 
 DT = torch.float64

@@ -95,7 +95,7 @@ def test_crate_layer_matches_the_paper_formulas():
     Zn = F.layer_norm(Z.mT, (8,), layer.ln_compress.weight, layer.ln_compress.bias).mT
     gamma, grad = 4 / 16, torch.zeros_like(Zn)
     for k in (1, 2):                                                   # ∇R^c, Yu et al. eq. 9
-        U = getattr(layer.compress, f"U{k}")
+        U = layer.compress.U[k - 1]
         W = U.T @ Zn
         grad = grad + gamma * U @ W @ torch.linalg.inv(torch.eye(16, dtype=DT) + gamma * W.mT @ W)
     Zh = Zn - 0.3 * grad
@@ -116,8 +116,8 @@ def test_energy_transformer_update_is_the_energy_gradient():
 
     def energy(g):                                                     # Hoover et al. eq. 2 + 5, plain torch
         e = -0.5 * torch.relu(g @ p["Xi"]).pow(2).sum()
-        for h in (1, 2):
-            s = beta * (g @ p[f"WQ{h}"].T) @ (g @ p[f"WK{h}"].T).T
+        for h in (0, 1):                                               # heads: index 0 of (H, K, D)
+            s = beta * (g @ p["WQ"][h].T) @ (g @ p["WK"][h].T).T
             e = e - torch.logsumexp(s, dim=1).sum() / beta
         return e
 
@@ -163,7 +163,8 @@ def test_yhw_stack_layers_match_the_paper_formulas():
 def test_models_are_plain_modules():
     model = CRATE(width=8, heads=2, depth=2)
     keys = set(model.state_dict())
-    assert {"layers.0.compress.U1", "layers.1.ista.step.D", "head.weight"} <= keys
+    assert {"layers.0.compress.U", "layers.1.ista.step.D", "head.weight"} <= keys
+    assert model.state_dict()["layers.0.compress.U"].shape == (2, 8, 4)          # (heads, d, p): one head axis
     copy = CRATE(width=8, heads=2, depth=2, seed=1)
     copy.load_state_dict(model.state_dict())
     x = torch.rand(3, 8, 8, generator=_g(6))
@@ -193,3 +194,34 @@ def test_short_training_is_seeded_and_learns():
     _, again = run()
     assert log.losses == again.losses
     assert accuracy(model, data.x_test, data.y_test) >= 0.85
+
+
+def test_state_dicts_with_per_head_keys_still_load():
+    """The older layout (one parameter per head: U1…UK, WQ1…WQH, WK1…WKH) loads into the head-axis
+    parameters, head h at index h − 1, and gives the same outputs."""
+    x = torch.rand(2, 8, 8, generator=_g(7))
+    crate = CRATE(width=8, heads=2, depth=2)
+    old = {}
+    for k, v in crate.state_dict().items():
+        if k.endswith("compress.U"):
+            old.update({f"{k}{h + 1}": v[h].clone() for h in range(v.shape[0])})
+        else:
+            old[k] = v
+    fresh = CRATE(width=8, heads=2, depth=2, seed=5)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh(x), crate(x))
+    et = EnergyTransformer(width=8, heads=2, head_dim=4, memories=16, steps=2)
+    old = {}
+    for k, v in et.state_dict().items():
+        if k in ("block.WQ", "block.WK"):
+            old.update({f"{k}{h + 1}": v[h].clone() for h in range(v.shape[0])})
+        else:
+            old[k] = v
+    fresh_et = EnergyTransformer(width=8, heads=2, head_dim=4, memories=16, steps=2, seed=5)
+    fresh_et.load_state_dict(old)
+    p = torch.rand(2, 16, 4, generator=_g(8))
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :4] = True
+    assert torch.equal(fresh_et(p, mask), et(p, mask))
+    with pytest.raises(RuntimeError, match="WQ"):                     # an incomplete head family is reported
+        fresh_et.load_state_dict({k: v for k, v in old.items() if k != "block.WQ2"})

@@ -46,8 +46,6 @@ from .errors import (
     UnfoldError,
     UnsupportedNodeError,
 )
-from .symbolic import tsallis as sparse_ops
-from .symbolic.adjugate import adj as _adj
 from .symbolic import ops
 from .symbolic.axes import Axis, sum_over
 from .symbolic.energy import Energy
@@ -87,13 +85,11 @@ MAX_EXPONENT = 64
 #: The primitives callable from text: name -> function of :mod:`unfold.symbolic.ops`, and the
 #: names each module of :mod:`unfold.symbolic.primitives` registers.
 PRIMITIVES: dict[str, Callable[..., Any]] = {
-    "lse": ops.lse, "lse_cols": ops.lse_cols, "lse_rows": ops.lse_rows, "softmax": ops.softmax,
-    "layernorm": ops.layernorm, "fro2": ops.fro2, "sum_entries": ops.sum_entries, "l1": ops.l1,
-    "trace": ops.trace, "inv": ops.inv, "det": ops.det, "adj": _adj, "logdet": ops.logdet, "T": ops.T,
+    "fro2": ops.fro2,
+    "trace": ops.trace, "inv": ops.inv, "det": ops.det, "T": ops.T,
     "hadamard": ops.hadamard, "hpow": ops.hpow,
-    "power": ops.power, "soft_threshold": ops.soft_threshold, "identity": ops.identity,
+    "power": ops.power, "identity": ops.identity,
     "ones": ops.ones, "as_scalar": ops.as_scalar, "sum_over": sum_over,
-    "entmax": sparse_ops.entmax, "sparsemax": sparse_ops.sparsemax, "entmax_lse": sparse_ops.entmax_lse,
     **parser_names(),
 }
 #: Keyword arguments that must be the literal 0 or 1.
@@ -569,7 +565,7 @@ class _Reader:
             if kw.arg is None:
                 raise self.fail(ParseError, "**kwargs are not allowed", kw.value)
         args = [self.arg(fname, i, a) for i, a in enumerate(node.args)]
-        kwargs = {kw.arg: self.keyword(fname, kw) for kw in node.keywords}
+        kwargs = {kw.arg: self.keyword(fname, kw) for kw in node.keywords if kw.arg is not None}  # None refused above
         try:
             inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as exc:
@@ -615,8 +611,9 @@ class _Reader:
                                  f"declared masks are {sorted(self.decl.masks) or 'none'}")
         if kw.arg in _AXIS_KEYWORDS:
             node = kw.value
-            if isinstance(node, ast.Constant) and node.value in (0, 1) and not isinstance(node.value, bool):
-                return int(node.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool) \
+                    and node.value in (0, 1):
+                return node.value
             raise self.fail(ParseError, f"{fname}(): axis must be the literal 0 (per column) or 1 (per row)", node)
         v = self.ev(kw.value)
         return self.scalar_of(v, kw.value, f"{fname}(): {kw.arg}")

@@ -19,7 +19,7 @@ import torch
 from ..errors import InputError
 from ..verify.convergence import DirectionalConvergenceResult, check_directional_convergence
 from .data import AttDataset, random_datasets
-from .svm import KKTReport, constraint_matrices, kkt_report, solve_att_svm
+from .svm import KKTReport, Norm, constraint_matrices, kkt_report, solve_att_svm
 from .train import Param, TrainRun, train
 
 __all__ = ["Experiment", "run_experiment", "solve_targets"]
@@ -91,10 +91,14 @@ class Experiment:
 
 def solve_targets(data: AttDataset, selected: torch.Tensor, kkt_tol: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, list[KKTReport], list[KKTReport]]:
     """Frobenius and nuclear Att-SVM solutions for every dataset of the batch, with KKT reports."""
-    fro, nuc, kf, kn = [], [], [], []
+    fro: list[torch.Tensor] = []
+    nuc: list[torch.Tensor] = []
+    kf: list[KKTReport] = []
+    kn: list[KKTReport] = []
+    norms: tuple[tuple[Norm, list[torch.Tensor], list[KKTReport]], ...] = (("fro", fro, kf), ("nuc", nuc, kn))
     for b in range(data.sizes[0]):
         A, mask = constraint_matrices(data[b], selected[b])
-        for norm, sols, reps in (("fro", fro, kf), ("nuc", nuc, kn)):
+        for norm, sols, reps in norms:
             sol = solve_att_svm(data[b], selected[b], norm)
             sols.append(sol.tensor(data.X))
             reps.append(kkt_report(sol, A, mask, kkt_tol))

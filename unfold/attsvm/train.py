@@ -176,7 +176,7 @@ def train(
     g = torch.Generator().manual_seed(seed)
     policy = NormalizedGradient(eta)
     gen = loss_and_grad_fn(param, regularised)
-    fixed = dict(data.inputs())
+    fixed: dict[str, torch.Tensor | float] = dict(data.inputs())
     if regularised:
         fixed["reg_K"], fixed["reg_Q"] = reg
     names = [str(s) for s in gen.inputs]

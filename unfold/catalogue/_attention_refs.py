@@ -20,7 +20,7 @@ from ..verify.scaled import scaled_error as rel_err  # the one scaled error (unf
 
 __all__ = [
     "max_abs", "rel_err",
-    "hopfield_update", "hopfield_energy", "hopfield_separation", "theorem5_bound",
+    "hopfield_update", "hopfield_energy", "hopfield_separation", "theorem5_bound", "hopfield_heads_layer",
     "sdpa_attention", "mha_attention", "mass_count",
     "energy_layernorm", "et_energy", "et_grad_closed_form", "layernorm_jacobians",
     "yhw_pair_energy", "yhw_attention_step", "yhw_plain_attention_step", "yhw_ffn_energy",
@@ -48,6 +48,32 @@ def hopfield_energy(X: torch.Tensor, Xi: torch.Tensor, beta: float) -> torch.Ten
     M2 = (X * X).sum(-2).max(-1).values
     lse = torch.logsumexp(beta * X.mT @ Xi, dim=-2) / beta
     return -lse + 0.5 * (Xi * Xi).sum(-2) + math.log(N) / beta + 0.5 * M2[..., None]
+
+
+def hopfield_heads_layer(R: torch.Tensor, Y: torch.Tensor, V: torch.Tensor, w: dict, beta: Sequence[float],
+                         k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The multi-head projected Hopfield layer from the paper's update ``ξ⁺ = X softmax(β Xᵀξ)`` under its
+    eq. 10 mapping, head by head (tokens as rows; ``w`` holds ``WQ, WK, WV: (H, p, E)``, ``WO: (H, E, p)``,
+    ``bq, bk, bv: (H, 1, p)``, ``bo: (1, E)``): per head the stored patterns are the projected keys
+    ``X = (Y W_Kᵀ + 1b_Kᵀ)ᵀ``, the state starts at the projected queries and takes ``k`` updates with
+    ``β_h``; the weights ``softmax(β_h Xᵀξ)`` of a last retrieval weight the projected values; heads are
+    concatenated and mapped by ``W_O``.  Returns ``(output, energies)``, ``energies`` of shape
+    ``(k + 1, …, H, n)``: ``E(ξ)`` of :func:`hopfield_energy` for every state column before each update."""
+    H = w["WQ"].shape[0]
+    heads, energies = [], []
+    for h in range(H):
+        X = (Y @ w["WK"][h].mT + w["bk"][h]).mT                  # (…, p, m): stored patterns as columns
+        Xi = (R @ w["WQ"][h].mT + w["bq"][h]).mT                 # (…, p, n): one state column per query
+        E = []
+        for _ in range(k):
+            E.append(hopfield_energy(X, Xi, beta[h]))
+            Xi = hopfield_update(X, Xi, beta[h])
+        E.append(hopfield_energy(X, Xi, beta[h]))
+        energies.append(torch.stack(E))
+        P = torch.softmax(beta[h] * X.mT @ Xi, dim=-2)            # (…, m, n): the last retrieval's weights
+        heads.append(P.mT @ (V @ w["WV"][h].mT + w["bv"][h]))    # (…, n, p)
+    out = torch.cat(heads, dim=-1) @ torch.cat([w["WO"][h] for h in range(H)], dim=-1).mT + w["bo"]
+    return out, torch.stack(energies, dim=-2)
 
 
 def hopfield_separation(X: torch.Tensor) -> torch.Tensor:

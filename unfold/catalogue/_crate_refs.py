@@ -46,7 +46,7 @@ def coding_rate(Z: Tensor, eps: float) -> Tensor:
 def compression(Z: Tensor, Us: Sequence[Tensor], eps: float) -> Tensor:
     """``R^c(Z; U_[K]) = Σ_k ½ logdet(I + p/(Nε²) (U_kᵀZ)ᵀ(U_kᵀZ))``."""
     N = Z.shape[-1]
-    out = 0.0
+    out = torch.zeros(Z.shape[:-2], dtype=Z.dtype)
     for U in Us:
         W = U.mT @ Z
         out = out + 0.5 * torch.logdet(_eye(N, Z) + U.shape[-1] / (N * eps**2) * W.mT @ W)
@@ -91,7 +91,7 @@ def ssa(Z: Tensor, U: Tensor) -> Tensor:
 def mssa(Z: Tensor, Us: Sequence[Tensor], eps: float) -> Tensor:
     """``MSSA(Z|U_[K]) = γ [U_1 … U_K][SSA(Z|U_1); …; SSA(Z|U_K)]``."""
     N = Z.shape[-1]
-    return sum(U.shape[-1] / (N * eps**2) * U @ ssa(Z, U) for U in Us)
+    return torch.stack([U.shape[-1] / (N * eps**2) * U @ ssa(Z, U) for U in Us]).sum(0)
 
 
 def mssa_block(Z: Tensor, Us: Sequence[Tensor], eps: float, kappa: float) -> Tensor:

@@ -66,8 +66,9 @@ def experiment(param: str, datasets: int, seed: int, dtype: torch.dtype = torch.
     """The local-convergence experiment at the paper's sizes on the first ``datasets`` of the
     ``POOL`` datasets drawn with ``seed`` (cached: several checks read it)."""
     if param == "W":
-        return run_experiment(datasets, **SIZES, iters=ITERS, eta=ETA, param="W", seed=seed, dtype=dtype, pool=POOL)
-    return run_experiment(datasets, **SIZES, iters=KQ_ITERS, eta=ETA, param="KQ", seed=seed, dtype=dtype,
+        return run_experiment(datasets, SIZES["n"], SIZES["T"], SIZES["d"], iters=ITERS, eta=ETA, param="W", seed=seed,
+                              dtype=dtype, pool=POOL)
+    return run_experiment(datasets, SIZES["n"], SIZES["T"], SIZES["d"], iters=KQ_ITERS, eta=ETA, param="KQ", seed=seed, dtype=dtype,
                           select_at="resolved", pool=POOL)
 
 

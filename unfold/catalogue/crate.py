@@ -60,7 +60,8 @@ ETA, LAM = 0.1, 0.1  # ISTA step and sparsity weight of the CRATE code
 
 # ---- energies ------------------------------------------------------------------------------------
 def _dims() -> tuple[Any, Any, Any]:
-    return s.dims("d n p")
+    d, n, p = s.dims("d n p")
+    return d, n, p
 
 
 @lru_cache(maxsize=None)
@@ -440,7 +441,7 @@ def _memberships(n: int, K: int, dtype: torch.dtype) -> list[torch.Tensor]:
     return [torch.diag((labels == k).to(dtype)) for k in range(K)]
 
 
-REDUNET = {"d": 8, "n": 12, "K": 2, "eps": 0.5, "eta": 0.5}
+REDUNET: dict[str, Any] = {"d": 8, "n": 12, "K": 2, "eps": 0.5, "eta": 0.5}
 
 
 def _redunet_inputs(config: RunConfig) -> dict[str, Any]:
@@ -475,7 +476,7 @@ REDUNET_LAYER_IS_GRADIENT_ASCENT = Claim(
     assumptions=(
         Predicate("Π_k diagonal memberships", lambda t, c: (all(bool((P == P.diagonal().diag()).all()) for P in t["Pis"]),
                                                              "Π_k = diag(1[label = k])")),
-        Predicate("Σ_k Π_k = I", lambda t, c: (bool((sum(t["Pis"]) == torch.eye(t["Z"].shape[-1])).all()),
+        Predicate("Σ_k Π_k = I", lambda t, c: (bool((torch.stack(t["Pis"]).sum(0) == torch.eye(t["Z"].shape[-1])).all()),
                                                "every token in one class")),
         Predicate("tokens on the unit sphere", lambda t, c: (lambda e: (e <= c.tol(TOL), f"max |‖z_i‖ − 1| = {e:.1e}"))(
             float((t["Z"].norm(dim=-2) - 1).abs().max())))),

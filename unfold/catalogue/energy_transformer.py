@@ -160,11 +160,11 @@ class ETLayer(EnergyStep):
         """``E(g)`` at layer-normed tokens ``g``."""
         return super().energy(g, **inputs)
 
-    def energy(self, x: torch.Tensor, **inputs: Any) -> torch.Tensor:
+    def energy(self, x: torch.Tensor, /, **inputs: Any) -> torch.Tensor:
         """``E(LN(x))``."""
         return super().energy(self.g(x), **inputs)
 
-    def energy_terms(self, x: torch.Tensor, **inputs: Any) -> dict[str, torch.Tensor]:
+    def energy_terms(self, x: torch.Tensor, /, **inputs: Any) -> dict[str, torch.Tensor]:
         return super().energy_terms(self.g(x), **inputs)
 
     def update_rule(self) -> Any:
@@ -229,7 +229,7 @@ def _gradient_inputs(config: RunConfig) -> dict[str, Any]:
 
 def _generated_gradient(t: Inputs) -> dict[str, torch.Tensor]:
     """The generated ``∂E/∂g`` (compared with the closed form and with autograd) and ``E(g)``."""
-    step, out = et_layer(1.0, t["sizes"][-1]), {}
+    step, out = et_layer(1.0, t["sizes"][-1]), dict[str, torch.Tensor]()
     for tag in _PAIRS:
         inp, gtok = t[tag]
         grad = step.gradient(gtok, **inp)
@@ -241,7 +241,7 @@ def _generated_gradient(t: Inputs) -> dict[str, torch.Tensor]:
 def _paper_gradient(t: Inputs, key_role: bool = True) -> dict[str, torch.Tensor]:
     """The paper's two-term closed form (``key_role=False``: the query-role term only, a standard
     attention update), ``torch.func.grad`` of the plain-torch energy, and the energy itself."""
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for tag, mask in _PAIRS.items():
         inp, gtok = t[tag]
         WQ, WK, Xi, beta = _ref_args(inp, t["sizes"][-1])
@@ -268,7 +268,7 @@ def check_descent_alpha(config: RunConfig) -> CheckResult:
     N, D, K, M, H = _sizes(config)
     depth = 12 if config.quick else 16
     g = config.generator(12)
-    ln = {"gamma": 1.0, "delta": 0.1 * torch.randn(D, 1, generator=g, dtype=config.dtype)}
+    ln: dict[str, Any] = {"gamma": 1.0, "delta": 0.1 * torch.randn(D, 1, generator=g, dtype=config.dtype)}
     x0 = torch.randn(2, N, D, generator=g, dtype=config.dtype)
     series, results, data = {}, [], {}
     for alpha, mask in ((0.01, False), (0.1, False), (0.1, True)):

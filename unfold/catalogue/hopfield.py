@@ -19,10 +19,13 @@ import math
 from functools import lru_cache
 from typing import Any, Callable
 
+import sympy as sp
 import torch
 
+from ..models.hopfield_heads import HopfieldHeads, head_cccp_step
 from ..steps import CCCPStep, GradientStep, Unrolled
 from ..symbolic import ops as s
+from ..symbolic.axes import axis
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, scalar, state
 from ..verify.descent import check_descent
@@ -31,7 +34,8 @@ from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
 from ._claim import Claim, Control, Inputs, Predicate
 from ._proof import Proof
 
-__all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer"]
+__all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer",
+           "HFLAYERS_MULTIHEAD"]
 
 NAME = "hopfield"
 EXACT_TOL = 1e-12  # float64, scaled error max|a−b|/max(1, max|b|); RunConfig.tol scales it (≈4504 ulps)
@@ -303,6 +307,80 @@ def check_beta_sweep(config: RunConfig) -> CheckResult:
 
 
 _CCCP = ("cccp_step_is_attention",)
+# ---- hflayers' multi-head projected Hopfield layer ------------------------------------------------
+HFLAYERS_STEPS = (0, 1, 3)  # update_steps_max values compared
+
+
+def _hflayers_inputs(config: RunConfig) -> dict[str, Any]:
+    g = config.generator(8)
+    B, n, m, E, H, p = (2, 3, 5, 8, 2, 3) if config.quick else (2, 4, 9, 12, 3, 4)
+    dt = config.dtype
+
+    def rnd(*shape: int, scale: float = 1.0) -> torch.Tensor:
+        return scale * torch.randn(*shape, generator=g, dtype=dt)
+    w = {"WQ": rnd(H, p, E, scale=E ** -0.5), "WK": rnd(H, p, E, scale=E ** -0.5), "WV": rnd(H, p, E, scale=E ** -0.5),
+         "WO": rnd(H, E, p, scale=(H * p) ** -0.5), "bq": rnd(H, 1, p, scale=0.1), "bk": rnd(H, 1, p, scale=0.1),
+         "bv": rnd(H, 1, p, scale=0.1), "bo": rnd(1, E, scale=0.1)}
+    return {"w": w, "beta": [0.5, 2.0, 8.0][:H], "R": rnd(B, n, E), "Y": rnd(B, m, E), "V": rnd(B, m, E)}
+
+
+def _hflayers_module(t: Inputs, k: int) -> HopfieldHeads:
+    H, p, E = t["w"]["WQ"].shape
+    mod = HopfieldHeads(E, H, head_dim=p, update_steps_max=k, beta=t["beta"]).to(t["R"].dtype)
+    mod.load_state_dict({**t["w"], "beta": torch.tensor(t["beta"])})
+    return mod
+
+
+def _hflayers_reference(t: Inputs, steps: Callable[[int], int] = lambda k: k,
+                        beta: Callable[[list[float]], list[float]] = lambda b: b) -> dict[str, torch.Tensor]:
+    return {f"update_steps_max={k}": ref.hopfield_heads_layer(t["R"], t["Y"], t["V"], t["w"], beta(t["beta"]), steps(k))[0]
+            for k in HFLAYERS_STEPS}
+
+
+def _hflayers_rule(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    n, m, p, H = dims("n m p H")
+    h = axis("h", H)
+    Xi, K, lb = state("Xi", n, p, over=h), param("K", m, p, over=h), param("log_beta", 1, 1, over=h)
+    want = s.softmax(sp.exp(s.as_scalar(lb)) * K * Xi.T).T * K
+    rule = head_cccp_step().update_rule()
+    return rule == want, f"per-head rule {rule}"
+
+
+def _hflayers_descent(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    k = max(HFLAYERS_STEPS)
+    _, E = ref.hopfield_heads_layer(t["R"], t["Y"], t["V"], t["w"], t["beta"], k)   # (k+1, B, H, n)
+    inc = float((E[1:] - E[:-1]).max())
+    return inc <= 64 * torch.finfo(E.dtype).eps * max(1.0, float(E.abs().max())), \
+        f"largest E_h(ξ^(t+1)) − E_h(ξ^t) over {k} steps, heads and queries: {inc:.2e}"
+
+
+HFLAYERS_MULTIHEAD = Claim(
+    "hflayers_multihead", "exact",
+    "hflayers' multi-head projected Hopfield layer (per-head β, update_steps_max = k: k CCCP steps + value read-out) "
+    "= the paper's per-head update under eq. 10",
+    inputs=_hflayers_inputs,
+    layer=lambda t: {f"update_steps_max={k}": _hflayers_module(t, k)(t["R"], t["Y"], t["V"]).detach() for k in HFLAYERS_STEPS},
+    reference=_hflayers_reference, tol64=EXACT_TOL,
+    assumptions=(
+        Predicate("β_h > 0 for every head", lambda t, c: (all(b > 0 for b in t["beta"]), f"β = {t['beta']}")),
+        Predicate.by_construction("exactly k state updates (hflayers' update_steps_eps early stop not modelled)",
+                                  "the layer runs k steps; hflayers stops a head once its association moves < eps"),
+        Predicate.by_construction("stored patterns (projected keys) fixed within the layer",
+                                  "K_h = Y W_K^hᵀ + 1b_K^hᵀ is computed once"),
+    ),
+    conditions=(Predicate("per-head update rule = softmax(β_h Ξ Kᵀ) K (CCCP step)", _hflayers_rule),
+                Predicate("E_h non-increasing along the CCCP steps (every head, query)", _hflayers_descent)),
+    controls=(Control("update_steps_max = k read as k retrievals (k − 1 state updates)",
+                      reference=lambda t: _hflayers_reference(t, steps=lambda k: max(k - 1, 0)), at_least=1e-6),
+              Control("one β (the heads' mean) for all heads",
+                      reference=lambda t: _hflayers_reference(t, beta=lambda b: [sum(b) / len(b)] * len(b)),
+                      at_least=1e-6)),
+    describe=lambda t: (f"generated HopfieldHeads vs the paper's per-head update, values ≠ keys, biases, "
+                        f"H={t['w']['WQ'].shape[0]}, p={t['w']['WQ'].shape[1]}, E={t['w']['WQ'].shape[2]}, "
+                        f"n={t['R'].shape[1]}, m={t['Y'].shape[1]}, β={t['beta']}, k ∈ {list(HFLAYERS_STEPS)}"),
+)
+
+
 PROOFS = (
     Proof("unit_step_golden", "unfold's derived unit gradient step Ξ − ∇E(Ξ) is X softmax(βXᵀΞ)", "engine-golden",
           "structural equality at symbolic d, N, S", _CCCP),
@@ -330,6 +408,7 @@ ENTRY = Entry(
     checks=(
         CCCP_IS_ATTENTION,
         ATTENTION_EQUIVALENCE,
+        HFLAYERS_MULTIHEAD,
         Check("descent_and_bounds", "descent", "E non-increasing along CCCP steps, within [0, 2M²]",
               check_descent_bounds),
         Check("retrieval_theorem5", "approximate", "one-step retrieval error below Theorem 5's bound",
@@ -350,7 +429,13 @@ ENTRY = Entry(
            "the paper's well-separation condition for its Theorems 4–5 as recalled from the paper (it is not in "
            "the project's reference notes): it is reported, and the bound's own exponent condition is evaluated "
            "separately. The constant term S(β⁻¹log N + ½M²) sits in the concave part so that the dimension N "
-           "is bound by X in the generated code (a dimension that appears only in a scalar is not bound)."),
+           "is bound by X in the generated code (a dimension that appears only in a scalar is not bound). "
+           "hflayers (ml-jku/hopfield-layers, hflayers/functional.py hopfield_core_forward, read at commit 5231d29): "
+           "update_steps_max = k runs k + 1 association softmaxes — the state of each head is replaced by "
+           "softmax(β_h ξ Kᵀ) K k times (projected keys as stored patterns; β_h scales the state before every "
+           "softmax), and the last association weights the projected values; a head also stops early once its "
+           "association moves by less than update_steps_eps (Frobenius norm, largest over the batch), which the "
+           "hflayers_multihead claim does not model (it runs exactly k steps)."),
     order=10,
     proofs=PROOFS,
 )

@@ -81,21 +81,22 @@ GAMMA = 1.7
 
 
 def _ln_inputs(config: RunConfig) -> dict[str, Any]:
-    return {D: sample_tokens(config, D) for D in SIZES}
+    return {f"D={D}": sample_tokens(config, D) for D in SIZES}
 
 
 def _ln_layer(t: Inputs) -> dict[str, torch.Tensor]:
-    out = {}
-    for D, d in t.items():
+    out: dict[str, torch.Tensor] = {}
+    for tag, d in t.items():
         G = gradient_layer().gradient(d["X"], delta=d["delta"], gamma=GAMMA, eps=EPS)
-        out |= {f"D={D} vs F.layer_norm": G, f"D={D} vs nn.LayerNorm": G}
+        out |= {f"{tag} vs F.layer_norm": G, f"{tag} vs nn.LayerNorm": G}
     return out
 
 
 def _ln_reference(t: Inputs, correction: int = 0) -> dict[str, torch.Tensor]:
-    out = {}
-    for D, d in t.items():
+    out: dict[str, torch.Tensor] = {}
+    for tag, d in t.items():
         X, delta = d["X"], d["delta"]
+        D = X.shape[-2]
         w = torch.full((D,), GAMMA, dtype=X.dtype)
         ln = nn.LayerNorm(D, eps=EPS, dtype=X.dtype)
         with torch.no_grad():
@@ -106,7 +107,7 @@ def _ln_reference(t: Inputs, correction: int = 0) -> dict[str, torch.Tensor]:
         if correction:  # the unbiased variance (torch.var's default): a different map
             xc = X - X.mean(dim=-2, keepdim=True)
             ref = mod = GAMMA * xc / torch.sqrt(X.var(dim=-2, keepdim=True) + EPS) + delta
-        out |= {f"D={D} vs F.layer_norm": ref, f"D={D} vs nn.LayerNorm": mod}
+        out |= {f"{tag} vs F.layer_norm": ref, f"{tag} vs nn.LayerNorm": mod}
     return out
 
 

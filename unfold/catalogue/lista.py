@@ -85,8 +85,15 @@ def lista_model(A: torch.Tensor, L: float, depth: int, lam: float = LAM) -> Unro
     # untrained model is ISTA to float64 (local adapter; see the report)
     with torch.no_grad():
         for k in range(depth):
-            model.layer(k).policy.eta.fill_(1.0 / L)
+            _eta(model, k).fill_(1.0 / L)
     return model
+
+
+def _eta(model: Unrolled, k: int) -> torch.Tensor:
+    """The learnable step size ``η_k`` of layer ``k`` of a LISTA model."""
+    policy = model.layer(k).policy
+    assert isinstance(policy, LearnableStep)
+    return policy.eta
 
 
 def sample_problem(config: RunConfig, batch: int, offset: int = 0, m: int = SIZES["m"], k: int = SIZES["k"],
@@ -243,7 +250,7 @@ def compare_lista_ista(config: RunConfig, depth: int = 5, steps: int = 100, max_
     needed = next((k for k, e in enumerate(ista_err) if e <= target), None)
     return {"depth": depth, "train_steps": steps, "lista_nmse": lista_err, "ista_nmse": ista_err,
             "ista_iterations_to_match": needed, "max_ista": max_ista, "losses": data["losses"],
-            "etas": [float(model.layer(k).policy.eta.detach()) for k in range(depth)], "L": L,
+            "etas": [float(_eta(model, k).detach()) for k in range(depth)], "L": L,
             "m": A.shape[0], "k": A.shape[1]}
 
 

@@ -2,7 +2,7 @@
 2402.13725, 2411.08590).
 
 Energy (patterns the columns of ``X ∈ R^{d×N}``, queries the columns of ``Ξ ∈ R^{d×S}``, ``α > 1``;
-``Ω*_α`` the convex conjugate of the negative Tsallis entropy, :func:`~unfold.symbolic.tsallis.entmax_lse`)::
+``Ω*_α`` the convex conjugate of the negative Tsallis entropy, :func:`~unfold.symbolic.primitives.entmax.entmax_lse`)::
 
     E(Ξ) = −(1/β) Σ_s Ω*_α(β Xᵀξ_s) + ½‖Ξ‖²        (α = 2: sparsemax, Hu et al.'s Gini energy)
 

@@ -228,7 +228,7 @@ def _seq(t: Inputs) -> tuple[torch.Tensor, ...]:
 # ---- linear attention with decay -----------------------------------------------------------------
 def _linear_layer(t: Inputs) -> dict[str, torch.Tensor]:
     Q, K, V = _seq(t)
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for name, a in (("decayed", t["alpha"]), ("α≡1", torch.ones_like(t["alpha"]))):
         O, S_T, _ = unroll(linear_attention_step(), t["S0"], Q, K, V, alpha=a)
         O0, _, _ = unroll(linear_attention_step(), torch.zeros_like(t["S0"]), Q, K, V, alpha=a)
@@ -239,7 +239,7 @@ def _linear_layer(t: Inputs) -> dict[str, torch.Tensor]:
 
 def _linear_reference(t: Inputs, decay: bool = True) -> dict[str, torch.Tensor]:
     Q, K, V = _seq(t)
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for name, a in (("decayed", t["alpha"] if decay else torch.ones_like(t["alpha"])),
                     ("α≡1", torch.ones_like(t["alpha"]))):
         O, S = ref.decayed_linear_attention(Q, K, V, a, t["S0"])
@@ -537,10 +537,10 @@ def _nw_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(177)
     f64, dt = torch.float64, config.dtype
     B, dk, dv, n, T = 3, 4, 3, 9, 6
-    out = {"K": torch.randn(B, dk, n, generator=g, dtype=f64), "V": torch.randn(B, dv, n, generator=g, dtype=f64),
+    raw = {"K": torch.randn(B, dk, n, generator=g, dtype=f64), "V": torch.randn(B, dv, n, generator=g, dtype=f64),
            "Q": torch.randn(B, dk, T, generator=g, dtype=f64), "M0": torch.randn(B, dv, T, generator=g, dtype=f64),
            "Kc": torch.randn(B, dk, T, generator=g, dtype=f64), "Vc": torch.randn(B, dv, T, generator=g, dtype=f64)}
-    out = {k: v.to(dt) for k, v in out.items()}
+    out: dict[str, Any] = {k: v.to(dt) for k, v in raw.items()}
     out["Ku"] = 1.5 * out["K"] / out["K"].norm(dim=-2, keepdim=True)    # equal key norms
     out["beta"] = 0.8
     return out

@@ -1,4 +1,4 @@
-"""Torch code for the adjugate (:class:`~unfold.symbolic.adjugate.Adjugate`): finite at singular
+"""Torch code for the adjugate (:class:`~unfold.symbolic.primitives.adjugate.Adjugate`): finite at singular
 matrices, batched over leading dims, usable under ``torch.func`` (grad, vmap, jvp).
 
 With the SVD ``A = U Σ Vᵀ`` (``σ₁ … σₙ``) and ``c = det(U)·det(V) = ±1`` (``adj(XY) = adj(Y)adj(X)``,
@@ -27,9 +27,8 @@ from typing import Any
 
 import torch
 
-from ..symbolic.adjugate import Adjugate
 
-__all__ = ["adjugate", "RULES", "NAMESPACE"]
+__all__ = ["adjugate", "NAMESPACE"]
 
 Tensor = torch.Tensor
 
@@ -106,11 +105,5 @@ def adjugate(A: Tensor) -> Tensor:
     return _AdjugateFn.apply(A)
 
 
-def _print_adjugate(printer: Any, e: Adjugate) -> tuple[str, int]:
-    return f"_adjugate({printer.code(e.arg)})", 4  # an atom
-
-
-#: printing rules (node class, rule) for :class:`~unfold.codegen.printer.TorchCodePrinter`
-RULES = [(Adjugate, _print_adjugate)]
 #: names the generated code calls
 NAMESPACE = {"_adjugate": adjugate}

@@ -9,7 +9,6 @@ the same inputs (energies, gradients, update rules) with shared temporaries;
 from __future__ import annotations
 
 import hashlib
-import re
 import linecache
 import math
 from dataclasses import dataclass
@@ -67,8 +66,7 @@ class _Lowered:
     printer: TorchCodePrinter
 
 
-def _lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrite: bool,
-           legacy: bool) -> _Lowered:
+def _lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrite: bool) -> _Lowered:
     if rewrite:
         outputs = [Output(o.kind, optimize(o.expr), o.wrt) for o in outputs]
     mats = [a for a in inputs if isinstance(a, MatrixSymbol)]
@@ -78,7 +76,7 @@ def _lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrit
     axes = sorted_axes(a for m in mats for a in getattr(m, "axes", ()))
     _check_output_axes(name, outputs, axes)
     outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
-    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes, cse=not legacy)
+    printer = TorchCodePrinter([o.expr for o in outputs], axes=axes)
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
     return _Lowered(outputs, mats, scalars, tuple(axes), printer)
@@ -86,21 +84,21 @@ def _lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrit
 
 def lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrite: bool = True) -> Graph:
     """The graph of the body of :func:`generate_source`'s function (the outputs are ``_r0``, ``_r1``,
-    ...), before its passes: :meth:`Graph.render` gives the body's statements."""
-    return _lower(name, inputs, outputs, rewrite, legacy=False).printer.graph
+    ...; equal statements already share one temporary): :meth:`Graph.render` drops the dead values,
+    adds the releases and gives the body's statements."""
+    return _lower(name, inputs, outputs, rewrite).printer.graph
 
 
 def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output],
-                    rewrite: bool = True, legacy: bool = False) -> str:
+                    rewrite: bool = True) -> str:
     """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one).
 
     With ``rewrite`` (the default) every output is first rewritten by :func:`optimize.optimize`
     (exact identities that remove repeated products, cancelled inverses and double scalings).
     The body is the printer's :class:`~.graph.Graph` after its passes (shared sub-expressions,
-    dead values, liveness); ``legacy`` prints the statements as emitted, released by a scan of the
-    source text (the former path, kept as the tests' differential oracle).
+    dead values, liveness).
     """
-    low = _lower(name, inputs, outputs, rewrite, legacy)
+    low = _lower(name, inputs, outputs, rewrite)
     outputs, mats, scalars, axes, printer = low.outputs, low.mats, low.scalars, low.axes, low.printer
 
     def entry(m: MatrixSymbol) -> str:
@@ -142,8 +140,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r}{positive}, batch={batch_shapes})")
         if k:
             lines.append(f"    {s} = _lift_axes({s}, (), {k})")
-    body = _release_temporaries(printer.lines) if legacy else printer.graph.render()
-    lines += [f"    {line}" for line in body]
+    lines += [f"    {line}" for line in printer.graph.render()]
     results = []
     batch = ", ".join(m.name for m in mats)
     for i, o in enumerate(outputs):
@@ -189,25 +186,6 @@ def _check_output_axes(name: str, outputs: Sequence[Output], axes: Sequence[Axis
                 f"{name}: the {o.kind} output ranges over axis/axes {sorted(a.name for a in extra)}, which "
                 "it cannot return; sum it with uf.sum_over"
             )
-
-
-_TEMP = re.compile(r"\b_t\d+\b")
-
-
-def _release_temporaries(body: list[str]) -> list[str]:
-    """``body`` with ``del _tK`` after the last line that reads each temporary, found by scanning
-    the text (the legacy path; :meth:`.graph.Graph.render` releases from the graph's reads)."""
-    last: dict[str, int] = {}
-    for i, line in enumerate(body):
-        for name in _TEMP.findall(line.split("=", 1)[1] if "=" in line else line):
-            last[name] = i
-    out: list[str] = []
-    for i, line in enumerate(body):
-        out.append(line)
-        dead = sorted((n for n, j in last.items() if j == i), key=lambda n: int(n[2:]))
-        if dead:
-            out.append(f"del {', '.join(dead)}")
-    return out
 
 
 def _scalar_out(r: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -19,7 +19,8 @@ Passes, run by :meth:`Graph.render`:
 
 * **common sub-expressions** — :meth:`Graph.value` returns the existing temporary when one with the
   same text was emitted before (value numbering: the text names only earlier single-assignment
-  values, so equal text is the same value);
+  values, and every lowering rule prints a pure expression — no in-place update, no random draw —
+  so equal text is the same value);
 * **dead values** — temporaries no output depends on are dropped;
 * **liveness** — ``del`` after the last statement that reads each temporary, so large intermediates
   (n × n scores) are freed as soon as they are spent, not at return.
@@ -54,8 +55,6 @@ class Node:
 class Graph:
     """Nodes in emission order, the leaves (input names) and the transposed views of codes."""
 
-    #: share a temporary between equal texts (off only for the legacy path the tests compare with)
-    cse: bool = True
     nodes: list[Node] = field(default_factory=list)
     leaves: set[str] = field(default_factory=set)
     _by_text: dict[str, str] = field(default_factory=dict)
@@ -73,7 +72,7 @@ class Graph:
         ``text`` itself when it is already a name, else a new node."""
         if self.is_name(text):
             return text
-        hit = self._by_text.get(text) if self.cse else None
+        hit = self._by_text.get(text)
         if hit is not None:
             return hit
         name = f"_t{len(self._temps)}"

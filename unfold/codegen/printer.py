@@ -5,7 +5,9 @@ matrix-derived scalar (trace, det, log det, sums, scalar parameters) is kept as 
 that ``scalar * matrix`` broadcasts; dimensions are Python ints bound from input shapes; dtype and
 device come from the inputs (``_dt``, ``_dev``).  ``Inverse(A) @ B`` prints as
 ``torch.linalg.solve(A, B)``.  Sub-trees that occur more than once are hoisted into temporaries
-(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.
+(``_t0``, ``_t1``, ...) and shared between all outputs printed by one printer.  Statements are
+emitted into the printer's :class:`~.graph.Graph` (each with the values it reads, tracked while its
+code is printed); whether a code is a plain name or a transposed view is asked of the graph.
 
 The printer knows exactly the nodes listed below and raises :class:`UnsupportedNodeError` for any
 other; it never falls back to sympy's string form.
@@ -37,14 +39,15 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
-from ..symbolic.nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from ..symbolic.nodes import U
+from ..symbolic.primitives.layernorm import LayerNorm
+from ..symbolic.primitives.reductions import LogDet, SumAll
+from ..symbolic.primitives.softmax import Softmax
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
 from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
-from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, scalar_function_of
+from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitives, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
-from . import adjugate as _adjugate_code
-from . import tsallis as _entmax_code
 from .graph import Graph
 
 __all__ = ["TorchCodePrinter"]
@@ -89,14 +92,19 @@ def _low_rank_run(run: tuple[Basic, ...]) -> bool:
     return any(f.cols not in outer for f in run[:-1])
 
 
+def registered_lowerings() -> list[tuple[type, Callable[["TorchCodePrinter", Basic], Code]]]:
+    """The torch lowering of every node of :mod:`unfold.symbolic.primitives`, as printer rules."""
+    return [(node, p.lower) for node, p in primitives().items()]
+
+
 class TorchCodePrinter:
     """Prints unfold expressions as batched torch code, collecting hoisted temporaries."""
 
-    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = (), cse: bool = True) -> None:
+    def __init__(self, roots: Iterable[Basic] = (), axes: Sequence[Axis] = ()) -> None:
         #: named axes of the generated code, in the order of the tensor dims before (rows, cols)
         self.axes: tuple[Axis, ...] = tuple(axes)
-        #: the statements printed so far (``cse``: equal texts share one temporary)
-        self.graph = Graph(cse=cse)
+        #: the statements printed so far
+        self.graph = Graph()
         self._memo: dict[Basic, Code] = {}
         self._memo_reads: dict[Basic, frozenset[str]] = {}
         self._frames: list[set[str]] = [set()]  # values read by the code being printed, innermost last
@@ -146,11 +154,6 @@ class TorchCodePrinter:
             if t != e:  # a symmetric product is its own transpose: count it once
                 n += self._counts.get(t, 0)
         return n
-
-    @property
-    def lines(self) -> list[str]:
-        """The statements printed so far, in emission order (no passes run)."""
-        return [f"{n.name} = {n.text}" for n in self.graph.nodes]
 
     def _read(self, names: Iterable[str]) -> None:
         """Record that the code being printed reads the values ``names``."""
@@ -556,12 +559,6 @@ class TorchCodePrinter:
     def _det(self, e: Determinant) -> Code:
         return f"torch.linalg.det({self.code(e.arg)})[..., None, None]", ATOM
 
-    def _logdet(self, e: LogDet) -> Code:
-        return f"_logdet_pd({self.code(e.arg)})", ATOM
-
-    def _sumall(self, e: SumAll) -> Code:
-        return f"{self._p(e.arg, ATOM)}.sum(dim=(-2, -1), keepdim=True)", ATOM
-
     # named axes
     def _axis_sum(self, e: Basic) -> Code:
         """``Σ_h body``: a sum over the tensor dim of ``h`` (kept, size 1), or ``size · body`` when the
@@ -589,63 +586,6 @@ class TorchCodePrinter:
                     return f"-{code}", MUL
                 return f"{self._p(coeff, MUL + 1)} * {code}", MUL
         return f"{self._p(body, ATOM)}.sum(dim={dim}, keepdim=True)", ATOM
-
-    # column-wise functions
-    def _masked_scores(self, e: Basic) -> tuple[str, int]:
-        """The scores of a masked column-wise ``lse``/``softmax`` with excluded entries at ``-inf``
-        (boolean masks) or the additive mask added, and the dim the reduction runs along: the
-        transposed scores (keys along the last, contiguous dim) when they are computed here."""
-        m = e.mask
-        t = self._contiguous_transpose(e.arg)
-        if t is not None:
-            mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
-            return f"_masked({self.code(t)}, {mc}, -1)", -1
-        mc = '"causal"' if isinstance(m, Causal) else self.code(m)
-        return f"_masked({self.code(e.arg)}, {mc})", -2
-
-    def _lse(self, e: LSE) -> Code:
-        if e.mask is not None:
-            code, dim = self._masked_scores(e)
-            lse = f"torch.logsumexp({code}, dim={dim}, keepdim=True)"
-            return (self.transposed(lse) if dim == -1 else lse), ATOM
-        t = self._contiguous_transpose(e.arg)
-        if t is not None:
-            return self.transposed(f"torch.logsumexp({self.code(t)}, dim=-1, keepdim=True)"), ATOM
-        return f"torch.logsumexp({self.code(e.arg)}, dim=-2, keepdim=True)", ATOM
-
-    def _contiguous_transpose(self, a: Basic) -> Basic | None:
-        """``aᵀ`` when ``a`` is computed here (a product, sum or elementwise map) and used only once:
-        a column-wise reduction of ``a`` is then a row-wise one of ``aᵀ``, which runs along the
-        contiguous axis of the freshly computed ``aᵀ`` (twice as fast for softmax at 1024 tokens)."""
-        if self._env or self._shared(a) > 1 or a in self._memo:
-            return None
-        if not isinstance(a, (MatMul, MatAdd, HadamardProduct, ElementwiseApplyFunction)):
-            return None
-        t = transpose(a)
-        return None if isinstance(t, Transpose) else t
-
-    def _softmax(self, e: Softmax) -> Code:
-        if e.mask is not None:
-            code, dim = self._masked_scores(e)
-            sm = f"torch.softmax({code}, dim={dim})"
-            return (self.transposed(sm) if dim == -1 else sm), ATOM
-        t = self._contiguous_transpose(e.arg)
-        if t is not None:
-            return self.transposed(f"torch.softmax({self.code(t)}, dim=-1)"), ATOM
-        return f"torch.softmax({self.code(e.arg)}, dim=-2)", ATOM
-
-    def _layernorm(self, e: LayerNorm) -> Code:
-        x = self.hoist(e.arg)
-        if e.eps.is_number:
-            return self.transposed(f"torch.nn.functional.layer_norm({x}.mT, ({x}.shape[-2],), eps={float(e.eps)!r})"), ATOM
-        return f"({x} - {x}.mean(dim=-2, keepdim=True)) * _invstd({x}, {self.code(e.eps)})", MUL
-
-    def _lninvstd(self, e: LNInvStd) -> Code:
-        return f"_invstd({self.code(e.arg)}, {self.code(e.eps)})", ATOM
-
-    def _softthreshold(self, e: SoftThreshold) -> Code:
-        x = self.hoist(e.arg)
-        return f"torch.sign({x}) * torch.relu(torch.abs({x}) - {self._p(e.threshold, MUL + 1)})", MUL
 
     # scalars
     def _mul(self, e: sp.Mul) -> Code:
@@ -691,9 +631,7 @@ class TorchCodePrinter:
         (MatMul, _matmul), (MatAdd, _add), (Transpose, _transpose), (Inverse, _inverse),
         (MatPow, _matpow), (Identity, _identity), (OneMatrix, _ones), (ZeroMatrix, _zeros),
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
-        (Trace, _trace), (Determinant, _det), (LogDet, _logdet), (SumAll, _sumall), (LSE, _lse),
-        (Softmax, _softmax), (LayerNorm, _layernorm), (LNInvStd, _lninvstd),
-        (SoftThreshold, _softthreshold), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum), *_entmax_code.RULES, *_adjugate_code.RULES,
+        (Trace, _trace), (Determinant, _det), *registered_lowerings(), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum),
         (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]

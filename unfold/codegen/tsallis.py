@@ -1,5 +1,5 @@
-"""Torch code for the entmax primitives (:mod:`unfold.symbolic.tsallis`): the column-wise maps the
-generated code calls and their printing rules.
+"""Torch code for the entmax primitives (:mod:`unfold.symbolic.primitives.entmax`, which holds their
+lowerings): the column-wise maps the generated code calls.
 
 * :func:`entmax_cols` — α-entmax of every column (``dim=-2``): the threshold τ by sorting for
   α = 2 (sparsemax), by bisection otherwise (``BISECTION_STEPS`` halvings of a bracket of width
@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from ..symbolic.tsallis import Entmax, EntmaxLSE, EntmaxWeights
 
-__all__ = ["entmax_cols", "entmax_weights", "entmax_conj_cols", "RULES", "NAMESPACE", "BISECTION_STEPS"]
+__all__ = ["entmax_cols", "entmax_weights", "entmax_conj_cols", "NAMESPACE", "BISECTION_STEPS"]
 
 Tensor = torch.Tensor
 BISECTION_STEPS = 64  # bracket width ≤ 1 → τ to 2⁻⁶⁴ (below float64 resolution of τ's scale)
@@ -105,23 +104,5 @@ def entmax_conj_cols(x: Tensor, alpha: float) -> Tensor:
     return (p * x).sum(dim=-2, keepdim=True) + H
 
 
-def _alpha(e: Any) -> str:
-    return repr(float(e.alpha))
-
-
-def _print_entmax(printer: Any, e: Entmax) -> tuple[str, int]:
-    return f"_entmax_cols({printer.code(e.arg)}, {_alpha(e)})", 4  # an atom
-
-
-def _print_weights(printer: Any, e: EntmaxWeights) -> tuple[str, int]:
-    return f"_entmax_weights({printer.code(e.arg)}, {_alpha(e)})", 4  # an atom
-
-
-def _print_conj(printer: Any, e: EntmaxLSE) -> tuple[str, int]:
-    return f"_entmax_conj_cols({printer.code(e.arg)}, {_alpha(e)})", 4  # an atom
-
-
-#: printing rules (node class, rule) for :class:`~unfold.codegen.printer.TorchCodePrinter`
-RULES = [(Entmax, _print_entmax), (EntmaxWeights, _print_weights), (EntmaxLSE, _print_conj)]
 #: names the generated code calls
 NAMESPACE = {"_entmax_cols": entmax_cols, "_entmax_weights": entmax_weights, "_entmax_conj_cols": entmax_conj_cols}

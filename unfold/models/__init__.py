@@ -3,7 +3,9 @@
 Plain ``nn.Module``s (``state_dict``, ``.to``, any optimiser): :class:`HopfieldClassifier` (a
 deep-equilibrium classifier on a modern Hopfield energy), :class:`CRATE` (compression + ISTA steps
 on sparse rate reduction), :class:`EnergyTransformer` (masked-token model on the ET energy),
-:class:`LinearTransformer` and :class:`PreconditionedGD` (in-context regression).  Data:
+:class:`LinearTransformer` and :class:`PreconditionedGD` (in-context regression), and the drop-in
+attention layers :class:`MultiheadAttention`, :class:`MSSA` and :class:`HopfieldHeads` (hflayers'
+multi-head projected Hopfield layer).  Data:
 :func:`digits` (scikit-learn's bundled 8×8 digits), :func:`patches`, :func:`icl_regression`,
 :func:`associative_recall`.  Training: :func:`fit`.
 """
@@ -17,6 +19,7 @@ from .icl import LinearTransformer, PreconditionedGD
 from .encoder import EncoderClassifier
 from .yhw import YHWStack
 from .attention import MSSA, MultiheadAttention
+from .hopfield_heads import HopfieldHeads
 
 __all__ = [
     "Digits", "associative_recall", "digits", "icl_regression", "patches", "unpatch",
@@ -28,4 +31,5 @@ __all__ = [
     "EncoderClassifier",
     "YHWStack",
     "MultiheadAttention", "MSSA",
+    "HopfieldHeads",
 ]

@@ -1,7 +1,9 @@
 """CRATE (Yu et al., arXiv 2306.01129) built from its energies: every layer is one generated
 compression step on ``R^c`` followed by one generated ISTA step whose data is the step's own input.
 
-Tokens are columns ``Z ∈ R^{d×n}``; head ``k`` has a basis ``U_k ∈ R^{d×p}``; ``γ = p/(nε²)``.
+Tokens are columns ``Z ∈ R^{d×n}``; head ``k`` has a basis ``U_k ∈ R^{d×p}``; ``γ = p/(nε²)``.  The bases
+are one ``(K, d, p)`` parameter ``U`` over a head axis ``k`` (state dicts with the older per-head keys
+``U1 … UK`` still load).
 
 Layer ``ℓ`` (weights ``U_[K]^ℓ``, ``D^ℓ``, two layer norms)::
 
@@ -28,24 +30,38 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import GradientStep, InputAsData, NonNegL1, ProximalGradientStep
 from ..symbolic import Energy
+from ..symbolic.axes import axis, sum_over
+from ._heads import stack_legacy_heads
 from .init import init_linears
 
-__all__ = ["CRATE", "CRATELayer", "compression_energy", "lasso_fit_energy"]
+__all__ = ["CRATE", "CRATELayer", "compression_energy", "head_compression_energy", "lasso_fit_energy"]
 
 Tensor = torch.Tensor
 
 
+def _rc_term(U: Any, Z: Any, gamma: Any, n: Any) -> Any:
+    """``½ logdet(I_n + γ (UᵀZ)ᵀ(UᵀZ))``: one subspace's term of ``R^c``."""
+    W = U.T * Z
+    return s.logdet(s.identity(n) + gamma * W.T * W) / 2
+
+
+@lru_cache(maxsize=None)
+def head_compression_energy() -> Energy:
+    """``R^c(Z) = Σ_k ½ logdet(I_n + γ (U_kᵀZ)ᵀ(U_kᵀZ))`` over a head axis ``k``: one term ``Rc``, bases
+    ``U`` (one ``(K, d, p)`` tensor), scalar ``gamma`` (the model's form)."""
+    d, n, p, K = s.dims("d n p K")
+    Z, gamma = s.state("Z", d, n), s.scalar("gamma", positive=True)
+    k = axis("k", K)
+    return Energy(terms={"Rc": sum_over(k, _rc_term(s.param("U", d, p, over=k), Z, gamma, n))})
+
+
 @lru_cache(maxsize=None)
 def compression_energy(heads: int) -> Energy:
-    """``R^c(Z) = Σ_k ½ logdet(I_n + γ (U_kᵀZ)ᵀ(U_kᵀZ))``: terms ``Rc1..RcK``, bases ``U1..UK``
-    (d×p), scalar ``gamma``."""
+    """The same ``R^c`` with one term ``Rc<k>`` and one basis ``U<k>`` (d×p) per subspace, scalar
+    ``gamma`` (the per-subspace form the ``crate`` catalogue entry states its claims in)."""
     d, n, p = s.dims("d n p")
     Z, gamma = s.state("Z", d, n), s.scalar("gamma", positive=True)
-    terms = {}
-    for k in range(1, heads + 1):
-        W = s.param(f"U{k}", d, p).T * Z
-        terms[f"Rc{k}"] = s.logdet(s.identity(n) + gamma * W.T * W) / 2
-    return Energy(terms=terms)
+    return Energy(terms={f"Rc{k}": _rc_term(s.param(f"U{k}", d, p), Z, gamma, n) for k in range(1, heads + 1)})
 
 
 @lru_cache(maxsize=None)
@@ -69,15 +85,17 @@ class CRATELayer(nn.Module):
         super().__init__()
         p = width // heads
         Q, _ = torch.linalg.qr(torch.randn(width, width, generator=generator))
-        bases = {f"U{k + 1}": Q[:, k * p:(k + 1) * p].contiguous() for k in range(heads)}
+        bases = {"U": Q[:, :heads * p].reshape(width, heads, p).permute(1, 0, 2).contiguous()}  # U[k] = Q[:, kp:(k+1)p]
         self.heads, self.p = heads, p
         self.ln_compress = nn.LayerNorm(width)
         self.ln_ista = nn.LayerNorm(width)
-        self.compress = GradientStep(compression_energy(heads), wrt="Z", step=kappa, params=bases,
+        self.compress = GradientStep(head_compression_energy(), wrt="Z", step=kappa, params=bases,
                                      buffers={"gamma": p / (tokens * eps ** 2)})
         Dq, _ = torch.linalg.qr(torch.randn(width, width, generator=generator))
         self.ista = InputAsData(ProximalGradientStep(lasso_fit_energy(), NonNegL1(lam), wrt="Z", step=eta,
                                                      params={"D": Dq}), data="Y")
+        self.register_load_state_dict_pre_hook(
+            lambda module, state_dict, prefix, *rest: stack_legacy_heads(state_dict, prefix + "compress.", ("U",)))
 
     def forward(self, Z: Tensor, record: dict[str, list[Tensor]] | None = None) -> Tensor:
         Zn = _layer_norm(Z, self.ln_compress)
@@ -154,7 +172,7 @@ class CRATE(nn.Module):
             D = layer.ista.step.D.detach().double()
             G = D.T @ D
             eye = torch.eye(G.shape[0], dtype=G.dtype)
-            Us = [getattr(layer.compress, f"U{k + 1}").detach().double() for k in range(layer.heads)]
+            Us = layer.compress.get_parameter("U").detach().double().unbind(0)
             out.append({
                 "lambda_max_DtD": float(torch.linalg.eigvalsh(G).max()),
                 "eta": float(layer.ista.step.policy.fixed_value),

@@ -6,6 +6,9 @@ ReLU² memory ``Ξ ∈ R^{D×M}``::
 
     E(g) = Σ_h −(1/β) Σ_C lse_B(β (g W_Qhᵀ)_C · (g W_Khᵀ)_B) − ½ Σ relu(g Ξ)²
 
+(``W_Q``, ``W_K``: one ``(H, K, D)`` parameter each over a head axis ``h``; state dicts with the older
+per-head keys ``WQ1 … WQH``, ``WK1 … WKH`` still load).
+
 The block (one set of weights, applied ``T`` times) is
 
     x_{t+1} = x_t − α ∂E/∂g |_{g = LN(x_t)}
@@ -20,7 +23,6 @@ the block ``T`` times and decodes each layer-normed token ``g`` back to its patc
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +30,8 @@ from torch import nn
 from .. import symbolic as s
 from ..steps import GradientStep
 from ..symbolic import Energy
+from ..symbolic.axes import axis, sum_over
+from ._heads import stack_legacy_heads
 from .init import init_linears
 
 __all__ = ["EnergyTransformer", "et_energy"]
@@ -36,17 +40,17 @@ Tensor = torch.Tensor
 
 
 @lru_cache(maxsize=None)
-def et_energy(heads: int) -> Energy:
-    """``E_ATT + E_HN`` of ``g`` (N×D): terms ``attention_h1..H`` and ``memory``; parameters
-    ``WQh, WKh`` (K×D), ``Xi`` (D×M), scalar ``beta``."""
-    N, D, K, M = s.dims("N D K M")
+def et_energy() -> Energy:
+    """``E_ATT + E_HN`` of ``g`` (N×D): terms ``attention`` (summed over the head axis ``h``) and
+    ``memory``; parameters ``WQ, WK`` (``(H, K, D)``), ``Xi`` (D×M), scalar ``beta``."""
+    N, D, K, M, H = s.dims("N D K M H")
+    h = axis("h", H)
     g, Xi, beta = s.state("g", N, D), s.param("Xi", D, M), s.scalar("beta", positive=True)
-    terms: dict[str, Any] = {}
-    for h in range(1, heads + 1):
-        WQ, WK = s.param(f"WQ{h}", K, D), s.param(f"WK{h}", K, D)
-        terms[f"attention_h{h}"] = -s.lse(beta * (g * WQ.T) * (g * WK.T).T, axis=1) / beta
-    terms["memory"] = -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2
-    return Energy(terms=terms)
+    WQ, WK = s.param("WQ", K, D, over=h), s.param("WK", K, D, over=h)
+    return Energy(terms={
+        "attention": -sum_over(h, s.lse(beta * (g * WQ.T) * (g * WK.T).T, axis=1)) / beta,
+        "memory": -s.sum_entries(s.hpow(s.relu(g * Xi), 2)) / 2,
+    })
 
 
 class EnergyTransformer(nn.Module):
@@ -66,11 +70,15 @@ class EnergyTransformer(nn.Module):
         self.gamma = nn.Parameter(torch.ones(()))
         self.delta = nn.Parameter(torch.zeros(width))
         params: dict[str, Tensor] = {"Xi": 0.3 * torch.randn(width, memories, generator=g)}
-        for h in range(1, heads + 1):
-            params[f"WQ{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
-            params[f"WK{h}"] = 0.3 * torch.randn(head_dim, width, generator=g)
-        self.block = GradientStep(et_energy(heads), wrt="g", step=self.alpha, params=params,
+        wq, wk = [], []
+        for _ in range(heads):  # drawn head by head, query then key (the order of the per-head layout)
+            wq.append(0.3 * torch.randn(head_dim, width, generator=g))
+            wk.append(0.3 * torch.randn(head_dim, width, generator=g))
+        params["WQ"], params["WK"] = torch.stack(wq), torch.stack(wk)
+        self.block = GradientStep(et_energy(), wrt="g", step=self.alpha, params=params,
                                   buffers={"beta": float(beta)})
+        self.register_load_state_dict_pre_hook(
+            lambda module, state_dict, prefix, *rest: stack_legacy_heads(state_dict, prefix + "block.", ("WQ", "WK")))
         init_linears(self, g)
 
     def layer_norm(self, x: Tensor) -> Tensor:

@@ -26,7 +26,7 @@ from ..attsvm.experiment import run_experiment
 from ..audit import audit_step
 from ..catalogue import _crate_refs as ref
 from ..catalogue.base import Figure
-from ..models.crate import compression_energy
+from ..models.crate import head_compression_energy
 from ..steps import GradientStep
 from .base import Criterion, ExperimentResult, Profile
 
@@ -46,11 +46,11 @@ def crate_as_coded(profile: Profile) -> ExperimentResult:
     g = torch.Generator().manual_seed(profile.seed)
     Q, _ = torch.linalg.qr(torch.randn(D_, K_ * P_, generator=g, dtype=torch.float64))
     Us = [Q[:, k * P_:(k + 1) * P_].contiguous() for k in range(K_)]
-    bases = {f"U{k + 1}": U for k, U in enumerate(Us)}
+    bases = {"U": torch.stack(Us)}
     raw = torch.randn(8, D_, N_, generator=g, dtype=torch.float64)
     tokens = {"unit": raw / raw.norm(dim=-2, keepdim=True),
               "LayerNorm (norm √d)": F.layer_norm(raw.mT, (D_,)).mT}
-    step = GradientStep(compression_energy(K_), wrt="Z", step=KAPPA, buffers=bases)
+    step = GradientStep(head_compression_energy(), wrt="Z", step=KAPPA, buffers=bases)
     rows: list[dict[str, Any]] = []
     for label, Z in tokens.items():
         for eps in EPS_TABLE:

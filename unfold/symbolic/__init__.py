@@ -1,13 +1,16 @@
 """The energy language on sympy: declared symbols, primitives, gradient engine, display."""
 
-from .adjugate import Adjugate, adj
+from .primitives.adjugate import Adjugate, adj
 from .axes import Axis, AxisSum, MatAxisSum, axis, sum_over
 from .display import to_latex, to_str
 from .masks import Causal, MaskMatrix, causal, mask
 from .energy import Energy
-from .tsallis import Entmax, EntmaxLSE, entmax, entmax_lse, sparsemax
+from .primitives.entmax import Entmax, EntmaxLSE, entmax, entmax_lse, sparsemax
 from .explicit import expand_explicit, explicit_env
-from .nodes import LSE, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from .primitives.layernorm import LayerNorm, LNInvStd
+from .primitives.reductions import LogDet, SumAll
+from .primitives.soft_threshold import SoftThreshold
+from .primitives.softmax import LSE, Softmax
 from .ops import (
     T, abs_, as_scalar, det, erf, exp, fro2, gelu, hadamard, hpow, identity, inv, l1, layernorm, log, logdet,
     lse, lse_cols, lse_rows, ones, power, relu, sigmoid, soft_threshold, softmax, sqrt, sum_entries,

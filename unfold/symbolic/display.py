@@ -17,9 +17,8 @@ from sympy.printing.str import StrPrinter
 
 from sympy.matrices.expressions import MatMul, MatrixExpr, Trace, Transpose
 
-from .masks import transpose_mask
-from .nodes import LSE, U, SumAll
-from .primitives.registry import scalar_functions
+from .nodes import U
+from .primitives.registry import primitive_of, scalar_functions
 from .tidy import distinct_subtrees, tree_size
 
 __all__ = ["to_str", "to_latex", "elementwise_name", "with_shared"]
@@ -65,18 +64,14 @@ def _fro_arg(expr: Basic) -> Basic | None:
     return None
 
 
-def _sum_kind(expr: SumAll) -> tuple[str, Basic, Basic | None] | None:
-    """Recognise ``SumAll(LSE(M))`` (lse), ``SumAll(LSE(M.T).T)`` (lse over rows), ``SumAll(|M|)``;
-    the third entry is the mask oriented like ``M`` (None without one)."""
-    a = expr.arg
-    if isinstance(a, LSE):
-        return ("lse", a.arg, a.mask)
-    if isinstance(a, Transpose) and isinstance(a.arg, LSE):
-        m = a.arg.mask
-        return ("lse_rows", Transpose(a.arg.arg).doit(), None if m is None else transpose_mask(m))
-    if isinstance(a, ElementwiseApplyFunction) and elementwise_name(a) == "abs":
-        return ("l1", a.expr, None)
-    return None
+def _nested(printer: Any, rule: Any, expr: Basic) -> str:
+    """``rule(printer, expr)`` one printing level deeper, as sympy's own dispatch does (numbers
+    inside a node print short)."""
+    printer._print_level += 1
+    try:
+        return rule(printer, expr)
+    finally:
+        printer._print_level -= 1
 
 
 class UnfoldStrPrinter(StrPrinter):
@@ -88,14 +83,9 @@ class UnfoldStrPrinter(StrPrinter):
         A = _fro_arg(expr)
         return f"‖{self._print(A)}‖²" if A is not None else f"Trace({self._print(expr.arg)})"
 
-    def _print_SumAll(self, expr: Any) -> str:
-        k = _sum_kind(expr)
-        if k is None:
-            return f"sum({self._print(expr.arg)})"
-        name, M, mask = k
-        if name == "l1":
-            return f"‖{self._print(M)}‖₁"
-        return f"{name}({self._print(M)}" + ("" if mask is None else f", mask={self._print(mask)}") + ")"
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        prim = primitive_of(expr)  # a node of unfold.symbolic.primitives: its own display
+        return _nested(self, prim.text, expr) if prim is not None else super()._print(expr, **kwargs)
 
     def _print_MatAdd(self, expr: Any) -> str:
         return _join_terms(self, expr)
@@ -120,17 +110,9 @@ class UnfoldLatexPrinter(LatexPrinter):
             return r"\left\|" + self._print(A) + r"\right\|_F^2"
         return r"\operatorname{tr}\left(" + self._print(expr.arg) + r"\right)"
 
-    def _print_SumAll(self, expr: Any) -> str:
-        k = _sum_kind(expr)
-        if k is None:
-            return r"\mathbf{1}^\top\left(" + self._print(expr.arg) + r"\right)\mathbf{1}"
-        name, M, mask = k
-        if name == "l1":
-            return r"\left\|" + self._print(M) + r"\right\|_1"
-        sub = "" if name == "lse" else r"_{\text{rows}}"
-        if mask is not None:
-            sub += r"^{" + self._print(mask) + "}"
-        return r"\operatorname{lse}" + sub + r"\left(" + self._print(M) + r"\right)"
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        prim = primitive_of(expr)  # a node of unfold.symbolic.primitives: its own display
+        return _nested(self, prim.latex, expr) if prim is not None else super()._print(expr, **kwargs)
 
     def _print_MatAdd(self, expr: Any) -> str:
         return _join_terms(self, expr)

@@ -34,9 +34,8 @@ from sympy.matrices.expressions import (
 
 from ..errors import UnsupportedNodeError
 from .axes import Axis, AxisSum, MatAxisSum, axes_of
-from .masks import Causal
-from .primitives.registry import scalar_function_of
-from .nodes import LSE, U, LayerNorm, LNInvStd, LogDet, Softmax, SoftThreshold, SumAll
+from .primitives.registry import primitive_of, scalar_function_of
+from .nodes import U
 from .symbols import Dim
 
 __all__ = ["explicit_env", "expand_explicit"]
@@ -63,55 +62,6 @@ def explicit_env(symbols: Any, sizes: Mapping[Dim, int]) -> dict[Basic, Any]:
                 for key in product(*ranges)
             }
     return env
-
-
-def _col_apply(M: sp.Matrix, f: Any) -> sp.Matrix:
-    cols = [f(M[:, j]) for j in range(M.cols)]
-    return reduce(lambda a, b: a.row_join(b), cols)
-
-
-def _softmax_col(c: sp.Matrix) -> sp.Matrix:
-    e = c.applyfunc(sp.exp)
-    return e / sum(e)
-
-
-def _layernorm_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
-    n = c.rows
-    mu = sum(c) / n
-    var = sum((x - mu) ** 2 for x in c) / n
-    return c.applyfunc(lambda x: (x - mu) / sp.sqrt(var + eps))
-
-
-def _invstd_col(c: sp.Matrix, eps: sp.Expr) -> sp.Matrix:
-    n = c.rows
-    mu = sum(c) / n
-    var = sum((x - mu) ** 2 for x in c) / n
-    return sp.ones(n, 1) / sp.sqrt(var + eps)
-
-
-def _masked_column_fn(e: Basic, M: sp.Matrix, mask: Any) -> sp.Matrix:
-    """Masked column-wise lse/softmax from the definitions: ``exp`` of an excluded entry is 0 and an
-    additive mask adds its (finite) value; ``mask`` is the explicit mask value (numbers, ``-oo`` where
-    excluded, broadcast over a unit dimension), ``None`` for the causal mask (row index ≤ column index)."""
-    r, c = M.shape
-
-    def entry(i: int, j: int) -> Any:
-        if mask is None:
-            return sp.exp(M[i, j]) if i <= j else sp.S.Zero
-        v = mask[i if mask.rows > 1 else 0, j if mask.cols > 1 else 0]
-        if v == -sp.oo:
-            return sp.S.Zero
-        return sp.exp(M[i, j]) if v == 0 else sp.exp(M[i, j] + v)
-
-    cols = []
-    for j in range(c):
-        ex = [entry(i, j) for i in range(r)]
-        total = sum(ex)
-        if isinstance(e, LSE):
-            cols.append(sp.Matrix([[sp.log(total)]]))
-        else:
-            cols.append(sp.Matrix(r, 1, lambda i, _: ex[i] / total))
-    return reduce(lambda a, b: a.row_join(b), cols)
 
 
 def _defined(body: Basic) -> Basic:
@@ -198,9 +148,9 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         raise UnsupportedNodeError(f"no explicit size for dimension {e}")
     if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)):
         return e
-    own = getattr(e, "_explicit", None)  # a node family that carries its own rule (e.g. symbolic.tsallis)
-    if own is not None:
-        return own(ev)
+    prim = primitive_of(e)  # a node of unfold.symbolic.primitives: its own rule
+    if prim is not None:
+        return prim.explicit(e, ev)
     if isinstance(e, MatMul):
         return reduce(lambda a, b: a * b, [ev(a) for a in e.args])
     if isinstance(e, MatAdd):
@@ -230,25 +180,6 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         return ev(e.arg).trace()
     if isinstance(e, Determinant):
         return ev(e.arg).det(method="berkowitz")
-    if isinstance(e, LogDet):
-        return sp.log(ev(e.arg).det(method="berkowitz"))
-    if isinstance(e, SumAll):
-        return sum(ev(e.arg))
-    if isinstance(e, (LSE, Softmax)) and e.mask is not None:
-        return _masked_column_fn(e, ev(e.arg), ev(e.mask) if not isinstance(e.mask, Causal) else None)
-    if isinstance(e, LSE):
-        return _col_apply(ev(e.arg), lambda c: sp.Matrix([[sp.log(sum(c.applyfunc(sp.exp)))]]))
-    if isinstance(e, Softmax):
-        return _col_apply(ev(e.arg), _softmax_col)
-    if isinstance(e, LayerNorm):
-        eps = ev(e.eps)
-        return _col_apply(ev(e.arg), lambda c: _layernorm_col(c, eps))
-    if isinstance(e, LNInvStd):
-        eps = ev(e.eps)
-        return _col_apply(ev(e.arg), lambda c: _invstd_col(c, eps))
-    if isinstance(e, SoftThreshold):
-        t = ev(e.threshold)
-        return ev(e.arg).applyfunc(lambda x: sp.sign(x) * sp.Max(sp.Abs(x) - t, 0))
     if isinstance(e, (sp.Add, sp.Mul, sp.Pow, sp.Function)) or type(e) in (sp.Max, sp.Min):
         f = scalar_function_of(e.func)
         if f is not None and f.definition is not None:

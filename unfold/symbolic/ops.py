@@ -9,7 +9,7 @@ matrices entry by entry and on scalars as the ordinary function.  ``axis=0`` mea
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import sympy as sp
 from sympy.matrices.expressions import (
@@ -25,13 +25,15 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError
-from .nodes import LSE, LayerNorm, LogDet, Softmax, SoftThreshold, SumAll
+from .primitives.layernorm import layernorm
+from .primitives.reductions import l1, logdet, sum_entries
+from .primitives.soft_threshold import soft_threshold
+from .primitives.softmax import lse, lse_cols, lse_rows, softmax
 from .primitives.elementary import abs_, exp, log, relu, sigmoid, sqrt, tanh
 from .primitives.erf import erf
 from .primitives.gelu import gelu
 from .primitives.softplus import softplus
 from .primitives._common import axis_arg, matrix_arg
-from .masks import check_mask, transpose_mask
 from .symbols import _as_dim
 
 Scalar = Union[sp.Expr, int, float]
@@ -66,88 +68,10 @@ def as_scalar(M: Expr) -> sp.Expr:
 
 
 # ---- reductions and scalar functions of matrices -------------------------------------------------
-def _masked_args(M: MatrixExpr, mask: Any, who: str) -> tuple[Any, ...]:
-    m = check_mask(mask, M, who)
-    return (M,) if m is None else (M, m)
-
-
-def lse_cols(M: MatrixExpr, mask: Any = None) -> MatrixExpr:
-    """Column-wise log-sum-exp, a ``1 × cols`` row: ``log Σᵢ exp Mᵢⱼ`` (over allowed ``i``)."""
-    M = _mat(M, "lse_cols")
-    return LSE(*_masked_args(M, mask, "lse_cols"))
-
-
-def lse_rows(M: MatrixExpr, mask: Any = None) -> MatrixExpr:
-    """Row-wise log-sum-exp, a ``rows × 1`` column: ``log Σⱼ exp Mᵢⱼ`` (over allowed ``j``)."""
-    M = _mat(M, "lse_rows")
-    m = check_mask(mask, M, "lse_rows")
-    inner = (Transpose(M),) if m is None else (Transpose(M), transpose_mask(m))
-    return Transpose(LSE(*inner))
-
-
-def lse(M: MatrixExpr, axis: int = 0, mask: Any = None) -> sp.Expr:
-    """Sum over columns (``axis=0``) or rows (``axis=1``) of the log-sum-exp: a scalar.
-
-    ``mask``: ``uf.causal`` (key ≤ query, the key being the reduced index) or a mask declared with
-    ``uf.mask`` (boolean or additive at run time), oriented like ``M``; see
-    :mod:`unfold.symbolic.masks`."""
-    M = _mat(M, "lse")
-    return SumAll(lse_cols(M, mask) if _axis(axis, "lse") == 0 else lse_rows(M, mask))
-
-
-def softmax(M: MatrixExpr, axis: int = 0, mask: Any = None) -> MatrixExpr:
-    """Softmax of each column (``axis=0``) or each row (``axis=1``), 0 on masked entries
-    (``mask`` as for :func:`lse`)."""
-    M = _mat(M, "softmax")
-    m = check_mask(mask, M, "softmax")
-    if _axis(axis, "softmax") == 0:
-        return Softmax(M) if m is None else Softmax(M, m)
-    inner = (Transpose(M),) if m is None else (Transpose(M), transpose_mask(m))
-    return Transpose(Softmax(*inner))
-
-
-def layernorm(M: MatrixExpr, eps: Scalar, gain: Optional[Scalar] = None, axis: int = 0) -> MatrixExpr:
-    """Per-token layer norm ``gain·(x − mean x)/sqrt(var x + eps)`` (biased variance).
-
-    Tokens are columns for ``axis=0`` and rows for ``axis=1``.  ``eps`` must be given explicitly
-    and be positive; ``gain`` is a scalar or ``None`` (a per-feature gain would make the layer-norm
-    Jacobian non-symmetric, which the Energy-Transformer argument forbids: add it outside).
-    """
-    M = _mat(M, "layernorm")
-    eps_s = sp.sympify(eps) if isinstance(eps, (int, float, sp.Expr)) else None  # safe: numbers
-    if eps_s is None or isinstance(eps_s, MatrixExpr):
-        raise ShapeMismatchError(f"layernorm(): eps must be a positive scalar, got {eps!r}")
-    if eps_s.is_positive is not True:
-        raise ShapeMismatchError(
-            f"layernorm(): eps must be positive (got {eps!r}); eps = 0 makes the Jacobian blow up "
-            "for constant tokens. Use e.g. eps=1e-5"
-        )
-    ax = _axis(axis, "layernorm")
-    out = LayerNorm(M, eps_s) if ax == 0 else Transpose(LayerNorm(Transpose(M), eps_s))
-    if gain is None:
-        return out
-    if isinstance(gain, MatrixExpr):
-        raise ShapeMismatchError(
-            "layernorm(): gain must be a scalar; a per-feature gain breaks the symmetry of the "
-            "layer-norm Jacobian. Multiply by a diagonal parameter outside layernorm if you need it"
-        )
-    return sp.sympify(gain) * out  # safe: scalar sympy expression or number
-
-
 def fro2(M: MatrixExpr) -> sp.Expr:
     """Squared Frobenius norm ``‖M‖²_F = tr(MᵀM)``."""
     M = _mat(M, "fro2")
     return Trace(Transpose(M) * M)
-
-
-def sum_entries(M: MatrixExpr) -> sp.Expr:
-    """Sum of all entries ``1ᵀ M 1``."""
-    return SumAll(_mat(M, "sum_entries"))
-
-
-def l1(M: MatrixExpr) -> sp.Expr:
-    """Entrywise l1 norm ``Σ|Mᵢⱼ|``."""
-    return SumAll(abs_(_mat(M, "l1")))
 
 
 def trace(M: MatrixExpr) -> sp.Expr:
@@ -163,12 +87,6 @@ def inv(M: MatrixExpr) -> MatrixExpr:
 def det(M: MatrixExpr) -> sp.Expr:
     """Determinant."""
     return Determinant(_square(_mat(M, "det"), "det"))
-
-
-def logdet(M: MatrixExpr) -> sp.Expr:
-    """``log det M`` for a matrix with det M > 0 (e.g. positive definite); evaluated with ``slogdet``,
-    and a clear InputError when det M ≤ 0."""
-    return LogDet(_square(_mat(M, "logdet"), "logdet"))
 
 
 def T(M: MatrixExpr) -> MatrixExpr:
@@ -205,16 +123,6 @@ def power(x: Expr, p: Scalar) -> Expr:
     if isinstance(p, MatrixExpr):
         raise ShapeMismatchError(f"power(): the exponent must be a scalar, got the {p.rows}×{p.cols} matrix {p}")
     return sp.sympify(x) ** sp.sympify(p)  # safe: numbers or sympy scalars
-
-
-def soft_threshold(M: MatrixExpr, t: Scalar) -> MatrixExpr:
-    """Soft-threshold ``sign(M)∘max(|M| − t, 0)``, the prox of ``t‖·‖₁`` (``t`` a scalar)."""
-    if isinstance(t, MatrixExpr) or isinstance(t, str) or not isinstance(t, (sp.Expr, int, float)):
-        raise ShapeMismatchError(
-            f"soft_threshold(): the threshold must be a scalar (a number or uf.scalar), got {t!r}"
-            + (f" ({t.rows}×{t.cols})" if isinstance(t, MatrixExpr) else "")
-        )
-    return SoftThreshold(_mat(M, "soft_threshold"), sp.sympify(t))  # safe: a number or sympy scalar
 
 
 def identity(n: Any) -> MatrixExpr:

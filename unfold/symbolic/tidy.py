@@ -193,7 +193,8 @@ def transpose(e: Basic) -> Basic:
     the deep ``doit`` calls sympy's transpose rules make on their results replaced by the cached
     :func:`doit`, and cached per node.  The rules are sympy's: ``(c A B)ᵀ = c Bᵀ Aᵀ``,
     ``(A + B)ᵀ = Aᵀ + Bᵀ``, ``(A ∘ B)ᵀ = Aᵀ ∘ Bᵀ``, ``f(A)ᵀ = f(Aᵀ)`` entrywise, ``(A⁻¹)ᵀ = (Aᵀ)⁻¹``,
-    ``(Aᵏ)ᵀ = (Aᵀ)ᵏ``, ``(Aᵀ)ᵀ = A``; any other node is left to sympy."""
+    ``(Aᵏ)ᵀ = (Aᵀ)ᵏ``, ``(Aᵀ)ᵀ = A``; a primitive's own rule where it declares one
+    (:mod:`unfold.symbolic.primitives`); any other node is left to sympy."""
     hit = _TRANSPOSE_CACHE.get(e)
     if hit is not None:
         return hit
@@ -215,7 +216,12 @@ def transpose(e: Basic) -> Basic:
     elif isinstance(e, Transpose):
         out = e.arg
     else:
-        out = Transpose(e).doit(deep=False)
+        from .primitives.registry import primitive_of  # the registry's modules build on this one
+
+        prim = primitive_of(e)
+        rule = prim.transpose if prim is not None else None
+        rewritten = rule(e) if rule is not None else None
+        out = rewritten if rewritten is not None else Transpose(e).doit(deep=False)
     return _remember(_TRANSPOSE_CACHE, e, out)
 
 

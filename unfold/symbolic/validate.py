@@ -33,7 +33,7 @@ from ..errors import ConstantError, ShapeMismatchError, UndeclaredSymbolError, U
 from .axes import Axis, AxisSum, MatAxisSum
 from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
-from .primitives.registry import scalar_function_of, scalar_functions
+from .primitives.registry import primitive_of, scalar_function_of, scalar_functions
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
 
 __all__ = ["check_shapes", "check_expression", "check_constant"]
@@ -76,9 +76,15 @@ def _check_node_shape(e: Basic) -> None:
                 )
     elif isinstance(e, HadamardPower) and isinstance(e.args[1], MatrixExpr):
         raise ShapeMismatchError(f"entrywise power {e}: the exponent {e.args[1]} must be a scalar")
-    elif isinstance(e, (Trace, Inverse, Determinant, MatPow)) or (
-        isinstance(e, ScalarMatFn) and type(e).__name__ == "LogDet"
-    ):
+    elif isinstance(e, (MatFn, ScalarMatFn)):
+        prim = primitive_of(e)
+        if prim is None:
+            raise UnsupportedNodeError(
+                f"{type(e).__name__} is not a registered primitive (unfold.symbolic.primitives): it has no "
+                "gradient, torch or explicit-size rule"
+            )
+        prim.validate(e)
+    elif isinstance(e, (Trace, Inverse, Determinant, MatPow)):
         M = e.args[0]
         if M.rows != M.cols:
             what = type(e).__name__ if not isinstance(e, MatPow) else f"power {e}"

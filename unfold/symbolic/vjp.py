@@ -35,9 +35,10 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
-from .adjugate import Adjugate
+from .primitives.adjugate import Adjugate
 from .axes import axes_of, axis_sum, sorted_axes
 from .nodes import U, ew, lazy_add, lazy_mul
+from .primitives.registry import primitive_of
 from .tidy import doit
 
 __all__ = ["gradient", "unevaluated_gradient", "vjp", "elementwise_derivative"]
@@ -210,6 +211,9 @@ def _vjp_elementwise(node: ElementwiseApplyFunction, G: MatrixExpr) -> list[Pair
 
 def vjp(node: Node, G: Basic) -> list[Pair]:
     """The children of ``node`` paired with their cotangents, given the node's cotangent ``G``."""
+    prim = primitive_of(node)  # a node of unfold.symbolic.primitives: its own rule
+    if prim is not None:
+        return prim.vjp(node, G)
     rule: Callable[..., list[Pair]] | None = getattr(node, "_vjp", None)
     if rule is not None:
         return rule(G)

@@ -12,7 +12,8 @@ from ...errors import ShapeMismatchError, UnsupportedNodeError
 from ..nodes import U, ew
 from .registry import ATOM, Code, Lowering, ScalarFunction, register_scalar
 
-__all__ = ["matrix_arg", "axis_arg", "elementwise", "scalar_function", "torch_unary", "DefinedFunction"]
+__all__ = ["matrix_arg", "axis_arg", "elementwise", "scalar_function", "torch_unary", "DefinedFunction",
+           "basic_text", "operator_latex", "no_constraint", "column_apply"]
 
 Expr = Union[sp.Expr, MatrixExpr]
 
@@ -90,3 +91,29 @@ class DefinedFunction(sp.Function):
     def _latex(self, printer: Any, exp: Any = None) -> str:
         out = r"\operatorname{" + self.display_name + r"}\left(" + printer._print(self.args[0]) + r"\right)"
         return out if exp is None else out + "^{" + printer._print(exp) + "}"
+
+
+def basic_text(printer: Any, e: Any) -> str:
+    """Plain text ``Name(arg, ...)`` (sympy's form of a node it does not know)."""
+    return f"{type(e).__name__}({', '.join(printer._print(a) for a in e.args)})"
+
+
+def operator_latex(name: str) -> Callable[[Any, Any], str]:
+    """LaTeX ``\\operatorname{name}(arg)`` of a node's first argument."""
+    def latex(printer: Any, e: Any) -> str:
+        return r"\operatorname{" + name + r"}\left(" + printer._print(e.args[0]) + r"\right)"
+
+    return latex
+
+
+def no_constraint(e: Any) -> None:
+    """Validation of a node whose constructor already checks everything (shapes, constants)."""
+
+
+def column_apply(M: sp.Matrix, f: Callable[[sp.Matrix], sp.Matrix]) -> sp.Matrix:
+    """``[f(M[:, 0]) f(M[:, 1]) …]``: a column-wise map at explicit size."""
+    cols = [f(M[:, j]) for j in range(M.cols)]
+    out = cols[0]
+    for c in cols[1:]:
+        out = out.row_join(c)
+    return out

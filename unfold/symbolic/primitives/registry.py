@@ -56,7 +56,9 @@ class Primitive:
     error) for bad arguments; ``text(printer, node)`` / ``latex(printer, node)``: display, given
     the sympy printer (``printer._print`` prints a sub-expression); ``transpose(node)``: ``nodeᵀ``
     rewritten, or None where no rewrite applies (None for the field: no rule); ``parser``: names
-    ``uf.parse`` reads mapped to the user functions they call.
+    ``uf.parse`` reads mapped to the user functions they call; ``example(X)``: an instance built on
+    a square matrix ``X`` (where the function is defined at a generic ``X``), on which the registry's
+    test exercises every rule.
     """
 
     node: type
@@ -66,6 +68,7 @@ class Primitive:
     validate: Callable[[Any], None]
     text: Callable[[Any, Any], str]
     latex: Callable[[Any, Any], str]
+    example: Callable[[Any], Basic]
     transpose: Optional[Callable[[Any], Optional[Basic]]] = None
     parser: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 

@@ -15,8 +15,8 @@ For ``α > 1`` and a column ``θ ∈ R^n`` (Peters, Niculae, Martins 2019; Tsall
 their vector-Jacobian rules (:class:`Entmax`, :class:`EntmaxLSE`; :class:`EntmaxWeights` is ``g``), the
 explicit-size expansion used by leg 2 of the gradient check (opaque scalar functions of a column
 evaluated in mpmath — τ by sorting for α = 2, by bisection otherwise — whose derivatives are the
-Jacobian entries above) and the primitives users call.  The torch code is in
-:mod:`unfold.codegen.tsallis`.
+Jacobian entries above), the primitives users call, and the torch lowerings, which call the kernels
+of :mod:`unfold.codegen.tsallis` (``_entmax_cols``, ``_entmax_weights``, ``_entmax_conj_cols``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ import sympy as sp
 from sympy import Basic, S
 from sympy.matrices.expressions import HadamardProduct, MatrixExpr, OneMatrix, Transpose
 
-from ..errors import ShapeMismatchError, UnsupportedNodeError
-from .nodes import MatFn, SumAll, U, ew, lazy_add, lazy_mul
-from .ops import _axis, _mat
+from ...errors import ShapeMismatchError, UnsupportedNodeError
+from ..nodes import MatFn, U, ew, lazy_add, lazy_mul
+from .reductions import SumAll
+from .registry import ATOM, Code, Primitive, register
+from ._common import axis_arg as _axis, basic_text, matrix_arg as _mat, no_constraint, operator_latex
 
 __all__ = ["Entmax", "EntmaxLSE", "EntmaxWeights", "entmax", "sparsemax", "entmax_lse", "check_alpha",
            "mp_entmax", "mp_conjugate"]
@@ -59,8 +61,6 @@ class _AlphaFn(MatFn):
 class Entmax(_AlphaFn):
     """Column-wise α-entmax.  VJP: ``g∘G − g∘(1(g∘G)) ∘ 1/(1g)`` with ``g`` = :class:`EntmaxWeights`."""
 
-    _latex_name = "entmax"
-
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         g = EntmaxWeights(self.arg, self.alpha)
         ones = OneMatrix(self.rows, self.rows)
@@ -75,8 +75,6 @@ class Entmax(_AlphaFn):
 class EntmaxWeights(_AlphaFn):
     """``g = p^{2−α}`` on the support of ``p = entmax(M)``, 0 off it (the Jacobian's weights)."""
 
-    _latex_name = "g"
-
     def _vjp(self, G: MatrixExpr) -> list[tuple[Basic, Basic]]:
         raise UnsupportedNodeError("second derivatives of entmax are not supported")
 
@@ -86,8 +84,6 @@ class EntmaxWeights(_AlphaFn):
 
 class EntmaxLSE(_AlphaFn):
     """Column-wise conjugate ``Ω*_α`` (a 1×cols row).  VJP: ``(1 G) ∘ Entmax(M)`` (envelope theorem)."""
-
-    _latex_name = "lse_α"
 
     @property
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
@@ -220,3 +216,25 @@ def _entry_fn(kind: str, alpha: Any, n: int, i: int, j: int = 0) -> type:
     """The scalar function class for one entry (one class per kind, α, column length and index)."""
     name = f"entmax{alpha}_{kind}_{i}" + (f"_{j}" if kind == "J" else "")
     return type(name, (_ColumnScalar,), {"kind": kind, "alpha": alpha, "i": i, "j": j, "nargs": n})
+
+
+# ---- registration --------------------------------------------------------------------------------
+def _kernel(name: str) -> Callable[[Any, Any], Code]:
+    """A call of the torch kernel ``name(x, α)`` (:mod:`unfold.codegen.tsallis`)."""
+    def lower(printer: Any, e: Any) -> Code:
+        return f"{name}({printer.code(e.arg)}, {float(e.alpha)!r})", ATOM
+
+    return lower
+
+
+register(Primitive(Entmax, vjp=Entmax._vjp, explicit=Entmax._explicit, lower=_kernel("_entmax_cols"),
+                   validate=no_constraint, text=basic_text, example=lambda X: Entmax(X, sp.Rational(3, 2)),
+                   latex=operator_latex("entmax"),
+                   parser={"entmax": entmax, "sparsemax": sparsemax}))
+register(Primitive(EntmaxWeights, vjp=EntmaxWeights._vjp, explicit=EntmaxWeights._explicit, lower=_kernel("_entmax_weights"),
+                   validate=no_constraint, text=basic_text, example=lambda X: EntmaxWeights(X, sp.Rational(3, 2)),
+                   latex=operator_latex("g")))
+register(Primitive(EntmaxLSE, vjp=EntmaxLSE._vjp, explicit=EntmaxLSE._explicit, lower=_kernel("_entmax_conj_cols"),
+                   validate=no_constraint, text=basic_text, example=lambda X: EntmaxLSE(X, 2),
+                   latex=operator_latex("lse_α"),
+                   parser={"entmax_lse": entmax_lse}))
