@@ -5,7 +5,7 @@ edit; see ``unfold/catalogue/README.md``).  Its checks are typed :class:`Claim`\
 layer, the independent reference, how inputs are drawn per :class:`RunConfig`, the float64
 tolerance, the assumptions as :class:`Predicate`\ s, the :class:`Control`\ s that must be rejected —
 or free-form :class:`Check`\ s where a claim needs more than a comparison.  The runner fills in the
-names, applies the precision rule, and adds the 1e-3 mutation control to every exact claim.
+names, applies the precision rule, and adds the 1e-3 mutation control to every exact and gradient claim.
 """
 
 from .base import (

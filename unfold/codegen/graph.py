@@ -93,9 +93,6 @@ class Graph:
         return t
 
     # ---- structure queries ----------------------------------------------------------------------
-    def is_temp(self, code: str) -> bool:
-        return code in self._temps
-
     def is_name(self, code: str) -> bool:
         """True when ``code`` is a value's name: a temporary or a leaf."""
         return code in self._temps or code in self.leaves

@@ -22,7 +22,6 @@ import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
@@ -41,12 +40,11 @@ from sympy.matrices.expressions import (
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import U
 from ..symbolic.primitives.layernorm import LayerNorm
-from ..symbolic.primitives.reductions import LogDet, SumAll
 from ..symbolic.primitives.softmax import Softmax
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
 from ..symbolic.masks import Causal, transpose_mask
 from ..symbolic.symbols import Dim
-from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitives, scalar_function_of
+from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitive_of, primitives, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
 from .graph import Graph
 
@@ -54,10 +52,15 @@ __all__ = ["TorchCodePrinter"]
 
 
 
+def _matrix_derived(e: Basic) -> bool:
+    """A matrix, or a scalar computed from one (a trace or a registered node: det, log det, sums)."""
+    return isinstance(e, (MatrixExpr, Trace)) or primitive_of(e) is not None
+
+
 def _is_dim_only(e: Basic) -> bool:
     """True for expressions of numbers and dimensions only (printed as Python scalars)."""
     return all(isinstance(s, Dim) for s in e.free_symbols) and not any(
-        isinstance(a, (MatrixExpr, Trace, Determinant, LogDet, SumAll)) for a in sp.preorder_traversal(e))
+        _matrix_derived(a) for a in sp.preorder_traversal(e))
 
 
 def _shape(e: Basic) -> tuple[Basic, Basic] | None:
@@ -258,7 +261,7 @@ class TorchCodePrinter:
         hit = self._dim_kind.get(e)
         if hit is not None:
             return hit
-        if isinstance(e, (MatrixExpr, Trace, Determinant, LogDet, SumAll)):
+        if _matrix_derived(e):
             kind = "other"
         elif isinstance(e, Dim):
             kind = "dims"
@@ -556,9 +559,6 @@ class TorchCodePrinter:
     def _trace(self, e: Trace) -> Code:
         return f"torch.diagonal({self.code(e.arg)}, dim1=-2, dim2=-1).sum(-1)[..., None, None]", ATOM
 
-    def _det(self, e: Determinant) -> Code:
-        return f"torch.linalg.det({self.code(e.arg)})[..., None, None]", ATOM
-
     # named axes
     def _axis_sum(self, e: Basic) -> Code:
         """``Σ_h body``: a sum over the tensor dim of ``h`` (kept, size 1), or ``size · body`` when the
@@ -631,7 +631,7 @@ class TorchCodePrinter:
         (MatMul, _matmul), (MatAdd, _add), (Transpose, _transpose), (Inverse, _inverse),
         (MatPow, _matpow), (Identity, _identity), (OneMatrix, _ones), (ZeroMatrix, _zeros),
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
-        (Trace, _trace), (Determinant, _det), *registered_lowerings(), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum),
+        (Trace, _trace), *registered_lowerings(), (AxisSum, _axis_sum), (MatAxisSum, _axis_sum),
         (sp.Add, _add), (sp.Mul, _mul), (sp.Pow, _pow),
         (sp.Function, _function), (sp.Max, _function), (sp.Min, _function),
     ]

@@ -17,7 +17,6 @@ import sympy as sp
 from sympy import Basic
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
@@ -178,8 +177,6 @@ def _expand(e: Basic, env: Mapping[Basic, Any], ev: Any) -> Value:
         return ev(e.expr).applyfunc(lambda x: body.xreplace({U: x}))
     if isinstance(e, Trace):
         return ev(e.arg).trace()
-    if isinstance(e, Determinant):
-        return ev(e.arg).det(method="berkowitz")
     if isinstance(e, (sp.Add, sp.Mul, sp.Pow, sp.Function)) or type(e) in (sp.Max, sp.Min):
         f = scalar_function_of(e.func)
         if f is not None and f.definition is not None:

@@ -13,11 +13,11 @@ from typing import Any, Union
 
 import sympy as sp
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Identity,
     Inverse,
+    MatMul,
     MatrixExpr,
     OneMatrix,
     Trace,
@@ -25,6 +25,7 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import ShapeMismatchError
+from .primitives.det import det
 from .primitives.layernorm import layernorm
 from .primitives.reductions import l1, logdet, sum_entries
 from .primitives.soft_threshold import soft_threshold
@@ -35,6 +36,7 @@ from .primitives.gelu import gelu
 from .primitives.softplus import softplus
 from .primitives._common import axis_arg, matrix_arg
 from .symbols import _as_dim
+from .tidy import doit as cached_doit
 
 Scalar = Union[sp.Expr, int, float]
 Expr = Union[sp.Expr, MatrixExpr]
@@ -71,7 +73,7 @@ def as_scalar(M: Expr) -> sp.Expr:
 def fro2(M: MatrixExpr) -> sp.Expr:
     """Squared Frobenius norm ``‖M‖²_F = tr(MᵀM)``."""
     M = _mat(M, "fro2")
-    return Trace(Transpose(M) * M)
+    return Trace(cached_doit(MatMul(Transpose(M), M)))  # = Mᵀ*M (sympy's deep doit, once per node)
 
 
 def trace(M: MatrixExpr) -> sp.Expr:
@@ -82,11 +84,6 @@ def trace(M: MatrixExpr) -> sp.Expr:
 def inv(M: MatrixExpr) -> MatrixExpr:
     """Matrix inverse (printed as ``torch.linalg.solve`` where it multiplies something)."""
     return Inverse(_square(_mat(M, "inv"), "inv"))
-
-
-def det(M: MatrixExpr) -> sp.Expr:
-    """Determinant."""
-    return Determinant(_square(_mat(M, "det"), "det"))
 
 
 def T(M: MatrixExpr) -> MatrixExpr:

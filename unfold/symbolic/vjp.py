@@ -19,7 +19,6 @@ import sympy as sp
 from sympy import Basic, S
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions import (
-    Determinant,
     HadamardPower,
     HadamardProduct,
     Inverse,
@@ -35,7 +34,6 @@ from sympy.matrices.expressions import (
 )
 
 from ..errors import UnsupportedNodeError
-from .primitives.adjugate import Adjugate
 from .axes import axes_of, axis_sum, sorted_axes
 from .nodes import U, ew, lazy_add, lazy_mul
 from .primitives.registry import primitive_of
@@ -230,8 +228,6 @@ def vjp(node: Node, G: Basic) -> list[Pair]:
         return [(node.arg, lazy_mul(-1, Transpose(Mi), G, Transpose(Mi)))]
     if isinstance(node, MatPow):
         return _vjp_matpow(node, G)
-    if isinstance(node, Determinant):
-        return [(node.arg, lazy_mul(G, Transpose(Adjugate(node.arg))))]  # Jacobi: ∂det A/∂A = adj(A)ᵀ
     if isinstance(node, HadamardProduct):
         out = []
         for i, a in enumerate(node.args):
