@@ -126,3 +126,29 @@ def test_cli_derive_depth_12_softmax_prints_named_subtrees(capsys):
     assert rc == 0
     assert "where t_1 = Softmax(Y)" in out
     assert len(out) < 40_000  # the tree written out would be millions of characters
+
+
+def _check_derived(g: Basic, Y: Basic) -> None:
+    """Validation and smoothness inspection of a derived gradient, as building an energy from it
+    (``‖∇E‖²``) and a gradient step on such an energy do."""
+    from unfold.steps.smoothness import jump_factor
+    from unfold.symbolic.validate import check_expression, check_shapes
+
+    check_shapes(g)
+    check_expression(uf.fro2(g))  # uf.fro2 itself validates its argument's shapes
+    uf.Energy(uf.fro2(g) + uf.fro2(Y))
+    assert jump_factor(g) is None
+
+
+@pytest.mark.parametrize("kind", ["softmax", "layernorm"])
+def test_validation_and_jump_search_of_a_derived_gradient_grow_linearly_with_depth(kind, monkeypatch):
+    work = {}
+    for depth in (4, 8):
+        d, n = uf.dims(f"dv{kind}{depth} nv{kind}{depth}")
+        E = _nested(kind, depth, d, n)
+        g = E.grad("Y")  # derived outside the count: only the walks over it are counted
+        counter = _WorkCounter(monkeypatch)
+        _check_derived(g, E.symbol("Y"))
+        work[depth] = counter.calls
+        monkeypatch.undo()
+    assert work[8] < 4 * work[4], work  # a walk of the tree: 2^4 = 16x

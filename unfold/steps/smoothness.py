@@ -47,18 +47,33 @@ def _masked_relu(h: ElementwiseApplyFunction, parent: Basic) -> bool:
 
 
 def jump_factor(e: Basic, parent: Basic = None) -> Basic | None:
-    """A sub-expression of ``e`` at which a derivative jumps, or None."""
-    if isinstance(e, ElementwiseApplyFunction) and _has_jump(e.function.expr):
-        if not (parent is not None and _masked_relu(e, parent)):
-            return e
-    elif isinstance(e, sp.Function) and isinstance(e, _JUMPS):
-        return e
-    children = [e.expr] if isinstance(e, ElementwiseApplyFunction) else e.args
-    for a in children:
-        found = jump_factor(a, e)
-        if found is not None:
-            return found
-    return None
+    """A sub-expression of ``e`` at which a derivative jumps, or None.
+
+    Whether a node is a jump depends on its parent (a step masked by a relu of the same argument is
+    not); what lies *below* a node does not, so that search is done once per distinct node: linear
+    in the size of the expression DAG (a derived gradient's tree can be exponential in its depth)."""
+    below_memo: dict[Basic, Basic | None] = {}
+
+    def at(x: Basic, par: Basic | None) -> Basic | None:
+        if isinstance(x, ElementwiseApplyFunction) and _has_jump(x.function.expr):
+            if not (par is not None and _masked_relu(x, par)):
+                return x
+        elif isinstance(x, sp.Function) and isinstance(x, _JUMPS):
+            return x
+        return below(x)
+
+    def below(x: Basic) -> Basic | None:
+        if x in below_memo:
+            return below_memo[x]
+        found = None
+        for a in [x.expr] if isinstance(x, ElementwiseApplyFunction) else x.args:
+            found = at(a, x)
+            if found is not None:
+                break
+        below_memo[x] = found
+        return found
+
+    return at(e, parent)
 
 
 def require_smooth(energy: Energy, wrt: Basic, who: str) -> None:

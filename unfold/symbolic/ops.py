@@ -17,6 +17,7 @@ from sympy.matrices.expressions import (
     HadamardProduct,
     Identity,
     Inverse,
+    MatMul,
     MatrixExpr,
     OneMatrix,
     Trace,
@@ -35,6 +36,7 @@ from .primitives.gelu import gelu
 from .primitives.softplus import softplus
 from .primitives._common import axis_arg, matrix_arg
 from .symbols import _as_dim
+from .tidy import doit as cached_doit
 
 Scalar = Union[sp.Expr, int, float]
 Expr = Union[sp.Expr, MatrixExpr]
@@ -71,7 +73,7 @@ def as_scalar(M: Expr) -> sp.Expr:
 def fro2(M: MatrixExpr) -> sp.Expr:
     """Squared Frobenius norm ``‖M‖²_F = tr(MᵀM)``."""
     M = _mat(M, "fro2")
-    return Trace(Transpose(M) * M)
+    return Trace(cached_doit(MatMul(Transpose(M), M)))  # = Mᵀ*M (sympy's deep doit, once per node)
 
 
 def trace(M: MatrixExpr) -> sp.Expr:

@@ -34,6 +34,7 @@ from .masks import Causal, MaskMatrix
 from .nodes import U, MatFn, ScalarMatFn
 from .primitives.registry import primitive_of, scalar_function_of, scalar_functions
 from .symbols import Dim, ParamMatrix, ScalarParam, StateMatrix
+from .tidy import distinct_subtrees
 
 __all__ = ["check_shapes", "check_expression", "check_constant"]
 
@@ -91,8 +92,9 @@ def _check_node_shape(e: Basic) -> None:
 
 
 def check_shapes(expr: Basic) -> None:
-    """Raise :class:`ShapeMismatchError` naming the first ill-shaped sub-term of ``expr``."""
-    for node in sp.preorder_traversal(expr):
+    """Raise :class:`ShapeMismatchError` naming the first ill-shaped sub-term of ``expr`` (preorder;
+    each distinct sub-term once, so linear in the size of the expression DAG)."""
+    for node in distinct_subtrees(expr):
         _check_node_shape(node)
 
 
@@ -130,12 +132,17 @@ def check_constant(c: Basic, where: str = "") -> None:
         )
 
 
-def _walk(e: Basic, in_lambda: bool) -> None:
+def _walk(e: Basic, in_lambda: bool, seen: set[tuple[Basic, bool]]) -> None:
+    """Check ``e`` and its sub-expressions, each distinct ``(sub-expression, in_lambda)`` once
+    (``seen``): linear in the size of the DAG, where a derived gradient's tree can be exponential."""
+    if (e, in_lambda) in seen:
+        return
+    seen.add((e, in_lambda))
     if isinstance(e, (MatrixSymbol, sp.Symbol)):
         _check_symbol(e, in_lambda)
         return
     if isinstance(e, sp.Lambda):
-        _walk(e.expr, True)
+        _walk(e.expr, True, seen)
         return
     if isinstance(e, (sp.Tuple, sp.core.containers.Tuple, Axis, Causal)) or type(e).__name__ == "Str":
         return
@@ -156,14 +163,14 @@ def _walk(e: Basic, in_lambda: bool) -> None:
         return
     _check_node_shape(e)
     for a in e.args:  # type: ignore[attr-defined]
-        _walk(a, in_lambda)
+        _walk(a, in_lambda, seen)
 
 
 def check_names(expr: Basic) -> None:
     """Raise :class:`ShapeMismatchError` when two different symbols (or axes) share a name, e.g. a
     parameter declared twice with different shapes or axes."""
     seen: dict[str, Basic] = {}
-    for node in sp.preorder_traversal(expr):
+    for node in distinct_subtrees(expr):
         if isinstance(node, (MatrixSymbol, sp.Symbol, Axis)) and not isinstance(node, sp.Dummy) and node != U:
             name = node.name
             other = seen.setdefault(name, node)
@@ -184,5 +191,5 @@ def check_names(expr: Basic) -> None:
 def check_expression(expr: Basic) -> None:
     """Check shapes, that every symbol is declared, that every node is supported, and that no name
     denotes two different symbols."""
-    _walk(expr, False)
+    _walk(expr, False, set())
     check_names(expr)
