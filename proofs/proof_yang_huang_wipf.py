@@ -15,7 +15,11 @@ and scopes are the entry's ``proofs`` (``unfold list yang_huang_wipf`` shows the
 * ``mm_rule_softmax`` (fixed-size): unfold's generated MM rule with a *symbolic* step ``α`` is
   ``(1 − α)Y + α softmax(YGYᵀ − ½1diag(YGYᵀ)ᵀ)Y`` at n = 2, d = 2, symbolic ``Y``, a rational
   ``W_s`` (with a symbolic ``W_s`` the same check takes ≈ 40 s: ``G⁻¹`` of a symbolic 2×2 matrix
-  inside four exponentials).
+  inside four exponentials).  Not at symbolic n, d: the generated rule is the engine's expression (a
+  diagonal inverse of a row-sum of ``exp`` of a Gram matrix, Hadamard products, ``G⁻¹``), and sympy's
+  matrix expressions have no normal form that would identify it with a softmax at symbolic sizes.  The
+  size-independent content is proved in general by ``irls_weights_are_softmax`` and ``mm_step_form``;
+  only the link from those to the engine's output is at a fixed size.
 * ``equal_norm_bias_cancels`` (general, symbolic n): ``softmax(s − c1ᵀ) = softmax(s)`` row by row.
 * ``ffn_rule`` (engine-golden, symbolic sizes and α): unfold's proximal-gradient rule is
   ``ReLU(Y − α(½Y(W + Wᵀ) + Y − 1bᵀ))`` = ``ReLU(Y((1 − α)I − αW) + α1bᵀ)`` for ``W = Wᵀ``.

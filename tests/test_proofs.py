@@ -81,6 +81,8 @@ def test_scopes_are_shown_by_list_verify_and_report(capsys: pytest.CaptureFixtur
     rep = run_entry(get_entry("icl_gd"), RunConfig(quick=True), only=["lsa_equals_gd_step_w0_zero", "gd_step_descends_L"])
     by = {r.check: r for r in rep.results}
     assert by["lsa_equals_gd_step_w0_zero"].proof == "general"
-    assert by["gd_step_descends_L"].proof == "fixed-size"
+    assert by["gd_step_descends_L"].proof == "general"
+    golden = run_entry(get_entry("causal_attention"), RunConfig(quick=True), only=["query_side_is_causal_attention"])
+    assert golden.results[0].proof == "engine-golden"  # its backing statements compare the engine's output
     table = format_table(rep.results).splitlines()
     assert table[0].split()[3] == "proof" and "general" in table[2].split()

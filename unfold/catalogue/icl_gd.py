@@ -165,8 +165,9 @@ PROOFS = (
           "fixed-size", "plain scalar sp.diff of L expanded at N_x = 2, N_y = 2, N = 3 and at N_x = 3, N_y = 1, N = 2",
           _EXACT),
     Proof("gd_descent", "L(W − ηG) = L(W) − η‖G‖² + (η²/2N)‖GX‖² ≤ L(W) when η λ_max(XXᵀ/N) ≤ 2 (G = ∇L(W))",
-          "fixed-size", "polynomial identity expanded at N_x = 2, N_y = 2, N = 3 (sympy's Trace does not canonicalise "
-          "cyclic products, so not at symbolic sizes); with ‖GX‖² ≤ Nλ_max(XXᵀ/N)‖G‖² the decrease follows",
+          "general", "entrywise at symbolic N_x, N_y, N with sympy Sums (the cross term Σ R(GX) = N‖G‖² by swapping "
+          "sums and G's definition; sympy's Trace does not canonicalise cyclic products, so not in trace form); "
+          "with ‖GX‖² ≤ Nλ_max(XXᵀ/N)‖G‖² the decrease follows",
           ("gd_step_descends_L",)),
 )
 
