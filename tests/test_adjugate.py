@@ -147,7 +147,24 @@ def test_runtime_adjugate_under_vmap_and_batch():
     batched, mapped = adjugate(As), torch.func.vmap(adjugate)(As)
     for k in range(3):
         assert rel(batched[k], cofactors(As[k]).T) < 1e-12
-    assert torch.equal(batched, mapped)
+        assert torch.equal(batched[k], adjugate(As[k]))  # per matrix: the rest of the batch does not matter
+    assert rel(mapped, batched) < 1e-12  # under vmap: the SVD formula for all (eager: LU where well balanced)
+
+
+def test_lu_and_svd_values_agree_where_both_apply():
+    """The LU shortcut (``det(A)·A⁻¹``) and the SVD formula on well-conditioned matrices, and the
+    switch to the SVD formula as a matrix approaches singularity (``A + t·e₁e₁ᵀ`` through ``det = 0``)."""
+    from unfold.codegen.adjugate import _svd_value
+
+    g = torch.Generator().manual_seed(70)
+    As = torch.randn(50, 5, 5, dtype=DT, generator=g)
+    assert rel(adjugate(As), _svd_value(As)) < 1e-12
+    S = of_rank(4, 3, seed=71)
+    E = torch.zeros(4, 4, dtype=DT)
+    E[0, 0] = 1.0
+    for t in (1e-1, 1e-3, 1e-6, 1e-9, 0.0):
+        A = S + t * E
+        assert rel(adjugate(A), cofactors(A).T) < 1e-11, t
 
 
 def test_adj_primitive_second_order_and_explicit_leg():
