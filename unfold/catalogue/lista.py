@@ -91,7 +91,7 @@ def lista_model(A: torch.Tensor, L: float, depth: int, lam: float = LAM) -> Unro
 
 def _eta(model: Unrolled, k: int) -> torch.Tensor:
     """The learnable step size ``η_k`` of layer ``k`` of a LISTA model."""
-    policy = model.layer(k).policy
+    policy = getattr(model.layer(k), "policy", None)
     assert isinstance(policy, LearnableStep)
     return policy.eta
 

@@ -21,7 +21,7 @@ reads the mean token after a final layer norm.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -168,14 +168,15 @@ class CRATE(nn.Module):
         """Per layer: ``λ_max(DᵀD)`` (ISTA descends for ``η ≤ 1/λ_max``), ``max|DᵀD − I|``, the
         bases' ``max|U_kᵀU_k − I|``."""
         out = []
-        for layer in self.layers:
-            D = layer.ista.step.D.detach().double()
+        for layer in cast(list[CRATELayer], list(self.layers)):
+            ista = cast(ProximalGradientStep, layer.ista.step)
+            D = cast(Tensor, ista.D).detach().double()
             G = D.T @ D
             eye = torch.eye(G.shape[0], dtype=G.dtype)
             Us = layer.compress.get_parameter("U").detach().double().unbind(0)
             out.append({
                 "lambda_max_DtD": float(torch.linalg.eigvalsh(G).max()),
-                "eta": float(layer.ista.step.policy.fixed_value),
+                "eta": float(ista.policy.fixed_value),
                 "D_orthogonality_gap": float((G - eye).abs().max()),
                 "U_orthonormality_gap": max(float((U.T @ U - torch.eye(U.shape[1], dtype=U.dtype)).abs().max()) for U in Us),
             })

@@ -19,6 +19,8 @@ show ``L`` trained layers implement ``L`` steps of preconditioned GD.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -72,7 +74,7 @@ class PreconditionedGD(nn.Module):
 
     def preconditioners(self) -> list[Tensor]:
         """``Γ_1 … Γ_L`` (the right preconditioner parameter of each generated step)."""
-        return [next(iter(layer._pre.values())) for layer in self.model.layers]
+        return [next(iter(cast(GradientStep, layer)._pre.values())) for layer in self.model.layers]
 
     def weights(self, task: dict[str, Tensor]) -> Tensor:
         """``W_L``, shape ``(B, 1, d)``."""

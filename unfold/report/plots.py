@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import matplotlib
 
@@ -17,12 +17,15 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 from ..catalogue.base import CheckResult, Figure  # noqa: E402
 
 __all__ = ["figure_png", "overview_png"]
 
 _GREEN, _RED, _GREY = "#1a7f37", "#cf222e", "#8c959f"
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.spines.top": False,
     "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "axes.titlesize": 10,
     "legend.fontsize": 8, "legend.frameon": False,
@@ -84,7 +87,7 @@ def overview_png(results: Sequence[CheckResult]) -> bytes:
     energy decrease for descent checks) are drawn at the left edge; failing checks are red and
     labelled; inf/nan errors are crosses at the right edge.
     """
-    rs = [r for r in results if r.error is not None and r.tol]
+    rs = [(r, r.error, r.tol) for r in results if r.error is not None and r.tol]  # (result, error, tol)
     with plt.rc_context(_STYLE):
         entries: list[str] = []
         for r in results:
@@ -96,18 +99,18 @@ def overview_png(results: Sequence[CheckResult]) -> bytes:
             ax.set_axis_off()
             return _png(fig)
         hi, floor = 1e4, 1e-16  # floor: the left edge, where ratios ≤ 1e-16 (and errors ≤ 0) are drawn
-        ratios = [r.error / r.tol for r in rs if math.isfinite(r.error) and r.error > 0]
+        ratios = [err / tol for _, err, tol in rs if math.isfinite(err) and err > 0]
         top = max([hi] + [10 * x for x in ratios])
         y_of = {e: len(entries) - 1 - i for i, e in enumerate(entries)}
         ax.axvspan(floor / 3, 1.0, color="#dafbe1", alpha=0.5, lw=0)
         ax.axvline(1.0, color=_GREY, ls="--", lw=1)
         jitter = [-0.18, 0.0, 0.18]
-        for i, r in enumerate(rs):
+        for i, (r, err, tol) in enumerate(rs):
             y = y_of[r.entry] + jitter[i % 3]
-            if not math.isfinite(r.error):
+            if not math.isfinite(err):
                 x, marker = top / 3, "X"
             else:
-                x, marker = max(r.error / r.tol, floor), "o"
+                x, marker = max(err / tol, floor), "o"
             ax.plot([x], [y], marker=marker, ms=5 if marker == "o" else 7, alpha=0.85,
                     color=_GREEN if r.passed else _RED, zorder=3)
             if not r.passed:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckFailedError, InputError
+from ..verify.protocols import DescentModule
 from .unrolled import as_step
 
 __all__ = ["FixedPoint", "FixedPointInfo"]
@@ -56,6 +57,8 @@ class FixedPoint(nn.Module):
     iteration does not converge within its budget; otherwise ``.info`` reports it.  ``trace=True``
     records the residual and energy of every forward iterate in ``.info``.
     """
+
+    step: DescentModule  # the iterated step T
 
     def __init__(self, step: nn.Module, tol: Optional[float] = None, max_iter: int = 1000,
                  adjoint_tol: Optional[float] = None, adjoint_max_iter: Optional[int] = None,
@@ -142,7 +145,7 @@ class FixedPoint(nn.Module):
                 return self.step(x, **frozen)
 
             with torch.enable_grad():
-                _, vjp_fn = torch.func.vjp(T, z)
+                vjp_fn = torch.func.vjp(T, z)[1]
             u = g
             info = self.info
             scale = float(g.abs().max()) + 1e-300

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, UndeclaredSymbolError
+from .base import EnergyStep
 
 __all__ = ["InputAsData"]
 
@@ -30,7 +31,9 @@ Tensor = torch.Tensor
 class InputAsData(nn.Module):
     """``x ↦ step(x, **{data: x})`` (see the module docstring)."""
 
-    def __init__(self, step: nn.Module, data: str) -> None:
+    step: EnergyStep  # the wrapped generated step
+
+    def __init__(self, step: EnergyStep, data: str) -> None:
         super().__init__()
         if not hasattr(step, "source_energy") or not hasattr(step, "wrt_name"):
             raise InputError(

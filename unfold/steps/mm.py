@@ -134,9 +134,10 @@ class MMStep(EnergyStep):
             vals = self.inputs_for(self.source_energy, x, inputs)
             vals.update({k: w for k, w in inputs.items() if k in self._update_names})
             return call_generated(self._update, vals, x)
-        extra = {k: w for k, w in inputs.items() if k in self.inner.accepted_inputs()} \
-            if hasattr(self.inner, "accepted_inputs") else dict(inputs)
-        return self.inner(x, **{self.anchor_name: x, **extra})
+        inner: Any = self.inner  # set whenever there is no closed-form update (__init__)
+        extra = {k: w for k, w in inputs.items() if k in inner.accepted_inputs()} \
+            if hasattr(inner, "accepted_inputs") else dict(inputs)
+        return inner(x, **{self.anchor_name: x, **extra})
 
     def check_majorizer(self, x: Tensor, /, n_samples: int = 16, radius: float = 1.0, tol: float = 1e-9,
                         **inputs: Any) -> MajorizerCheck:

@@ -11,14 +11,14 @@ in its own variable, the schedule descends it too.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import torch
 from torch import nn
 
 from ..errors import InputError
 from ..symbolic.energy import Energy
-from ..verify.protocols import DescentStep
+from ..verify.protocols import DescentStep, StateStep
 from ..symbolic.energy import unique_name
 
 __all__ = ["Alternating"]
@@ -55,7 +55,7 @@ class Alternating(nn.Module):
         return dict(x)
 
     @staticmethod
-    def _for(step: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _for(step: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         if hasattr(step, "accepted_inputs"):
             ok = step.accepted_inputs()
             return {k: v for k, v in inputs.items() if k in ok and k != getattr(step, "wrt_name", None)}
@@ -68,7 +68,7 @@ class Alternating(nn.Module):
             return x
         state = self._split(x)
         for s in self.steps:
-            v = s.wrt_name
+            v = cast(StateStep, s).wrt_name
             others = {k: t for k, t in state.items() if k != v}
             state[v] = s(state[v], **self._for(s, {**inputs, **others}))
         return state
@@ -82,7 +82,7 @@ class Alternating(nn.Module):
             seen.add(k)
             if self.multi:
                 state = self._split(x)
-                v = s.wrt_name
+                v = cast(StateStep, s).wrt_name
                 args = self._for(s, {**inputs, **{n: t for n, t in state.items() if n != v}})
                 out.append(getattr(s, what)(state[v], **args))
             else:
@@ -92,7 +92,7 @@ class Alternating(nn.Module):
     def energy(self, x: Any, /, **inputs: Any) -> Tensor:
         """The schedule's energy (see the module docstring)."""
         if self._compiled is not None:
-            vals = dict(self._split(x)) if self.multi else {self.variables[0]: x}
+            vals: dict[Any, Any] = dict(self._split(x)) if self.multi else {self.variables[0]: x}
             vals.update({k: v for k, v in inputs.items() if k in self._compiled.names})
             return self._compiled(**vals)
         parts = self._each(x, inputs, "energy")
@@ -100,7 +100,7 @@ class Alternating(nn.Module):
 
     def energy_terms(self, x: Any, /, **inputs: Any) -> dict[str, Tensor]:
         if self._compiled is not None:
-            vals = dict(self._split(x)) if self.multi else {self.variables[0]: x}
+            vals: dict[Any, Any] = dict(self._split(x)) if self.multi else {self.variables[0]: x}
             vals.update({k: v for k, v in inputs.items() if k in self._compiled.names})
             return self._compiled.breakdown(**vals)
         out: dict[str, Tensor] = {}
@@ -112,5 +112,5 @@ class Alternating(nn.Module):
     def accepted_inputs(self) -> set[str]:
         out: set[str] = set()
         for s in self.steps:
-            out |= s.accepted_inputs() if hasattr(s, "accepted_inputs") else set()
+            out |= cast(Any, s).accepted_inputs() if hasattr(s, "accepted_inputs") else set()
         return out - set(self.variables)

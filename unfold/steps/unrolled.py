@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Sequence, Union
+from typing import Any, Sequence, Union, cast
 
 import torch
 from torch import nn
 
 from ..errors import InputError
-from ..verify.protocols import DescentStep
+from ..verify.protocols import DescentModule, DescentStep
 
 __all__ = ["Unrolled", "Trajectory", "as_step"]
 
@@ -36,23 +36,25 @@ class Trajectory:
         return len(self.states)
 
 
-def as_step(step_or_steps: Union[nn.Module, Sequence[nn.Module]]) -> nn.Module:
+def as_step(step_or_steps: Union[nn.Module, Sequence[nn.Module]]) -> DescentModule:
     """A single step module; a list of steps becomes an :class:`~unfold.steps.Alternating` schedule."""
     if isinstance(step_or_steps, (list, tuple)):
         from .schedule import Alternating
 
-        return Alternating(list(step_or_steps))
+        return cast(DescentModule, Alternating(list(step_or_steps)))
     if not isinstance(step_or_steps, nn.Module) or not isinstance(step_or_steps, DescentStep):
         raise InputError(
             f"expected a descent step (an nn.Module with .energy) or a list of them, got "
             f"{type(step_or_steps).__name__}"
         )
-    return step_or_steps
+    return cast(DescentModule, step_or_steps)
 
 
 class Unrolled(nn.Module):
     """``depth`` layers of a descent step; ``model(x0, return_trajectory=True)`` also returns a
     :class:`Trajectory`."""
+
+    step: DescentModule  # the shared layer (tied)
 
     def __init__(self, step: Union[nn.Module, Sequence[nn.Module]], depth: int = 12, tied: bool = True) -> None:
         super().__init__()
@@ -63,11 +65,11 @@ class Unrolled(nn.Module):
         if self.tied:
             self.step = base
         else:
-            self.layers = nn.ModuleList([copy.deepcopy(base) for _ in range(depth)])
+            self.layers = nn.ModuleList([cast(nn.Module, copy.deepcopy(base)) for _ in range(depth)])
 
-    def layer(self, k: int) -> nn.Module:
+    def layer(self, k: int) -> DescentModule:
         """The module applied at layer ``k`` (0-based)."""
-        return self.step if self.tied else self.layers[k]
+        return self.step if self.tied else cast(DescentModule, self.layers[k])
 
     def energy(self, x: Any, /, **inputs: Any) -> torch.Tensor:
         """The energy of the first layer (of every layer when tied)."""

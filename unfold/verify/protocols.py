@@ -4,6 +4,8 @@
   maps ``x`` to ``x⁺``; ``energy(x, **inputs)`` is the energy it descends (per batch element) and
   ``energy_terms`` its named terms.  Every :class:`unfold.steps.EnergyStep` is one, and so are
   the schedules and wrappers of ``unfold.steps`` (``Alternating``, ``FixedPoint``, ``InputAsData``).
+* :class:`DescentModule` — a descent step that is also a ``torch.nn.Module`` (has parameters): what
+  the schedules and wrappers of ``unfold.steps`` hold.
 * :class:`StateStep` — a descent step on one named state matrix (``wrt_name``).
 * :class:`ProximalStep` — a descent step ``x⁺ = prox_{ηg}(x − η∇f(x))`` that also exposes its
   smooth part ``f`` and the gradient mapping ``(x − prox_{ηg}(x − η∇f(x)))/η``.
@@ -12,16 +14,16 @@
 * :class:`WrapsStep` — a model driven by one descent step (``.step``), such as
   :class:`unfold.steps.FixedPoint`.
 
-``isinstance`` works on all four (runtime-checkable protocols check that the members exist).
+``isinstance`` works on all of them (runtime-checkable protocols check that the members exist).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["DescentStep", "StateStep", "ProximalStep", "StepStack", "WrapsStep"]
+__all__ = ["DescentStep", "DescentModule", "StateStep", "ProximalStep", "StepStack", "WrapsStep"]
 
 
 @runtime_checkable
@@ -31,6 +33,13 @@ class DescentStep(Protocol):
     def __call__(self, x: torch.Tensor, /, **inputs: Any) -> torch.Tensor: ...
     def energy(self, x: torch.Tensor, /, **inputs: Any) -> torch.Tensor: ...
     def energy_terms(self, x: torch.Tensor, /, **inputs: Any) -> dict[str, torch.Tensor]: ...
+
+
+@runtime_checkable
+class DescentModule(DescentStep, Protocol):
+    """A :class:`DescentStep` that is an ``nn.Module``: its parameters are the layer's weights."""
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
 
 
 @runtime_checkable
