@@ -1,11 +1,14 @@
 """Readable display of unfold expressions: plain text (``xi - X*Softmax(beta*X.T*xi)``) and LaTeX.
 
-Elementwise lambdas are shown by name (``relu(W*Y)``), sums list positive terms first, and
-entrywise products use ``∘``.
+Elementwise lambdas are shown by name (``relu(W*Y)``), or as ``u ↦ body`` when the function has no
+registered name; sums list positive terms first; entrywise products use ``∘``; a number that came from
+a Python float prints as the shortest decimal that round-trips to its float64 value (``0.1``, not
+``0.10000000000000001``), which is the constant the generated code uses.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +37,18 @@ def elementwise_name(e: ElementwiseApplyFunction) -> str | None:
     lam = e.function
     body = lam.expr.subs(lam.variables[0], U)
     return _named().get(body)
+
+
+_DOUBLE_BITS = 64  # a Float of at most this precision came from a Python float (≤ 19 digits)
+
+
+def _double_text(x: Any) -> str | None:
+    """``repr(float(x))`` — the shortest decimal that round-trips to the float64 value the generated
+    code uses — for a finite Float of at most :data:`_DOUBLE_BITS` bits; None for any other Float
+    (a high-precision constant keeps sympy's own digits)."""
+    if x._prec > _DOUBLE_BITS or not math.isfinite(float(x)):
+        return None
+    return repr(float(x))
 
 
 def _ordered_terms(args: tuple[Basic, ...]) -> list[Basic]:
@@ -99,6 +114,10 @@ class UnfoldStrPrinter(StrPrinter):
     def _print_HadamardProduct(self, expr: Any) -> str:
         return "∘".join(self.parenthesize(a, 50) for a in expr.args)
 
+    def _print_Float(self, expr: Any) -> str:
+        short = _double_text(expr)
+        return short if short is not None else super()._print_Float(expr)
+
     def _print_HadamardPower(self, expr: Any) -> str:
         return f"{self.parenthesize(expr.args[0], 60)}^∘{self._print(expr.args[1])}"
 
@@ -118,8 +137,20 @@ class UnfoldLatexPrinter(LatexPrinter):
         return _join_terms(self, expr)
 
     def _print_ElementwiseApplyFunction(self, expr: Any) -> str:
-        name = elementwise_name(expr) or "f"
-        return r"\operatorname{" + name + r"}\left(" + self._print(expr.expr) + r"\right)"
+        name = elementwise_name(expr)
+        arg = r"\left(" + self._print(expr.expr) + r"\right)"
+        if name is None:
+            lam = expr.function
+            body = self._print(lam.expr.subs(lam.variables[0], U))
+            return r"\left(u \mapsto " + body + r"\right)" + arg
+        return r"\operatorname{" + name + "}" + arg
+
+    def _print_Float(self, expr: Any) -> str:
+        short = _double_text(expr)
+        if short is None:
+            return super()._print_Float(expr)
+        mantissa, _, exponent = short.partition("e")
+        return mantissa if not exponent else mantissa + r" \cdot 10^{" + str(int(exponent)) + "}"
 
     def _print_HadamardProduct(self, expr: Any) -> str:
         return r" \circ ".join(self.parenthesize(a, 50) for a in expr.args)

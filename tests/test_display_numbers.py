@@ -1,0 +1,48 @@
+"""Display of float constants and of elementwise functions without a registered name."""
+
+import random
+
+import sympy as sp
+
+import unfold as uf
+from unfold.steps import NonNegL1, ProximalGradientStep
+from unfold.steps.policies import exact_number
+
+
+def _coefficient_text(text: str) -> str:
+    return text.split("*")[0]
+
+
+def test_a_float_step_prints_its_shortest_round_trip_decimal() -> None:
+    X = sp.MatrixSymbol("X", 3, 3)
+    assert uf.to_str(exact_number(0.1) * X) == "0.1*X"
+    assert uf.to_latex(exact_number(0.1) * X) == "0.1 X"
+    rng = random.Random(0)
+    for _ in range(200):
+        v = rng.uniform(-1, 1) * 10 ** rng.randint(-12, 12)
+        text = _coefficient_text(uf.to_str(exact_number(v) * X))
+        assert float(text) == v, (v, text)  # round-trips to the float64 the generated code uses
+        assert len(text) <= len(repr(v)) + 1  # no spurious digits (the sign may be printed apart)
+
+
+def test_latex_writes_the_exponent_as_a_power_of_ten() -> None:
+    X = sp.MatrixSymbol("X", 2, 2)
+    assert uf.to_latex(exact_number(1e-5) * X) == r"1 \cdot 10^{-5} X"
+    assert uf.to_latex(exact_number(2.5e-20) * X) == r"2.5 \cdot 10^{-20} X"
+
+
+def test_a_high_precision_constant_keeps_its_digits() -> None:
+    x = sp.Symbol("x")
+    c = sp.Float("0.1000000000000000000001", 30)
+    assert "0.1000000000000000000001" in uf.to_str(c * x)
+    assert "0.1000000000000000000001" in uf.to_latex(c * x)
+
+
+def test_an_unnamed_elementwise_function_shows_its_body() -> None:
+    d, n = uf.dims("d n")
+    Z, Zh = uf.state("Z", d, n), uf.param("Zh", d, n)
+    step = ProximalGradientStep(uf.Energy(uf.fro2(Z - Zh) / 2), NonNegL1(0.5), step=0.25, wrt="Z")
+    text = uf.to_latex(step.update_rule())
+    assert text.startswith(r"\left(u \mapsto \max\left(0, u - 0.125\right)\right)")
+    assert r"\operatorname{f}" not in text
+    assert uf.to_str(step.update_rule()).startswith("(u -> Max(0, u - 0.125))")
