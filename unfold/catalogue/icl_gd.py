@@ -28,10 +28,9 @@ import torch
 from ..energies import least_squares_icl
 from ..steps import GradientStep
 from ..symbolic import Energy
-from ..verify.descent import check_descent
 from ._icl_refs import gd_construction, lsa_layer, tokens
-from .base import AssumptionResult, Check, CheckResult, Entry, RunConfig
-from ._claim import Claim, Control, Inputs, Predicate
+from .base import Entry, RunConfig
+from ._claim import Claim, Control, Descent, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "gd_step", "sample_task", "ETA", "TOL"]
@@ -135,20 +134,18 @@ def _exact(w0_zero: bool) -> Claim:
     )
 
 
-def _check_descent(config: RunConfig) -> CheckResult:
-    task = sample_task(config, w0_zero=False)
-    X, Y, W0 = task["X"], task["Y"], task["W0"]
-    N = X.shape[-1]
-    lam = float(torch.linalg.eigvalsh(X @ X.mT / N).max())
-    res = check_descent(gd_step(), W0, depth=1, X=X, Y=Y)
-    drop = (res.energies[0] - res.energies[1]).min()
-    return CheckResult(
-        passed=res.passed,
-        error=max(res.max_increase, 0.0), tol=None,
-        detail=f"{res.detail}; smallest decrease over tasks {float(drop):.3g}",
-        assumptions=[AssumptionResult("η λ_max(XXᵀ/N) ≤ 2", ETA * lam <= 2.0, f"η λ_max = {ETA * lam:.3f}")],
-        data={"energies": res.energies.tolist()},
-    )
+def _step_bound(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    lam = float(torch.linalg.eigvalsh(t["X"] @ t["X"].mT / t["X"].shape[-1]).max())
+    return ETA * lam <= 2.0, f"η λ_max = {ETA * lam:.3f}"
+
+
+GD_STEP_DESCENDS = Descent(
+    "gd_step_descends_L", "L(W₁) ≤ L(W₀) under η λ_max(XXᵀ/N) ≤ 2",
+    inputs=lambda config: sample_task(config, w0_zero=False),
+    runs=lambda t: {"GD step": (gd_step(), t["W0"], {"depth": 1, "X": t["X"], "Y": t["Y"]})},
+    assumptions=(Predicate("η λ_max(XXᵀ/N) ≤ 2", _step_bound),),
+    curve=lambda E: E,                                  # L before and after, per task
+)
 
 
 _EXACT = ("lsa_equals_gd_step_w0_zero", "lsa_equals_gd_step_w0_nonzero")
@@ -183,7 +180,7 @@ ENTRY = Entry(
     checks=(
         _exact(True),
         _exact(False),
-        Check("gd_step_descends_L", "descent", "L(W₁) ≤ L(W₀) under η λ_max(XXᵀ/N) ≤ 2", _check_descent),
+        GD_STEP_DESCENDS,
     ),
     assumptions=("query target slot initialised to 0", "keys/values from the context tokens only",
                  "η λ_max(XXᵀ/N) ≤ 2 for the descent claim"),
