@@ -14,7 +14,7 @@ import torch
 
 import unfold as uf
 from unfold import symbolic as s
-from unfold.codegen.adjugate import adjugate
+from unfold.codegen.kernels.adjugate import adjugate
 
 DT = torch.float64
 
@@ -154,7 +154,7 @@ def test_runtime_adjugate_under_vmap_and_batch():
 def test_lu_and_svd_values_agree_where_both_apply():
     """The LU shortcut (``det(A)·A⁻¹``) and the SVD formula on well-conditioned matrices, and the
     switch to the SVD formula as a matrix approaches singularity (``A + t·e₁e₁ᵀ`` through ``det = 0``)."""
-    from unfold.codegen.adjugate import _svd_value
+    from unfold.codegen.kernels.adjugate import _svd_value
 
     g = torch.Generator().manual_seed(70)
     As = torch.randn(50, 5, 5, dtype=DT, generator=g)

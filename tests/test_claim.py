@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from unfold.catalogue import Check, CheckResult, Claim, Control, Entry, Predicate, RunConfig, run_entry
+from unfold.catalogue import (
+    Check, CheckResult, Claim, Control, Descent, EnergyPlot, Entry, Predicate, RunConfig, run_entry,
+)
 
 
 def _inputs(config: RunConfig) -> dict:
@@ -107,3 +109,41 @@ def test_a_gradient_claim_gets_the_mutation_control_and_a_descent_claim_does_not
     assert grad.passed and [c.name for c in grad.controls] == ["layer shifted by 0.001"]
     desc = _run(Claim("relu", "descent", "relu = clamp", _inputs, _relu, _by_hand, tol64=1e-15))
     assert desc.passed and desc.controls == []
+
+
+def _half_square_steps(t: dict, etas: tuple[float, ...]) -> dict:
+    from unfold import symbolic as s
+    from unfold.steps import GradientStep, Unrolled
+    from unfold.symbolic import Energy
+
+    (n,) = s.dims("n")
+    x = s.state("x", n, 1)
+    E = Energy(s.as_scalar(x.T * x) / 2, name="half_square")
+    return {f"η={eta}": (Unrolled(GradientStep(E, wrt="x", step=eta), depth=4), t["x0"], {}) for eta in etas}
+
+
+def _x0(config: RunConfig) -> dict:
+    return {"x0": torch.randn(5, 3, 1, generator=config.generator(), dtype=config.dtype)}
+
+
+def test_a_descent_claim_passes_on_descending_runs_with_clamped_error_and_one_curve_per_run() -> None:
+    d = Descent("gd", "½‖x‖² descends for η ≤ 1", _x0, lambda t: _half_square_steps(t, (0.5,)),
+                plot=EnergyPlot("toy_energy", "toy", "E", first=1))
+    r = _run(d)
+    assert r.passed and (r.check, r.claim) == ("gd", "descent")
+    assert r.error == 0.0 and r.tol is None            # every step decreased E: the increase is clamped at 0
+    E = r.data["energies"]                               # one run: its curve (mean over the batch), no label
+    assert len(E) == 5 and all(b < a for a, b in zip(E, E[1:]))
+    x0 = _x0(RunConfig())["x0"]
+    assert abs(E[0] - float((x0 ** 2).sum((-2, -1)).mean() / 2)) < 1e-14   # ½‖x0‖², mean over the batch
+    assert r.figures[0].x == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_descent_claim_fails_when_one_run_ascends_or_a_condition_fails() -> None:
+    r = _run(Descent("gd", "too large a step", _x0, lambda t: _half_square_steps(t, (0.5, 2.5))))
+    assert not r.passed and set(r.data["energies"]) == {"η=0.5", "η=2.5"}
+    up = r.data["energies"]["η=2.5"]
+    assert r.error > 0 and up[1] > up[0]               # x⁺ = −1.5x: E grows by 2.25 per step
+    r = _run(Descent("gd", "descends, but a condition fails", _x0, lambda t: _half_square_steps(t, (0.5,)),
+                     conditions=(Predicate("never", lambda t, c: (False, "")),)))
+    assert not r.passed and r.error == 0.0

@@ -1,4 +1,4 @@
-"""The entmax primitives (unfold.symbolic.primitives.entmax, unfold.codegen.tsallis) against the `entmax`
+"""The entmax primitives (unfold.symbolic.primitives.entmax, unfold.codegen.kernels.entmax) against the `entmax`
 package (PyPI 1.3), closed forms, finite differences and the gradient check."""
 
 import entmax as pkg
@@ -11,7 +11,7 @@ torch.set_num_threads(1)
 
 import unfold as uf
 from unfold import symbolic as s
-from unfold.codegen.tsallis import _entmax_bisect, entmax_conj_cols, entmax_cols, entmax_weights
+from unfold.codegen.kernels.entmax import _entmax_bisect, entmax_conj_cols, entmax_cols, entmax_weights
 from unfold.errors import GradientCheckError, ShapeMismatchError
 from unfold.symbolic.primitives.entmax import Entmax, mp_conjugate, mp_entmax
 

@@ -20,6 +20,10 @@ A :class:`Claim` names
   ``1e-3·max(1, max|ref|)`` must fail, so the tolerance at the working precision is below the size of
   a real discrepancy;
 
+A :class:`Descent` is the typed form of a descent claim: ``runs(inputs)`` names the generated models
+and their starting points, and the claim is that the energy each layer reports never increases along
+any of them (checked step by step by :func:`unfold.verify.check_descent`, within ``64·ε·scale``).
+
 What a symbolic proof of the claim covers is not a field of the claim: it is read from the entry's
 proof statements that back it (``Entry.proofs``, :meth:`~unfold.catalogue.base.Entry.proof_scope`),
 the one source of a check's scope.
@@ -36,9 +40,10 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 
+from ..verify.descent import DescentResult, check_descent
 from .base import EXACT_CAP, AssumptionResult, CheckResult, ClaimKind, ControlResult, Figure, RunConfig
 from ._measure import scaled_error
-__all__ = ["Claim", "Control", "Predicate", "MUTATION", "MUTATED_KINDS", "Inputs", "Outputs"]
+__all__ = ["Claim", "Control", "Descent", "EnergyPlot", "Predicate", "MUTATION", "MUTATED_KINDS", "Inputs", "Outputs"]
 
 
 #: Size of the mutation control of an exact claim (a wrong term, scale or transpose errs by more).
@@ -62,6 +67,12 @@ class Predicate:
     def evaluate(self, inputs: Inputs, config: RunConfig) -> AssumptionResult:
         holds, detail = self.test(inputs, config)
         return AssumptionResult(self.name, bool(holds), detail)
+
+    @classmethod
+    def of(cls, name: str, result: Callable[[Inputs, RunConfig], AssumptionResult]) -> "Predicate":
+        """A predicate from a function that evaluates it to an :class:`AssumptionResult` (e.g. a shared
+        step-size condition); ``name`` is the predicate's, the holds/detail the result's."""
+        return cls(name, lambda inputs, config: (lambda a: (a.holds, a.detail))(result(inputs, config)))
 
     @classmethod
     def by_construction(cls, name: str, detail: str) -> "Predicate":
@@ -179,3 +190,75 @@ class Claim:
         e = max(_errors(g, w).values())
         bound = max(tol, c.at_least)
         return ControlResult(c.name, e > bound, e, f"scaled error {e:.2e} vs {bound:.1e}")
+
+
+#: One run of a descent claim: ``(model, x0, inputs)`` for ``check_descent(model, x0, **inputs)``
+#: (``depth`` among the inputs runs a single step that many times).
+Run = tuple[Any, torch.Tensor, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class EnergyPlot:
+    """How a :class:`Descent` draws its energy curves: one series per run, x = step ``first, first + 1, …``."""
+
+    name: str
+    title: str
+    ylabel: str
+    xlabel: str = "step"
+    kind: str = "line"
+    first: int = 0
+
+
+def _batch_mean(E: torch.Tensor) -> torch.Tensor:
+    return E.mean(-1)
+
+
+@dataclass(frozen=True)
+class Descent:
+    """A descent claim (module docstring): passes when every run descends and every condition holds.
+
+    The result's error is the largest energy increase over the runs, clamped at 0 (0: the energy never
+    went up); it has no single tolerance (``check_descent``'s is per step, ``64·ε·scale``, stated in the
+    detail).  ``data["energies"]`` and the figure hold ``curve(energies)`` per run (default: the mean over
+    the batch); with one run the detail and the data are that run's, without its label."""
+
+    name: str
+    description: str
+    inputs: Callable[[RunConfig], dict[str, Any]]
+    runs: Callable[[Inputs], Mapping[str, Run]]
+    assumptions: tuple[Predicate, ...] = ()
+    conditions: tuple[Predicate, ...] = ()
+    curve: Callable[[torch.Tensor], torch.Tensor] = _batch_mean
+    plot: Optional[EnergyPlot] = None
+    describe: Optional[Callable[[Inputs], str]] = None
+    extra: tuple[str, ...] = ()  # free-form notes appended to the detail
+    quick: bool = True
+
+    @property
+    def claim(self) -> str:
+        return "descent"
+
+    def run(self, config: RunConfig) -> CheckResult:
+        inp = self.inputs(config)
+        res: dict[str, DescentResult] = {k: check_descent(m, x0, **kw) for k, (m, x0, kw) in self.runs(inp).items()}
+        curves = {k: self.curve(r.energies).tolist() for k, r in res.items()}
+        single = len(res) == 1
+        detail = "; ".join(r.detail if single else f"{k}: {r.detail}" for k, r in res.items())
+        if self.describe is not None:
+            detail = f"{self.describe(inp)}; {detail}"
+        for x in self.extra:
+            detail += f"; {x}"
+        conds = [p.evaluate(inp, config) for p in self.conditions]
+        for c in conds:
+            detail += f"; {c.name}: {c.holds}" + (f" ({c.detail})" if c.detail else "")
+        figures = []
+        if self.plot is not None:
+            p, n = self.plot, len(next(iter(curves.values())))
+            figures.append(Figure(p.name, p.title, [float(p.first + k) for k in range(n)], curves,
+                                  xlabel=p.xlabel, ylabel=p.ylabel, kind=p.kind))
+        return CheckResult(
+            passed=all(r.passed for r in res.values()) and all(c.holds for c in conds),
+            error=max(0.0, max(r.max_increase for r in res.values())), tol=None, detail=detail,
+            assumptions=[a.evaluate(inp, config) for a in self.assumptions],
+            data={"energies": next(iter(curves.values())) if single else curves}, figures=figures,
+        )

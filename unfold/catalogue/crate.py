@@ -37,11 +37,10 @@ from .. import symbolic as s
 from ..models import crate as crate_model
 from ..steps import GradientStep, NonNegL1, ProximalGradientStep, Sphere, Unrolled
 from ..symbolic import Energy
-from ..verify.descent import check_descent
 from . import _crate_refs as ref
 from ._measure import scaled_error, unit_columns
 from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
-from ._claim import Claim, Inputs, Predicate
+from ._claim import Claim, Descent, EnergyPlot, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = [
@@ -237,6 +236,9 @@ def _step_bound(D: torch.Tensor, eta: float) -> AssumptionResult:
     return AssumptionResult("η ≤ 1/λ_max(DᵀD)", eta <= 1 / L, f"η = {eta}, 1/λ_max = {1 / L:.3f}")
 
 
+STEP_BOUND = Predicate.of("η ≤ 1/λ_max(DᵀD)", lambda t, c: _step_bound(t["D"], ETA))
+
+
 def _sparsity(t: Inputs) -> dict[str, Any]:
     out = ista_step()(t["Zh"], Zh=t["Zh"], D=t["D"])
     return {"output_zeros": float((out == 0).double().mean())}
@@ -248,7 +250,7 @@ ISTA_BLOCK_IS_PROX_STEP = Claim(
     layer=lambda t: ista_step()(t["Zh"], Zh=t["Zh"], D=t["D"]),
     reference=lambda t: ref.ista_block(t["Zh"], t["D"], ETA, LAM), tol64=TOL,
     assumptions=(Predicate("step started at Z = Ẑ", lambda t, c: (True, "the block's input is both data and start")),
-                 Predicate("η ≤ 1/λ_max(DᵀD)", lambda t, c: (lambda a: (a.holds, a.detail))(_step_bound(t["D"], ETA)))),
+                 STEP_BOUND),
     describe=lambda t: (f"ProximalGradientStep(½‖Ẑ − DZ‖², NonNegL1(λ={LAM}), η={ETA}) at Z = Ẑ vs "
                         f"ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ) (eq. 17), d={t['D'].shape[0]}, n={t['Zh'].shape[-1]}, "
                         f"{t['Zh'].shape[0]} samples"),
@@ -256,25 +258,22 @@ ISTA_BLOCK_IS_PROX_STEP = Claim(
 )
 
 
-def _check_ista_descent(config: RunConfig) -> CheckResult:
+def _ista_descent_inputs(config: RunConfig) -> dict[str, Any]:
     D, Zh = _ista_data(config)
-    depth = 30
-    step = ista_step()
-    # Ẑ itself has negative entries, so E(Ẑ) = +∞ (ι≥0); descent is checked from the first ISTA output on
-    Z1 = step(Zh, Zh=Zh, D=D)
-    res = check_descent(Unrolled(step, depth=depth), Z1, Zh=Zh, D=D)
-    E = res.energies.mean(-1)
-    return CheckResult(
-        entry="crate", check="ista_lasso_descends", claim="descent", passed=res.passed,
-        error=max(res.max_increase, 0.0), tol=None,
-        detail=f"{res.detail} (from the first ISTA output: E(Ẑ) = +∞ since Ẑ has negative entries)",
-        assumptions=[_step_bound(D, ETA),
-                     AssumptionResult("start feasible (Z ≥ 0)", bool((Z1 >= 0).all()), "first ISTA output")],
-        data={"energies": E.tolist()},
-        figures=[Figure("crate_ista_lasso", "LASSO energy along repeated ISTA steps (data Ẑ fixed)",
-                        x=[float(k) for k in range(1, depth + 2)], series={"½‖Ẑ − DZ‖² + λ‖Z‖₁": E.tolist()},
-                        xlabel="ISTA step", ylabel="energy")],
-    )
+    return {"D": D, "Zh": Zh, "Z1": ista_step()(Zh, Zh=Zh, D=D)}
+
+
+# Ẑ itself has negative entries, so E(Ẑ) = +∞ (ι≥0); descent is checked from the first ISTA output on
+ISTA_LASSO_DESCENDS = Descent(
+    "ista_lasso_descends", "the LASSO energy descends under repeated ISTA steps",
+    inputs=_ista_descent_inputs,
+    runs=lambda t: {"½‖Ẑ − DZ‖² + λ‖Z‖₁": (Unrolled(ista_step(), depth=30), t["Z1"], {"Zh": t["Zh"], "D": t["D"]})},
+    assumptions=(STEP_BOUND,
+                 Predicate("start feasible (Z ≥ 0)", lambda t, c: (bool((t["Z1"] >= 0).all()), "first ISTA output"))),
+    plot=EnergyPlot("crate_ista_lasso", "LASSO energy along repeated ISTA steps (data Ẑ fixed)", "energy", "ISTA step",
+                    first=1),
+    extra=("from the first ISTA output: E(Ẑ) = +∞ since Ẑ has negative entries",),
+)
 
 
 def mssa_table(config: RunConfig, eps_values: tuple[float, ...] = EPS_TABLE, kappa: float = KAPPA
@@ -516,7 +515,7 @@ ENTRY = Entry(
     checks=(
         RATE_GRADIENTS_CLOSED_FORM,
         ISTA_BLOCK_IS_PROX_STEP,
-        Check("ista_lasso_descends", "descent", "the LASSO energy descends under repeated ISTA steps", _check_ista_descent),
+        ISTA_LASSO_DESCENDS,
         Check("mssa_vs_exact_step", "approximate", "MSSA vs −κ∇R^c, cosine and R^c decrease vs ‖γA_k‖", _check_mssa),
         Check("layerwise_rc_sparsity", "descent", "a compression + ISTA stack: per-half-step descent, curves", _check_layerwise),
         REDUNET_LAYER_IS_GRADIENT_ASCENT,

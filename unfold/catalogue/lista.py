@@ -37,10 +37,9 @@ from .. import symbolic as s
 from ..energies import lasso
 from ..steps import L1, LearnableStep, ProximalGradientStep, Unrolled
 from ..symbolic import Energy
-from ..verify.descent import check_descent
 from . import _lista_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from ._claim import Claim, Inputs, Predicate
+from ._claim import Claim, Descent, EnergyPlot, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "lista_energy", "ista_step", "ista_model", "lista_model", "sample_problem",
@@ -141,35 +140,26 @@ def _ista(t: Inputs) -> dict[str, torch.Tensor]:
     return {f"layer {k}": z for k, z in enumerate(ref.ista(t["x"], t["A"], LAM, t["L"], t["depth"]))}
 
 
-def _step_bound_holds(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-    a = _step_bound(t["A"], t["L"], config.tol(STEP_BOUND_TOL))
-    return a.holds, a.detail
+STEP_BOUND = Predicate.of("step 1/L ≤ 1/λ_max(AᵀA)", lambda t, c: _step_bound(t["A"], t["L"], c.tol(STEP_BOUND_TOL)))
 
 
 UNROLLED_EQUALS_ISTA = Claim(
     "unrolled_equals_ista", "exact", "unrolled generated steps = ISTA iterates",
     inputs=_unrolled_inputs, layer=_unrolled, reference=_ista, tol64=TOL,
-    assumptions=(Predicate("step 1/L ≤ 1/λ_max(AᵀA)", _step_bound_holds),),
+    assumptions=(STEP_BOUND,),
     describe=lambda t: (f"{t['depth']} layers of the generated prox-gradient step vs ISTA h_θ(Bx + Sz) "
                         f"(m={t['A'].shape[0]}, k={t['A'].shape[1]}, λ={LAM}, {t['x'].shape[0]} signals)"),
 )
 
 
-def _check_descent(config: RunConfig) -> CheckResult:
-    P = sample_problem(config, batch=8)
-    A, x, L = P["A"], P["x"], P["L"]
-    depth = 40
-    res = check_descent(ista_model(L, depth), torch.zeros(8, A.shape[1], 1, dtype=A.dtype), A=A, x=x)
-    E = res.energies.mean(-1)
-    return CheckResult(
-        entry="lista", check="lasso_non_increasing", claim="descent", passed=res.passed,
-        error=max(res.max_increase, 0.0), tol=None, detail=res.detail,
-        assumptions=[_step_bound(A, L, config.tol(STEP_BOUND_TOL))],
-        data={"energies": E.tolist()},
-        figures=[Figure("lista_lasso_energy", "LASSO energy per ISTA layer (mean over signals)",
-                        x=[float(k) for k in range(depth + 1)], series={"½‖x − Az‖² + λ‖z‖₁": E.tolist()},
-                        xlabel="layer", ylabel="energy", kind="semilogy")],
-    )
+LASSO_NON_INCREASING = Descent(
+    "lasso_non_increasing", "LASSO energy non-increasing per layer (step 1/L)",
+    inputs=lambda config: sample_problem(config, batch=8),
+    runs=lambda t: {"½‖x − Az‖² + λ‖z‖₁": (ista_model(t["L"], 40), torch.zeros(8, t["A"].shape[1], 1, dtype=t["A"].dtype),
+                                           {"A": t["A"], "x": t["x"]})},
+    assumptions=(STEP_BOUND,),
+    plot=EnergyPlot("lista_lasso_energy", "LASSO energy per ISTA layer (mean over signals)", "energy", "layer", "semilogy"),
+)
 
 
 LIMIT_TOL = 1e-10  # float64; RunConfig.tol scales it (capped at 1e-3)
@@ -309,7 +299,7 @@ ENTRY = Entry(
     energy=energy,
     checks=(
         UNROLLED_EQUALS_ISTA,
-        Check("lasso_non_increasing", "descent", "LASSO energy non-increasing per layer (step 1/L)", _check_descent),
+        LASSO_NON_INCREASING,
         Check("limit_matches_lasso_solver", "asymptotic", "the limit equals scipy's LASSO solution", _check_limit),
         Check("learned_lista_beats_ista", "approximate", "trained LISTA at depth K vs ISTA iterations", _check_learned),
     ),

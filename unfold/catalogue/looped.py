@@ -148,8 +148,8 @@ LOOPS_EQUAL_PRECONDITIONED_GD = Claim(
     "loops_equal_preconditioned_gd", "exact",
     "−Z_t[d+1,n+1] = x_qᵀw_t and residual slots = y − Xᵀw_t for t = 1..8 (to rounding)",
     inputs=_loop_inputs, layer=_gd_prediction("A"), reference=_loop("A"), tol64=TOL,
-    assumptions=(Predicate("A symmetric", lambda t, c: (lambda a: (a.holds, a.detail))(symmetric("A", t["A"], c.tol(TOL)))),
-                 Predicate("A positive definite", lambda t, c: (lambda a: (a.holds, a.detail))(positive_definite("A", t["A"]))),
+    assumptions=(Predicate.of("A symmetric", lambda t, c: symmetric("A", t["A"], c.tol(TOL))),
+                 Predicate.of("A positive definite", lambda t, c: positive_definite("A", t["A"])),
                  Predicate("query target slot starts at 0; M = diag(1,…,1,0): the query is not a key", _construction)),
     # the symmetry assumption, shown by violating it: a non-symmetric A runs GD preconditioned by Aᵀ, not by A
     conditions=(Predicate("non-symmetric A: the loop is GD preconditioned by Aᵀ", _transpose_statement),),

@@ -28,9 +28,8 @@ import torch
 from .. import symbolic as s
 from ..steps import CCCPStep, GradientStep, Unrolled
 from ..symbolic import Energy
-from ..verify.descent import check_descent
-from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from ._claim import Claim, Control, Inputs, Predicate
+from .base import Entry, RunConfig
+from ._claim import Claim, Control, Descent, EnergyPlot, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = ["ENTRY", "TOL", "ALPHAS", "energy", "cccp_step", "gradient_step", "sparse_attention", "sample"]
@@ -141,24 +140,18 @@ ATTENTION_CLAIM = Claim(
 )
 
 
-def check_descent_monotone(config: RunConfig) -> CheckResult:
-    d = sample(config, 1)
-    X, Xi = d["X"], d["Xi"]
-    depth = 8
-    rows, worst, ok, parts = {}, 0.0, True, []
-    for a in ALPHAS:
-        res = check_descent(Unrolled(cccp_step(a), depth=depth), Xi, X=X, beta=BETA)
-        ok = ok and res.passed
-        worst = max(worst, res.max_increase)
-        rows[f"α={a}"] = res.energies.amax(dim=1).tolist()
-        parts.append(f"α={a}: {res.detail}")
-    fig = Figure("sparse_hopfield_energy", "Sparse Hopfield energy along CCCP steps (worst query)",
-                 list(range(depth + 1)), rows, xlabel="step t", ylabel="max over batch of E(Ξ_t)")
-    return CheckResult(
-        NAME, "energy_non_increasing", "descent", ok, max(worst, 0.0), None,
-        detail=f"{depth} CCCP steps, β={BETA}; " + "; ".join(parts),
-        assumptions=[AssumptionResult("β > 0 (no step-size condition: CCCP majorises E)", BETA > 0, f"β = {BETA}")],
-        data={"energies": rows}, figures=[fig])
+DEPTH = 8  # CCCP steps of the descent claim
+
+ENERGY_NON_INCREASING = Descent(
+    "energy_non_increasing", "E(Ξ_t) non-increasing along CCCP steps, any β > 0",
+    inputs=lambda config: sample(config, 1),
+    runs=lambda t: {f"α={a}": (Unrolled(cccp_step(a), depth=DEPTH), t["Xi"], {"X": t["X"], "beta": BETA}) for a in ALPHAS},
+    assumptions=(Predicate("β > 0 (no step-size condition: CCCP majorises E)", lambda t, c: (BETA > 0, f"β = {BETA}")),),
+    curve=lambda E: E.amax(dim=1),
+    plot=EnergyPlot("sparse_hopfield_energy", "Sparse Hopfield energy along CCCP steps (worst query)",
+                    "max over batch of E(Ξ_t)", "step t"),
+    describe=lambda t: f"{DEPTH} CCCP steps, β={BETA}",
+)
 
 
 def _margin_inputs(config: RunConfig) -> dict[str, Any]:
@@ -219,8 +212,7 @@ ENTRY = Entry(
     energy=energy,
     checks=(
         ATTENTION_CLAIM,
-        Check("energy_non_increasing", "descent", "E(Ξ_t) non-increasing along CCCP steps, any β > 0",
-              check_descent_monotone),
+        ENERGY_NON_INCREASING,
         EXACT_RETRIEVAL_AT_THE_MARGIN,
     ),
     assumptions=("α > 1 (α = 1 is the softmax entry `hopfield`)", "β > 0", "score gap ≥ 1/(α−1) for exact retrieval"),

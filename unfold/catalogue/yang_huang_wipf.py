@@ -49,6 +49,7 @@ The code's FFN adds ``B`` un-scaled by ``α₂`` (same at ``α₂ = 1``); here `
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -270,11 +271,8 @@ def _ffn_descent(t: Inputs) -> Any:
     return check_descent(ffn_step(1.0), t["Y"], depth=t["depth"], W=t["W"], b=t["b"])
 
 
-def _ffn_bound(i: int, alpha: float) -> Callable[[Inputs, RunConfig], tuple[bool, str]]:
-    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-        a = ffn_step_bound(t["W"], alpha, config.tol(EXACT_TOL))[i]
-        return a.holds, a.detail
-    return test
+def _ffn_bound(i: int, t: Inputs, config: RunConfig) -> AssumptionResult:
+    return ffn_step_bound(t["W"], 1.0, config.tol(EXACT_TOL))[i]
 
 
 def _ffn_descends(t: Inputs, config: RunConfig) -> tuple[bool, str]:
@@ -302,7 +300,7 @@ FFN_PROX_STEP = Claim(
     reference=lambda t: {**{f"alpha={a}": ref.yhw_ffn_step(t["Y"], t["W"], t["b"], a) for a in (0.5, 1.0)},
                          "energy": ref.yhw_ffn_energy(t["Y"], t["W"], t["b"])},
     tol64=EXACT_TOL,
-    assumptions=tuple(Predicate(name, _ffn_bound(i, 1.0)) for i, name in enumerate(
+    assumptions=tuple(Predicate.of(name, partial(_ffn_bound, i)) for i, name in enumerate(
         ("W symmetric", "W ⪰ −I (f convex, L = 1 + λ_max)", "α < 2/(1 + λ_max(W))"))),
     # descent along the steps is part of the claim; the step-size predicate must reject a too-large α
     # (a control on the predicate, not on a tensor comparison, so it is stated as a condition)

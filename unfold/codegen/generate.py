@@ -23,9 +23,7 @@ from ..errors import InputError, ShapeMismatchError
 from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, intern
-from . import adjugate as _adjugate_code
-from . import tsallis as _entmax_code
-from . import runtime
+from . import kernels, runtime
 from .optimize import optimize
 from .graph import Graph
 from .printer import TorchCodePrinter
@@ -195,6 +193,7 @@ def _scalar_out(r: Any, dtype: torch.dtype, device: torch.device) -> torch.Tenso
     return t
 
 
+#: the runtime helpers the printer itself prints; primitives' kernels are added from their records
 _NAMESPACE: dict[str, Any] = {
     "torch": torch,
     "math": math,
@@ -210,16 +209,11 @@ _NAMESPACE: dict[str, Any] = {
     "_rowsum": runtime.rowsum,
     "_repeat_rows": runtime.repeat_rows,
     "_mm": runtime.mm,
-    "_masked": runtime.masked,
     "_attention": runtime.attention,
     "_axis_mm": runtime.axis_mm,
     "_smm": runtime.smm,
     "_ln_rows": runtime.ln_rows,
-    "_invstd": runtime.invstd,
-    "_logdet_pd": runtime.logdet_pd,
     "_scalar_out": _scalar_out,
-    **_entmax_code.NAMESPACE,
-    **_adjugate_code.NAMESPACE,
 }
 
 
@@ -227,7 +221,7 @@ def compile_source(name: str, source: str) -> Callable[..., Any]:
     """Turn generated source into a function (the source comes from the printer, never a user)."""
     filename = f"<unfold:{name}:{hashlib.sha1(source.encode()).hexdigest()[:10]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = dict(_NAMESPACE)
+    namespace = {**_NAMESPACE, **kernels.declared()}  # + the kernels the registered primitives name
     code = compile(source, filename, "exec")
     exec(code, namespace)  # safe: source printed by TorchCodePrinter from a validated tree
     fn = namespace[name]

@@ -17,8 +17,7 @@ import torch
 from ..errors import DimMismatchError, InputError
 
 __all__ = [
-    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "mm2", "smm", "axis_mm", "attention", "masked", "ln_rows", "invstd",
-    "logdet_pd",
+    "bind_dims", "lift_axes", "lower_axes", "reduce_to_axes", "as_scalar", "finite_checks", "check_finite", "as_rhs", "reduce_to", "reduce_scalar", "colsum", "rowsum", "repeat_rows", "mm", "mm2", "smm", "axis_mm", "attention", "masked", "ln_rows",
 ]
 
 DimSpec = Union[str, int]
@@ -539,11 +538,6 @@ def ln_rows(x: torch.Tensor, eps: float, gain: Any, bias_row: torch.Tensor) -> t
     return (y if gain is None else gain * y) + bias_row
 
 
-def invstd(x: torch.Tensor, eps: Any) -> torch.Tensor:
-    """``1/sqrt(var + eps)`` of each column (biased variance), shape ``(..., 1, cols)``."""
-    return torch.rsqrt(x.var(dim=-2, correction=0, keepdim=True) + eps)
-
-
 def _concrete(t: torch.Tensor) -> bool:
     """True when ``t`` holds real data we may branch on: not while ``torch.compile`` traces, and not a
     tensor wrapped by a ``torch.func`` transform (vmap, grad, jvp, jacrev, …).
@@ -554,22 +548,3 @@ def _concrete(t: torch.Tensor) -> bool:
     if torch.compiler.is_compiling():
         return False
     return torch.func.debug_unwrap(t, recurse=False) is t
-
-
-def logdet_pd(x: torch.Tensor) -> torch.Tensor:
-    """``log det x`` for a matrix with positive determinant (e.g. positive definite), ``(..., 1, 1)``.
-
-    Evaluated with ``slogdet`` (LU), whose gradient ``x⁻ᵀ`` is valid for any such ``x``, symmetric
-    or not.  Raises :class:`InputError` when ``det x ≤ 0`` (checked on concrete tensors); under
-    transforms the value is NaN there instead, and so is its gradient (a factor NaN, not a
-    ``where`` branch, whose gradient would be a silent 0).
-    """
-    sign, logabs = torch.linalg.slogdet(x)
-    if _concrete(sign) and bool((sign <= 0).any()):
-        raise InputError(
-            "logdet needs a matrix with positive determinant (e.g. positive definite), but "
-            f"det ≤ 0 for {int((sign <= 0).sum())} matrix(es); check that the argument is I + (PSD "
-            "term) or add a multiple of the identity"
-        )
-    out = logabs * torch.where(sign > 0, 1.0, float("nan")).to(logabs.dtype)
-    return out[..., None, None]

@@ -17,7 +17,7 @@ Second derivatives (the VJP of ``adj`` itself, cotangent ``G``) use the inverse:
     ∂⟨G, adj(A)⟩/∂A = tr(Gᵀ adj(A))·A⁻ᵀ − adj(A)ᵀ G A⁻ᵀ
 
 exact where ``A`` is invertible; at a singular ``A`` the generated code refuses (``inv``).  The
-torch kernel (:mod:`unfold.codegen.adjugate`) computes ``adj`` from an SVD without dividing by singular
+torch kernel (:mod:`unfold.codegen.kernels.adjugate`) computes ``adj`` from an SVD without dividing by singular
 values, and its own autograd/forward-mode rules (Hessian-vector products of a gradient containing
 ``adj``) are finite at singular ``A`` as well.  Leg 2 of the gradient check expands ``adj`` with
 sympy's ``Matrix.adjugate`` (cofactors, no inverse).
@@ -88,10 +88,11 @@ def _text(printer: Any, e: Any) -> str:
 
 
 def _lower(printer: Any, e: Any) -> Code:
-    """``_adjugate`` (:mod:`unfold.codegen.adjugate`: from an SVD, finite at singular ``A``)."""
+    """``_adjugate`` (:mod:`unfold.codegen.kernels.adjugate`: from an SVD, finite at singular ``A``)."""
     return f"_adjugate({printer.code(e.arg)})", ATOM
 
 
 register(Primitive(Adjugate, vjp=Adjugate._vjp, explicit=_explicit, lower=_lower, validate=no_constraint,
                    text=_text, example=lambda X: Adjugate(X),
-                   latex=operator_latex("adj"), transpose=_transpose, parser={"adj": adj}))
+                   latex=operator_latex("adj"), transpose=_transpose, parser={"adj": adj},
+                   kernels=("_adjugate",)))

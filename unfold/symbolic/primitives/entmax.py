@@ -16,7 +16,7 @@ their vector-Jacobian rules (:class:`Entmax`, :class:`EntmaxLSE`; :class:`Entmax
 explicit-size expansion used by leg 2 of the gradient check (opaque scalar functions of a column
 evaluated in mpmath — τ by sorting for α = 2, by bisection otherwise — whose derivatives are the
 Jacobian entries above), the primitives users call, and the torch lowerings, which call the kernels
-of :mod:`unfold.codegen.tsallis` (``_entmax_cols``, ``_entmax_weights``, ``_entmax_conj_cols``).
+of :mod:`unfold.codegen.kernels.entmax` (``_entmax_cols``, ``_entmax_weights``, ``_entmax_conj_cols``).
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _alpha_latex(name: str) -> Callable[[Any, Any], str]:
 
 
 def _kernel(name: str) -> Callable[[Any, Any], Code]:
-    """A call of the torch kernel ``name(x, α)`` (:mod:`unfold.codegen.tsallis`)."""
+    """A call of the torch kernel ``name(x, α)`` (:mod:`unfold.codegen.kernels.entmax`)."""
     def lower(printer: Any, e: Any) -> Code:
         return f"{name}({printer.code(e.arg)}, {float(e.alpha)!r})", ATOM
 
@@ -239,11 +239,11 @@ def _kernel(name: str) -> Callable[[Any, Any], Code]:
 register(Primitive(Entmax, vjp=Entmax._vjp, explicit=Entmax._explicit, lower=_kernel("_entmax_cols"),
                    validate=no_constraint, text=basic_text, example=lambda X: Entmax(X, sp.Rational(3, 2)),
                    latex=_alpha_latex("entmax"),
-                   parser={"entmax": entmax, "sparsemax": sparsemax}))
+                   parser={"entmax": entmax, "sparsemax": sparsemax}, kernels=("_entmax_cols",)))
 register(Primitive(EntmaxWeights, vjp=EntmaxWeights._vjp, explicit=EntmaxWeights._explicit, lower=_kernel("_entmax_weights"),
                    validate=no_constraint, text=basic_text, example=lambda X: EntmaxWeights(X, sp.Rational(3, 2)),
-                   latex=_alpha_latex("g")))
+                   latex=_alpha_latex("g"), kernels=("_entmax_weights",)))
 register(Primitive(EntmaxLSE, vjp=EntmaxLSE._vjp, explicit=EntmaxLSE._explicit, lower=_kernel("_entmax_conj_cols"),
                    validate=no_constraint, text=basic_text, example=lambda X: EntmaxLSE(X, 2),
                    latex=_alpha_latex("lse"),
-                   parser={"entmax_lse": entmax_lse}))
+                   parser={"entmax_lse": entmax_lse}, kernels=("_entmax_conj_cols",)))

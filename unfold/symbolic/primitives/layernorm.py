@@ -141,7 +141,7 @@ def _invstd_lower(printer: Any, e: Any) -> Code:
 register(Primitive(LayerNorm, vjp=LayerNorm._vjp, explicit=_ln_explicit, lower=_ln_lower,
                    validate=no_constraint, text=basic_text, example=lambda X: LayerNorm(X, S.One / 10),
                    latex=operator_latex("LN"),
-                   parser={"layernorm": layernorm}))
+                   parser={"layernorm": layernorm}, kernels=("_invstd",)))
 register(Primitive(LNInvStd, vjp=LNInvStd._vjp, explicit=_invstd_explicit, lower=_invstd_lower,
                    validate=no_constraint, text=basic_text, example=lambda X: LNInvStd(X, S.One / 10),
-                   latex=operator_latex("invstd")))
+                   latex=operator_latex("invstd"), kernels=("_invstd",)))

@@ -140,4 +140,4 @@ register(Primitive(SumAll, vjp=SumAll._vjp, explicit=_sum_explicit, lower=_sum_l
                    parser={"sum_entries": sum_entries, "l1": l1}))
 register(Primitive(LogDet, vjp=LogDet._vjp, explicit=_logdet_explicit, lower=_logdet_lower,
                    validate=_validate_logdet, text=basic_text, example=lambda X: LogDet(X.T * X + Identity(X.rows)), latex=_logdet_latex,
-                   parser={"logdet": logdet}))
+                   parser={"logdet": logdet}, kernels=("_logdet_pd",)))

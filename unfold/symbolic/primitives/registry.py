@@ -14,7 +14,9 @@ record with all of its rules:
 * the validation of a node's arguments (:mod:`unfold.symbolic.validate`);
 * the display, plain text and LaTeX (:mod:`unfold.symbolic.display`);
 * a transpose rule where one exists (:func:`unfold.symbolic.tidy.transpose`);
-* the names under which ``uf.parse`` reads it (:data:`unfold.parse.PRIMITIVES`).
+* the names under which ``uf.parse`` reads it (:data:`unfold.parse.PRIMITIVES`);
+* the names of the torch kernels its lowering calls (``_adjugate``, …), resolved by code
+  generation from :mod:`unfold.codegen.kernels` (names only here: this layer imports no torch).
 
 The modules of this package are found by listing it (:func:`load`): adding a primitive is adding
 one module.  Lookups load them first, so no consumer can see a partial registry.
@@ -58,7 +60,9 @@ class Primitive:
     rewritten, or None where no rewrite applies (None for the field: no rule); ``parser``: names
     ``uf.parse`` reads mapped to the user functions they call; ``example(X)``: an instance built on
     a square matrix ``X`` (where the function is defined at a generic ``X``), on which the registry's
-    test exercises every rule.
+    test exercises every rule; ``kernels``: the names of the torch kernels ``lower`` prints calls
+    of (each defined in a module of :mod:`unfold.codegen.kernels`, which puts exactly the declared
+    ones into generated code's namespace).
     """
 
     node: type
@@ -71,6 +75,7 @@ class Primitive:
     example: Callable[[Any], Basic]
     transpose: Optional[Callable[[Any], Optional[Basic]]] = None
     parser: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    kernels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,8 @@ class ScalarFunction:
     explicit-size expansion, so leg 2 of the gradient check differentiates the definition and not
     ``fdiff``; None where ``func`` is sympy's own (mpmath evaluates it).  ``public``: whether the
     energy language exposes it (``uf.<name>`` and ``uf.parse``, displayed by that name: text
-    ``name(X)``, LaTeX ``\\operatorname{name}``); ``apply``: the user function (set on registration).
+    ``name(X)``, LaTeX ``\\operatorname{name}``); ``apply``: the user function (set on registration);
+    ``kernels``: the torch kernels ``lower`` calls, as for :class:`Primitive`.
     """
 
     name: str
@@ -96,6 +102,7 @@ class ScalarFunction:
     definition: Optional[Callable[..., Any]] = None
     public: bool = True
     apply: Optional[Callable[..., Any]] = None
+    kernels: tuple[str, ...] = ()
 
 
 _PRIMITIVES: dict[type, Primitive] = {}

@@ -190,7 +190,7 @@ def _latex(name: str) -> Callable[[Any, Any], str]:
 
 register(Primitive(LSE, vjp=LSE._vjp, explicit=_explicit, lower=_reduction("logsumexp", True),
                    validate=no_constraint, text=basic_text, example=lambda X: LSE(X), latex=_latex("lse"),
-                   parser={"lse": lse, "lse_cols": lse_cols, "lse_rows": lse_rows}))
+                   parser={"lse": lse, "lse_cols": lse_cols, "lse_rows": lse_rows}, kernels=("_masked",)))
 register(Primitive(Softmax, vjp=Softmax._vjp, explicit=_explicit, lower=_reduction("softmax", False),
                    validate=no_constraint, text=basic_text, example=lambda X: Softmax(X), latex=_latex("softmax"),
-                   parser={"softmax": softmax}))
+                   parser={"softmax": softmax}, kernels=("_masked",)))

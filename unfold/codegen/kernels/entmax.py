@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 
-__all__ = ["entmax_cols", "entmax_weights", "entmax_conj_cols", "NAMESPACE", "BISECTION_STEPS"]
+__all__ = ["entmax_cols", "entmax_weights", "entmax_conj_cols", "KERNELS", "BISECTION_STEPS"]
 
 Tensor = torch.Tensor
 BISECTION_STEPS = 64  # bracket width ≤ 1 → τ to 2⁻⁶⁴ (below float64 resolution of τ's scale)
@@ -105,4 +105,5 @@ def entmax_conj_cols(x: Tensor, alpha: float) -> Tensor:
 
 
 #: names the generated code calls
-NAMESPACE = {"_entmax_cols": entmax_cols, "_entmax_weights": entmax_weights, "_entmax_conj_cols": entmax_conj_cols}
+#: the names generated code calls (declared by the entmax primitives' records)
+KERNELS = {"_entmax_cols": entmax_cols, "_entmax_weights": entmax_weights, "_entmax_conj_cols": entmax_conj_cols}

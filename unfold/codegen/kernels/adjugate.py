@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
-from .runtime import _concrete
+from ..runtime import _concrete
 
 
-__all__ = ["adjugate", "NAMESPACE"]
+__all__ = ["adjugate", "KERNELS"]
 
 Tensor = torch.Tensor
 
@@ -145,4 +145,5 @@ def adjugate(A: Tensor) -> Tensor:
 
 
 #: names the generated code calls
-NAMESPACE = {"_adjugate": adjugate}
+#: the names generated code calls (declared by the Adjugate primitive's record)
+KERNELS = {"_adjugate": adjugate}
