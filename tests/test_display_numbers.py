@@ -46,3 +46,11 @@ def test_an_unnamed_elementwise_function_shows_its_body() -> None:
     assert text.startswith(r"\left(u \mapsto \max\left(0, u - 0.125\right)\right)")
     assert r"\operatorname{f}" not in text
     assert uf.to_str(step.update_rule()).startswith("(u -> Max(0, u - 0.125))")
+
+
+def test_entmax_latex_shows_its_alpha() -> None:
+    d, n = uf.dims("d n")
+    A = uf.state("A", d, n)
+    assert uf.to_latex(uf.entmax(A, 1.5)).startswith(r"\operatorname{entmax}_{\frac{3}{2}}\left(")
+    assert uf.to_latex(uf.sparsemax(A)).startswith(r"\operatorname{entmax}_{2}\left(")
+    assert r"\operatorname{lse}_{2}\left(" in uf.to_latex(uf.entmax_lse(A, 2))

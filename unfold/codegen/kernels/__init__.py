@@ -49,9 +49,9 @@ def resolve(names: Iterable[str], who: str = "a primitive") -> dict[str, Callabl
     return {n: table[n] for n in names}
 
 
-@lru_cache(maxsize=1)
 def declared() -> dict[str, Callable[..., Any]]:
-    """The kernels every registered primitive and scalar function declares, resolved."""
+    """The kernels every registered primitive and scalar function declares, resolved (not cached:
+    a primitive registered after the first compile is seen; a few dict lookups per compile)."""
     from ...symbolic.primitives import primitives, scalar_functions
 
     out: dict[str, Callable[..., Any]] = {}

@@ -33,7 +33,7 @@ from ...errors import ShapeMismatchError, UnsupportedNodeError
 from ..nodes import MatFn, U, ew, lazy_add, lazy_mul
 from .reductions import SumAll
 from .registry import ATOM, Code, Primitive, register
-from ._common import axis_arg as _axis, basic_text, matrix_arg as _mat, no_constraint, operator_latex
+from ._common import axis_arg as _axis, basic_text, matrix_arg as _mat, no_constraint
 
 __all__ = ["Entmax", "EntmaxLSE", "EntmaxWeights", "entmax", "sparsemax", "entmax_lse", "check_alpha",
            "mp_entmax", "mp_conjugate"]
@@ -219,6 +219,15 @@ def _entry_fn(kind: str, alpha: Any, n: int, i: int, j: int = 0) -> type:
 
 
 # ---- registration --------------------------------------------------------------------------------
+def _alpha_latex(name: str) -> Callable[[Any, Any], str]:
+    """LaTeX ``\\operatorname{name}_{α}(arg)``: the node's α shown as a subscript (``entmax_{2}`` is sparsemax)."""
+    def latex(printer: Any, e: Any) -> str:
+        return (r"\operatorname{" + name + "}_{" + printer._print(e.args[1]) + r"}\left("
+                + printer._print(e.args[0]) + r"\right)")
+
+    return latex
+
+
 def _kernel(name: str) -> Callable[[Any, Any], Code]:
     """A call of the torch kernel ``name(x, α)`` (:mod:`unfold.codegen.kernels.entmax`)."""
     def lower(printer: Any, e: Any) -> Code:
@@ -229,12 +238,12 @@ def _kernel(name: str) -> Callable[[Any, Any], Code]:
 
 register(Primitive(Entmax, vjp=Entmax._vjp, explicit=Entmax._explicit, lower=_kernel("_entmax_cols"),
                    validate=no_constraint, text=basic_text, example=lambda X: Entmax(X, sp.Rational(3, 2)),
-                   latex=operator_latex("entmax"),
+                   latex=_alpha_latex("entmax"),
                    parser={"entmax": entmax, "sparsemax": sparsemax}, kernels=("_entmax_cols",)))
 register(Primitive(EntmaxWeights, vjp=EntmaxWeights._vjp, explicit=EntmaxWeights._explicit, lower=_kernel("_entmax_weights"),
                    validate=no_constraint, text=basic_text, example=lambda X: EntmaxWeights(X, sp.Rational(3, 2)),
-                   latex=operator_latex("g"), kernels=("_entmax_weights",)))
+                   latex=_alpha_latex("g"), kernels=("_entmax_weights",)))
 register(Primitive(EntmaxLSE, vjp=EntmaxLSE._vjp, explicit=EntmaxLSE._explicit, lower=_kernel("_entmax_conj_cols"),
                    validate=no_constraint, text=basic_text, example=lambda X: EntmaxLSE(X, 2),
-                   latex=operator_latex("lse_α"),
+                   latex=_alpha_latex("lse"),
                    parser={"entmax_lse": entmax_lse}, kernels=("_entmax_conj_cols",)))
