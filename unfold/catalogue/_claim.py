@@ -220,7 +220,8 @@ class Descent:
     The result's error is the largest energy increase over the runs, clamped at 0 (0: the energy never
     went up); it has no single tolerance (``check_descent``'s is per step, ``64·ε·scale``, stated in the
     detail).  ``data["energies"]`` and the figure hold ``curve(energies)`` per run (default: the mean over
-    the batch); with one run the detail and the data are that run's, without its label."""
+    the batch); with one run the detail and the data are that run's, without its label.  ``data(inputs,
+    results)`` adds numbers to the result (e.g. per-run decreases)."""
 
     name: str
     description: str
@@ -232,6 +233,7 @@ class Descent:
     plot: Optional[EnergyPlot] = None
     describe: Optional[Callable[[Inputs], str]] = None
     extra: tuple[str, ...] = ()  # free-form notes appended to the detail
+    data: Optional[Callable[[Inputs, Mapping[str, DescentResult]], dict[str, Any]]] = None  # more numbers
     quick: bool = True
 
     @property
@@ -260,5 +262,7 @@ class Descent:
             passed=all(r.passed for r in res.values()) and all(c.holds for c in conds),
             error=max(0.0, max(r.max_increase for r in res.values())), tol=None, detail=detail,
             assumptions=[a.evaluate(inp, config) for a in self.assumptions],
-            data={"energies": next(iter(curves.values())) if single else curves}, figures=figures,
+            data={"energies": next(iter(curves.values())) if single else curves,
+                  **(self.data(inp, res) if self.data is not None else {})},
+            figures=figures,
         )

@@ -34,10 +34,9 @@ from ..symbolic import ops as s
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, scalar, state
 from ..verify.certificates import checked_grad_fn
-from ..verify.descent import check_descent
 from . import _attention_refs as ref
-from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, Figure, RunConfig
-from ._claim import Claim, Control, Inputs
+from .base import AssumptionResult, Check, CheckResult, ControlResult, Entry, RunConfig
+from ._claim import Claim, Control, Descent, EnergyPlot, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "energy_heads", "layernorm_expr", "ETLayer", "et_layer", "make_inputs", "reference_gradient"]
@@ -262,45 +261,65 @@ GRADIENT_CLOSED_FORM = Claim(
 )
 
 
-def check_descent_alpha(config: RunConfig) -> CheckResult:
-    """``E(LN(x))`` non-increasing along ``x ← x − α ∂E/∂g`` for α ∈ {0.01, 0.1} (and the masked
-    variant at α = 0.1)."""
+_DESCENT_RUNS = ((0.01, False), (0.1, False), (0.1, True))   # (α, self-pairs masked B≠C)
+
+
+def _run_tag(alpha: float, mask: bool) -> str:
+    return f"alpha={alpha}" + (" (B≠C)" if mask else "")
+
+
+def _descent_inputs(config: RunConfig) -> dict[str, Any]:
+    """Shared start ``x0`` (2 samples) and layer norm; per run the ET weights (seed 13, masked or not)."""
     N, D, K, M, H = _sizes(config)
-    depth = 12 if config.quick else 16
     g = config.generator(12)
     ln: dict[str, Any] = {"gamma": 1.0, "delta": 0.1 * torch.randn(D, 1, generator=g, dtype=config.dtype)}
     x0 = torch.randn(2, N, D, generator=g, dtype=config.dtype)
-    series, results, data = {}, [], {}
-    for alpha, mask in ((0.01, False), (0.1, False), (0.1, True)):
-        inp = make_inputs(config.generator(13), config.dtype, N, D, K, M, H, mask_self=mask)
-        model = Unrolled(et_layer(alpha, H, ln), depth=depth)
-        res = check_descent(model, x0, **inp)
-        results.append(res)
-        tag = f"alpha={alpha}" + (" (B≠C)" if mask else "")
-        series[tag] = res.energies[:, 0].tolist()
-        data[f"{tag} max_increase"] = res.max_increase
-        data[f"{tag} decrease"] = float((res.energies[0] - res.energies[-1]).min())
-    # the energy the layer reports is the paper's E(LN(x)) (independent formula)
-    inp = make_inputs(config.generator(13), config.dtype, N, D, K, M, H)
-    layer = et_layer(0.1, H, ln)
-    WQ, WK, Xi, beta = _ref_args(inp, H)
-    e_ln = ref.rel_err(layer.g(x0), ref.energy_layernorm(x0, 1.0, ln["delta"].mT, EPS))
-    e_energy = ref.rel_err(layer.energy(x0, **inp),
-                           ref.et_energy(ref.energy_layernorm(x0, 1.0, ln["delta"].mT, EPS), WQ, WK, Xi, beta))
-    ok = all(r.passed for r in results) and max(e_ln, e_energy) <= config.tol(EXACT_TOL)
-    worst = max(0.0, max(r.max_increase for r in results))   # 0: the energy never went up
-    fig = Figure("et_energy", "Energy Transformer: E(LN(x_t)) along the block", list(range(depth + 1)),
-                 series, xlabel="step t", ylabel="E(LN(x))")
-    return CheckResult(
-        NAME, "descent", "descent", ok, worst, 64 * torch.finfo(config.dtype).eps,
-        detail=("; ".join(f"{k}: {v.detail}" for k, v in zip(series, results))
-                + f"; generated LN vs plain LN {e_ln:.1e}, E(LN(x)) vs the paper's formula {e_energy:.1e}"
-                + config.tol_note(EXACT_TOL)),
-        assumptions=[AssumptionResult("small step α (no certificate; the paper uses 0.1)", True,
-                                      "α ∈ {0.01, 0.1}")],
-        data=data | {"layernorm_error": e_ln, "energy_error": e_energy},
-        figures=[fig],
-    )
+    weights = {_run_tag(a, m): make_inputs(config.generator(13), config.dtype, N, D, K, M, H, mask_self=m)
+               for a, m in _DESCENT_RUNS}
+    return {"x0": x0, "ln": ln, "heads": H, "depth": 12 if config.quick else 16, "weights": weights,
+            "unmasked": make_inputs(config.generator(13), config.dtype, N, D, K, M, H)}
+
+
+def _descent_runs(t: Inputs) -> dict[str, Any]:
+    return {_run_tag(a, m): (Unrolled(et_layer(a, t["heads"], t["ln"]), depth=t["depth"]), t["x0"],
+                             t["weights"][_run_tag(a, m)]) for a, m in _DESCENT_RUNS}
+
+
+def _formula_errors(t: Inputs) -> tuple[float, float]:
+    """Scaled errors of the layer's LN(x0) and E(LN(x0)) against the paper's formulas in plain torch."""
+    inp, x0, delta = t["unmasked"], t["x0"], t["ln"]["delta"]
+    layer = et_layer(0.1, t["heads"], t["ln"])
+    WQ, WK, Xi, beta = _ref_args(inp, t["heads"])
+    g_ref = ref.energy_layernorm(x0, 1.0, delta.mT, EPS)
+    return ref.rel_err(layer.g(x0), g_ref), ref.rel_err(layer.energy(x0, **inp), ref.et_energy(g_ref, WQ, WK, Xi, beta))
+
+
+def _formula_condition(i: int, what: str) -> Predicate:
+    def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+        e = _formula_errors(t)[i]
+        return e <= config.tol(EXACT_TOL), f"{e:.1e}" + config.tol_note(EXACT_TOL)
+    return Predicate(what, test)
+
+
+def _descent_data(t: Inputs, res: Mapping[str, Any]) -> dict[str, Any]:
+    e_ln, e_energy = _formula_errors(t)
+    per_run = {f"{k} {n}": v for k, r in res.items()
+               for n, v in (("max_increase", r.max_increase), ("decrease", float((r.energies[0] - r.energies[-1]).min())))}
+    return per_run | {"layernorm_error": e_ln, "energy_error": e_energy}
+
+
+#: ``E(LN(x))`` non-increasing along ``x ← x − α ∂E/∂g`` for α ∈ {0.01, 0.1} (and the masked variant at
+#: α = 0.1); the energy the layer reports is the paper's ``E(LN(x))`` (independent formula).
+DESCENT = Descent(
+    "descent", "E(LN(x)) non-increasing along 12+ steps, α ∈ {0.01, 0.1}",
+    inputs=_descent_inputs, runs=_descent_runs,
+    assumptions=(Predicate.by_construction("small step α (no certificate; the paper uses 0.1)", "α ∈ {0.01, 0.1}"),),
+    conditions=(_formula_condition(0, "generated LN = plain LN"),
+                _formula_condition(1, "E(LN(x)) = the paper's formula")),
+    curve=lambda E: E[:, 0],
+    plot=EnergyPlot("et_energy", "Energy Transformer: E(LN(x_t)) along the block", "E(LN(x))", xlabel="step t"),
+    data=_descent_data,
+)
 
 
 def ln_jacobian_predicate(x: torch.Tensor, *, tol: float = EXACT_TOL, **ln: Any) -> tuple[AssumptionResult, float, float]:
@@ -377,7 +396,7 @@ ENTRY = Entry(
     energy=energy,
     checks=(
         GRADIENT_CLOSED_FORM,
-        Check("descent", "descent", "E(LN(x)) non-increasing along 12+ steps, α ∈ {0.01, 0.1}", check_descent_alpha),
+        DESCENT,
         Check("layernorm_jacobian", "exact",
               "LN Jacobian symmetric PSD for scalar γ; predicate fails for per-feature γ", check_layernorm_jacobian),
     ),
