@@ -360,6 +360,18 @@ def _sdpa_layout(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
+def _plain_scale(c: Any) -> float | None:
+    """The attention scale ``c`` as a Python float when reading it costs nothing and loses nothing
+    (a number; a one-element CPU tensor outside autograd, transforms and compilation), so the
+    kernel applies it; ``None`` when it must stay a tensor factor of ``Q``."""
+    if isinstance(c, (int, float)):
+        return float(c)
+    if (isinstance(c, torch.Tensor) and c.numel() == 1 and c.device.type == "cpu"
+            and not c.requires_grad and _concrete(c) and not torch.compiler.is_compiling()):
+        return float(c.item())
+    return None
+
+
 def attention(c: Any, factors: Sequence[torch.Tensor], v: torch.Tensor, mask: Any) -> torch.Tensor:
     """``softmax_rows(c·(F₁⋯Fⱼ)ᵀ; mask) v`` (``F₁⋯Fⱼ`` the keys × queries scores) by
     ``F.scaled_dot_product_attention``: split where the inner dim is smallest, ``K = F₁⋯Fᵢ``,
@@ -371,22 +383,25 @@ def attention(c: Any, factors: Sequence[torch.Tensor], v: torch.Tensor, mask: An
             i = j
     k = mm(*factors[:i])
     q = mm(*factors[i:]).mT
-    q = c * q if not (isinstance(c, (int, float)) and c == 1) else q
+    scale = _plain_scale(c)
+    if scale is None:
+        q = c * q  # a scale that is learned, batched, or on an accelerator: applied to Q
+        scale = 1.0
     batch = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     # equal batch shapes, unit stride along the head dim and no broadcast (stride-0) dims: the fused
     # CPU kernel takes nothing else.  Strided views (heads split off a projection) pass uncopied;
     # the copies otherwise are of (…, tokens, head dim) tensors, small next to the scores they avoid
     q, k, v = (_sdpa_layout(t.expand(*batch, *t.shape[-2:])) for t in (q, k, v))
     if not _concrete(q):  # under torch.func transforms (jvp has no rule for the fused CPU kernel)
-        s = q @ k.mT
+        s = q @ k.mT if scale == 1.0 else scale * (q @ k.mT)
         return torch.softmax(s if mask is None else masked(s, mask, -1), dim=-1) @ v
     if mask is None:
-        return torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scale)
     if isinstance(mask, str):
-        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
     if mask.dtype != torch.bool:
         mask = mask.to(q.dtype)
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
 def as_rhs(B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
