@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from unfold.catalogue import (
-    Check, CheckResult, Claim, Control, Descent, EnergyPlot, Entry, Predicate, RunConfig, run_entry,
+    Check, CheckResult, Claim, Control, Descent, EnergyPlot, Entry, Figure, Predicate, RunConfig, run_entry,
 )
 
 
@@ -147,3 +147,26 @@ def test_a_descent_claim_fails_when_one_run_ascends_or_a_condition_fails() -> No
     r = _run(Descent("gd", "descends, but a condition fails", _x0, lambda t: _half_square_steps(t, (0.5,)),
                      conditions=(Predicate("never", lambda t, c: (False, "")),)))
     assert not r.passed and r.error == 0.0
+
+
+def _final_energy(t, res) -> dict:
+    return {"E_end": float(res["η=0.5"].energies[-1].max())}
+
+
+def _below(bound: float) -> Predicate:
+    return Predicate(f"final E ≤ {bound}", lambda t, c: (t["E_end"] <= bound, f"{t['E_end']:.3g}"))
+
+
+def test_descent_measurements_reach_data_conditions_and_assumptions() -> None:
+    """``data(inputs, results)`` is measured on the runs; conditions and assumptions read it."""
+    steps = lambda t: _half_square_steps(t, (0.5,))  # noqa: E731
+    x0 = _x0(RunConfig())["x0"]
+    end = float((x0 ** 2).sum((-2, -1)).max() / 2) * 0.25 ** 4   # x⁺ = x/2 four times: E shrinks by 4⁴
+    r = _run(Descent("gd", "ends low", _x0, steps, conditions=(_below(2 * end),), assumptions=(_below(2 * end),),
+                     data=_final_energy))
+    assert r.passed and abs(r.data["E_end"] - end) < 1e-12 and r.assumptions[0].holds
+    r = _run(Descent("gd", "ends lower than it does", _x0, steps, conditions=(_below(end / 2),),
+                     assumptions=(_below(end / 2),), data=_final_energy,
+                     figures=lambda t, res: [Figure("extra", "extra", [0.0], {"a": [1.0]})]))
+    assert not r.passed and r.error == 0.0 and not r.assumptions[0].holds   # it descends, the condition fails
+    assert [f.name for f in r.figures] == ["extra"]

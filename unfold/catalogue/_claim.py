@@ -220,8 +220,12 @@ class Descent:
     The result's error is the largest energy increase over the runs, clamped at 0 (0: the energy never
     went up); it has no single tolerance (``check_descent``'s is per step, ``64·ε·scale``, stated in the
     detail).  ``data["energies"]`` and the figure hold ``curve(energies)`` per run (default: the mean over
-    the batch); with one run the detail and the data are that run's, without its label.  ``data(inputs,
-    results)`` adds numbers to the result (e.g. per-run decreases)."""
+    the batch); with one run the detail and the data are that run's, without its label.
+
+    ``data(inputs, results)`` measures the runs (e.g. per-run decreases, the energy along a run against
+    the paper's formula): the numbers are added to the result's data, and the assumptions and conditions
+    are evaluated on the inputs together with them.  ``figures(inputs, results)`` adds plots (after
+    ``plot``'s)."""
 
     name: str
     description: str
@@ -233,7 +237,8 @@ class Descent:
     plot: Optional[EnergyPlot] = None
     describe: Optional[Callable[[Inputs], str]] = None
     extra: tuple[str, ...] = ()  # free-form notes appended to the detail
-    data: Optional[Callable[[Inputs, Mapping[str, DescentResult]], dict[str, Any]]] = None  # more numbers
+    data: Optional[Callable[[Inputs, Mapping[str, DescentResult]], dict[str, Any]]] = None  # measurements
+    figures: Optional[Callable[[Inputs, Mapping[str, DescentResult]], list[Figure]]] = None  # further plots
     quick: bool = True
 
     @property
@@ -250,7 +255,9 @@ class Descent:
             detail = f"{self.describe(inp)}; {detail}"
         for x in self.extra:
             detail += f"; {x}"
-        conds = [p.evaluate(inp, config) for p in self.conditions]
+        measured = self.data(inp, res) if self.data is not None else {}
+        seen = {**inp, **measured}                # what the assumptions and conditions are evaluated on
+        conds = [p.evaluate(seen, config) for p in self.conditions]
         for c in conds:
             detail += f"; {c.name}: {c.holds}" + (f" ({c.detail})" if c.detail else "")
         figures = []
@@ -258,11 +265,12 @@ class Descent:
             p, n = self.plot, len(next(iter(curves.values())))
             figures.append(Figure(p.name, p.title, [float(p.first + k) for k in range(n)], curves,
                                   xlabel=p.xlabel, ylabel=p.ylabel, kind=p.kind))
+        if self.figures is not None:
+            figures += self.figures(inp, res)
         return CheckResult(
             passed=all(r.passed for r in res.values()) and all(c.holds for c in conds),
             error=max(0.0, max(r.max_increase for r in res.values())), tol=None, detail=detail,
-            assumptions=[a.evaluate(inp, config) for a in self.assumptions],
-            data={"energies": next(iter(curves.values())) if single else curves,
-                  **(self.data(inp, res) if self.data is not None else {})},
+            assumptions=[a.evaluate(seen, config) for a in self.assumptions],
+            data={"energies": next(iter(curves.values())) if single else curves, **measured},
             figures=figures,
         )

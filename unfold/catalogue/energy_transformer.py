@@ -294,10 +294,9 @@ def _formula_errors(t: Inputs) -> tuple[float, float]:
     return ref.rel_err(layer.g(x0), g_ref), ref.rel_err(layer.energy(x0, **inp), ref.et_energy(g_ref, WQ, WK, Xi, beta))
 
 
-def _formula_condition(i: int, what: str) -> Predicate:
+def _formula_condition(key: str, what: str) -> Predicate:
     def test(t: Inputs, config: RunConfig) -> tuple[bool, str]:
-        e = _formula_errors(t)[i]
-        return e <= config.tol(EXACT_TOL), f"{e:.1e}" + config.tol_note(EXACT_TOL)
+        return t[key] <= config.tol(EXACT_TOL), f"{t[key]:.1e}" + config.tol_note(EXACT_TOL)
     return Predicate(what, test)
 
 
@@ -314,8 +313,8 @@ DESCENT = Descent(
     "descent", "E(LN(x)) non-increasing along 12+ steps, α ∈ {0.01, 0.1}",
     inputs=_descent_inputs, runs=_descent_runs,
     assumptions=(Predicate.by_construction("small step α (no certificate; the paper uses 0.1)", "α ∈ {0.01, 0.1}"),),
-    conditions=(_formula_condition(0, "generated LN = plain LN"),
-                _formula_condition(1, "E(LN(x)) = the paper's formula")),
+    conditions=(_formula_condition("layernorm_error", "generated LN = plain LN"),
+                _formula_condition("energy_error", "E(LN(x)) = the paper's formula")),
     curve=lambda E: E[:, 0],
     plot=EnergyPlot("et_energy", "Energy Transformer: E(LN(x_t)) along the block", "E(LN(x))", xlabel="step t"),
     data=_descent_data,

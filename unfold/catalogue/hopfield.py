@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import sympy as sp
 import torch
@@ -28,10 +28,10 @@ from ..symbolic import ops as s
 from ..symbolic.axes import axis
 from ..symbolic.energy import Energy
 from ..symbolic.symbols import dims, param, scalar, state
-from ..verify.descent import check_descent
+from ..verify.descent import DescentResult
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from ._claim import Claim, Control, Inputs, Predicate
+from ._claim import Claim, Control, Descent, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = ["ENTRY", "energy", "convex_part", "concave_part", "cccp_step", "gradient_step", "attention_layer",
@@ -163,38 +163,58 @@ ATTENTION_EQUIVALENCE = Claim(
 )
 
 
-def check_descent_bounds(config: RunConfig) -> CheckResult:
-    """``E`` non-increasing along 30 CCCP steps and inside ``[0, 2M²]`` per query."""
-    g = config.generator(3)
+def _descent_inputs(config: RunConfig) -> dict[str, Any]:
     d, N, depth = (8, 20, 15) if config.quick else (16, 50, 30)
-    inp = _inputs(g, config.dtype, d, N, 1, batch=4, beta=2.0)
-    Xi0 = inp.pop("Xi")
-    model = Unrolled(cccp_step(), depth=depth)
-    res = check_descent(model, Xi0, **inp)
-    E = res.energies                                        # (depth+1, batch)
-    _, traj = model(Xi0, return_trajectory=True, **inp)
+    inp = _inputs(config.generator(3), config.dtype, d, N, 1, batch=4, beta=2.0)
+    return {"Xi0": inp.pop("Xi"), "step": inp, "depth": depth}
+
+
+def _cccp_runs(t: Inputs) -> dict[str, Any]:
+    return {"CCCP": (Unrolled(cccp_step(), depth=t["depth"]), t["Xi0"], t["step"])}
+
+
+def _energy_measures(t: Inputs, res: Mapping[str, DescentResult]) -> dict[str, Any]:
+    """The energy along the CCCP trajectory: its range, and the generated energy against the paper's
+    formula (plain torch) at every state of the trajectory."""
+    E, inp = res["CCCP"].energies, t["step"]                # E: (depth+1, batch)
+    _, traj = _cccp_runs(t)["CCCP"][0](t["Xi0"], return_trajectory=True, **inp)
     ref_E = torch.stack([ref.hopfield_energy(inp["X"], x, inp["beta"])[..., 0] for x in traj.states])
-    e_energy = ref.rel_err(E, ref_E)                        # unfold's energy vs the paper's formula
-    M2 = inp["M"] ** 2
-    lo, hi = float(E.min()), float(E.max())
-    tol_b = 64 * torch.finfo(config.dtype).eps * max(1.0, 2 * M2)
-    bounded = lo >= -tol_b and hi <= 2 * M2 + tol_b
-    ok = res.passed and bounded and e_energy <= config.tol(EXACT_TOL)
-    fig = Figure(
-        "hopfield_energy", "Hopfield energy along CCCP steps", list(range(depth + 1)),
-        {f"query {b}": E[:, b].tolist() for b in range(E.shape[1])} | {"2M²": [2 * M2] * (depth + 1)},
-        xlabel="step t", ylabel="E(ξ_t)",
-    )
-    return CheckResult(
-        passed=ok, error=res.max_increase, tol=tol_b,
-        detail=(f"{res.detail}; E in [{lo:.4g}, {hi:.4g}] ⊂ [0, 2M²={2 * M2:.4g}]: {bounded}; "
-                f"generated energy vs the paper's formula: {e_energy:.2e} (d={d}, N={N}, β=2, {depth} steps)"
-                + config.tol_note(EXACT_TOL)),
-        assumptions=[AssumptionResult("0 <= E <= 2M^2 along the trajectory", bounded, f"[{lo:.4g}, {hi:.4g}]")],
-        data={"max_increase": res.max_increase, "energy_formula_error": e_energy, "E_min": lo, "E_max": hi,
-              "2M2": 2 * M2},
-        figures=[fig],
-    )
+    return {"max_increase": res["CCCP"].max_increase, "energy_formula_error": ref.rel_err(E, ref_E),
+            "E_min": float(E.min()), "E_max": float(E.max()), "2M2": 2 * inp["M"] ** 2}
+
+
+def _bounded(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    """``0 ≤ E ≤ 2M²`` within ``64·ε·max(1, 2M²)`` (Lemma A1)."""
+    lo, hi, top = t["E_min"], t["E_max"], t["2M2"]
+    tol_b = 64 * torch.finfo(config.dtype).eps * max(1.0, top)
+    return lo >= -tol_b and hi <= top + tol_b, f"[{lo:.4g}, {hi:.4g}] ⊂ [0, 2M²={top:.4g}]"
+
+
+def _energy_formula(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    e = t["energy_formula_error"]
+    return e <= config.tol(EXACT_TOL), f"{e:.2e}" + config.tol_note(EXACT_TOL)
+
+
+def _energy_figure(t: Inputs, res: Mapping[str, DescentResult]) -> list[Figure]:
+    E, top = res["CCCP"].energies, 2 * t["step"]["M"] ** 2
+    x = [float(k) for k in range(E.shape[0])]
+    return [Figure("hopfield_energy", "Hopfield energy along CCCP steps", x,
+                   {f"query {b}": E[:, b].tolist() for b in range(E.shape[1])} | {"2M²": [top] * len(x)},
+                   xlabel="step t", ylabel="E(ξ_t)")]
+
+
+BOUNDED = Predicate("0 <= E <= 2M^2 along the trajectory", _bounded)
+
+#: ``E`` non-increasing along the CCCP steps and inside ``[0, 2M²]`` per query; the energy the
+#: generated code reports is the paper's formula at every state of the trajectory.
+DESCENT_AND_BOUNDS = Descent(
+    "descent_and_bounds", "E non-increasing along CCCP steps, within [0, 2M²]",
+    inputs=_descent_inputs, runs=_cccp_runs, assumptions=(BOUNDED,),
+    conditions=(BOUNDED, Predicate("generated energy = the paper's formula", _energy_formula)),
+    describe=lambda t: (f"d={t['step']['X'].shape[0]}, N={t['step']['X'].shape[1]}, β={t['step']['beta']:g}, "
+                        f"{t['depth']} steps"),
+    data=_energy_measures, figures=_energy_figure,
+)
 
 
 def check_retrieval(config: RunConfig) -> CheckResult:
@@ -409,8 +429,7 @@ ENTRY = Entry(
         CCCP_IS_ATTENTION,
         ATTENTION_EQUIVALENCE,
         HFLAYERS_MULTIHEAD,
-        Check("descent_and_bounds", "descent", "E non-increasing along CCCP steps, within [0, 2M²]",
-              check_descent_bounds),
+        DESCENT_AND_BOUNDS,
         Check("retrieval_theorem5", "approximate", "one-step retrieval error below Theorem 5's bound",
               check_retrieval),
         Check("beta_sweep", "approximate", "fixed-point regimes across β (averaging at small β)",
