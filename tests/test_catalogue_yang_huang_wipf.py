@@ -28,7 +28,9 @@ def test_every_check_passes(report):
         "ffn_prox_step", "layer_stack"]
     for r in report.results:
         assert r.passed, f"{r.check}: {r.detail}"
-        assert r.error is not None and r.error <= r.tol, r.check
+        assert r.error is not None, r.check
+        # a descent claim (no single tolerance): its largest increase, clamped at 0, within 64ε unscaled
+        assert r.error <= (r.tol if r.tol is not None else 64 * torch.finfo(torch.float64).eps), r.check
 
 
 def test_exact_errors(report):

@@ -61,7 +61,7 @@ from ..steps import Unrolled
 from ..verify.descent import check_descent
 from . import _attention_refs as ref
 from .base import AssumptionResult, Check, CheckResult, Entry, Figure, RunConfig
-from ._claim import Claim, Control, Inputs, Predicate
+from ._claim import Claim, Control, Descent, EnergyPlot, Inputs, Predicate
 from ._proof import Proof
 
 __all__ = [
@@ -234,26 +234,28 @@ PLAIN_SOFTMAX_EQUAL_NORMS = Claim(
 )
 
 
-def check_attention_descent(config: RunConfig) -> CheckResult:
-    """``E₁`` non-increasing along 20 MM steps for α ∈ {0.5, 1.0}."""
+_DESCENT_ALPHAS = (0.5, 1.0)
+
+
+def _attention_descent_inputs(config: RunConfig) -> dict[str, Any]:
     g = config.generator(22)
     n, d, depth = (8, 4, 10) if config.quick else (20, 8, 20)
-    dt = config.dtype
-    Ws = _ws(g, d, dt)
-    Y0 = torch.randn(4, n, d, generator=g, dtype=dt)
-    res = {a: check_descent(attention_step(a), Y0, depth=depth, Ws=Ws) for a in (0.5, 1.0)}
-    ok = all(r.passed for r in res.values())
-    fig = Figure("yhw_attention_descent", "Yang–Huang–Wipf attention energy E₁ along MM steps",
-                 list(range(depth + 1)), {f"α={a}": r.energies[:, 0].tolist() for a, r in res.items()},
-                 xlabel="step", ylabel="E₁(Y)")
-    return CheckResult(
-        NAME, "attention_descent", "descent", ok, max(r.max_increase for r in res.values()),
-        64 * torch.finfo(dt).eps,
-        detail="; ".join(f"α={a}: {r.detail}" for a, r in res.items()),
-        assumptions=[AssumptionResult("α ∈ (0, 1]", all(0 < a <= 1 for a in res), f"α ∈ {sorted(res)}")],
-        data={f"alpha={a} max_increase": r.max_increase for a, r in res.items()},
-        figures=[fig],
-    )
+    Ws = _ws(g, d, config.dtype)
+    return {"Ws": Ws, "Y0": torch.randn(4, n, d, generator=g, dtype=config.dtype), "depth": depth}
+
+
+#: ``E₁`` non-increasing along 10 (quick) / 20 MM steps for α ∈ {0.5, 1.0}.
+ATTENTION_DESCENT = Descent(
+    "attention_descent", "E₁ non-increasing for α ∈ (0, 1]",
+    inputs=_attention_descent_inputs,
+    runs=lambda t: {f"α={a}": (attention_step(a), t["Y0"], {"depth": t["depth"], "Ws": t["Ws"]})
+                    for a in _DESCENT_ALPHAS},
+    assumptions=(Predicate("α ∈ (0, 1]", lambda t, c: (all(0 < a <= 1 for a in _DESCENT_ALPHAS),
+                                                      f"α ∈ {sorted(_DESCENT_ALPHAS)}")),),
+    curve=lambda E: E[:, 0],
+    plot=EnergyPlot("yhw_attention_descent", "Yang–Huang–Wipf attention energy E₁ along MM steps", "E₁(Y)"),
+    data=lambda t, res: {f"alpha={k[2:]} max_increase": r.max_increase for k, r in res.items()},
+)
 
 
 FFN_DEPTH = {True: 10, False: 30}  # descent depth, quick / full
@@ -412,7 +414,7 @@ ENTRY = Entry(
         ATTENTION_MM_STEP,
         PLAIN_SOFTMAX_EQUAL_NORMS,
         ATTENTION_HEADS_MM_STEP,
-        Check("attention_descent", "descent", "E₁ non-increasing for α ∈ (0, 1]", check_attention_descent),
+        ATTENTION_DESCENT,
         FFN_PROX_STEP,
         Check("layer_stack", "descent", "12-layer tied stack: each term descends per sub-step; sum reported",
               check_stack),
