@@ -76,7 +76,7 @@ def fit(model: nn.Module, loss: Callable[[nn.Module, Any], Tensor],
         bar.set_postfix(loss=f"{log.losses[-1]:.4f}")
         bar.update(1)
     bar.close()
-    model.eval()
+    model.eval()  # safe: nn.Module.eval (inference mode), evaluates no text
     log.seconds = time.perf_counter() - t0
     return log
 
@@ -90,7 +90,7 @@ def _bar(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-def]
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
     """Fraction of ``x`` whose arg-max logit is ``y``."""
-    model.eval()
+    model.eval()  # safe: nn.Module.eval (inference mode), evaluates no text
     right = 0
     for i in range(0, len(x), batch_size):
         right += int((model(x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum())

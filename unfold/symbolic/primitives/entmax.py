@@ -180,7 +180,7 @@ class _ColumnScalar(sp.Function):
     is_real = True
 
     @classmethod
-    def eval(cls, *args: Any) -> None:
+    def eval(cls, *args: Any) -> None:  # safe: sympy's Function.eval hook on built nodes, no text
         return None  # stays a node: evaluated numerically only
 
     def _eval_evalf(self, prec: int) -> Any:
