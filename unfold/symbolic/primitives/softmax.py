@@ -11,7 +11,7 @@ VJPs: ``LSE``: ``(1 G) ∘ Softmax(M)``; ``Softmax``: ``S∘G − S∘(1 (S∘G)
 rows, or along the contiguous last dim of ``Mᵀ`` when ``M`` is computed here and used once; a mask
 sets excluded scores to ``-inf`` (boolean) or adds itself (additive).  Explicit size: the
 definitions, ``exp`` of an excluded entry being 0.  Display names the axis: ``Softmax_cols(M)``,
-``Softmax_rows(M)`` for ``Node(Mᵀ)ᵀ`` (LaTeX ``\operatorname{softmax}_{\text{rows}}``, a mask as a
+``Softmax_rows(M)`` for ``Node(Mᵀ)ᵀ`` (in LaTeX the axis a subscript, a mask a
 superscript), plain ``Softmax(v)`` on a vector, where both agree.
 """
 
