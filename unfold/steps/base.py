@@ -210,6 +210,7 @@ class GeneratedUpdateMixin:
 
     # provided by EnergyStep and the subclass (declared for the type checker)
     wrt: Any
+    wrt_name: str
     source_energy: Any
     policy: Any
     _compiled: Any
