@@ -32,8 +32,8 @@ Not proved symbolically (checked numerically in the catalogue): the chunkwise WY
 from __future__ import annotations
 
 import sympy as sp
-from sympy.matrices.expressions import HadamardProduct, MatMul
 
+from proofs._common import scalars_out_of_hadamard
 from unfold.catalogue import ttr
 from unfold.symbolic import ops as s
 from unfold.symbolic.explicit import expand_explicit, explicit_env
@@ -44,17 +44,6 @@ from unfold.symbolic.tidy import canonical
 def _is_zero(e: sp.Basic) -> bool:
     z = sp.expand(e)
     return z == 0 or isinstance(z, sp.ZeroMatrix)
-
-
-def _scalars_out_of_hadamard(e: sp.Basic) -> sp.Basic:
-    """``(cA) ⊙ (dB) = cd (A ⊙ B)``: scalar factors of the ⊙ arguments pulled in front."""
-    def pull(h: HadamardProduct) -> sp.Basic:
-        coeff, rest = sp.S.One, []
-        for arg in h.args:
-            c, m = arg.as_coeff_mmul() if isinstance(arg, MatMul) else (sp.S.One, arg)
-            coeff, rest = coeff * c, rest + [m]
-        return coeff * HadamardProduct(*rest)
-    return e.replace(lambda x: isinstance(x, HadamardProduct), pull)
 
 
 def _nadaraya_watson_general() -> None:
@@ -139,7 +128,7 @@ def prove() -> dict[str, str]:
         M, V, K, Q, bnw = (Enw.symbol(x) for x in ("M", "V", "K", "Q", "beta"))
         A = s.softmax(bnw * K.T * Q, mask=causal if Enw is ttr.nw_causal_energy() else None)
         claimed = s.hadamard(s.ones(M.rows, K.cols) * A, M) - V * A
-        g = _scalars_out_of_hadamard(Enw.grad(M))
+        g = scalars_out_of_hadamard(Enw.grad(M))
         assert canonical(g) == canonical(claimed) or _is_zero(g - claimed), (g, claimed)
     proven["nw_golden"] = "structural at symbolic sizes, plain and causal"
 
