@@ -380,9 +380,10 @@ ENTRY = Entry(
     title="Causal attention and NRGPT: the query side of the masked log-sum-exp gradient",
     source="Hoover et al., arXiv 2302.07253 (the energy); Dehmamy et al., NRGPT, arXiv 2512.16762; code bhoov/nrgpt",
     summary=("The query-side part of −∇ of the causally masked log-sum-exp energy is causal attention with tied weights "
-             "(exact: SDPA is_causal, nn.MultiheadAttention); the full gradient step is not causal (measured); NRGPT's "
-             "head is the per-token partial gradient under its strict mask, the whole energy's gradient for the last "
-             "token only."),
+             "(exact: SDPA is_causal, nn.MultiheadAttention); the full gradient step is not causal: its key side is as "
+             "large as the query side (measured). NRGPT's update is query-side only: its head is the per-token partial "
+             "gradient ∂E_i/∂x_i under its strict mask (a Jacobi step), −∇E of the whole energy for the last token only "
+             "(before it the key-side terms are missing, measured); under the inclusive mask it also misses a_ii Hᵀx_i."),
     energy=energy,
     checks=(
         QUERY_CLAIM,
