@@ -364,8 +364,10 @@ def check_nrgpt_descent(config: RunConfig) -> CheckResult:
 
 
 PROOFS = (
-    Proof("query_gradient_golden", "unfold's ∇_U E_q = −Σ_h softmax_rows(β(UW_Qᵀ)(XW_Kᵀ)ᵀ; causal)(XW_Kᵀ)W_Q",
-          "engine-golden", "structural equality at symbolic T, D, d", ("query_side_is_causal_attention",)),
+    Proof("query_gradient_golden", "unfold's ∇_U E_q = −Σ_h softmax_rows(β(UW_Qᵀ)(XW_Kᵀ)ᵀ; causal)(XW_Kᵀ)W_Q: row i "
+          "involves u_i and x_j, j ≤ i only, so at U = X the query-side update is causal",
+          "engine-golden", "structural equality at symbolic T, D, d",
+          ("query_side_is_causal_attention", "causality_of_the_steps")),
     Proof("full_gradient_golden", "unfold's ∇_X E = query side + key side −Σ_h P_hᵀ(XW_Q,hᵀ)W_K,h", "engine-golden",
           "structural equality at symbolic T, D, d", ("full_step_is_gradient",)),
     Proof("nrgpt_gradient_golden", "unfold's ∇_U(−Σ_i lse_{j≤i} u_iᵀHk_j) = −softmax_rows(UHKᵀ; causal)KHᵀ, the head output",
