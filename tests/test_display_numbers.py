@@ -38,14 +38,17 @@ def test_a_high_precision_constant_keeps_its_digits() -> None:
     assert "0.1000000000000000000001" in uf.to_latex(c * x)
 
 
-def test_an_unnamed_elementwise_function_shows_its_body() -> None:
+def test_the_nonnegative_prox_shows_as_a_shifted_relu() -> None:
+    """``u ↦ max(0, u − ηλ)`` (η = 0.25, λ = 0.5) is ``relu(M − 0.125·1)`` (the map is unnamed; its
+    matrix form is tested against the explicit expansion in test_display_elementwise)."""
     d, n = uf.dims("d n")
     Z, Zh = uf.state("Z", d, n), uf.param("Zh", d, n)
     step = ProximalGradientStep(uf.Energy(uf.fro2(Z - Zh) / 2), NonNegL1(0.5), step=0.25, wrt="Z")
     text = uf.to_latex(step.update_rule())
-    assert text.startswith(r"\left(u \mapsto \max\left(0, u - 0.125\right)\right)")
+    assert text.startswith(r"\operatorname{relu}\left(") and text.endswith(r" - 0.125 \mathbf{1}\right)")
     assert r"\operatorname{f}" not in text
-    assert uf.to_str(step.update_rule()).startswith("(u -> Max(0, u - 0.125))")
+    plain = uf.to_str(step.update_rule())
+    assert plain.startswith("relu(") and plain.endswith(" - 0.125*1)")
 
 
 def test_entmax_latex_shows_its_alpha() -> None:
