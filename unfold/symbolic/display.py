@@ -7,7 +7,9 @@ all-ones matrix, LaTeX a bold one; :func:`matrix_form`), else as ``u ↦ body``.
 display its transpose as a form of its own (the row-wise softmax ``Softmax_rows(M)``, not
 ``Softmax_cols(M.T).T``).  Sums list positive terms first; entrywise products use ``∘``; a number
 that came from a Python float prints as the shortest decimal that round-trips to its float64 value
-(``0.1``, not ``0.10000000000000001``), which is the constant the generated code uses.
+(``0.1``, not ``0.10000000000000001``), which is the constant the generated code uses — or, when it
+is within relative ``DISPLAY_RTOL`` = 1e-15 of a decimal of ≤ 12 significant digits, as that decimal
+(the product ``0.1*0.1`` = ``0.010000000000000002`` shows as ``0.01``; display only).
 """
 
 from __future__ import annotations
@@ -97,13 +99,30 @@ def matrix_form(e: ElementwiseApplyFunction) -> MatrixExpr | None:
 _DOUBLE_BITS = 64  # a Float of at most this precision came from a Python float (≤ 19 digits)
 
 
+#: A float64 within this relative distance of a decimal of at most :data:`SHORT_DIGITS` significant
+#: digits prints as that decimal: the rounding error of a few float operations on user constants
+#: (``0.1*0.1`` is ``0.010000000000000002``, shown ``0.01``) is about 2e-16 per operation.
+DISPLAY_RTOL = 1e-15
+SHORT_DIGITS = 12
+
+
 def _double_text(x: Any) -> str | None:
-    """``repr(float(x))`` — the shortest decimal that round-trips to the float64 value the generated
-    code uses — for a finite Float of at most :data:`_DOUBLE_BITS` bits; None for any other Float
-    (a high-precision constant keeps sympy's own digits)."""
+    """The decimal shown for a finite Float of at most :data:`_DOUBLE_BITS` bits (a Python float);
+    None for any other Float (a high-precision constant keeps sympy's own digits).
+
+    The shortest decimal of at most :data:`SHORT_DIGITS` significant digits within relative
+    :data:`DISPLAY_RTOL` of the float64 value, else ``repr`` (the shortest decimal that round-trips
+    exactly).  Display only: the generated code uses the exact float64 value, and the printed
+    number is within relative ``DISPLAY_RTOL`` of it (equal to it when the value is a short
+    decimal's nearest float64, as every constant a user types with ≤ 12 digits is)."""
     if x._prec > _DOUBLE_BITS or not math.isfinite(float(x)):
         return None
-    return repr(float(x))
+    v = float(x)
+    for digits in range(1, SHORT_DIGITS + 1):
+        near = float(f"{v:.{digits}g}")
+        if abs(near - v) <= DISPLAY_RTOL * abs(v):
+            return repr(near)
+    return repr(v)
 
 
 def _ordered_terms(args: tuple[Basic, ...]) -> list[Basic]:
