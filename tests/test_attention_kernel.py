@@ -148,3 +148,12 @@ def test_a_query_with_every_key_excluded_gets_the_zero_row(force_explicit: bool)
     assert torch.equal(out[:, 2], torch.zeros_like(out[:, 2]))
     rows = [0, 1, 3, 4, 5]
     assert torch.allclose(out[:, rows], _reference(0.7, Q, K, V, keep)[:, rows], atol=1e-12, rtol=0)
+
+
+def test_a_batch_of_sequences_comes_back_without_a_copy_of_the_output() -> None:
+    """``(B, tokens, dim)`` runs as ``(B, 1, tokens, dim)``: the kernel's ``(N, tokens, H, dim)``
+    output is then already contiguous in ``(B, tokens, dim)`` (lifting as ``(1, B, …)`` made the
+    output strided, and reshaping it back copied it)."""
+    Q, K, V = _qkv((3,))
+    out = runtime.attention(0.7, [K, Q.mT], V, None)
+    assert out.shape == (3, 6, 4) and out.is_contiguous()

@@ -400,14 +400,7 @@ def attention(c: Any, factors: Sequence[torch.Tensor], v: torch.Tensor, mask: An
     if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
         mask = mask.to(q.dtype)
     if kernel == "fused_cpu":  # the fused CPU kernel takes (N, H, L, E) only; other ranks take torch's math path
-        lead = len(batch) - 2
-        q4, k4, v4 = (t.reshape(-1, *t.shape[-3:]) if lead > 0 else t.reshape((1,) * -lead + tuple(t.shape))
-                      for t in (q, k, v))
-        if isinstance(mask, torch.Tensor) and mask.dim() not in (2, 4):  # the kernel takes 2- or 4-dim masks
-            if mask.dim() > 4:  # its outer dims fold into N as q's do (a view where they are broadcast)
-                mask = mask.expand(*batch[:-1], *mask.shape[-3:]).reshape(-1, *mask.shape[-3:])
-            mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
-        return _sdpa(q4, k4, v4, scale, mask).reshape(*batch, q.shape[-2], v.shape[-1])
+        return _fused_cpu(q, k, v, scale, mask, batch)
     return _sdpa(q, k, v, scale, mask)
 
 
@@ -441,6 +434,26 @@ def attention_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: An
             or (isinstance(mask, torch.Tensor) and mask.requires_grad)):
         return "explicit"
     return "fused_cpu"
+
+
+def _fused_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Any,
+               batch: Sequence[int]) -> torch.Tensor:
+    """SDPA on ``(N, H, tokens, dim)`` views of ``q, k, v`` (batch shape ``batch``): fewer than two
+    batch dims get unit dims inserted as ``H`` (a batch of sequences is ``(B, 1, …)``: the kernel
+    writes its output as ``(N, tokens, H, dim)``, so ``H = 1`` leaves it contiguous), more are
+    folded into ``N``; a tensor mask is lifted alike (the kernel takes 2- or 4-dim masks)."""
+    lead = len(batch) - 2
+
+    def lift(t: torch.Tensor) -> torch.Tensor:
+        t = t.reshape((1,) * (len(batch) + 2 - t.dim()) + tuple(t.shape))  # aligned with the batch dims
+        if lead > 0:  # outer dims fold into N (a view where they are broadcast or contiguous)
+            return t.expand(*batch[:-1], *t.shape[-3:]).reshape(-1, *t.shape[-3:])
+        return t.reshape(tuple(t.shape[:-2]) + (1,) * -lead + tuple(t.shape[-2:]))
+
+    if isinstance(mask, torch.Tensor) and mask.dim() != 2:
+        mask = lift(mask)
+    out = _sdpa(lift(q), lift(k), lift(v), scale, mask)
+    return out if lead == 0 else out.reshape(*batch, q.shape[-2], v.shape[-1])
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: Any) -> torch.Tensor:
