@@ -128,6 +128,31 @@ def test_energy_transformer_update_is_the_energy_gradient():
     assert energies.shape == (3, 2)
 
 
+def test_energy_transformer_at_the_paper_configuration_is_one_generated_layer():
+    """Hoover et al.'s image configuration (D = 768, 12 heads of 64, β = 1/8, M = 3072): the heads are
+    one (12, 64, 768) parameter of the one generated block; its update equals autograd of the energy
+    written from the paper, and the energy falls over the 12 inference steps."""
+    model = EnergyTransformer.paper_configuration(patch_dim=4, tokens=16).double()
+    shapes = {k: tuple(v.shape) for k, v in model.block.named_parameters()}
+    assert shapes == {"WQ": (12, 64, 768), "WK": (12, 64, 768), "Xi": (768, 3072)}
+    assert model.steps == 12 and model.alpha == 0.1 and float(model.block.beta) == 0.125
+    p = {k: v.detach() for k, v in model.block.named_parameters()}
+
+    def energy(g):                                                     # Hoover et al. eq. 2 + 5, plain torch
+        e = -0.5 * torch.relu(g @ p["Xi"]).pow(2).sum()
+        s = 0.125 * (g @ p["WQ"].mT) @ (g @ p["WK"].mT).mT    # (head, query, key)
+        return e - torch.logsumexp(s, dim=-1).sum() / 0.125
+
+    x = torch.randn(2, 16, 768, generator=_g(9), dtype=DT)
+    g = model.layer_norm(x).detach()
+    ref = x - 0.1 * torch.stack([torch.func.grad(energy)(gi) for gi in g])
+    assert torch.allclose(model.update(x), ref, rtol=0, atol=1e-10)
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :4] = True
+    E = model.trajectory(torch.rand(2, 16, 4, generator=_g(10), dtype=DT), mask)
+    assert E.shape == (13, 2) and bool((E[1:] < E[:-1]).all())
+
+
 def test_linear_transformer_with_the_gd_construction_is_one_gd_step():
     d, n, eta = 4, 12, 0.3
     task = icl_regression(6, n, d, seed=5, dtype=DT)
