@@ -170,6 +170,33 @@ def test_linear_transformer_with_the_gd_construction_is_one_gd_step():
     assert torch.allclose(lsa(task), ref, rtol=0, atol=1e-13)
 
 
+def test_sparse_linear_transformer_is_preconditioned_gd_for_any_weights():
+    """Ahn et al.'s parameterisation (W_PV = [[0,0],[0,1]], W_KQ = [[A,0],[0,0]]): three layers with random,
+    non-symmetric A_ℓ predict what three preconditioned GD steps Γ_ℓ = −A_ℓ predict, both the generated
+    steps and GD written here in plain torch (w ← w − Γ_ℓᵀ ∇R(w), ∇R(w) = (1/n) X(Xᵀw − yᵀ))."""
+    d, n = 4, 9
+    S = torch.diag(torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=DT))
+    task = icl_regression(7, n, d, seed=11, dtype=DT, cov=S, task_cov=torch.linalg.inv(S))
+    lsa = LinearTransformer(d, layers=3, init_scale=0.3, sparse=True, seed=2).double()
+    assert {k for k, _ in lsa.named_parameters()} == {"A.0", "A.1", "A.2"}
+    gd = PreconditionedGD(d, steps=3).double()
+    with torch.no_grad():
+        for G, P in zip(lsa.preconditioners(), gd.preconditioners()):
+            P.copy_(G)
+    w = torch.zeros(7, d, 1, dtype=DT)
+    for A in lsa.A:
+        G = -A.detach()
+        w = w - G.T @ task["X"] @ (task["X"].mT @ w - task["y"].mT) / n
+    ref = (task["xq"].mT @ w)[..., 0, 0]
+    assert not torch.allclose(lsa.A[0], lsa.A[0].T)
+    assert torch.allclose(lsa(task), ref, rtol=0, atol=1e-12)
+    assert torch.allclose(gd(task), ref, rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="sparse=True"):
+        LinearTransformer(d, layers=1).preconditioners()
+    with pytest.raises(uf.errors.ShapeMismatchError, match="task_cov must be 4×4"):
+        icl_regression(2, n, d, task_cov=torch.eye(3))
+
+
 def test_yhw_stack_layers_match_the_paper_formulas():
     model = YHWStack(width=6, depth=2, alpha_att=0.3, alpha_ffn=0.5).double()
     x = torch.rand(2, 8, 8, generator=_g(7), dtype=DT)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
+
 from ..errors import InputError
 from .base import Criterion, Experiment, ExperimentResult, Profile
 from . import digits as _digits
@@ -38,7 +40,14 @@ def run(names: Optional[Sequence[str]] = None, profile: Profile = Profile()) -> 
     unknown = [n for n in chosen if n not in known]
     if unknown:
         raise InputError(f"unknown experiment(s) {unknown}; available: {sorted(known)}")
-    return [known[n].run(profile) for n in chosen]
+    if profile.threads < 1:
+        raise InputError(f"reproduce: Profile.threads must be ≥ 1, got {profile.threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(profile.threads)
+    try:
+        return [known[n].run(profile) for n in chosen]
+    finally:
+        torch.set_num_threads(previous)
 
 
 def write(results: Sequence[ExperimentResult], outdir: str) -> str:
