@@ -197,6 +197,29 @@ def test_sparse_linear_transformer_is_preconditioned_gd_for_any_weights():
         icl_regression(2, n, d, task_cov=torch.eye(3))
 
 
+def test_associative_recall_data_and_hopfield_recall_energies():
+    seq, target = uf.models.associative_recall(50, 5, 12, seed=3)
+    keys, values, query = seq[:, 0:10:2], seq[:, 1:10:2], seq[:, -1]
+    assert all(len(set(k.tolist())) == 5 for k in keys) and bool(((values >= 12) & (values < 24)).all())
+    for b in range(50):                                               # the target is the value stored with q
+        (i,) = (keys[b] == query[b]).nonzero()[0].tolist()
+        assert int(target[b]) == int(values[b, i])
+    model = uf.models.HopfieldRecall(12, width=8, heads=2, update_steps=3, seed=1).double()
+    assert model(seq).shape == (50, 12)
+    hop = model.hopfield
+    R, Y = model.tokens(seq)
+    beta = float(hop.beta[0])
+    Xi = torch.einsum("bte,hpe->bhtp", R, hop.WQ) + hop.bq                # plain torch, Ramsauer et al.
+    K = torch.einsum("bte,hpe->bhtp", Y, hop.WK) + hop.bk
+    ref = []
+    for _ in range(4):
+        ref.append((0.5 * Xi.pow(2).sum((-1, -2)) - torch.logsumexp(beta * Xi @ K.mT, -1).sum(-1) / beta).sum(-1))
+        Xi = torch.softmax(beta * Xi @ K.mT, -1) @ K
+    E = model.energies(seq)
+    assert torch.allclose(E, torch.stack(ref).detach(), rtol=0, atol=1e-10)
+    assert bool((E[1:] <= E[:-1] + 1e-12).all())                     # CCCP: never increases
+
+
 def test_yhw_stack_layers_match_the_paper_formulas():
     model = YHWStack(width=6, depth=2, alpha_att=0.3, alpha_ffn=0.5).double()
     x = torch.rand(2, 8, 8, generator=_g(7), dtype=DT)

@@ -17,6 +17,7 @@ from ..errors import InputError
 from .base import Criterion, Experiment, ExperimentResult, Profile
 from . import digits as _digits
 from . import icl as _icl
+from . import recall as _recall
 from . import variants as _variants
 
 __all__ = ["EXPERIMENTS", "Criterion", "Experiment", "ExperimentResult", "Profile", "run", "write"]
@@ -28,6 +29,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("yhw_digits", "Yang–Huang–Wipf stack on digits: energy across layers", _digits.yhw),
     Experiment("icl_one_step", "trained linear self-attention = one GD step", _icl.one_step),
     Experiment("icl_multi_step", "L trained layers vs L preconditioned GD steps", _icl.multi_step),
+    Experiment("hopfield_recall", "associative recall with a generated Hopfield layer", _recall.hopfield_recall),
     Experiment("crate_as_coded", "CRATE's MSSA block as coded vs the exact step", _variants.crate_as_coded),
     Experiment("att_svm_regularised", "Att-SVM (K, Q) with the authors' regulariser", _variants.att_svm_regularised),
 )
