@@ -9,6 +9,10 @@ device come from the inputs (``_dt``, ``_dev``).  ``Inverse(A) @ B`` prints as
 emitted into the printer's :class:`~.graph.Graph` (each with the values it reads, tracked while its
 code is printed); whether a code is a plain name or a transposed view is asked of the graph.
 
+The fusions are decided before printing (:func:`.fuse.fuse` replaces matches by fused nodes); the
+printer has one plain lowering rule per fused node (:class:`~.fuse.FusedAttention` →
+``_attention``, :class:`~.fuse.AffineLayerNorm` → ``_ln_rows``).
+
 The printer knows exactly the nodes listed below and raises :class:`UnsupportedNodeError` for any
 other; it never falls back to sympy's string form.
 """
@@ -39,13 +43,12 @@ from sympy.matrices.expressions import (
 
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import U
-from ..symbolic.primitives.layernorm import LayerNorm
-from ..symbolic.primitives.softmax import Softmax
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
-from ..symbolic.masks import Causal, transpose_mask
+from ..symbolic.masks import Causal
 from ..symbolic.symbols import Dim
 from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitive_of, primitives, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
+from .fuse import AffineLayerNorm, FusedAttention
 from .graph import Graph
 
 __all__ = ["TorchCodePrinter"]
@@ -307,11 +310,6 @@ class TorchCodePrinter:
         scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
         mats = [a for a in e.args if isinstance(a, MatrixExpr)]
         coeff = sp.Mul(*scalars)
-        att = self._attention(mats)
-        if att is not None:
-            if not scalars:
-                return att, ATOM
-            return f"{self._p(coeff, MUL + 1)} * {att}", MUL
         plain = len(mats) >= 2 and not any(isinstance(m, (Inverse, OneMatrix)) for m in (mats[0], mats[-1]))
         if scalars and coeff != -1 and plain and tuple(mats) not in self._runmemo:
             codes = self._chain_codes(mats)
@@ -329,24 +327,16 @@ class TorchCodePrinter:
             else f"({self.code(coeff)})"
         return f"{c} * {code[0] if code[1] > MUL else '(' + code[0] + ')'}", MUL
 
-    def _attention(self, mats: list[MatrixExpr]) -> str | None:
-        """``softmax_rows(c·Q Kᵀ; mask) V₁⋯Vₖ`` printed as ``F.scaled_dot_product_attention`` (fused
-        kernels, no materialised scores): a product whose first factor is a row-wise softmax, masked
-        or not, used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
-        ``A = c F₁⋯Fⱼ`` (keys × queries), are split at run time where the inner dim is smallest:
-        ``K = F₁⋯Fᵢ``, ``Q = (Fᵢ₊₁⋯Fⱼ)ᵀ`` (see :func:`runtime.attention`)."""
-        if self._env or len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
-            return None
-        S = mats[0].arg
-        if self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
-            return None
-        c, F = S.arg.as_coeff_matrices() if isinstance(S.arg, MatMul) else (sp.S.One, [S.arg])
-        if len(F) < 2 or any(isinstance(f, (Inverse, OneMatrix)) for f in F):
-            return None
-        v = self._chain(list(mats[1:]))[0]
-        m = S.mask
-        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
-        return (f"_attention({self.code(c)}, ({', '.join(self.code(f) for f in F)},), {v}, {mc})")
+    def _fused_attention(self, e: FusedAttention) -> Code:
+        """``_attention(c, (F₁, …, Fⱼ), V, mask)``: ``softmax_rows(c (F₁⋯Fⱼ)ᵀ; mask) V`` by
+        ``F.scaled_dot_product_attention`` (:func:`runtime.attention` splits the keys × queries
+        product where the inner dim is smallest)."""
+        v = self._chain(e.value_factors)[0]
+        m = e.mask
+        c = self.code(e.scale)
+        fs = ", ".join(self.code(f) for f in e.score_factors)
+        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(m)
+        return f"_attention({c}, ({fs},), {v}, {mc})", ATOM
 
     @staticmethod
     def _ones_branch(mats: list[MatrixExpr]) -> bool:
@@ -457,38 +447,14 @@ class TorchCodePrinter:
     def _wrap(code: Code, prec: int) -> str:
         return code[0] if code[1] >= prec else f"({code[0]})"
 
-    def _affine_layernorm(self, terms: list[Basic]) -> tuple[Code, list[Basic]] | None:
-        """``γ LN_row(x) + 1 bᵀ`` (a row-wise layer norm, scalar gain, bias row) as one
-        ``F.layer_norm`` call with weight and bias (``_ln_rows``); the other terms are returned."""
-        ln = bias = None
-        for t in terms:
-            mats = [a for a in (t.args if isinstance(t, MatMul) else (t,)) if isinstance(a, MatrixExpr)]
-            coeff = sp.Mul(*[a for a in (t.args if isinstance(t, MatMul) else ()) if not isinstance(a, MatrixExpr)])
-            if (ln is None and len(mats) == 1 and isinstance(mats[0], Transpose)
-                    and isinstance(mats[0].arg, LayerNorm) and isinstance(mats[0].arg.arg, Transpose)
-                    and mats[0].arg.eps.is_number):
-                ln = (t, coeff, mats[0].arg)
-            elif (bias is None and coeff == 1 and len(mats) == 2 and isinstance(mats[0], OneMatrix)
-                  and mats[0].cols == 1 and mats[1].rows == 1):
-                bias = (t, mats[1])
-        if ln is None or bias is None or self._env:
-            return None
-        t_ln, gain, node = ln
-        x = self.hoist(node.arg.arg)
-        code = (f"_ln_rows({x}, {float(node.eps)!r}, {self.code(gain) if gain != 1 else 'None'}, "
-                f"{self.code(bias[1])})", ATOM)
-        return code, [t for t in terms if t is not t_ln and t is not bias[0]]
+    def _affine_ln(self, e: AffineLayerNorm) -> Code:
+        """``γ LN_row(x) + 1 bᵀ`` as one ``F.layer_norm`` with weight and bias (``_ln_rows``)."""
+        x = self.hoist(e.x)
+        gain = self.code(e.gain) if e.gain != 1 else "None"
+        return f"_ln_rows({x}, {float(e.eps)!r}, {gain}, {self.code(e.bias)})", ATOM
 
     def _add(self, e: Basic) -> Code:
         terms = list(e.args)
-        if isinstance(e, MatAdd):
-            fused = self._affine_layernorm(terms)
-            if fused is not None:
-                code, rest = fused
-                if not rest:
-                    return code
-                tail = self._add(MatAdd(*rest)) if len(rest) > 1 else (self._p(rest[0], ADD), ADD)
-                return f"{code[0]} + {tail[0] if tail[1] > ADD else '(' + tail[0] + ')'}", ADD
         signed = [(t, _negated(t)) for t in terms]
         out = ""
         for t, minus_t in signed:
@@ -628,6 +594,7 @@ class TorchCodePrinter:
         return c
 
     _RULES: list[tuple[type, Callable[["TorchCodePrinter", Basic], Code]]] = [
+        (FusedAttention, _fused_attention), (AffineLayerNorm, _affine_ln),
         (MatMul, _matmul), (MatAdd, _add), (Transpose, _transpose), (Inverse, _inverse),
         (MatPow, _matpow), (Identity, _identity), (OneMatrix, _ones), (ZeroMatrix, _zeros),
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),
