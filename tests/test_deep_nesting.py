@@ -124,7 +124,7 @@ def test_cli_derive_depth_12_softmax_prints_named_subtrees(capsys):
     rc = cli.main(["derive", text, "--dims", "d n", "--state", "Y:d,n"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "where t_1 = Softmax(Y)" in out
+    assert "where t_1 = Softmax_cols(Y)" in out
     assert len(out) < 40_000  # the tree written out would be millions of characters
 
 

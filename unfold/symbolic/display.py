@@ -1,7 +1,9 @@
 """Readable display of unfold expressions: plain text (``xi - X*Softmax(beta*X.T*xi)``) and LaTeX.
 
 Elementwise lambdas are shown by name (``relu(W*Y)``), or as ``u ↦ body`` when the function has no
-registered name; sums list positive terms first; entrywise products use ``∘``; a number that came from
+registered name; a primitive may display its transpose as a form of its own (the row-wise softmax
+``Softmax_rows(M)``, not ``Softmax_cols(M.T).T``); sums list positive terms first; entrywise products
+use ``∘``; a number that came from
 a Python float prints as the shortest decimal that round-trips to its float64 value (``0.1``, not
 ``0.10000000000000001``), which is the constant the generated code uses.
 """
@@ -89,6 +91,15 @@ def _nested(printer: Any, rule: Any, expr: Basic) -> str:
         printer._print_level -= 1
 
 
+def _transposed_rule(expr: Any, latex: bool) -> Any:
+    """The display rule of ``expr = nodeᵀ`` given by ``node``'s primitive (a row-wise softmax
+    shown as such, not as the transpose of a column-wise one), else None."""
+    prim = primitive_of(expr.arg)
+    if prim is None:
+        return None
+    return prim.transposed_latex if latex else prim.transposed_text
+
+
 class UnfoldStrPrinter(StrPrinter):
     def _print__DeclaredMatrix(self, expr: Any) -> str:
         axes = getattr(expr, "axes", ())
@@ -101,6 +112,10 @@ class UnfoldStrPrinter(StrPrinter):
     def _print(self, expr: Any, **kwargs: Any) -> str:
         prim = primitive_of(expr)  # a node of unfold.symbolic.primitives: its own display
         return _nested(self, prim.text, expr) if prim is not None else super()._print(expr, **kwargs)
+
+    def _print_Transpose(self, expr: Any) -> str:
+        rule = _transposed_rule(expr, latex=False)
+        return _nested(self, rule, expr.arg) if rule is not None else super()._print_Transpose(expr)
 
     def _print_MatAdd(self, expr: Any) -> str:
         return _join_terms(self, expr)
@@ -132,6 +147,10 @@ class UnfoldLatexPrinter(LatexPrinter):
     def _print(self, expr: Any, **kwargs: Any) -> str:
         prim = primitive_of(expr)  # a node of unfold.symbolic.primitives: its own display
         return _nested(self, prim.latex, expr) if prim is not None else super()._print(expr, **kwargs)
+
+    def _print_Transpose(self, expr: Any) -> str:
+        rule = _transposed_rule(expr, latex=True)
+        return _nested(self, rule, expr.arg) if rule is not None else super()._print_Transpose(expr)
 
     def _print_MatAdd(self, expr: Any) -> str:
         return _join_terms(self, expr)

@@ -57,7 +57,10 @@ class Primitive:
     ``validate(node)``: raise a :class:`~unfold.errors.ShapeMismatchError` (or other unfold
     error) for bad arguments; ``text(printer, node)`` / ``latex(printer, node)``: display, given
     the sympy printer (``printer._print`` prints a sub-expression); ``transpose(node)``: ``nodeᵀ``
-    rewritten, or None where no rewrite applies (None for the field: no rule); ``parser``: names
+    rewritten, or None where no rewrite applies (None for the field: no rule);
+    ``transposed_text(printer, node)`` / ``transposed_latex(printer, node)``: the display of
+    ``nodeᵀ`` where it reads as a form of its own (the transpose of a column-wise softmax of ``Mᵀ``
+    is the row-wise softmax of ``M``), None to display it as ``(node)ᵀ``; ``parser``: names
     ``uf.parse`` reads mapped to the user functions they call; ``example(X)``: an instance built on
     a square matrix ``X`` (where the function is defined at a generic ``X``), on which the registry's
     test exercises every rule; ``kernels``: the names of the torch kernels ``lower`` prints calls
@@ -74,6 +77,8 @@ class Primitive:
     latex: Callable[[Any, Any], str]
     example: Callable[[Any], Basic]
     transpose: Optional[Callable[[Any], Optional[Basic]]] = None
+    transposed_text: Optional[Callable[[Any, Any], str]] = None
+    transposed_latex: Optional[Callable[[Any, Any], str]] = None
     parser: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     kernels: tuple[str, ...] = ()
 

@@ -10,7 +10,9 @@ VJPs: ``LSE``: ``(1 G) ∘ Softmax(M)``; ``Softmax``: ``S∘G − S∘(1 (S∘G)
 ``rows × rows``.  Row-wise forms are ``Node(Mᵀ)ᵀ``.  Torch: ``logsumexp``/``softmax`` along the
 rows, or along the contiguous last dim of ``Mᵀ`` when ``M`` is computed here and used once; a mask
 sets excluded scores to ``-inf`` (boolean) or adds itself (additive).  Explicit size: the
-definitions, ``exp`` of an excluded entry being 0.
+definitions, ``exp`` of an excluded entry being 0.  Display names the axis: ``Softmax_cols(M)``,
+``Softmax_rows(M)`` for ``Node(Mᵀ)ᵀ`` (in LaTeX the axis a subscript, a mask a
+superscript), plain ``Softmax(v)`` on a vector, where both agree.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ..nodes import MatFn, lazy_add, lazy_mul
 from .reductions import SumAll
 from ..tidy import transpose
 from .registry import ATOM, Code, Primitive, register
-from ._common import axis_arg, basic_text, matrix_arg, no_constraint
+from ._common import axis_arg, matrix_arg, no_constraint
 
 __all__ = ["LSE", "Softmax", "lse", "lse_cols", "lse_rows", "softmax"]
 
@@ -180,17 +182,44 @@ def _reduction(fn: str, keepdim: bool) -> Callable[[Any, Any], Code]:
 
 
 # ---- display -------------------------------------------------------------------------------------
-def _latex(name: str) -> Callable[[Any, Any], str]:
+def _shown(e: Any, rows: bool) -> tuple[str, Basic, Basic | None]:
+    """The axis label, the scores as the user wrote them and their mask, of ``e`` (``rows``: of
+    ``eᵀ``, the row-wise form of the scores ``e.argᵀ``).  The label is empty on a vector (scores of
+    one column, or one row for the row-wise form), where both axes agree."""
+    axis = "" if e.arg.cols == 1 else "rows" if rows else "cols"
+    if rows:
+        return axis, transpose(e.arg), transpose_mask(e.mask)
+    return axis, e.arg, e.mask
+
+
+def _text(name: str, rows: bool) -> Callable[[Any, Any], str]:
+    """``Name_cols(M)`` / ``Name_rows(M)`` (``Name(v)`` on a vector), then ``, mask``."""
+    def text(printer: Any, e: Any) -> str:
+        axis, M, m = _shown(e, rows)
+        args = printer._print(M) + ("" if m is None else ", " + printer._print(m))
+        return f"{name}{'_' + axis if axis else ''}({args})"
+
+    return text
+
+
+def _latex(name: str, rows: bool) -> Callable[[Any, Any], str]:
+    """``\\operatorname{name}_{\\text{cols}}^{mask}(M)`` (``rows`` for the row-wise form, no
+    subscript on a vector)."""
     def latex(printer: Any, e: Any) -> str:
-        sub = "" if e.mask is None else "_{" + printer._print(e.mask) + "}"
-        return r"\operatorname{" + name + "}" + sub + r"\left(" + printer._print(e.arg) + r"\right)"
+        axis, M, m = _shown(e, rows)
+        sub = "" if not axis else r"_{\text{" + axis + "}}"
+        sup = "" if m is None else "^{" + printer._print(m) + "}"
+        return r"\operatorname{" + name + "}" + sub + sup + r"\left(" + printer._print(M) + r"\right)"
 
     return latex
 
 
 register(Primitive(LSE, vjp=LSE._vjp, explicit=_explicit, lower=_reduction("logsumexp", True),
-                   validate=no_constraint, text=basic_text, example=lambda X: LSE(X), latex=_latex("lse"),
+                   validate=no_constraint, text=_text("LSE", False), example=lambda X: LSE(X), latex=_latex("lse", False),
+                   transposed_text=_text("LSE", True), transposed_latex=_latex("lse", True),
                    parser={"lse": lse, "lse_cols": lse_cols, "lse_rows": lse_rows}, kernels=("_masked",)))
 register(Primitive(Softmax, vjp=Softmax._vjp, explicit=_explicit, lower=_reduction("softmax", False),
-                   validate=no_constraint, text=basic_text, example=lambda X: Softmax(X), latex=_latex("softmax"),
+                   validate=no_constraint, text=_text("Softmax", False), example=lambda X: Softmax(X),
+                   latex=_latex("softmax", False), transposed_text=_text("Softmax", True),
+                   transposed_latex=_latex("softmax", True),
                    parser={"softmax": softmax}, kernels=("_masked",)))
