@@ -125,3 +125,129 @@ def test_fused_nodes_have_the_shape_of_what_they_replace(attention_parts, layern
     *_, out = layernorm_parts
     (aln,) = _nodes([out], AffineLayerNorm)
     assert aln.shape == out.shape
+
+
+# ---- the normalised exponential diag(exp(S) 1)⁻¹ exp(S) V (Yang–Huang–Wipf's attention step) ------
+@pytest.fixture
+def normalised_exp_parts() -> Iterator[tuple[Any, ...]]:
+    """``S = β Q Kᵀ + r 1ᵀ + 1 bᵀ`` (queries × keys, Q ≠ K, a per-query bias r, a key bias b)."""
+    n, m, p, v = uf.dims("n m p v")
+    Q, K, V = uf.state("Q", n, p), uf.param("K", m, p), uf.param("V", m, v)
+    r, b, beta = uf.param("r", n, 1), uf.param("b", 1, m), uf.scalar("beta")
+    S = doit(beta * Q @ K.T + r @ uf.ones(1, m) + uf.ones(n, 1) @ b)
+
+    def rule(num: Any, den: Any) -> Any:
+        """diag(den 1)⁻¹ num V."""
+        return doit(uf.inv(uf.hadamard(uf.identity(n), den @ uf.ones(m, n))) @ num @ V)
+
+    yield (Q, K, V, r, b, beta), S, rule
+
+
+def _normalised_exp_inputs() -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(2, 5, 3, generator=g, dtype=DT), torch.randn(7, 3, generator=g, dtype=DT)
+    v = torch.randn(7, 4, generator=g, dtype=DT)
+    r, b = 3.0 * torch.randn(5, 1, generator=g, dtype=DT), torch.randn(1, 7, generator=g, dtype=DT)
+    return q, k, v, r, b, torch.tensor(0.8, dtype=DT)
+
+
+def _softmax_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, r: torch.Tensor,
+                       b: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """``softmax_rows(β Q Kᵀ + r 1ᵀ + 1 bᵀ) V`` written out (exp over the row sums)."""
+    e = torch.exp(beta * q @ k.mT + r + b)
+    return e / e.sum(-1, keepdim=True) @ v
+
+
+def test_normalised_exponential_is_attention_with_a_key_bias(normalised_exp_parts, monkeypatch):
+    inputs, S, rule = normalised_exp_parts
+    out = rule(uf.exp(S), uf.exp(S))
+    (fa,) = _nodes([out], FusedAttention)
+    assert fa.mask is not None and fa.mask.shape == (1, S.cols)  # the key bias, one row
+    fn = generate("f", list(inputs), [Output("matrix", out)])
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    args = _normalised_exp_inputs()
+    got = fn(*args)
+    assert sdpa.calls == 1
+    assert float((got - _softmax_reference(*args)).abs().max()) < 1e-12
+    q, k, v, _r, b, beta = args  # the per-query bias cancels: plain softmax(β Q Kᵀ + 1 bᵀ) V
+    plain = torch.softmax(beta * q @ k.mT + b, dim=-1) @ v
+    assert float((got - plain).abs().max()) < 1e-12
+
+
+def test_normaliser_of_another_exponential_is_not_fused(normalised_exp_parts, monkeypatch):
+    """diag(exp(2S) 1)⁻¹ exp(S) V is no softmax: printed as written, exact, no SDPA call."""
+    inputs, S, rule = normalised_exp_parts
+    out = rule(uf.exp(S), uf.exp(2 * S))
+    assert not _nodes([out], FusedAttention)
+    fn = generate("f", list(inputs), [Output("matrix", out)])
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    q, k, v, r, b, beta = _normalised_exp_inputs()
+    got = fn(q, k, v, r, b, beta)
+    assert sdpa.calls == 0
+    s = beta * q @ k.mT + r + b
+    want = torch.exp(s) / torch.exp(2 * s).sum(-1, keepdim=True) @ v
+    assert float(((got - want) / want.abs().max()).abs().max()) < 1e-12
+
+
+def test_normalised_exponential_is_not_fused_when_exp_is_used_elsewhere(normalised_exp_parts, monkeypatch):
+    inputs, S, rule = normalised_exp_parts
+    gamma = uf.exp(S)
+    outs = [rule(gamma, gamma), doit(gamma)]
+    assert not _nodes(outs, FusedAttention)
+    fn = generate("f", list(inputs), [Output("matrix", o) for o in outs])
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    args = _normalised_exp_inputs()
+    got, g = fn(*args)
+    assert sdpa.calls == 0
+    q, k, _v, r, b, beta = args
+    want = torch.exp(beta * q @ k.mT + r + b)  # entries up to e⁶: relative to the largest
+    assert float((g - want).abs().max() / want.abs().max()) < 1e-12
+    assert float((got - _softmax_reference(*args)).abs().max()) < 1e-12
+
+
+def test_gradients_through_the_fused_step(normalised_exp_parts):
+    """Fused path (SDPA's backward) against central differences (gradcheck), and the path under
+    ``torch.func.jacrev`` against jacrev of the plain formula."""
+    inputs, S, rule = normalised_exp_parts
+    fn = generate("f", list(inputs), [Output("matrix", rule(uf.exp(S), uf.exp(S)))])
+    q, k, v, r, b, beta = _normalised_exp_inputs()
+    q, b = q[:1].clone().requires_grad_(), b.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda q_, b_: fn(q_, k, v, r, b_, beta), (q, b), eps=1e-6, atol=1e-8)
+    b = b.detach()
+    jq = torch.func.jacrev(lambda q_: fn(q_, k, v, r, b, beta))(q.detach())
+    want = torch.func.jacrev(lambda q_: _softmax_reference(q_, k, v, r, b, beta))(q.detach())
+    assert float((jq - want).abs().max()) < 1e-12
+
+
+def test_yang_huang_wipf_step_is_one_attention_call(monkeypatch):
+    """The attention MM step (α = 1): one SDPA call, Y Wsᵀ computed once (one matrix product), equal
+    to the closed form D⁻¹ Γ Y with Γ = exp(−½‖Ws(yᵢ − yⱼ)‖²), D = diag(Γ 1)."""
+    from unfold.catalogue import yang_huang_wipf as yhw
+
+    step = yhw.attention_step(1.0)
+    g = torch.Generator().manual_seed(4)
+    Y = torch.randn(2, 6, 3, generator=g, dtype=DT)
+    Ws = torch.eye(3, dtype=DT) + 0.3 * torch.randn(3, 3, generator=g, dtype=DT)
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    with _MatmulCount() as mm:
+        got = step(Y, Ws=Ws)  # the anchor A is Y
+    assert sdpa.calls == 1 and mm.calls == 1
+    Z = Y @ Ws.mT
+    gam = torch.exp(-0.5 * torch.cdist(Z, Z) ** 2)
+    want = gam / gam.sum(-1, keepdim=True) @ Y
+    assert float((got - want).abs().max()) < 1e-12
+
+
+class _MatmulCount(torch.overrides.TorchFunctionMode):
+    """Counts the matrix products torch is asked for (``@``, matmul, mm, bmm)."""
+
+    NAMES = {"matmul", "__matmul__", "__rmatmul__", "mm", "bmm"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if getattr(func, "__name__", "") in self.NAMES:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))

@@ -216,8 +216,9 @@ def _normalised_exp_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixEx
             continue  # r 1ᵀ: cancels in the normalisation
         cc = col_constant(t)
         if cc is not None:
-            c, K = cc
-            bias.append(MatMul(c, OneMatrix(1, K[0].rows), *K) if c != 1 else MatMul(OneMatrix(1, K[0].rows), *K))
+            c, K = cc  # c 1 K: the key-bias row is c 1ᵀ K (1 × keys)
+            row = list(K) if K[0].rows == 1 else [OneMatrix(1, K[0].rows), *K]
+            bias.append(_with_coefficient(c, _product(row)))
             continue
         c, F = split_mul(t)
         if score is not None or not _plain_scores(F):
@@ -229,7 +230,20 @@ def _normalised_exp_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixEx
     keys_by_queries = [transpose(f) for f in reversed(F)]
     scores = MatMul(c, *keys_by_queries) if c != 1 else MatMul(*keys_by_queries)
     mask: Basic = sp.S.Zero if not bias else bias[0] if len(bias) == 1 else MatAdd(*bias)
-    return _with_coefficient(coeff, FusedAttention(scores, _product(mats[2:]), mask))
+    values, rest = _split_values(mats[2:])
+    fused = FusedAttention(scores, _product(values), mask)
+    return _with_coefficient(coeff, fused if not rest else MatMul(fused, *rest))
+
+
+def _split_values(factors: Sequence[MatrixExpr]) -> tuple[list[MatrixExpr], list[MatrixExpr]]:
+    """``V₁⋯Vₖ`` split after the first factor that brings in a named axis (a head's projection,
+    ``Y W_s^hᵀ``): attention then mixes head-width values and the rest (``U_h``, an output projection)
+    multiplies its result — inside ``Σ_h`` one product contracting over the heads too."""
+    seen = axes_of(factors[0])
+    for i, f in enumerate(factors[1:], start=1):
+        if axes_of(f) - seen:
+            return list(factors[:i + 1]), list(factors[i + 1:])
+    return list(factors), []
 
 
 # ---- affine layer norm ------------------------------------------------------------------------------
@@ -253,7 +267,7 @@ def _affine_layernorm(e: MatAdd, n: Counter[Basic]) -> Optional[MatrixExpr]:
 
 
 _PATTERNS = {
-    MatMul: (_softmax_attention,),
+    MatMul: (_softmax_attention, _normalised_exp_attention),
     MatAdd: (_affine_layernorm,),
 }
 

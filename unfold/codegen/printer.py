@@ -331,10 +331,10 @@ class TorchCodePrinter:
         """``_attention(c, (F₁, …, Fⱼ), V, mask)``: ``softmax_rows(c (F₁⋯Fⱼ)ᵀ; mask) V`` by
         ``F.scaled_dot_product_attention`` (:func:`runtime.attention` splits the keys × queries
         product where the inner dim is smallest)."""
+        fs = ", ".join(c for c, _ in self._chain_codes(e.score_factors))  # runs shared with the rest
         v = self._chain(e.value_factors)[0]
         m = e.mask
         c = self.code(e.scale)
-        fs = ", ".join(self.code(f) for f in e.score_factors)
         mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(m)
         return f"_attention({c}, ({fs},), {v}, {mc})", ATOM
 
