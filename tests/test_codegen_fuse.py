@@ -229,7 +229,7 @@ def test_yang_huang_wipf_step_is_one_attention_call(monkeypatch):
     Y = torch.randn(2, 6, 3, generator=g, dtype=DT)
     Ws = torch.eye(3, dtype=DT) + 0.3 * torch.randn(3, 3, generator=g, dtype=DT)
     sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
-    with _MatmulCount() as mm:
+    with CallCount() as mm:
         got = step(Y, Ws=Ws)  # the anchor A is Y
     assert sdpa.calls == 1 and mm.calls == 1
     Z = Y @ Ws.mT
@@ -238,16 +238,16 @@ def test_yang_huang_wipf_step_is_one_attention_call(monkeypatch):
     assert float((got - want).abs().max()) < 1e-12
 
 
-class _MatmulCount(torch.overrides.TorchFunctionMode):
-    """Counts the matrix products torch is asked for (``@``, matmul, mm, bmm)."""
+class CallCount(torch.overrides.TorchFunctionMode):
+    """Counts the torch calls named in ``names`` whose arguments satisfy ``which`` (default: all);
+    matrix products by default (``@``, matmul, mm, bmm)."""
 
-    NAMES = {"matmul", "__matmul__", "__rmatmul__", "mm", "bmm"}
-
-    def __init__(self) -> None:
+    def __init__(self, names: frozenset[str] = frozenset({"matmul", "__matmul__", "__rmatmul__", "mm", "bmm"}),
+                 which: Callable[..., bool] = lambda *a: True) -> None:
         super().__init__()
-        self.calls = 0
+        self.names, self.which, self.calls = names, which, 0
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        if getattr(func, "__name__", "") in self.NAMES:
+        if getattr(func, "__name__", "") in self.names and self.which(*args):
             self.calls += 1
         return func(*args, **(kwargs or {}))

@@ -151,8 +151,11 @@ def _with_coefficient(coeff: Basic, m: MatrixExpr) -> MatrixExpr:
     return m if coeff == 1 else MatMul(coeff, m)
 
 
-def _product(factors: Sequence[MatrixExpr]) -> MatrixExpr:
-    return factors[0] if len(factors) == 1 else MatMul(*factors)
+def _product(factors: Sequence[MatrixExpr], coeff: Basic = sp.S.One) -> MatrixExpr:
+    """``c F₁⋯Fₖ`` as one flat product (no nested MatMul, which the printer would not see into)."""
+    if coeff == 1:
+        return factors[0] if len(factors) == 1 else MatMul(*factors)
+    return MatMul(coeff, *factors)
 
 
 def _plain_scores(factors: Sequence[MatrixExpr]) -> bool:
@@ -218,7 +221,7 @@ def _normalised_exp_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixEx
         if cc is not None:
             c, K = cc  # c 1 K: the key-bias row is c 1ᵀ K (1 × keys)
             row = list(K) if K[0].rows == 1 else [OneMatrix(1, K[0].rows), *K]
-            bias.append(_with_coefficient(c, _product(row)))
+            bias.append(_product(row, c))
             continue
         c, F = split_mul(t)
         if score is not None or not _plain_scores(F):
@@ -228,11 +231,10 @@ def _normalised_exp_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixEx
         return None
     c, F = score
     keys_by_queries = [transpose(f) for f in reversed(F)]
-    scores = MatMul(c, *keys_by_queries) if c != 1 else MatMul(*keys_by_queries)
+    scores = _product(keys_by_queries, c)
     mask: Basic = sp.S.Zero if not bias else bias[0] if len(bias) == 1 else MatAdd(*bias)
     values, rest = _split_values(mats[2:])
-    fused = FusedAttention(scores, _product(values), mask)
-    return _with_coefficient(coeff, fused if not rest else MatMul(fused, *rest))
+    return _product([FusedAttention(scores, _product(values), mask), *rest], coeff)
 
 
 def _split_values(factors: Sequence[MatrixExpr]) -> tuple[list[MatrixExpr], list[MatrixExpr]]:

@@ -118,6 +118,9 @@ class TorchCodePrinter:
         self._env: dict[Basic, str] = {}
         self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
         self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
+        self._low_rank: set[tuple[Basic, ...]] = set()  # runs not shared unless computed anyway
+        self._whole: set[tuple[Basic, ...]] = set()     # the factors of every product node
+        self._making: set[tuple[Basic, ...]] = set()    # runs being printed by _run_code
         self._dim_kind: dict[Basic, str] = {}
         for r in roots:
             self._count(r)
@@ -134,12 +137,14 @@ class TorchCodePrinter:
                 stack.extend(x.args)
                 if isinstance(x, MatMul):
                     mats = tuple(a for a in x.args if isinstance(a, MatrixExpr))
+                    if len(mats) >= 2 and len(mats) == len(x.args):
+                        self._whole.add(mats)
                     seen: set[tuple[Basic, ...]] = set()  # a run and its transpose count once per product
                     for i in range(len(mats)):
                         for j in range(i + 2, len(mats) + 1):
                             run = mats[i:j]
                             if _low_rank_run(run):
-                                continue
+                                self._low_rank.add(run)
                             if run not in seen and self._twin_run(run) not in seen:
                                 seen.add(run)
                                 self._runcount[run] += 1
@@ -149,8 +154,25 @@ class TorchCodePrinter:
         return tuple(transpose(f) for f in reversed(run))
 
     def _run_uses(self, run: tuple[Basic, ...]) -> int:
+        """How many products contain the run of factors ``run`` (its transpose included).  A
+        possibly low-rank run (:func:`_low_rank_run`) counts only when it, or its transpose, is also a
+        whole product node of the tree: that product is computed anyway, so reusing it costs nothing
+        (``Y Wsᵀ`` in ``(Y Wsᵀ)∘(Y Wsᵀ)`` and in the chain ``Y Wsᵀ Ws Yᵀ``)."""
         tw = self._twin_run(run)
+        if (run in self._low_rank or tw in self._low_rank) and run not in self._whole and tw not in self._whole:
+            return 0
         return self._runcount.get(run, 0) + (self._runcount.get(tw, 0) if tw != run else 0)
+
+    def _negation(self, t: Basic) -> Basic | None:
+        """``-t`` for a negative term ``t`` (printed after a minus sign), else None.  ``-t`` is a new
+        node the counts never saw: it inherits ``t``'s count, so a shared negative term (``−½ v 1ᵀ``
+        next to its transpose ``−½ 1 vᵀ``) is computed once, not once per occurrence."""
+        minus_t = _negated(t)
+        if minus_t is not None:
+            k = self._shared(t)
+            if k > self._counts.get(minus_t, 0):
+                self._counts[minus_t] = k
+        return minus_t
 
     def _shared(self, e: Basic) -> int:
         """How often ``e`` occurs, its transpose included."""
@@ -181,8 +203,10 @@ class TorchCodePrinter:
         return name
 
     def transposed(self, code: str) -> str:
-        """``code.mT`` (``code`` a primary), known to the graph as a transposed view."""
-        return self.graph.transposed(code)
+        """``code.mT`` (``code`` a primary), known to the graph as a transposed view; ``x`` when
+        ``code`` is itself the view ``x.mT``."""
+        base = self.graph.untranspose(code)
+        return base if base is not None else self.graph.transposed(code)
 
     def hoist(self, e: Basic) -> str:
         """Print ``e`` into a named temporary (or return its name if it is already simple)."""
@@ -236,7 +260,7 @@ class TorchCodePrinter:
             self.graph.output(target, code, self._done())
             return
         for i, t in enumerate(self._grouped_terms(list(e.args))):
-            minus_t = _negated(t)
+            minus_t = self._negation(t)
             neg = minus_t is not None
             self._printing()
             c = self._p(minus_t, MUL) if neg else self._p(t, ADD)
@@ -354,8 +378,10 @@ class TorchCodePrinter:
         if len(mats) == 1:
             return self.print(mats[0])
         run = tuple(mats)
-        if run in self._runmemo or self._twin_run(run) in self._runmemo:
-            return self._run_code(run)
+        if scale is None and (run in self._runmemo or self._twin_run(run) in self._runmemo):
+            return self._run_code(run)  # (a scaled broadcast sum is printed with its own scale)
+        if scale is None and not self._making & {run, self._twin_run(run)} and self._run_uses(run) >= 2:
+            return self._run_code(run)  # a run of another product too: one temporary, whichever comes first
         first, rest, last = mats[0], mats[1:], mats[-1]
         if isinstance(first, Inverse):
             rhs = self._chain(rest)
@@ -425,7 +451,11 @@ class TorchCodePrinter:
             # is broadcast into a batched one (W gᵀ)
             return self.transposed(self._run_code(tw)[0]), ATOM
         self._printing()
-        code = self._chain(list(run))
+        self._making.add(run)
+        try:
+            code = self._chain(list(run))
+        finally:
+            self._making.discard(run)
         reads = self._done()
         if self.graph.is_name(code[0]):
             name = code[0]
@@ -455,7 +485,7 @@ class TorchCodePrinter:
 
     def _add(self, e: Basic) -> Code:
         terms = list(e.args)
-        signed = [(t, _negated(t)) for t in terms]
+        signed = [(t, self._negation(t)) for t in terms]
         out = ""
         for t, minus_t in signed:
             if minus_t is None:
