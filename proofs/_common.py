@@ -5,7 +5,9 @@
   writing each 1×1 product in one canonical orientation (a 1×1 matrix equals its transpose, the
   only rewrite applied);
 * :func:`blocks_equal` — two ``BlockMatrix`` expressions, multiplied out by ``block_collapse``,
-  agree block by block (:func:`symbolic_zero` of each difference).
+  agree block by block (:func:`symbolic_zero` of each difference);
+* :func:`scalars_out_of_hadamard` — ``(cA) ⊙ (dB) = cd (A ⊙ B)`` applied throughout an expression, so that
+  structural comparisons do not depend on where the engine left a scalar factor.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import sympy as sp
-from sympy.matrices.expressions import MatAdd, ZeroMatrix, block_collapse
+from sympy.matrices.expressions import HadamardProduct, MatAdd, MatMul, ZeroMatrix, block_collapse
 from sympy.matrices.expressions.blockmatrix import BlockMatrix
 
-__all__ = ["explicit_zero", "symbolic_zero", "blocks_equal"]
+__all__ = ["explicit_zero", "symbolic_zero", "blocks_equal", "scalars_out_of_hadamard"]
 
 
 def explicit_zero(M: Any) -> bool:
@@ -59,3 +61,14 @@ def blocks_equal(lhs: Any, rhs: Any) -> bool:
     rows, cols = L.blocks.shape
     return all(symbolic_zero(L.blocks[i, j] - R.blocks[i, j]) for i in range(rows) for j in range(cols))
 
+
+
+def scalars_out_of_hadamard(e: Any) -> Any:
+    """``e`` with every ``HadamardProduct``'s scalar factors pulled in front: ``(cA) ⊙ (dB) = cd (A ⊙ B)``."""
+    def pull(h: HadamardProduct) -> Any:
+        coeff, rest = sp.S.One, []
+        for arg in h.args:
+            c, m = arg.as_coeff_mmul() if isinstance(arg, MatMul) else (sp.S.One, arg)
+            coeff, rest = coeff * c, rest + [m]
+        return coeff * HadamardProduct(*rest)
+    return e.replace(lambda x: isinstance(x, HadamardProduct), pull)

@@ -12,16 +12,24 @@ Claims (general ``D`` unless stated):
    ``∇²L = (γ/s)(P − yyᵀ/(Ds²))``, a symmetric matrix; its eigen-structure: ``∇²L 1 = 0``,
    ``∇²L y = (γ/s)·ε/(V + ε)·y`` (``‖y‖² = DV``), ``∇²L u = (γ/s)u`` for ``u ⊥ 1, y``; the three
    eigenspaces span ``R^D`` (dimensions 1, 1, D − 2), so every eigenvalue is ≥ 0 for ``γ, ε > 0``: PSD;
-4. (explicit D = 4, one token) unfold's engine gradient of the catalogue energy equals
-   ``γ(x − mean)/sqrt(var + ε) + δ`` entry by entry (``cancel``).
+   The eigenvalues are read off the Hessian form of 3. by substituting each eigenvector's data
+   (``u = 1``: ``w = P1 = 0``, ``b = 0``; ``u = y``: ``w = y``, ``b = ‖y‖² = DV``; ``u ⊥ 1, y``: ``w = u``, ``b = 0``);
+4. (symbolic D, n; structural) unfold's engine gradient of the catalogue energy is
+   ``2γ P(PX ⊙ 1·(1/(2 sqrt(var + ε)))) + δ1ᵀ``, i.e. ``γP(PX)/s + δ1ᵀ = γPX/s + δ1ᵀ`` by ``P² = P`` (1.):
+   layer norm at every D;
+5. (explicit D = 4, one token) the same entry by entry (``cancel``).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
+from proofs._common import scalars_out_of_hadamard
 from unfold.catalogue.layernorm_lagrangian import energy
+from unfold.symbolic import ops as s_
 from unfold.symbolic.explicit import expand_explicit, explicit_env
+from unfold.symbolic.nodes import U, ew
+from unfold.symbolic.tidy import canonical
 
 
 def prove() -> dict[str, str]:
@@ -54,16 +62,31 @@ def prove() -> dict[str, str]:
         "scalar sp.diff in t; P and yyᵀ symmetric"
     V = sp.Symbol("V", nonnegative=True)
     sV = sp.sqrt(V + eps)
-    # on 1: P1 = 0 and yᵀ1 = 0 (y centred) → 0; on y: Py = y, yᵀy = DV; on u ⊥ 1, y: Pu = u, yᵀu = 0
-    lam_y = sp.simplify(gamma / sV * (1 - D * V / (D * sV ** 2)))
-    assert sp.simplify(lam_y - gamma / sV * eps / (V + eps)) == 0
-    lam_rest = gamma / sV
+    # the Hessian form applied to each eigenvector (a = ‖y‖² = DV): on 1, P1 = 0 and yᵀ1 = 0 (y centred);
+    # on y, Py = y and yᵀy = DV; on u ⊥ 1, y, Pu = u and yᵀu = 0
+    on_one = sp.expand(claimed.subs({W: 0, b: 0}))
+    on_y = sp.expand(claimed.subs({W: Y, b: D * V}).subs(a, D * V))
+    on_rest = sp.expand(claimed.subs(b, 0).subs(a, D * V))
+    assert on_one == 0
+    lam_y, lam_rest = sp.simplify(on_y.coeff(Y)), sp.simplify(on_rest.coeff(W))
+    assert sp.simplify(on_y - lam_y * Y) == 0 and sp.simplify(on_rest - lam_rest * W) == 0
+    assert sp.simplify(lam_y - gamma / sV * eps / (V + eps)) == 0 and sp.simplify(lam_rest - gamma / sV) == 0
     assert lam_y.is_nonnegative and lam_rest.is_positive
     proven["hessian_eigenvalues"] = \
         "eigenspaces span R^D; sympy sign of each eigenvalue for γ, ε > 0, V ≥ 0"
 
-    # 4. the engine at explicit size
+    # 4. the engine at symbolic D, n (structural, after pulling scalars out of ⊙)
     E = energy()
+    Xs, dl, gs, es = (E.symbol(x) for x in ("X", "delta", "gamma", "eps"))
+    Ds, ns = Xs.shape
+    Pm = s_.identity(Ds) - s_.ones(Ds, Ds) / Ds
+    var_row = s_.ones(1, Ds) * s_.hadamard(Pm * Xs, Pm * Xs) / Ds
+    golden = 2 * gs * Pm * s_.hadamard(Pm * Xs, s_.ones(Ds, 1) * ew(1 / (2 * sp.sqrt(U)), var_row + es * s_.ones(1, ns))) \
+        + dl * s_.ones(1, ns)
+    assert canonical(scalars_out_of_hadamard(E.grad(Xs))) == canonical(golden), E.grad(Xs)
+    proven["engine_golden"] = "structural at symbolic D, n"
+
+    # 5. the engine at explicit size
     Dd = next(d for d in E.dims if str(d) == "D")
     nd = next(d for d in E.dims if str(d) == "n")
     env = explicit_env(E.inputs, {Dd: 4, nd: 1})

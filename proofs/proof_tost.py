@@ -7,7 +7,14 @@ Claims:
    ``(1/N) Σ_j π_j Σ_i f'(m_i)(u_iᵀz_j)(u_iᵀe_j) = ⟨(1/N) U_k D_k U_kᵀ Z Diag(π_k), E⟩``: so
    ``∇_Z R^var = (1/N) Σ_k U_k D_k U_kᵀ Z Diag(π_k)`` and the TSSA update ``Z − τ∇R^var`` is one gradient
    step with Π and U frozen (sympy ``Sum`` over symbolic bounds, ``a_j = u_iᵀz_j``, ``b_j = u_iᵀe_j``);
-2. (explicit d = 2, N = 2, p = 1, three heads) unfold's derived gradient of the catalogue energy equals
+2. (general N, any concave nondecreasing f) the second directional derivative of the same term along
+   ``E`` is ``(1/N)[f'(m)Σ_j π_j b_j² + (2/N_k) f''(m)(Σ_j π_j a_j b_j)²]``; with ``f'' ≤ 0`` and
+   ``0 ≤ f'(m) ≤ f'(0)`` (``m ≥ 0``) it is at most ``(f'(0)/N) max_j π_j Σ_j b_j²``; for ``f = log(1 + cx)``,
+   ``f' = c/(1 + cx) ≤ c`` and ``f'' = −c²/(1 + cx)² ≤ 0`` for ``x ≥ 0`` (sympy signs).  Summing over the
+   heads' coordinates, ``Σ_{k,i} ‖Eᵀu_{k,i}‖² = tr(Eᵀ(Σ_k U_kU_kᵀ)E) ≤ ‖Σ_k U_kU_kᵀ‖₂‖E‖²``, so
+   ``∇²R^var ⪯ L·I`` with ``L = c·max π·‖Σ_k U_kU_kᵀ‖₂/N`` and the descent lemma gives
+   ``R^var(Z − τ∇R^var) ≤ R^var(Z) − τ(1 − Lτ/2)‖∇R^var‖²``: descent for ``τ < 2/L``;
+3. (explicit d = 2, N = 2, p = 1, three heads) unfold's derived gradient of the catalogue energy equals
    the closed form ``(1/N) Σ_k U_k D_k U_kᵀ Z Diag(π_k)`` with ``f = log(1 + c x)``, entry by entry
    (``cancel``), with ``π_k = exp(lpi_k)``.
 """
@@ -37,7 +44,24 @@ def prove() -> dict[str, str]:
     assert diff == 0, diff
     proven["gradient_general"] = "sympy Sum over symbolic bounds, scalar diff in t"
 
-    # 2. the engine at explicit size
+    # 2. curvature: the second derivative along E, and the signs of f', f'' for f = log(1 + c x)
+    d2_term = sp.diff(term_t, t, 2).subs(t, 0).doit()                  # scalar
+    x = sp.Symbol("x")
+    fp = sp.Subs(sp.Derivative(f(x), x), x, m0).doit()
+    fpp = sp.Subs(sp.Derivative(f(x), x, 2), x, m0).doit()
+    claimed2 = (fp * sp.Sum(pi[j] * b[j] ** 2, (j, 1, N))
+                + 2 * fpp * sp.Sum(pi[j] * a[j] * b[j], (j, 1, N)) ** 2 / Nk) / N
+    diff2 = sp.simplify(sp.expand((d2_term - claimed2).doit()))
+    assert diff2 == 0, diff2
+    c, xn = sp.Symbol("c", positive=True), sp.Symbol("x", nonnegative=True)
+    flog = sp.log(1 + c * xn)
+    d1, d2 = sp.diff(flog, xn), sp.diff(flog, xn, 2)                     # scalar
+    assert sp.simplify(d1 - c / (1 + c * xn)) == 0
+    assert sp.simplify(c - d1 - c ** 2 * xn / (1 + c * xn)) == 0       # c − f'(x) = c²x/(1 + cx) ≥ 0
+    assert (c ** 2 * xn / (1 + c * xn)).is_nonnegative and (-d2).is_nonnegative
+    proven["descent_step_bound"] = "second directional derivative with sympy Sum over symbolic bounds; signs of f', f''"
+
+    # 3. the engine at explicit size
     E = energy()
     sizes = {d: {"d": 2, "N": 2, "p": 1}[str(d)] for d in E.dims}
     env = explicit_env(E.inputs, sizes)

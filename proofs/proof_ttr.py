@@ -13,10 +13,18 @@ Claims:
    ``kᵀk = n`` (a scalar), which holds at every size;
 3. (general d_k, d_v, n) the mesa layer: the generated step is ``S − ∇E·(KKᵀ + λI)⁻¹`` with
    ``∇E = S(KKᵀ + λI) − VKᵀ`` (structural), hence ``= VKᵀ(KKᵀ + λI)⁻¹``, the ridge minimiser, from any ``S``;
-4. (explicit d_v = 2, n = 3, T = 2) softmax attention: the unit gradient step on the Nadaraya–Watson
-   energy from any ``M`` is ``V softmax(βKᵀQ)``, from the energy expanded into scalars and
-   differentiated entrywise with plain ``sp.diff`` (the general-size statement needs ``1ᵀA = 1ᵀ``,
-   which holds entrywise only after expansion).
+4. softmax attention as Nadaraya–Watson regression:
+
+   * (general n, any d_v; independent of the engine) for weights with ``Σ_i a_i = 1``, the directional
+     derivative of ``½Σ_{i≤n} a_i‖v_i − m‖²`` along ``u`` is ``⟨m − Σ_i a_i v_i, u⟩`` and its second
+     derivative is ``‖u‖²`` (Hessian ``I``): one unit gradient step from any ``m`` lands on the weighted
+     mean, the unique argmin (sympy ``Sum`` over a symbolic bound; ``v_iᵀm``, ``v_iᵀu``, ``mᵀu``, ``‖u‖²``
+     as scalars); softmax weights sum to 1 over the keys (``Σ_i e^{z_i}/Σ_l e^{z_l} = 1``, symbolic n);
+   * (symbolic sizes; structural) unfold's gradient of the catalogue energy is
+     ``∇_M E_NW = M ⊙ (1A) − VA`` with ``A = softmax(βKᵀQ)`` (plain and causal), so with ``1ᵀA = 1ᵀ``
+     the generated step is ``VA`` from any ``M``;
+   * (explicit d_v = 2, n = 3, T = 2) the same from the energy expanded into scalars and
+     differentiated entrywise with plain ``sp.diff``, and the generated step expanded (``cancel``).
 
 Not proved symbolically (checked numerically in the catalogue): the chunkwise WY forms.
 """
@@ -25,14 +33,34 @@ from __future__ import annotations
 
 import sympy as sp
 
+from proofs._common import scalars_out_of_hadamard
 from unfold.catalogue import ttr
 from unfold.symbolic import ops as s
 from unfold.symbolic.explicit import expand_explicit, explicit_env
+from unfold.symbolic.masks import causal
+from unfold.symbolic.tidy import canonical
 
 
 def _is_zero(e: sp.Basic) -> bool:
     z = sp.expand(e)
     return z == 0 or isinstance(z, sp.ZeroMatrix)
+
+
+def _nadaraya_watson_general() -> None:
+    """The weighted-mean argmin and the softmax column sums, at a symbolic number of keys."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, l = sp.symbols("i l", integer=True, positive=True)
+    z, a, vm, vu, vv = (sp.IndexedBase(x) for x in ("z", "a", "vm", "vu", "vv"))   # vm_i = v_iᵀm, vu_i = v_iᵀu
+    t, mu, mm, uu = sp.symbols("t mu mm uu", real=True)                            # mᵀu, ‖m‖², ‖u‖²
+    # ½ Σ_i a_i ‖v_i − (m + t u)‖², expanded into inner products
+    f = sp.Sum(a[i] * (vv[i] - 2 * (vm[i] + t * vu[i]) + mm + 2 * t * mu + t ** 2 * uu), (i, 1, n)) / 2
+    ones = sp.Sum(a[i], (i, 1, n))
+    first = sp.diff(f, t).subs(t, 0).doit()                      # scalar
+    assert sp.simplify(sp.expand(first - (mu * ones - sp.Sum(a[i] * vu[i], (i, 1, n))))) == 0, first
+    second = sp.diff(f, t, 2).doit()                             # scalar
+    assert sp.simplify(second - uu * ones) == 0, second
+    col = sp.Sum(sp.exp(z[i]) / sp.Sum(sp.exp(z[l]), (l, 1, n)), (i, 1, n))
+    assert sp.simplify(sp.factor_terms(col).xreplace({l: i})) == 1, col
 
 
 def prove() -> dict[str, str]:
@@ -93,7 +121,17 @@ def prove() -> dict[str, str]:
     assert _is_zero(ttr.mesa_step().update_rule() - (Sm - g * s.inv(Mm))), ttr.mesa_step().update_rule()
     proven["mesa_golden"] = "structural, then M M⁻¹ = I"
 
-    # 4. Nadaraya–Watson, explicit size, scalar derivatives
+    # 4. Nadaraya–Watson: general lemma, the engine at symbolic sizes, then explicit size
+    _nadaraya_watson_general()
+    proven["nw_argmin_general"] = "scalar sp.diff along a direction, sympy Sum over a symbolic number of keys"
+    for Enw in (ttr.nw_energy(), ttr.nw_causal_energy()):
+        M, V, K, Q, bnw = (Enw.symbol(x) for x in ("M", "V", "K", "Q", "beta"))
+        A = s.softmax(bnw * K.T * Q, mask=causal if Enw is ttr.nw_causal_energy() else None)
+        claimed = s.hadamard(s.ones(M.rows, K.cols) * A, M) - V * A
+        g = scalars_out_of_hadamard(Enw.grad(M))
+        assert canonical(g) == canonical(claimed) or _is_zero(g - claimed), (g, claimed)
+    proven["nw_golden"] = "structural at symbolic sizes, plain and causal"
+
     Enw = ttr.nw_energy()
     sizes = {d: {"dk": 2, "dv": 2, "n": 3, "T": 2}[str(d)] for d in Enw.dims}
     env = explicit_env(Enw.inputs, sizes)

@@ -53,9 +53,24 @@ def test_every_exact_claim_rejects_its_controls(report):
 
 def test_longhorn_kernel_is_far_from_the_exact_step_except_on_coordinate_keys(report):
     d = report["longhorn_released_kernel"].data
-    assert d["relative_output_error"] > 0.1 and d["one_step_state_error"] > 1e-2
-    assert d["relative_output_error_unit_keys"] > 0.1       # also in the layer's own regime (unit keys, β < 1)
+    # the released layer's own regime (β = sigmoid ∈ (0, 1), unnormalised keys, S₀ = 0), per token and overall
+    assert d["relative_output_error"] > 0.1 and d["relative_sequence_error"] > 0.05
+    assert d["relative_output_error_large_steps"] > 0.1 and d["one_step_state_error"] > 1e-2
+    assert d["relative_output_error_unit_keys"] > 0.1       # also with L2-normalised keys
     assert d["coordinate_keys_error"] < 1e-14
+
+
+def test_linear_attention_chunk_form_carries_the_state():
+    """The chunkwise reference equals the recurrence at chunk sizes 1, 5 (a shorter last chunk) and T, and it is
+    not vacuous: the same form without the decay differs."""
+    d = ttr.sample_sequence(RunConfig(seed=3))
+    O, S = ref.decayed_linear_attention(d["Q"], d["K"], d["V"], d["alpha"], d["S0"])
+    for c in (1, 5, 12):
+        O_c, S_c = ref.decayed_linear_attention_chunkwise(d["Q"], d["K"], d["V"], d["alpha"], c, d["S0"])
+        assert (O - O_c).abs().max() < 1e-13 and (S - S_c).abs().max() < 1e-13
+    O_nodecay, _ = ref.decayed_linear_attention_chunkwise(d["Q"], d["K"], d["V"], torch.ones_like(d["alpha"]), 3,
+                                                         d["S0"])
+    assert (O - O_nodecay).abs().max() > 1e-2
 
 
 def test_deltanet_descent_needs_the_step_range(report):

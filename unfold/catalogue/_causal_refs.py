@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["causal_attention", "causal_mha", "masked_lse_energy", "nrgpt_head", "per_token_partial_gradients",
-           "strict_energy_gradient"]
+           "self_key_term", "strict_energy_gradient"]
 
 Tensor = torch.Tensor
 
@@ -88,6 +88,14 @@ def per_token_partial_gradients(X: Tensor, H: Tensor, strict: bool) -> Tensor:
         (g,) = torch.autograd.grad(_nrgpt_token_energy(xi, X.detach(), H, i, strict).sum(), xi)
         rows.append(g)
     return torch.stack(rows, dim=-2)
+
+
+def self_key_term(X: Tensor, H: Tensor) -> Tensor:
+    """``a_ii Hᵀx_i`` under the inclusive mask: the part of ``∂E_i/∂x_i`` that comes from ``x_i`` as its own key."""
+    T = X.shape[-2]
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()
+    a = torch.softmax((X @ H @ X.mT).masked_fill(~allowed, float("-inf")), dim=-1)
+    return torch.diagonal(a, dim1=-2, dim2=-1)[..., None] * (X @ H)
 
 
 def strict_energy_gradient(X: Tensor, H: Tensor) -> Tensor:

@@ -6,7 +6,8 @@ Paper orientation: the recurrent state is ``S ∈ R^{d_v×d_k}`` and the read-ou
 unfold's energy code.
 
 * linear attention with decay (RetNet/Mamba2 style, Wang–Shi–Fox arXiv 2501.12352 §2):
-  ``S_t = α_t S_{t−1} + v_t k_tᵀ``; parallel form ``O = (QKᵀ ⊙ G ⊙ M_incl) V``, ``G_ts = Π_{r=s+1..t} α_r``;
+  ``S_t = α_t S_{t−1} + v_t k_tᵀ``; parallel form ``O = (QKᵀ ⊙ G ⊙ M_incl) V``, ``G_ts = Π_{r=s+1..t} α_r``,
+  and the chunkwise-parallel form (RetNet/GLA/Mamba2's chunked algorithm) that carries the state across chunks;
 * DeltaNet (Yang et al., arXiv 2406.06484): ``S_t = S_{t−1}(I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ``, and its
   chunkwise WY form (the paper's parallel algorithm);
 * gated DeltaNet (Yang, Kautz, Hatamizadeh, arXiv 2412.06464): ``S_t = α_t S_{t−1}(I − β_t k_t k_tᵀ) +
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "decayed_linear_attention", "decayed_linear_attention_parallel", "delta_rule", "delta_rule_chunkwise",
+    "decayed_linear_attention", "decayed_linear_attention_parallel", "decayed_linear_attention_chunkwise", "delta_rule", "delta_rule_chunkwise",
     "gated_delta_rule", "gated_delta_rule_chunkwise", "longhorn_closed_form", "longhorn_diagonal_kernel",
     "nadaraya_watson", "mesa_recursive",
 ]
@@ -60,6 +61,33 @@ def decayed_linear_attention_parallel(Q: Tensor, K: Tensor, V: Tensor, alpha: Te
     mask = torch.ones(T, T, dtype=torch.bool).tril()
     G = torch.exp((c[..., :, None] - c[..., None, :]).masked_fill(~mask, float("-inf")))
     return ((Q @ K.mT) * G) @ V
+
+
+def decayed_linear_attention_chunkwise(Q: Tensor, K: Tensor, V: Tensor, alpha: Tensor, chunk: int,
+                                       S0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """The chunkwise-parallel form of decayed linear attention, chunk by chunk (the last may be shorter).
+
+    Inside a chunk with rows ``K, V, Q``, log-decays ``g = log α``, ``c_r = Σ_{s≤r} g_s`` (inclusive,
+    within the chunk), ``e = exp(c)``, ``Γ_rs = exp(c_r − c_s)`` and incoming state ``S0``::
+
+        O   = Diag(e) Q S0ᵀ + (QKᵀ ⊙ Γ ⊙ M_incl) V          (rows o_r = S_r q_r)
+        S_C = e_C S0 + Vᵀ Diag(e_C / e) K
+
+    (unrolling ``S_r = e_r S0 + Σ_{s≤r} (e_r/e_s) v_s k_sᵀ``): the inter-chunk part is one matrix
+    product with the carried state, the intra-chunk part the masked parallel form.
+    """
+    S = _zeros_state(K, V) if S0 is None else S0
+    outs = []
+    for s in range(0, K.shape[-2], chunk):
+        q, k, v = Q[..., s:s + chunk, :], K[..., s:s + chunk, :], V[..., s:s + chunk, :]
+        c = torch.cumsum(torch.log(alpha[..., s:s + chunk]), dim=-1)
+        C = k.shape[-2]
+        incl = torch.ones(C, C, dtype=torch.bool).tril()
+        Gam = torch.exp((c[..., :, None] - c[..., None, :]).masked_fill(~incl, float("-inf")))
+        e = torch.exp(c)
+        outs.append(e[..., :, None] * (q @ S.mT) + ((q @ k.mT) * Gam) @ v)
+        S = e[..., -1, None, None] * S + v.mT @ (torch.exp(c[..., -1:] - c)[..., :, None] * k)
+    return torch.cat(outs, dim=-2), S
 
 
 def delta_rule(Q: Tensor, K: Tensor, V: Tensor, beta: Tensor, S0: Optional[Tensor] = None,

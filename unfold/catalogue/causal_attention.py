@@ -185,19 +185,38 @@ def _full_reference(t: Inputs) -> torch.Tensor:
     return g
 
 
-def _key_side_ratio(t: Inputs) -> dict[str, Any]:
+def _sides(t: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(query side ``Q``, key side ``K = −∇E − Q``), both from the generated steps."""
     Q = query_side(t)
-    K = -_full_layer(t) - Q
-    return {"key_over_query_norm": float(K.norm() / Q.norm())}
+    return Q, -_full_layer(t) - Q
+
+
+def _key_side_ratio(t: Inputs) -> dict[str, Any]:
+    Q, K = _sides(t)
+    per_token = (K.norm(dim=-1) / Q.norm(dim=-1)).mean(dim=0)
+    return {"key_over_query_norm": float(K.norm() / Q.norm()), "key_over_query_per_token": per_token.tolist()}
+
+
+def _key_side_not_small(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    r = _key_side_ratio(t)["key_over_query_norm"]
+    return r > 0.1, f"‖K‖/‖Q‖ = {r:.2f}: the acausal key side is as large as the query side"
+
+
+def _key_side_figure(t: Inputs, errs: dict[str, float], config: RunConfig) -> list[Figure]:
+    r = _key_side_ratio(t)["key_over_query_per_token"]
+    return [Figure("causal_attention_key_side", "Size of the acausal key-side term per token (mean over batch)",
+                   list(range(1, len(r) + 1)), {"‖K_m‖/‖Q_m‖": r}, xlabel="token m",
+                   ylabel="key side / query side")]
 
 
 FULL_CLAIM = Claim(
     name="full_step_is_gradient", kind="exact",
     description="the full step's direction (generated) = ∇E by autograd of the masked-lse energy in plain torch",
     inputs=lambda c: sample(c, 1), layer=_full_layer, reference=_full_reference, tol64=TOL,
+    conditions=(Predicate("the key side (the step's acausal part) is not a small correction", _key_side_not_small),),
     controls=(Control("query side only (the key-side term left out)",
                       layer=lambda t: -query_side(t)),),
-    data=_key_side_ratio,
+    data=_key_side_ratio, figures=_key_side_figure,
     describe=lambda t: f"T={t['X'].shape[-2]}, D={t['X'].shape[-1]}, {HEADS} heads",
 )
 
@@ -245,8 +264,10 @@ def _nrgpt_generated(t: Inputs) -> dict[str, torch.Tensor]:
     ``K = x_1..x_{T−1}``; inclusive with ``K = X``.  Each part is named by what it is compared with."""
     X, H = t["X"], t["H"]
     strict = X[..., 1:, :] - nrgpt_step()(X[..., 1:, :], K=X[..., :-1, :], H=H)
+    inclusive = X - nrgpt_step()(X, K=X, H=H)
     return {"strict head": strict, "∂E_i/∂x_i (others frozen)": strict,
-            "last token: ∂E/∂x_T (whole energy)": strict[..., -1, :], "inclusive head": X - nrgpt_step()(X, K=X, H=H)}
+            "last token: ∂E/∂x_T (whole energy)": strict[..., -1, :], "inclusive head": inclusive,
+            "inclusive: ∂E_i/∂x_i + a_ii Hᵀx_i": inclusive}
 
 
 def _nrgpt_paper(t: Inputs) -> dict[str, torch.Tensor]:
@@ -255,7 +276,18 @@ def _nrgpt_paper(t: Inputs) -> dict[str, torch.Tensor]:
     return {"strict head": ref.nrgpt_head(X, H, strict=True)[..., 1:, :],
             "∂E_i/∂x_i (others frozen)": ref.per_token_partial_gradients(X, H, strict=True)[..., 1:, :],
             "last token: ∂E/∂x_T (whole energy)": ref.strict_energy_gradient(X, H)[..., -1, :],
-            "inclusive head": ref.nrgpt_head(X, H, strict=False)}
+            "inclusive head": ref.nrgpt_head(X, H, strict=False),
+            "inclusive: ∂E_i/∂x_i + a_ii Hᵀx_i": ref.per_token_partial_gradients(X, H, strict=False)
+            + ref.self_key_term(X, H)}
+
+
+def _missing_key_side(t: Inputs, config: RunConfig) -> tuple[bool, str]:
+    """What the strict head leaves out of ∇E for tokens before the last: the key-side terms Σ_{k>i} ∂E_k/∂x_i."""
+    X, H = t["X"], t["H"]
+    head = ref.nrgpt_head(X, H, strict=True)[..., :-1, :]
+    full = ref.strict_energy_gradient(X, H)[..., :-1, :]
+    rel = float((full - head).norm() / full.norm())
+    return rel > 0.1, f"‖∇E − head‖/‖∇E‖ over tokens 1..T−1 = {rel:.2f}"
 
 
 def _first_row_zero(t: Inputs, config: RunConfig) -> tuple[bool, str]:
@@ -265,11 +297,12 @@ def _first_row_zero(t: Inputs, config: RunConfig) -> tuple[bool, str]:
 
 NRGPT_CLAIM = Claim(
     "nrgpt_head_is_per_token_gradient", "exact",
-    "NRGPT head = ∂E_i/∂x_i (strict mask), = ∂E/∂x_T for the last token only",
+    "NRGPT head = ∂E_i/∂x_i (strict mask), = ∂E/∂x_T for the last token only; inclusive mask: misses a_ii Hᵀx_i",
     inputs=lambda config: sample(config, 3), layer=_nrgpt_generated, reference=_nrgpt_paper, tol64=TOL,
     assumptions=(Predicate.by_construction("strict mask j < i (NRGPT tril_plus_one=True); first row weights 0",
                                            "as in the released code"),),
-    conditions=(Predicate("the strict head's first token is 0", _first_row_zero),),
+    conditions=(Predicate("the strict head's first token is 0", _first_row_zero),
+                Predicate("before the last token the head is not ∇E (the key-side terms are missing)", _missing_key_side)),
     controls=(Control("inclusive head = ∂E_i/∂x_i (it misses a_ii Hᵀx_i)",
                       layer=lambda t: ref.nrgpt_head(t["X"], t["H"], strict=False),
                       reference=lambda t: ref.per_token_partial_gradients(t["X"], t["H"], strict=False)),

@@ -224,7 +224,9 @@ PROOFS = (
           "scalar sp.diff of L(x + tu) in t, any D", _GRAD),
     Proof("hessian_general", "∇²L = (γ/s)(P − yyᵀ/(Ds²)), symmetric", "general", "scalar sp.diff in t, any D", _HESS),
     Proof("hessian_eigenvalues", "eigenvalues 0, (γ/s)ε/(V + ε), γ/s: all ≥ 0 (PSD)", "general",
-          "eigenspaces spanning R^D, any D", _HESS),
+          "the Hessian form applied to eigenspaces spanning R^D, any D", _HESS),
+    Proof("engine_golden", "unfold's derived ∇L = 2γP(PX ⊙ 1·(1/(2√(var + ε)))) + δ1ᵀ = γPX/s + δ1ᵀ (P² = P)",
+          "engine-golden", "structural at symbolic D, n", _GRAD),
     Proof("engine_entrywise", "unfold's derived ∇L = γ(x − mean)/sqrt(var + ε) + δ entry by entry", "fixed-size",
           "expanded at D = 4, cancel", _GRAD),
 )
