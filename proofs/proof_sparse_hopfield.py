@@ -10,7 +10,13 @@ Claims:
    ``p_k^{α−1} = (α−1)θ_k − τ``), so ``Σ_k (θ_k + ∂H/∂p_k) ∂p_k/∂θ_j = c·∂(Σp)/∂θ_j = 0``;
 3. (general n, symbolic α > 1) exact retrieval: ``entmax_α(θ) = e_i`` iff ``θ_i − θ_j ≥ 1/(α−1)`` for
    every ``j ≠ i`` — the threshold of ``e_i`` is ``τ = (α−1)θ_i − 1`` and coordinate ``j`` is outside the
-   support iff ``(α−1)θ_j − τ ≤ 0``.
+   support iff ``(α−1)θ_j − τ ≤ 0``;
+4. (general d, N, any α > 1, any β > 0) CCCP descent: ``g(q) = (1/β)Ω*_α(βXᵀq)`` is convex (``Ω*_α`` is a
+   pointwise max of the affine functions ``θ ↦ ⟨p, θ⟩ + H_α(p)``, composed with a linear map), so it lies
+   above its tangent at ``q``, whose slope is ``∇g(q) = X entmax_α(βXᵀq) = q⁺`` (2.).  Hence
+   ``E(q⁺) = ½‖q⁺‖² − g(q⁺) ≤ ½‖q⁺‖² − g(q) − ⟨q⁺, q⁺ − q⟩ = E(q) − ½‖q⁺ − q‖²`` (the last step an identity in the
+   inner products ``‖q⁺‖², ⟨q⁺, q⟩, ‖q‖²``, checked symbolically): the energy falls by at least ``½‖q⁺ − q‖²`` at
+   every step, for every β, with no step-size condition.
 """
 
 from __future__ import annotations
@@ -50,4 +56,13 @@ def prove() -> dict[str, str]:
     assert sp.expand(a_pos * tj - tau_i - a_pos * (tj - (ti - 1 / a_pos))) == 0 and a_pos.is_positive
     proven["exact_retrieval_margin"] = \
         "threshold of e_i, then the support condition solved for θ_j"
+
+    # 4. CCCP descent: the majoriser at q⁺ (tangent of the convex g at q, slope q⁺) in inner products
+    pp, pq, qq, g_q = sp.symbols("pp pq qq g_q", real=True)       # ‖q⁺‖², ⟨q⁺, q⟩, ‖q‖², g(q)
+    majoriser = pp / 2 - (g_q + (pp - pq))                          # ½‖q⁺‖² − [g(q) + ⟨q⁺, q⁺ − q⟩]
+    assert sp.expand(majoriser - ((qq / 2 - g_q) - (pp - 2 * pq + qq) / 2)) == 0
+    # the tangent of an affine piece ℓ_p(θ) = ⟨p, θ⟩ + h is itself: ℓ_p(θ') = ℓ_p(θ) + ⟨p, θ' − θ⟩ (so Ω* ≥ its tangent)
+    th, th2, pv, h = sp.symbols("theta theta2 p h", real=True)
+    assert sp.expand((pv * th2 + h) - ((pv * th + h) + pv * (th2 - th))) == 0
+    proven["cccp_descent"] = "convexity of Ω* (max of affine pieces), then an identity in inner products"
     return proven

@@ -364,8 +364,10 @@ def check_nrgpt_descent(config: RunConfig) -> CheckResult:
 
 
 PROOFS = (
-    Proof("query_gradient_golden", "unfold's ∇_U E_q = −Σ_h softmax_rows(β(UW_Qᵀ)(XW_Kᵀ)ᵀ; causal)(XW_Kᵀ)W_Q",
-          "engine-golden", "structural equality at symbolic T, D, d", ("query_side_is_causal_attention",)),
+    Proof("query_gradient_golden", "unfold's ∇_U E_q = −Σ_h softmax_rows(β(UW_Qᵀ)(XW_Kᵀ)ᵀ; causal)(XW_Kᵀ)W_Q: row i "
+          "involves u_i and x_j, j ≤ i only, so at U = X the query-side update is causal",
+          "engine-golden", "structural equality at symbolic T, D, d",
+          ("query_side_is_causal_attention", "causality_of_the_steps")),
     Proof("full_gradient_golden", "unfold's ∇_X E = query side + key side −Σ_h P_hᵀ(XW_Q,hᵀ)W_K,h", "engine-golden",
           "structural equality at symbolic T, D, d", ("full_step_is_gradient",)),
     Proof("nrgpt_gradient_golden", "unfold's ∇_U(−Σ_i lse_{j≤i} u_iᵀHk_j) = −softmax_rows(UHKᵀ; causal)KHᵀ, the head output",
@@ -380,9 +382,10 @@ ENTRY = Entry(
     title="Causal attention and NRGPT: the query side of the masked log-sum-exp gradient",
     source="Hoover et al., arXiv 2302.07253 (the energy); Dehmamy et al., NRGPT, arXiv 2512.16762; code bhoov/nrgpt",
     summary=("The query-side part of −∇ of the causally masked log-sum-exp energy is causal attention with tied weights "
-             "(exact: SDPA is_causal, nn.MultiheadAttention); the full gradient step is not causal (measured); NRGPT's "
-             "head is the per-token partial gradient under its strict mask, the whole energy's gradient for the last "
-             "token only."),
+             "(exact: SDPA is_causal, nn.MultiheadAttention); the full gradient step is not causal: its key side is as "
+             "large as the query side (measured). NRGPT's update is query-side only: its head is the per-token partial "
+             "gradient ∂E_i/∂x_i under its strict mask (a Jacobi step), −∇E of the whole energy for the last token only "
+             "(before it the key-side terms are missing, measured); under the inclusive mask it also misses a_ii Hᵀx_i."),
     energy=energy,
     checks=(
         QUERY_CLAIM,

@@ -199,6 +199,10 @@ PROOFS = (
           "engine-golden", "structural equality at symbolic d, N, S", ("cccp_step_is_sparse_attention",)),
     Proof("entmax_envelope", "θ_k + ∂H_α/∂p_k is the same on the support, so ∇Ω*_α = entmax_α (envelope theorem)",
           "general", "sympy simplify with symbolic α, τ, θ", ("cccp_step_is_sparse_attention",)),
+    Proof("cccp_descent", "E(q⁺) ≤ E(q) − ½‖q⁺ − q‖² for every β > 0: the concave part's tangent at q (slope −q⁺) "
+          "majorises E, and q⁺ minimises the majoriser", "general",
+          "convexity of Ω*_α (a max of affine functions), then an identity in inner products; any d, N, α",
+          ("energy_non_increasing",)),
     Proof("exact_retrieval_margin", "entmax_α(θ) = e_i iff θ_i − θ_j ≥ 1/(α−1) for all j ≠ i", "general",
           "threshold of e_i and the support condition, symbolic α, any n", ("exact_retrieval_at_the_margin",)),
 )

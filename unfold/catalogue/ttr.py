@@ -374,7 +374,9 @@ def _longhorn_layer(t: Inputs, step: Optional[Any] = None) -> dict[str, torch.Te
     T = K.shape[-2]
     implicit = [states[i + 1] - states[i] + longhorn_step().gradient(
         states[i + 1], k=K[..., i, :, None], v=V[..., i, :, None], beta=t["beta"][..., i]) for i in range(T)]
-    return {"outputs vs closed form (paper)": O, "state vs closed form (paper)": S_T,
+    chunks = {f"{w} vs chunk form (WY, step ε) C={c}": (O if w == "outputs" else S_T)
+              for c in CHUNKS + (T,) for w in ("outputs", "state")}
+    return {"outputs vs closed form (paper)": O, "state vs closed form (paper)": S_T, **chunks,
             "states vs linear solve": torch.stack(states[1:]),
             "implicit equation S⁺ − S + β∇ℓ(S⁺) = 0": torch.stack(implicit),
             "residual law r⁺ = r/(1 + β‖k‖²)": torch.stack(
@@ -391,7 +393,11 @@ def _longhorn_reference(t: Inputs) -> dict[str, torch.Tensor]:
         k, v, b = K[..., i, :, None], V[..., i, :, None], t["beta"][..., i, None, None]
         solves.append(torch.linalg.solve(eye + b * k @ k.mT, (states[i] + b * v @ k.mT).mT).mT)
         laws.append((states[i] @ k - v) / (1 + b * (k * k).sum(-2, keepdim=True)))
-    return {"outputs vs closed form (paper)": O, "state vs closed form (paper)": S,
+    chunks: dict[str, torch.Tensor] = {}
+    for c in CHUNKS + (K.shape[-2],):          # the closed form is DeltaNet with step ε: its WY chunk form
+        O_c, S_c = ref.delta_rule_chunkwise(Q, K, V, _longhorn_eps(t), c, t["S0"])
+        chunks |= {f"outputs vs chunk form (WY, step ε) C={c}": O_c, f"state vs chunk form (WY, step ε) C={c}": S_c}
+    return {"outputs vs closed form (paper)": O, "state vs closed form (paper)": S, **chunks,
             "states vs linear solve": torch.stack(solves),
             "implicit equation S⁺ − S + β∇ℓ(S⁺) = 0": torch.zeros_like(torch.stack(solves)),
             "residual law r⁺ = r/(1 + β‖k‖²)": torch.stack(laws)}
@@ -405,7 +411,7 @@ def _beta_positive(t: Inputs, config: RunConfig) -> tuple[bool, str]:
 
 LONGHORN_CLAIM = Claim(
     name="longhorn_implicit_step", kind="exact",
-    description="Longhorn closed form = proximal step on (β/2)‖Sk − v‖² (linear solve, implicit equation)",
+    description="Longhorn closed form = proximal step on (β/2)‖Sk − v‖² (linear solve, implicit equation, chunk form)",
     inputs=lambda c: _longhorn_data(c, 4), layer=_longhorn_layer, reference=_longhorn_reference, tol64=TOL,
     assumptions=(Predicate("β_t > 0 (no upper bound: the implicit step is unconditionally stable)", _beta_positive),),
     controls=(Control("the explicit DeltaNet step with the same β", layer=lambda t: _longhorn_layer(t, deltanet_step())),),
