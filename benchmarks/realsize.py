@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
-import time
 from typing import Any, Callable, Mapping
 
 import torch
@@ -35,26 +35,17 @@ from torch import nn
 import unfold as uf
 from unfold.models.attention import MultiheadAttention
 
+try:
+    from benchmarks.bench import interleaved
+except ImportError:  # run as a script from elsewhere: the repository root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.bench import interleaved
+
 Tensor = torch.Tensor
 
 SHAPES = {"vit_b": (4, 197, 768, 12, False), "gpt2_causal": (4, 512, 768, 12, True)}
 #: tiny shapes of the same structure (smoke runs; numbers not meaningful)
 QUICK_SHAPES = {"vit_b": (2, 9, 16, 4, False), "gpt2_causal": (2, 12, 16, 4, True)}
-
-
-def interleaved(fns: Mapping[str, Callable[[], Any]], reps: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call, rounds in rotating order (the same scheme as ``unfold bench``)."""
-    names = list(fns)
-    for _ in range(warmup):
-        for k in names:
-            fns[k]()
-    out: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(reps):
-        for k in names[r % len(names):] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[k]()
-            out[k].append(time.perf_counter() - t0)
-    return out
 
 
 def _report(name: str, ts: dict[str, list[float]], errs: dict[str, float], log: Callable[[str], None]) -> dict[str, Any]:

@@ -210,6 +210,7 @@ class GeneratedUpdateMixin:
 
     # provided by EnergyStep and the subclass (declared for the type checker)
     wrt: Any
+    wrt_name: str
     source_energy: Any
     policy: Any
     _compiled: Any
@@ -242,9 +243,51 @@ class GeneratedUpdateMixin:
         """One step: the generated update with the fixed η, or the policy's step on the generated
         update and gradient."""
         if self._eta_symbol is None:  # a fixed η is baked into the generated update: call it directly
-            return call_generated(self._update, self._update_values(x, inputs), x)  # (checks x)
+            args = self._planned_args(x, inputs)
+            if args is not None:
+                return finish_generated(self._update(*args), x)
+            vals = self._update_values(x, inputs)  # every check on the inputs (and on x)
+            self._plan_args(x, inputs, vals)
+            return call_generated(self._update, vals, x)
         self._check_state(x)
         return self.policy.step(self.problem(**inputs), x)
+
+    def _plan_args(self, x: torch.Tensor, inputs: Mapping[str, Any], vals: Mapping[str, Any]) -> None:
+        """Remember where each argument of the generated update came from (the state, a call-time
+        keyword, a registered parameter or buffer), keyed by the call's keyword names: everything
+        :meth:`_update_values` checks about the inputs depends on those names alone, so a later call
+        with the same names gets its arguments without re-checking them (:meth:`_planned_args`).
+        No plan when an argument has another source (it is then rebuilt on every call)."""
+        params, buffers = self._parameters, self._buffers  # type: ignore[attr-defined]
+        plan: list[tuple[int, str]] = []
+        for k in self._update.input_names:
+            if k not in vals:
+                return  # a missing input: the call names it
+            v = vals[k]
+            if k == self.wrt_name and v is x:
+                plan.append((0, k))
+            elif k in inputs and inputs[k] is v:
+                plan.append((1, k))
+            elif k in params and params[k] is v:
+                plan.append((2, k))
+            elif k in buffers and buffers[k] is v:
+                plan.append((3, k))
+            else:
+                return
+        self.__dict__.setdefault("_arg_plans", {})[tuple(inputs)] = tuple(plan)
+
+    def _planned_args(self, x: Any, inputs: Mapping[str, Any]) -> Optional[list[Any]]:
+        """The generated update's arguments by a remembered plan (:meth:`_plan_args`), or ``None``
+        (first call with these keyword names, a state that is not a tensor of rank ≥ 2, or a
+        registered input that is gone): the caller then takes the checked path."""
+        plan = self.__dict__.get("_arg_plans", {}).get(tuple(inputs))
+        if plan is None or not isinstance(x, torch.Tensor) or x.dim() < 2:
+            return None
+        sources = (None, inputs, self._parameters, self._buffers)  # type: ignore[attr-defined]
+        try:
+            return [x if kind == 0 else sources[kind][k] for kind, k in plan]  # type: ignore[index]
+        except KeyError:
+            return None
 
     def update_rule(self) -> Basic:
         """The symbolic update (η numeric when fixed, the symbol ``eta`` otherwise)."""
@@ -277,7 +320,11 @@ def call_generated(fn: Any, values: Mapping[str, Any], like: torch.Tensor) -> to
         raise InputError(
             f"missing input {e.args[0]!r}; the step needs {list(fn.input_names)}"
         ) from None
-    out = fn(*args)
+    return finish_generated(fn(*args), like)
+
+
+def finish_generated(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A generated update's result broadcast to the state's shape ``like``."""
     if out.shape != like.shape:
         out = torch.broadcast_to(out, torch.broadcast_shapes(out.shape, like.shape))
     return out
