@@ -26,6 +26,7 @@ from sympy.matrices.expressions import Identity, Inverse, Transpose, ZeroMatrix
 
 from unfold.catalogue.crate import coding_rate_energy, compression_energy, ista_energy, ista_step, mcr2_energy
 from unfold.symbolic.axes import MatAxisSum
+from proofs._common import main
 
 
 def _prox_nonneg_l1() -> None:
@@ -102,3 +103,7 @@ def prove() -> dict[str, str]:
     assert ((I - gm * A) * (I + gm * A) + gm**2 * A * A).expand() == I
     proven["neumann_remainder"] = "(I − γA)(I + γA) + γ²A² = I, expanded"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)
