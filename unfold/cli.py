@@ -293,6 +293,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
     torch.manual_seed(args.seed)
+    torch.set_num_threads(1)  # small models: a second intra-op thread cost 2 min vs 8 s (crate, 3 epochs, busy 2 cores)
     model: Any = {"crate": lambda: models.CRATE(seed=args.seed), "deq": lambda: models.HopfieldClassifier(seed=args.seed),
              "encoder": lambda: models.EncoderClassifier(seed=args.seed)}[args.model]()
     data = models.digits(args.seed)
