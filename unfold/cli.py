@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr = sub.add_parser(
         "reproduce", help="train generated models on offline data and measure the papers' figures",
         description="Train unfold's generated models (digits, in-context regression) and measure each "
-                    "paper's figure as a criterion (about 5 minutes on 2 busy cores; --quick: the reduced version).",
+                    "paper's figure as a criterion (about 3 minutes on 2 busy cores; --quick: the reduced version).",
     )
     sr.add_argument("names", nargs="*", metavar="NAME", help="experiments (default: all)")
     sr.add_argument("--report", metavar="DIR", help="write report.md, PNG figures and results.json to DIR")
