@@ -7,18 +7,19 @@
 * :func:`blocks_equal` — two ``BlockMatrix`` expressions, multiplied out by ``block_collapse``,
   agree block by block (:func:`symbolic_zero` of each difference);
 * :func:`scalars_out_of_hadamard` — ``(cA) ⊙ (dB) = cd (A ⊙ B)`` applied throughout an expression, so that
-  structural comparisons do not depend on where the engine left a scalar factor.
+  structural comparisons do not depend on where the engine left a scalar factor;
+* :func:`main` — what ``python -m proofs.proof_<entry>`` runs: ``prove()`` and one line per statement.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import sympy as sp
 from sympy.matrices.expressions import HadamardProduct, MatAdd, MatMul, ZeroMatrix, block_collapse
 from sympy.matrices.expressions.blockmatrix import BlockMatrix
 
-__all__ = ["explicit_zero", "symbolic_zero", "blocks_equal", "scalars_out_of_hadamard"]
+__all__ = ["explicit_zero", "symbolic_zero", "blocks_equal", "scalars_out_of_hadamard", "main"]
 
 
 def explicit_zero(M: Any) -> bool:
@@ -72,3 +73,10 @@ def scalars_out_of_hadamard(e: Any) -> Any:
             coeff, rest = coeff * c, rest + [m]
         return coeff * HadamardProduct(*rest)
     return e.replace(lambda x: isinstance(x, HadamardProduct), pull)
+
+
+def main(prove: Callable[[], Mapping[str, str]]) -> None:
+    """Run ``prove()`` (it raises AssertionError at the first step that fails) and print each proved
+    statement as ``PROVED <key>  [<how>]``: the ``__main__`` of every ``proofs/proof_<entry>.py``."""
+    for key, how in prove().items():
+        print(f"PROVED {key}  [{how}]")

@@ -27,6 +27,7 @@ from unfold.attsvm.data import AttDataset
 from unfold.attsvm.model import attention_loss
 from unfold.attsvm.svm import solve_att_svm
 from unfold.symbolic.explicit import expand_explicit, explicit_env
+from proofs._common import main
 
 
 def _exp_to_symbols(e: sp.Expr, table: dict[sp.Expr, sp.Symbol]) -> sp.Expr:
@@ -178,5 +179,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for k, v in prove().items():
-        print(f"{k}\n    {v}")
+    main(prove)

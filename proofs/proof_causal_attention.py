@@ -24,6 +24,7 @@ from unfold.catalogue import causal_attention as ca
 from unfold.symbolic import ops as s
 from unfold.symbolic.masks import causal
 from unfold.symbolic.tidy import tidy
+from proofs._common import main
 
 
 def _same(a: sp.Basic, b: sp.Basic) -> bool:
@@ -72,3 +73,7 @@ def prove() -> dict[str, str]:
     assert sp.expand(total.subs({M: S2, S1: 1}) - quad) == 0, total
     proven["token_energy_concave"] = "linearity of Σ_{j≤n} (symbolic n), Σ_j a_j = 1"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)

@@ -7,7 +7,8 @@
 2. The gradient step of the ISTA block's smooth part ``½‖Ẑ − DZ‖²`` (unfold's derived gradient),
    started at ``Z = Ẑ``, is ``Ẑ + ηDᵀ(Ẑ − DẐ)`` — with 1., the ISTA block (eq. 17) is one
    proximal-gradient step.  Matrix-level identity at symbolic sizes.
-3. unfold's derived ``∇R^c`` is, structurally, the paper's eq. 9 ``γ Σ_k U_kU_kᵀZ(I + γA_k)⁻¹``, and
+3. unfold's derived ``∇R^c`` is, structurally, the paper's eq. 9 ``γ Σ_k U_kU_kᵀZ(I + γA_k)⁻¹`` (the
+   energy sums over a head axis ``k``: the summand is compared, at any number of heads ``K``), and
    ``∇R = α(I + αZZᵀ)⁻¹Z`` (symbolic sizes d, n, p; sympy's canonical form).
 4. unfold's derived ``∇(−ΔR)`` of MCR² with symmetric memberships ``Π_k`` is ``−(EZ − Σ_k γ_k C_k Z Π_k)``
    with ReduNet's ``E = α(I + αZZᵀ)⁻¹``, ``C_k = α_k(I + α_k ZΠ_kZᵀ)⁻¹``, ``γ_k = tr Π_k / n``: the
@@ -20,9 +21,12 @@
 from __future__ import annotations
 
 import sympy as sp
+from sympy import S
 from sympy.matrices.expressions import Identity, Inverse, Transpose, ZeroMatrix
 
 from unfold.catalogue.crate import coding_rate_energy, compression_energy, ista_energy, ista_step, mcr2_energy
+from unfold.symbolic.axes import MatAxisSum
+from proofs._common import main
 
 
 def _prox_nonneg_l1() -> None:
@@ -61,17 +65,18 @@ def prove() -> dict[str, str]:
     proven["ista_generated_rule"] = (
         "the generated rule: elementwise max(0, u − ηλ) applied to an argument equal to the block's, η = 1/8, λ = 1/4")
 
-    Ec = compression_energy(2)
-    Zc = Ec.symbol("Z")
+    Ec = compression_energy()
+    Zc, U = Ec.symbol("Z"), Ec.symbol("U")  # U ranges over the head axis k (U[k] = U_k)
     d, n, p = (next(x for x in Ec.dims if str(x) == k) for k in ("d", "n", "p"))
     eps = Ec.symbol("eps")
     gam = p / (n * eps**2)
-    closed = ZeroMatrix(d, n)
-    for k in (1, 2):
-        U = Ec.symbol(f"U{k}")
-        closed = closed + gam * U * U.T * Zc * Inverse(Identity(n) + gam * (U.T * Zc).T * (U.T * Zc))
-    assert Ec.grad("Z") == closed, f"{Ec.grad('Z')} ≠ {closed}"
-    proven["compression_gradient_golden"] = "structural equality, symbolic d, n, p, K = 2"
+    # the derived gradient is c·Σ_k B_k; Σ_k is linear, so c·B_k = eq. 9's summand proves it at every K
+    g = Ec.grad("Z")
+    coeff, summed = (S.One, [g]) if isinstance(g, MatAxisSum) else g.as_coeff_matrices()
+    assert len(summed) == 1 and isinstance(summed[0], MatAxisSum) and summed[0].axis == U.axes[0], Ec.grad("Z")
+    summand = gam * U * U.T * Zc * Inverse(Identity(n) + gam * (U.T * Zc).T * (U.T * Zc))
+    assert coeff * summed[0].body == summand, f"{coeff}·{summed[0].body} ≠ {summand}"
+    proven["compression_gradient_golden"] = "structural equality of the summand over the head axis, symbolic d, n, p, K"
 
     Er = coding_rate_energy()
     Zr, er = Er.symbol("Z"), Er.symbol("eps")
@@ -98,3 +103,7 @@ def prove() -> dict[str, str]:
     assert ((I - gm * A) * (I + gm * A) + gm**2 * A * A).expand() == I
     proven["neumann_remainder"] = "(I − γA)(I + γA) + γ²A² = I, expanded"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)

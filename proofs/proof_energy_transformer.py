@@ -34,7 +34,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions import HadamardProduct, MatMul
 
-from proofs._common import explicit_zero
+from proofs._common import explicit_zero, main
 from unfold.catalogue.energy_transformer import EPS, energy
 from unfold.symbolic import ops as s
 from unfold.symbolic.explicit import expand_explicit, explicit_env
@@ -180,5 +180,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for k, v in prove().items():
-        print(f"PROVED {k}  [{v}]")
+    main(prove)

@@ -14,6 +14,7 @@ import unfold as uf
 from unfold.energies import coding_rate, determinant, hopfield, l1_norm, quadratic_residual, trace_sum
 from unfold.symbolic import Adjugate, Softmax, explicit_env, expand_explicit
 from unfold.symbolic.tidy import tidy
+from proofs._common import main
 
 
 def _structural() -> dict[str, str]:
@@ -75,5 +76,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for claim, how in prove().items():
-        print(f"{claim}: {how}")
+    main(prove)

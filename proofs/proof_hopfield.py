@@ -22,6 +22,7 @@ from unfold.symbolic import ops as s
 from unfold.symbolic.explicit import expand_explicit, explicit_env
 from unfold.symbolic.symbols import dims, param
 from unfold.symbolic.vjp import gradient
+from proofs._common import main
 
 
 def _zero(M: sp.Matrix) -> bool:
@@ -80,5 +81,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for k, v in prove().items():
-        print(f"PROVED {k}  [{v}]")
+    main(prove)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions import BlockMatrix, Identity, MatrixSymbol, ZeroMatrix
 
-from proofs._common import blocks_equal, explicit_zero, symbolic_zero
+from proofs._common import blocks_equal, explicit_zero, main, symbolic_zero
 from unfold.catalogue.icl_gd import energy
 from unfold.symbolic.explicit import expand_explicit, explicit_env
 
@@ -140,5 +140,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for k, v in prove().items():
-        print(f"PROVED {k}  [{v}]")
+    main(prove)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._common import scalars_out_of_hadamard
+from proofs._common import main, scalars_out_of_hadamard
 from unfold.catalogue.layernorm_lagrangian import energy
 from unfold.symbolic import ops as s_
 from unfold.symbolic.explicit import expand_explicit, explicit_env
@@ -100,3 +100,7 @@ def prove() -> dict[str, str]:
     assert all(sp.cancel(sp.expand(e)) == 0 for e in (engine - ln))
     proven["engine_entrywise"] = "cancel"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)

@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.matrices.expressions import ZeroMatrix
 
 import unfold as uf
-from proofs._common import explicit_zero
+from proofs._common import explicit_zero, main
 from unfold.catalogue.lista import energy, ista_step, lista_energy
 from unfold.steps import L1, LearnableStep, ProximalGradientStep
 from unfold.symbolic.explicit import expand_explicit, explicit_env
@@ -120,5 +120,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for k, v in prove().items():
-        print(f"PROVED {k}  [{v}]")
+    main(prove)

@@ -25,6 +25,7 @@ import sympy as sp
 
 from unfold.catalogue import sparse_hopfield as sh
 from unfold.symbolic.primitives import entmax as tsallis
+from proofs._common import main
 
 
 def prove() -> dict[str, str]:
@@ -66,3 +67,7 @@ def prove() -> dict[str, str]:
     assert sp.expand((pv * th2 + h) - ((pv * th + h) + pv * (th2 - th))) == 0
     proven["cccp_descent"] = "convexity of Ω* (max of affine pieces), then an identity in inner products"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)

@@ -25,6 +25,7 @@ import sympy as sp
 
 from unfold.catalogue.tost import HEADS, energy
 from unfold.symbolic.explicit import expand_explicit, explicit_env
+from proofs._common import main
 
 
 def prove() -> dict[str, str]:
@@ -79,3 +80,7 @@ def prove() -> dict[str, str]:
     assert all(sp.cancel(sp.expand(e)) == 0 for e in (engine - closed))
     proven["engine_entrywise"] = "cancel"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)

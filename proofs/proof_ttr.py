@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from proofs._common import scalars_out_of_hadamard
+from proofs._common import main, scalars_out_of_hadamard
 from unfold.catalogue import ttr
 from unfold.symbolic import ops as s
 from unfold.symbolic.explicit import expand_explicit, explicit_env
@@ -147,3 +147,7 @@ def prove() -> dict[str, str]:
     assert all(sp.cancel(sp.expand(e)) == 0 for e in (engine - V * A))
     proven["nw_generated_step"] = "cancel"
     return proven
+
+
+if __name__ == "__main__":
+    main(prove)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions import Identity, MatrixSymbol
 
-from proofs._common import symbolic_zero
+from proofs._common import main, symbolic_zero
 from unfold.catalogue.yang_huang_wipf import attention_energy, attention_rule, ffn_step, majorizer
 from unfold.steps import LearnableStep
 from unfold.symbolic import ops as s
@@ -147,5 +147,4 @@ def prove() -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    for k, v in prove().items():
-        print(f"PROVED {k}  [{v}]")
+    main(prove)

@@ -71,7 +71,7 @@ def test_closed_form_holds_for_any_bases():
     g = torch.Generator().manual_seed(5)
     Us = [torch.randn(6, 2, generator=g, dtype=torch.float64) for _ in range(4)]
     Z = torch.randn(2, 6, 5, generator=g, dtype=torch.float64)
-    cm = crate.compression_energy(4).compile()
+    cm = crate.compression_energy().compile()
     args = cm.args(Z=Z, eps=0.7, **crate.u_inputs(Us))
     assert torch.allclose(cm.grad_fn("Z")(*args), ref.grad_compression(Z, Us, 0.7), rtol=0, atol=1e-13)
 

@@ -60,6 +60,24 @@ def test_longhorn_kernel_is_far_from_the_exact_step_except_on_coordinate_keys(re
     assert d["coordinate_keys_error"] < 1e-14
 
 
+def test_exact_step_with_one_beta_per_channel():
+    """The per-channel exact step (rows of S as a batch of generated d_v = 1 steps) equals the shared-β generated
+    step when the channels share β, and the row-wise closed form S⁺ = S − Diag(ε)(Sk − v)kᵀ in plain torch."""
+    d = ttr.sample_sequence(RunConfig(seed=1), unit_keys=False)
+    Q, K, V, S0 = d["Q"], d["K"], d["V"], d["S0"]
+    shared = d["beta"][..., None].expand(*V.shape)
+    O_shared, _, _ = ttr.unroll(ttr.longhorn_step(), S0, Q, K, V, beta=d["beta"])
+    assert (ttr._exact_per_channel(Q, K, V, shared, S0) - O_shared).abs().max() < 1e-14
+    b = torch.rand(*V.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    S, outs = S0, []
+    for t in range(K.shape[-2]):
+        k, v = K[:, t], V[:, t]
+        e = b[:, t] / (1 + b[:, t] * (k * k).sum(-1, keepdim=True))
+        S = S - e[..., None] * ((S @ k[..., None])[..., 0] - v)[..., None] * k[:, None, :]
+        outs.append((S @ Q[:, t, :, None])[..., 0])
+    assert (ttr._exact_per_channel(Q, K, V, b, S0) - torch.stack(outs, dim=1)).abs().max() < 1e-13
+
+
 def test_linear_attention_chunk_form_carries_the_state():
     """The chunkwise reference equals the recurrence at chunk sizes 1, 5 (a shorter last chunk) and T, and it is
     not vacuous: the same form without the decay differs."""

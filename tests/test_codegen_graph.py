@@ -216,3 +216,43 @@ def test_no_value_of_the_multi_head_step_is_a_width_by_width_product() -> None:
     G = Energy(uf.fro2(Y * Y.T) / 2 + uf.trace(Y * Y.T * Y * Y.T * Y * Y.T))
     control = lower("grad_Y", G.inputs, [Output("grad", G.grad(Y), Y)])
     assert (d, d) in [nd.shape for nd in control.live_nodes() if nd.kind == "temp"]
+
+
+def test_a_negative_term_next_to_its_transpose_is_computed_once():
+    """The Yang–Huang–Wipf energy ``n/2 − ½ Σᵢⱼ exp(−½‖Ws(yᵢ − yⱼ)‖²)`` holds ``−½ v 1ᵀ − ½ 1 vᵀ``
+    (``v = ‖Ws yᵢ‖²``): v is computed once (one elementwise square), and the value is the formula."""
+    from unfold.catalogue import yang_huang_wipf as yhw
+
+    from test_codegen_fuse import CallCount
+
+    fn = yhw.attention_energy().compile().energy_fn
+    g = torch.Generator().manual_seed(6)
+    Y = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    Ws = torch.eye(3, dtype=torch.float64) + 0.3 * torch.randn(3, 3, generator=g, dtype=torch.float64)
+    with CallCount(frozenset({"square", "pow", "__pow__", "mul", "__mul__"}),
+                   lambda x, *rest: x.dim() >= 2 and x.shape[-1] == 3 and x.shape[-2] == 5) as squares:
+        got = fn(Y, Ws)
+    assert squares.calls == 1
+    Z = Y @ Ws.mT
+    d2 = ((Z[..., :, None, :] - Z[..., None, :, :]) ** 2).sum(-1)
+    want = 5 / 2 - 0.5 * torch.exp(-0.5 * d2).sum((-2, -1))
+    assert float((got - want).abs().max()) < 1e-12
+
+
+def test_a_head_projection_is_computed_once_in_the_multi_head_step():
+    """Yang–Huang–Wipf with several heads: ``Y W_s^hᵀ`` is a run of the scores ``Y Wsᵀ Ws Yᵀ`` and
+    the base of the key bias ``‖W_s^h yⱼ‖²``: one product of Y with Ws (in either order)."""
+    from unfold.models import yhw as yhw_model
+
+    from test_codegen_fuse import CallCount
+
+    fn = yhw_model.attention_heads_function(2)
+    g = torch.Generator().manual_seed(7)
+    Y = torch.randn(2, 6, 4, generator=g, dtype=torch.float64)
+    Ws = torch.randn(2, 2, 4, generator=g, dtype=torch.float64)
+    U = torch.randn(2, 2, 4, generator=g, dtype=torch.float64)
+    ptrs = {Y.data_ptr(), Ws.data_ptr()}
+    names = frozenset({"matmul", "__matmul__", "mm", "bmm", "einsum"})
+    with CallCount(names, lambda *a: {t.data_ptr() for t in a if isinstance(t, torch.Tensor)} == ptrs) as products:
+        fn(Y, Ws, U)
+    assert products.calls == 1

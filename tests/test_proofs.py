@@ -86,3 +86,29 @@ def test_scopes_are_shown_by_list_verify_and_report(capsys: pytest.CaptureFixtur
     assert golden.results[0].proof == "engine-golden"  # its backing statements compare the engine's output
     table = format_table(rep.results).splitlines()
     assert table[0].split()[3] == "proof" and "general" in table[2].split()
+
+
+def test_main_prints_one_line_per_proved_statement(capsys) -> None:
+    from proofs._common import main
+
+    main(lambda: {"a": "how a", "b": "how b"})
+    assert capsys.readouterr().out.splitlines() == ["PROVED a  [how a]", "PROVED b  [how b]"]
+
+    def fails() -> dict[str, str]:
+        raise AssertionError("step 2 does not hold")
+
+    with pytest.raises(AssertionError, match="step 2"):
+        main(fails)
+
+
+@pytest.mark.parametrize("name", PROOFS)
+def test_running_a_proof_module_goes_through_main(name: str, monkeypatch) -> None:
+    """``python -m proofs.<name>`` hands its ``prove`` to the one printer (recorded here, not run)."""
+    import runpy
+
+    import proofs._common
+
+    called: list[object] = []
+    monkeypatch.setattr(proofs._common, "main", called.append)
+    ns = runpy.run_module(f"proofs.{name}", run_name="__main__")
+    assert called == [ns["prove"]]

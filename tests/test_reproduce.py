@@ -54,3 +54,20 @@ def test_cli_writes_report(tmp_path, capsys):
 def test_unknown_experiment():
     with pytest.raises(InputError, match="unknown experiment"):
         reproduce.run(["nope"], QUICK)
+
+
+def test_threads_are_set_for_the_run_and_restored(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def probe(profile):
+        seen.append(torch.get_num_threads())
+        return reproduce.ExperimentResult("probe", "probe", "none")
+
+    monkeypatch.setattr(reproduce, "EXPERIMENTS", reproduce.EXPERIMENTS + (reproduce.Experiment("probe", "probe", probe),))
+    reproduce.run(["probe"], reproduce.Profile(quick=True, threads=before + 1))
+    assert seen == [before + 1] and torch.get_num_threads() == before
+    with pytest.raises(InputError, match="threads must be ≥ 1"):
+        reproduce.run(["probe"], reproduce.Profile(threads=0))

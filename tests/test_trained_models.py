@@ -128,6 +128,31 @@ def test_energy_transformer_update_is_the_energy_gradient():
     assert energies.shape == (3, 2)
 
 
+def test_energy_transformer_at_the_paper_configuration_is_one_generated_layer():
+    """Hoover et al.'s image configuration (D = 768, 12 heads of 64, β = 1/8, M = 3072): the heads are
+    one (12, 64, 768) parameter of the one generated block; its update equals autograd of the energy
+    written from the paper, and the energy falls over the 12 inference steps."""
+    model = EnergyTransformer.paper_configuration(patch_dim=4, tokens=16).double()
+    shapes = {k: tuple(v.shape) for k, v in model.block.named_parameters()}
+    assert shapes == {"WQ": (12, 64, 768), "WK": (12, 64, 768), "Xi": (768, 3072)}
+    assert model.steps == 12 and model.alpha == 0.1 and float(model.block.beta) == 0.125
+    p = {k: v.detach() for k, v in model.block.named_parameters()}
+
+    def energy(g):                                                     # Hoover et al. eq. 2 + 5, plain torch
+        e = -0.5 * torch.relu(g @ p["Xi"]).pow(2).sum()
+        s = 0.125 * (g @ p["WQ"].mT) @ (g @ p["WK"].mT).mT    # (head, query, key)
+        return e - torch.logsumexp(s, dim=-1).sum() / 0.125
+
+    x = torch.randn(2, 16, 768, generator=_g(9), dtype=DT)
+    g = model.layer_norm(x).detach()
+    ref = x - 0.1 * torch.stack([torch.func.grad(energy)(gi) for gi in g])
+    assert torch.allclose(model.update(x), ref, rtol=0, atol=1e-10)
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :4] = True
+    E = model.trajectory(torch.rand(2, 16, 4, generator=_g(10), dtype=DT), mask)
+    assert E.shape == (13, 2) and bool((E[1:] < E[:-1]).all())
+
+
 def test_linear_transformer_with_the_gd_construction_is_one_gd_step():
     d, n, eta = 4, 12, 0.3
     task = icl_regression(6, n, d, seed=5, dtype=DT)
@@ -143,6 +168,56 @@ def test_linear_transformer_with_the_gd_construction_is_one_gd_step():
     ref = eta / n * (task["y"] @ task["X"].mT @ task["xq"])[..., 0, 0]   # ŷ = η/n Σ y_i x_iᵀ x_q
     assert torch.allclose(gd(task), ref, rtol=0, atol=1e-13)
     assert torch.allclose(lsa(task), ref, rtol=0, atol=1e-13)
+
+
+def test_sparse_linear_transformer_is_preconditioned_gd_for_any_weights():
+    """Ahn et al.'s parameterisation (W_PV = [[0,0],[0,1]], W_KQ = [[A,0],[0,0]]): three layers with random,
+    non-symmetric A_ℓ predict what three preconditioned GD steps Γ_ℓ = −A_ℓ predict, both the generated
+    steps and GD written here in plain torch (w ← w − Γ_ℓᵀ ∇R(w), ∇R(w) = (1/n) X(Xᵀw − yᵀ))."""
+    d, n = 4, 9
+    S = torch.diag(torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=DT))
+    task = icl_regression(7, n, d, seed=11, dtype=DT, cov=S, task_cov=torch.linalg.inv(S))
+    lsa = LinearTransformer(d, layers=3, init_scale=0.3, sparse=True, seed=2).double()
+    assert {k for k, _ in lsa.named_parameters()} == {"A.0", "A.1", "A.2"}
+    gd = PreconditionedGD(d, steps=3).double()
+    with torch.no_grad():
+        for G, P in zip(lsa.preconditioners(), gd.preconditioners()):
+            P.copy_(G)
+    w = torch.zeros(7, d, 1, dtype=DT)
+    for A in lsa.A:
+        G = -A.detach()
+        w = w - G.T @ task["X"] @ (task["X"].mT @ w - task["y"].mT) / n
+    ref = (task["xq"].mT @ w)[..., 0, 0]
+    assert not torch.allclose(lsa.A[0], lsa.A[0].T)
+    assert torch.allclose(lsa(task), ref, rtol=0, atol=1e-12)
+    assert torch.allclose(gd(task), ref, rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="sparse=True"):
+        LinearTransformer(d, layers=1).preconditioners()
+    with pytest.raises(uf.errors.ShapeMismatchError, match="task_cov must be 4×4"):
+        icl_regression(2, n, d, task_cov=torch.eye(3))
+
+
+def test_associative_recall_data_and_hopfield_recall_energies():
+    seq, target = uf.models.associative_recall(50, 5, 12, seed=3)
+    keys, values, query = seq[:, 0:10:2], seq[:, 1:10:2], seq[:, -1]
+    assert all(len(set(k.tolist())) == 5 for k in keys) and bool(((values >= 12) & (values < 24)).all())
+    for b in range(50):                                               # the target is the value stored with q
+        (i,) = (keys[b] == query[b]).nonzero()[0].tolist()
+        assert int(target[b]) == int(values[b, i])
+    model = uf.models.HopfieldRecall(12, width=8, heads=2, update_steps=3, seed=1).double()
+    assert model(seq).shape == (50, 12)
+    hop = model.hopfield
+    R, Y = model.tokens(seq)
+    beta = float(hop.beta[0])
+    Xi = torch.einsum("bte,hpe->bhtp", R, hop.WQ) + hop.bq                # plain torch, Ramsauer et al.
+    K = torch.einsum("bte,hpe->bhtp", Y, hop.WK) + hop.bk
+    ref = []
+    for _ in range(4):
+        ref.append((0.5 * Xi.pow(2).sum((-1, -2)) - torch.logsumexp(beta * Xi @ K.mT, -1).sum(-1) / beta).sum(-1))
+        Xi = torch.softmax(beta * Xi @ K.mT, -1) @ K
+    E = model.energies(seq)
+    assert torch.allclose(E, torch.stack(ref).detach(), rtol=0, atol=1e-10)
+    assert bool((E[1:] <= E[:-1] + 1e-12).all())                     # CCCP: never increases
 
 
 def test_yhw_stack_layers_match_the_paper_formulas():

@@ -293,6 +293,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
     torch.manual_seed(args.seed)
+    torch.set_num_threads(1)  # small models: a second intra-op thread cost 2 min vs 8 s (crate, 3 epochs, busy 2 cores)
     model: Any = {"crate": lambda: models.CRATE(seed=args.seed), "deq": lambda: models.HopfieldClassifier(seed=args.seed),
              "encoder": lambda: models.EncoderClassifier(seed=args.seed)}[args.model]()
     data = models.digits(args.seed)
@@ -384,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr = sub.add_parser(
         "reproduce", help="train generated models on offline data and measure the papers' figures",
         description="Train unfold's generated models (digits, in-context regression) and measure each "
-                    "paper's figure as a criterion (about 2 minutes on 2 idle cores; --quick: the reduced version).",
+                    "paper's figure as a criterion (about 3 minutes on 2 busy cores; --quick: the reduced version).",
     )
     sr.add_argument("names", nargs="*", metavar="NAME", help="experiments (default: all)")
     sr.add_argument("--report", metavar="DIR", help="write report.md, PNG figures and results.json to DIR")

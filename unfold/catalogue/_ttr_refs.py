@@ -175,15 +175,19 @@ def longhorn_diagonal_kernel(Q: Tensor, K: Tensor, V: Tensor, beta: Tensor,
                              S0: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """The released kernel's update, which keeps only the diagonal of ``k kᵀ``::
 
-        S_t[i,j] = (1 − ε_t k_{t,j}²) S_{t−1}[i,j] + ε_t v_{t,i} k_{t,j},    ε_t = β_t/(1 + β_t‖k_t‖²)
+        S_t[i,j] = (1 − ε_{t,i} k_{t,j}²) S_{t−1}[i,j] + ε_{t,i} v_{t,i} k_{t,j},    ε_{t,i} = β_{t,i}/(1 + β_{t,i}‖k_t‖²)
 
-    (``D ⊙ x`` skip term left out: it is outside the state update).
+    ``beta`` is one step per token ``(…, T)`` or, as in the released kernel (``dt`` per channel), one per
+    token and value channel ``(…, T, d_v)``.  (``D ⊙ x`` skip term left out: it is outside the state update.)
     """
     S = _zeros_state(K, V) if S0 is None else S0
-    eps = beta / (1 + beta * (K * K).sum(-1))
+    per_channel = beta.dim() == K.dim()
+    sq = (K * K).sum(-1)
+    eps = beta / (1 + beta * (sq[..., None] if per_channel else sq))
     out = []
     for t in range(K.shape[-2]):
-        k, v, e = K[..., t, :], V[..., t, :], eps[..., t, None, None]
+        k, v = K[..., t, :], V[..., t, :]
+        e = eps[..., t, :, None] if per_channel else eps[..., t, None, None]
         S = (1 - e * (k * k)[..., None, :]) * S + e * _outer(v, k)
         out.append((S @ Q[..., t, :, None])[..., 0])
     return torch.stack(out, dim=-2), S

@@ -72,22 +72,23 @@ def coding_rate_energy() -> Energy:
 
 
 @lru_cache(maxsize=None)
-def compression_energy(K: int = 4) -> Energy:
-    """``R^c(Z; U_[K]) = Σ_k ½ logdet(I + p/(nε²)(U_kᵀZ)ᵀ(U_kᵀZ))``, one term ``Rc<k>`` per subspace:
-    the model's energy (:func:`unfold.models.crate.compression_energy`, one definition) with the
-    paper's ``γ = p/(nε²)`` written in the precision ``ε``."""
+def compression_energy() -> Energy:
+    """``R^c(Z; U_[K]) = Σ_k ½ logdet(I + p/(nε²)(U_kᵀZ)ᵀ(U_kᵀZ))`` over a head axis ``k`` (the bases
+    ``U``: one ``(K, d, p)`` input, :func:`u_inputs`; one term ``Rc``): the model's energy
+    (:func:`unfold.models.crate.head_compression_energy`, one definition) with the paper's
+    ``γ = p/(nε²)`` written in the precision ``ε``."""
     _, n, p = _dims()
-    Rc = crate_model.compression_energy(K)
+    Rc = crate_model.head_compression_energy()
     gamma = p / (n * s.scalar("eps", positive=True) ** 2)
     return Energy(terms={k: t.xreplace({Rc.symbol("gamma"): gamma}) for k, t in Rc.terms.items()})
 
 
 @lru_cache(maxsize=None)
-def sparse_rate_reduction_energy(K: int = 4) -> Energy:
+def sparse_rate_reduction_energy() -> Energy:
     """``R^c(Z; U_[K]) + λ‖Z‖₁ − R(Z)``: minus the (ℓ₁-relaxed) sparse rate reduction objective."""
     d, n, _ = _dims()
     Z, lam = s.state("Z", d, n), s.scalar("lam", positive=True)
-    return Energy(terms={**compression_energy(K).terms, "l1": lam * s.l1(Z), "minus_R": -coding_rate_energy().expr})
+    return Energy(terms={**compression_energy().terms, "l1": lam * s.l1(Z), "minus_R": -coding_rate_energy().expr})
 
 
 @lru_cache(maxsize=None)
@@ -117,9 +118,9 @@ def mcr2_energy(K: int = 2) -> Energy:
 # compared, in every check that uses them, with the papers' closed forms on that check's own data
 # (an evaluated predicate, cheaper than the explicit-size symbolic leg at these logdet sizes), and
 # ``rate_gradients_closed_form`` compares them with autograd and the closed forms.
-def compression_step(kappa: float = KAPPA, K: int = 4) -> GradientStep:
+def compression_step(kappa: float = KAPPA) -> GradientStep:
     """``Z ← Z − κ∇R^c(Z)`` (the exact step the MSSA block approximates; descent for ``κ < 2/L``)."""
-    return GradientStep(compression_energy(K), wrt="Z", step=kappa, check=False)
+    return GradientStep(compression_energy(), wrt="Z", step=kappa, check=False)
 
 
 def ista_step(eta: float = ETA, lam: float = LAM) -> ProximalGradientStep:
@@ -156,8 +157,8 @@ def tokens(config: RunConfig, d: int, n: int, batch: tuple[int, ...] = (), offse
 
 
 def u_inputs(Us: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The bases as the energy's keyword inputs ``U1 … UK``."""
-    return {f"U{k + 1}": U for k, U in enumerate(Us)}
+    """The bases as the energy's keyword input ``U`` (``U[k] = U_{k+1}``, shape ``(K, d, p)``)."""
+    return {"U": torch.stack(Us)}
 
 
 def regime(Z: torch.Tensor, Us: list[torch.Tensor], eps: float) -> float:
@@ -183,8 +184,8 @@ def _rate_inputs(config: RunConfig) -> dict[str, Any]:
 def _rate_generated(t: Inputs) -> dict[str, torch.Tensor]:
     """The compiled energies' gradients and values (the part names say what each is compared with)."""
     Z, eps, lam, U = t["Z"], t["eps"], t["lam"], u_inputs(t["Us"])
-    cm_c, cm_r, cm_s = (E.compile() for E in (compression_energy(len(U)), coding_rate_energy(),
-                                              sparse_rate_reduction_energy(len(U))))
+    cm_c, cm_r, cm_s = (E.compile() for E in (compression_energy(), coding_rate_energy(),
+                                              sparse_rate_reduction_energy()))
     g_c = cm_c.grad_fn("Z")(*cm_c.args(Z=Z, eps=eps, **U))
     return {"∇R^c vs eq. 9": g_c, "∇R^c vs autograd": g_c,
             "∇R vs α(I+αZZᵀ)⁻¹Z": cm_r.grad_fn("Z")(*cm_r.args(Z=Z, eps=eps)),
@@ -196,7 +197,7 @@ def _rate_generated(t: Inputs) -> dict[str, torch.Tensor]:
 def _rate_paper(t: Inputs) -> dict[str, torch.Tensor]:
     """The papers' closed forms in plain torch (``∇R^c`` also by autograd of the compiled energy)."""
     Z, Us, eps, lam = t["Z"], t["Us"], t["eps"], t["lam"]
-    cm_c = compression_energy(len(Us)).compile()
+    cm_c = compression_energy().compile()
     g_c, g_r = ref.grad_compression(Z, Us, eps), ref.grad_coding_rate(Z, eps)
     return {"∇R^c vs eq. 9": g_c,
             "∇R^c vs autograd": cm_c.autograd_grad("Z")(*cm_c.args(Z=Z, eps=eps, **u_inputs(Us))),
@@ -284,7 +285,7 @@ def mssa_table(config: RunConfig, eps_values: tuple[float, ...] = EPS_TABLE, kap
     Us = subspaces(config, d, K, p)
     Z = tokens(config, d, n)
     U = u_inputs(Us)
-    step = compression_step(kappa, K)
+    step = compression_step(kappa)
     rows = []
     for eps in eps_values:
         exact = step(Z, eps=eps, **U)
@@ -363,7 +364,7 @@ def layerwise(config: RunConfig, depth: int = 8, eps: float = 1.0, kappa: float 
     U = u_inputs(Us)
     D, _ = _ista_data(config)
     Z0 = tokens(config, d, n, batch=(batch,), offset=31)
-    comp = compression_step(kappa, K)
+    comp = compression_step(kappa)
     ista = ista_step()
     out: dict[str, Any] = {"regime": regime(Z0, Us, eps),
                            "closed_form": closed_form_predicate(comp, Z0, Us, eps, config.tol(TOL))}
@@ -493,7 +494,8 @@ PROOFS = (
     Proof("ista_generated_rule", "the generated layer's rule at Z = Ẑ is ReLU(Ẑ + ηDᵀ(Ẑ − DẐ) − ηλ)", "engine-golden",
           "update_rule() at symbolic sizes, η = 1/8, λ = 1/4 (exact binary numbers)", _ISTA),
     Proof("compression_gradient_golden", "unfold's derived ∇R^c = γ Σ_k U_kU_kᵀZ(I + γ(U_kᵀZ)ᵀ(U_kᵀZ))⁻¹ (eq. 9)",
-          "engine-golden", "structural equality at symbolic d, n, p, K = 2", ("rate_gradients_closed_form",)),
+          "engine-golden", "structural equality of the summand over the head axis, symbolic d, n, p, K",
+          ("rate_gradients_closed_form",)),
     Proof("coding_rate_gradient_golden", "unfold's derived ∇R = α(I + αZZᵀ)⁻¹Z", "engine-golden",
           "structural equality at symbolic d, n", ("rate_gradients_closed_form",)),
     Proof("redunet_golden", "unfold's derived ∇(−ΔR) = −(EZ − Σ_k γ_k C_k Z Π_k) for symmetric Π_k", "engine-golden",

@@ -24,6 +24,7 @@ from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, intern
 from . import kernels, runtime
+from .fuse import fuse
 from .optimize import optimize
 from .graph import Graph
 from .printer import TorchCodePrinter
@@ -74,6 +75,8 @@ def _lower(name: str, inputs: Sequence[Basic], outputs: Sequence[Output], rewrit
     axes = sorted_axes(a for m in mats for a in getattr(m, "axes", ()))
     _check_output_axes(name, outputs, axes)
     outputs = [Output(o.kind, intern(o.expr), o.wrt) for o in outputs]  # equal sub-trees shared
+    fused = fuse([o.expr for o in outputs])  # attention, layer norm: fused nodes, each printed as one call
+    outputs = [Output(o.kind, e, o.wrt) for o, e in zip(outputs, fused)]
     printer = TorchCodePrinter([o.expr for o in outputs], axes=axes)
     for i, o in enumerate(outputs):
         printer.assign(f"_r{i}", o.expr)
@@ -92,7 +95,8 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     """Source of ``def name(*inputs)`` returning the outputs (a tuple when more than one).
 
     With ``rewrite`` (the default) every output is first rewritten by :func:`optimize.optimize`
-    (exact identities that remove repeated products, cancelled inverses and double scalings).
+    (exact identities that remove repeated products, cancelled inverses and double scalings); the
+    fusions of :func:`.fuse.fuse` (attention, layer norm) are applied in any case.
     The body is the printer's :class:`~.graph.Graph` after its passes (shared sub-expressions,
     dead values, liveness).
     """

@@ -25,8 +25,11 @@ Passes, run by :meth:`Graph.render`:
 * **liveness** — ``del`` after the last statement that reads each temporary, so large intermediates
   (n × n scores) are freed as soon as they are spent, not at return.
 
-Chain ordering by size stays at run time (``_mm`` in :mod:`.runtime`): the dims are symbolic when
-the code is generated; a chain node reads its factors as values.
+Where the other passes live: exact algebraic rewrites in :mod:`.optimize` and fusions (attention,
+layer norm) in :mod:`.fuse`, both on the expression DAG before printing; sharing of repeated
+sub-trees and of runs of factors inside products in the printer (:mod:`.printer`, by use counts over
+the tree).  Chain ordering by size stays at run time (``_mm`` in :mod:`.runtime`): the dims are
+symbolic when the code is generated; a chain node reads its factors as values.
 """
 
 from __future__ import annotations

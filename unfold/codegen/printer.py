@@ -9,6 +9,10 @@ device come from the inputs (``_dt``, ``_dev``).  ``Inverse(A) @ B`` prints as
 emitted into the printer's :class:`~.graph.Graph` (each with the values it reads, tracked while its
 code is printed); whether a code is a plain name or a transposed view is asked of the graph.
 
+The fusions are decided before printing (:func:`.fuse.fuse` replaces matches by fused nodes); the
+printer has one plain lowering rule per fused node (:class:`~.fuse.FusedAttention` →
+``_attention``, :class:`~.fuse.AffineLayerNorm` → ``_ln_rows``).
+
 The printer knows exactly the nodes listed below and raises :class:`UnsupportedNodeError` for any
 other; it never falls back to sympy's string form.
 """
@@ -39,13 +43,12 @@ from sympy.matrices.expressions import (
 
 from ..errors import UnsupportedNodeError
 from ..symbolic.nodes import U
-from ..symbolic.primitives.layernorm import LayerNorm
-from ..symbolic.primitives.softmax import Softmax
 from ..symbolic.axes import Axis, AxisSum, MatAxisSum, axes_of
-from ..symbolic.masks import Causal, transpose_mask
+from ..symbolic.masks import Causal
 from ..symbolic.symbols import Dim
 from ..symbolic.primitives.registry import ADD, ATOM, MUL, POW, Code, primitive_of, primitives, scalar_function_of
 from ..symbolic.tidy import distinct_subtrees, doit, transpose
+from .fuse import AffineLayerNorm, FusedAttention
 from .graph import Graph
 
 __all__ = ["TorchCodePrinter"]
@@ -115,6 +118,9 @@ class TorchCodePrinter:
         self._env: dict[Basic, str] = {}
         self._runcount: Counter[tuple[Basic, ...]] = Counter()  # runs of ≥ 2 factors in products
         self._runmemo: dict[tuple[Basic, ...], str] = {}           # run -> temporary holding it
+        self._low_rank: set[tuple[Basic, ...]] = set()  # runs not shared unless computed anyway
+        self._whole: set[tuple[Basic, ...]] = set()     # the factors of every product node
+        self._making: set[tuple[Basic, ...]] = set()    # runs being printed by _run_code
         self._dim_kind: dict[Basic, str] = {}
         for r in roots:
             self._count(r)
@@ -131,12 +137,14 @@ class TorchCodePrinter:
                 stack.extend(x.args)
                 if isinstance(x, MatMul):
                     mats = tuple(a for a in x.args if isinstance(a, MatrixExpr))
+                    if len(mats) >= 2 and len(mats) == len(x.args):
+                        self._whole.add(mats)
                     seen: set[tuple[Basic, ...]] = set()  # a run and its transpose count once per product
                     for i in range(len(mats)):
                         for j in range(i + 2, len(mats) + 1):
                             run = mats[i:j]
                             if _low_rank_run(run):
-                                continue
+                                self._low_rank.add(run)
                             if run not in seen and self._twin_run(run) not in seen:
                                 seen.add(run)
                                 self._runcount[run] += 1
@@ -146,8 +154,25 @@ class TorchCodePrinter:
         return tuple(transpose(f) for f in reversed(run))
 
     def _run_uses(self, run: tuple[Basic, ...]) -> int:
+        """How many products contain the run of factors ``run`` (its transpose included).  A
+        possibly low-rank run (:func:`_low_rank_run`) counts only when it, or its transpose, is also a
+        whole product node of the tree: that product is computed anyway, so reusing it costs nothing
+        (``Y Wsᵀ`` in ``(Y Wsᵀ)∘(Y Wsᵀ)`` and in the chain ``Y Wsᵀ Ws Yᵀ``)."""
         tw = self._twin_run(run)
+        if (run in self._low_rank or tw in self._low_rank) and run not in self._whole and tw not in self._whole:
+            return 0
         return self._runcount.get(run, 0) + (self._runcount.get(tw, 0) if tw != run else 0)
+
+    def _negation(self, t: Basic) -> Basic | None:
+        """``-t`` for a negative term ``t`` (printed after a minus sign), else None.  ``-t`` is a new
+        node the counts never saw: it inherits ``t``'s count, so a shared negative term (``−½ v 1ᵀ``
+        next to its transpose ``−½ 1 vᵀ``) is computed once, not once per occurrence."""
+        minus_t = _negated(t)
+        if minus_t is not None:
+            k = self._shared(t)
+            if k > self._counts.get(minus_t, 0):
+                self._counts[minus_t] = k
+        return minus_t
 
     def _shared(self, e: Basic) -> int:
         """How often ``e`` occurs, its transpose included."""
@@ -178,8 +203,10 @@ class TorchCodePrinter:
         return name
 
     def transposed(self, code: str) -> str:
-        """``code.mT`` (``code`` a primary), known to the graph as a transposed view."""
-        return self.graph.transposed(code)
+        """``code.mT`` (``code`` a primary), known to the graph as a transposed view; ``x`` when
+        ``code`` is itself the view ``x.mT``."""
+        base = self.graph.untranspose(code)
+        return base if base is not None else self.graph.transposed(code)
 
     def hoist(self, e: Basic) -> str:
         """Print ``e`` into a named temporary (or return its name if it is already simple)."""
@@ -233,7 +260,7 @@ class TorchCodePrinter:
             self.graph.output(target, code, self._done())
             return
         for i, t in enumerate(self._grouped_terms(list(e.args))):
-            minus_t = _negated(t)
+            minus_t = self._negation(t)
             neg = minus_t is not None
             self._printing()
             c = self._p(minus_t, MUL) if neg else self._p(t, ADD)
@@ -307,11 +334,6 @@ class TorchCodePrinter:
         scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
         mats = [a for a in e.args if isinstance(a, MatrixExpr)]
         coeff = sp.Mul(*scalars)
-        att = self._attention(mats)
-        if att is not None:
-            if not scalars:
-                return att, ATOM
-            return f"{self._p(coeff, MUL + 1)} * {att}", MUL
         plain = len(mats) >= 2 and not any(isinstance(m, (Inverse, OneMatrix)) for m in (mats[0], mats[-1]))
         if scalars and coeff != -1 and plain and tuple(mats) not in self._runmemo:
             codes = self._chain_codes(mats)
@@ -329,24 +351,16 @@ class TorchCodePrinter:
             else f"({self.code(coeff)})"
         return f"{c} * {code[0] if code[1] > MUL else '(' + code[0] + ')'}", MUL
 
-    def _attention(self, mats: list[MatrixExpr]) -> str | None:
-        """``softmax_rows(c·Q Kᵀ; mask) V₁⋯Vₖ`` printed as ``F.scaled_dot_product_attention`` (fused
-        kernels, no materialised scores): a product whose first factor is a row-wise softmax, masked
-        or not, used nowhere else.  The scores ``Aᵀ`` of the column-wise node ``Softmax(A)``,
-        ``A = c F₁⋯Fⱼ`` (keys × queries), are split at run time where the inner dim is smallest:
-        ``K = F₁⋯Fᵢ``, ``Q = (Fᵢ₊₁⋯Fⱼ)ᵀ`` (see :func:`runtime.attention`)."""
-        if self._env or len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
-            return None
-        S = mats[0].arg
-        if self._shared(S) > 1 or self._shared(mats[0]) > 1 or S in self._memo:
-            return None
-        c, F = S.arg.as_coeff_matrices() if isinstance(S.arg, MatMul) else (sp.S.One, [S.arg])
-        if len(F) < 2 or any(isinstance(f, (Inverse, OneMatrix)) for f in F):
-            return None
-        v = self._chain(list(mats[1:]))[0]
-        m = S.mask
-        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(transpose_mask(m))
-        return (f"_attention({self.code(c)}, ({', '.join(self.code(f) for f in F)},), {v}, {mc})")
+    def _fused_attention(self, e: FusedAttention) -> Code:
+        """``_attention(c, (F₁, …, Fⱼ), V, mask)``: ``softmax_rows(c (F₁⋯Fⱼ)ᵀ; mask) V`` by
+        ``F.scaled_dot_product_attention`` (:func:`runtime.attention` splits the keys × queries
+        product where the inner dim is smallest)."""
+        fs = ", ".join(c for c, _ in self._chain_codes(e.score_factors))  # runs shared with the rest
+        v = self._chain(e.value_factors)[0]
+        m = e.mask
+        c = self.code(e.scale)
+        mc = "None" if m is None else '"causal"' if isinstance(m, Causal) else self.code(m)
+        return f"_attention({c}, ({fs},), {v}, {mc})", ATOM
 
     @staticmethod
     def _ones_branch(mats: list[MatrixExpr]) -> bool:
@@ -364,8 +378,10 @@ class TorchCodePrinter:
         if len(mats) == 1:
             return self.print(mats[0])
         run = tuple(mats)
-        if run in self._runmemo or self._twin_run(run) in self._runmemo:
-            return self._run_code(run)
+        if scale is None and (run in self._runmemo or self._twin_run(run) in self._runmemo):
+            return self._run_code(run)  # (a scaled broadcast sum is printed with its own scale)
+        if scale is None and not self._making & {run, self._twin_run(run)} and self._run_uses(run) >= 2:
+            return self._run_code(run)  # a run of another product too: one temporary, whichever comes first
         first, rest, last = mats[0], mats[1:], mats[-1]
         if isinstance(first, Inverse):
             rhs = self._chain(rest)
@@ -435,7 +451,11 @@ class TorchCodePrinter:
             # is broadcast into a batched one (W gᵀ)
             return self.transposed(self._run_code(tw)[0]), ATOM
         self._printing()
-        code = self._chain(list(run))
+        self._making.add(run)
+        try:
+            code = self._chain(list(run))
+        finally:
+            self._making.discard(run)
         reads = self._done()
         if self.graph.is_name(code[0]):
             name = code[0]
@@ -457,39 +477,15 @@ class TorchCodePrinter:
     def _wrap(code: Code, prec: int) -> str:
         return code[0] if code[1] >= prec else f"({code[0]})"
 
-    def _affine_layernorm(self, terms: list[Basic]) -> tuple[Code, list[Basic]] | None:
-        """``γ LN_row(x) + 1 bᵀ`` (a row-wise layer norm, scalar gain, bias row) as one
-        ``F.layer_norm`` call with weight and bias (``_ln_rows``); the other terms are returned."""
-        ln = bias = None
-        for t in terms:
-            mats = [a for a in (t.args if isinstance(t, MatMul) else (t,)) if isinstance(a, MatrixExpr)]
-            coeff = sp.Mul(*[a for a in (t.args if isinstance(t, MatMul) else ()) if not isinstance(a, MatrixExpr)])
-            if (ln is None and len(mats) == 1 and isinstance(mats[0], Transpose)
-                    and isinstance(mats[0].arg, LayerNorm) and isinstance(mats[0].arg.arg, Transpose)
-                    and mats[0].arg.eps.is_number):
-                ln = (t, coeff, mats[0].arg)
-            elif (bias is None and coeff == 1 and len(mats) == 2 and isinstance(mats[0], OneMatrix)
-                  and mats[0].cols == 1 and mats[1].rows == 1):
-                bias = (t, mats[1])
-        if ln is None or bias is None or self._env:
-            return None
-        t_ln, gain, node = ln
-        x = self.hoist(node.arg.arg)
-        code = (f"_ln_rows({x}, {float(node.eps)!r}, {self.code(gain) if gain != 1 else 'None'}, "
-                f"{self.code(bias[1])})", ATOM)
-        return code, [t for t in terms if t is not t_ln and t is not bias[0]]
+    def _affine_ln(self, e: AffineLayerNorm) -> Code:
+        """``γ LN_row(x) + 1 bᵀ`` as one ``F.layer_norm`` with weight and bias (``_ln_rows``)."""
+        x = self.hoist(e.x)
+        gain = self.code(e.gain) if e.gain != 1 else "None"
+        return f"_ln_rows({x}, {float(e.eps)!r}, {gain}, {self.code(e.bias)})", ATOM
 
     def _add(self, e: Basic) -> Code:
         terms = list(e.args)
-        if isinstance(e, MatAdd):
-            fused = self._affine_layernorm(terms)
-            if fused is not None:
-                code, rest = fused
-                if not rest:
-                    return code
-                tail = self._add(MatAdd(*rest)) if len(rest) > 1 else (self._p(rest[0], ADD), ADD)
-                return f"{code[0]} + {tail[0] if tail[1] > ADD else '(' + tail[0] + ')'}", ADD
-        signed = [(t, _negated(t)) for t in terms]
+        signed = [(t, self._negation(t)) for t in terms]
         out = ""
         for t, minus_t in signed:
             if minus_t is None:
@@ -628,6 +624,7 @@ class TorchCodePrinter:
         return c
 
     _RULES: list[tuple[type, Callable[["TorchCodePrinter", Basic], Code]]] = [
+        (FusedAttention, _fused_attention), (AffineLayerNorm, _affine_ln),
         (MatMul, _matmul), (MatAdd, _add), (Transpose, _transpose), (Inverse, _inverse),
         (MatPow, _matpow), (Identity, _identity), (OneMatrix, _ones), (ZeroMatrix, _zeros),
         (HadamardProduct, _hadamard), (HadamardPower, _hpow), (ElementwiseApplyFunction, _elementwise),

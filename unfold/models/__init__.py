@@ -3,7 +3,8 @@
 Plain ``nn.Module``s (``state_dict``, ``.to``, any optimiser): :class:`HopfieldClassifier` (a
 deep-equilibrium classifier on a modern Hopfield energy), :class:`CRATE` (compression + ISTA steps
 on sparse rate reduction), :class:`EnergyTransformer` (masked-token model on the ET energy),
-:class:`LinearTransformer` and :class:`PreconditionedGD` (in-context regression), and the drop-in
+:class:`LinearTransformer` and :class:`PreconditionedGD` (in-context regression),
+:class:`HopfieldRecall` (associative recall with a generated Hopfield layer), and the drop-in
 attention layers :class:`MultiheadAttention`, :class:`MSSA` and :class:`HopfieldHeads` (hflayers'
 multi-head projected Hopfield layer).  Data:
 :func:`digits` (scikit-learn's bundled 8×8 digits), :func:`patches`, :func:`icl_regression`,
@@ -20,6 +21,7 @@ from .encoder import EncoderClassifier
 from .yhw import YHWStack
 from .attention import MSSA, MultiheadAttention
 from .hopfield_heads import HopfieldHeads
+from .recall import HopfieldRecall
 
 __all__ = [
     "Digits", "associative_recall", "digits", "icl_regression", "patches", "unpatch",
@@ -32,4 +34,5 @@ __all__ = [
     "YHWStack",
     "MultiheadAttention", "MSSA",
     "HopfieldHeads",
+    "HopfieldRecall",
 ]

@@ -4,7 +4,7 @@
   pixel values scaled to ``[0, 1]``, split into train/test by a seeded permutation (stratified by
   class); :func:`patches` cuts images into ``patch×patch`` tokens (2×2 → 16 tokens of width 4).
 * :func:`icl_regression` — in-context linear regression tasks ``y = wᵀx`` (von Oswald et al.;
-  Ahn et al.): ``w ~ N(0, I)``, ``x ~ N(0, Σ)``.
+  Ahn et al.): ``w ~ N(0, Σ_w)`` (``I`` by default), ``x ~ N(0, Σ)``.
 * :func:`associative_recall` — key–value pairs followed by a query key; the target is the value
   stored with that key.
 
@@ -81,17 +81,20 @@ def unpatch(tokens: Tensor, size: int = 8, patch: int = 2) -> Tensor:
 
 def icl_regression(batch: int, n: int, d: int, seed: Union[int, torch.Generator] = 0,
                    cov: Optional[Tensor] = None, noise: float = 0.0,
-                   dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+                   dtype: torch.dtype = torch.float32, task_cov: Optional[Tensor] = None) -> dict[str, Tensor]:
     """Tasks ``y = wᵀx (+ noise)``: ``X (batch, d, n)`` context inputs as columns, ``y (batch, 1, n)``,
     query ``xq (batch, d, 1)``, target ``yq (batch, 1, 1)``, the task ``w (batch, d, 1)``.
-    ``x ~ N(0, cov)`` (identity when ``cov`` is None)."""
+    ``x ~ N(0, cov)``, ``w ~ N(0, task_cov)`` (identity when None)."""
     g = _gen(seed)
     w = torch.randn(batch, d, 1, generator=g, dtype=torch.float64)
     x = torch.randn(batch, d, n + 1, generator=g, dtype=torch.float64)
+    for name, c in (("cov", cov), ("task_cov", task_cov)):
+        if c is not None and c.shape != (d, d):
+            raise ShapeMismatchError(f"icl_regression: {name} must be {d}×{d}, got {tuple(c.shape)}")
     if cov is not None:
-        if cov.shape != (d, d):
-            raise ShapeMismatchError(f"icl_regression: cov must be {d}×{d}, got {tuple(cov.shape)}")
         x = torch.linalg.cholesky(cov.to(torch.float64)) @ x
+    if task_cov is not None:
+        w = torch.linalg.cholesky(task_cov.to(torch.float64)) @ w
     y = w.mT @ x + noise * torch.randn(batch, 1, n + 1, generator=g, dtype=torch.float64)
     out = {"X": x[..., :n], "y": y[..., :n], "xq": x[..., n:], "yq": y[..., n:], "w": w}
     return {k: v.to(dtype) for k, v in out.items()}

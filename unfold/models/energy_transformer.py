@@ -18,6 +18,10 @@ with ``∂E/∂g`` the gradient unfold generates (:meth:`GradientStep.gradient` 
 ``E(LN(x_t))`` decreases for a small enough ``α``; :meth:`EnergyTransformer.trajectory` records it.
 The masked-token model embeds 2×2 patches, replaces the masked ones with a learned mask token, runs
 the block ``T`` times and decodes each layer-normed token ``g`` back to its patch.
+
+:meth:`EnergyTransformer.paper_configuration` builds the block at the authors' image configuration
+(``D = 768``, ``H = 12`` heads of ``K = 64``, ``β = 1/√K``, ``M = 4D`` memories, ``α = 0.1``, 12 steps):
+the same single generated layer, the heads one ``(12, 64, 768)`` parameter over the head axis.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class EnergyTransformer(nn.Module):
 
     def __init__(self, patch_dim: int = 4, tokens: int = 16, width: int = 32, heads: int = 2,
                  head_dim: int = 16, memories: int = 64, steps: int = 8, alpha: float = 0.1,
-                 beta: float = 1.0, seed: int = 0) -> None:
+                 beta: float = 1.0, seed: int = 0, init_std: float = 0.3) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.steps, self.alpha, self.width = steps, float(alpha), width
@@ -69,17 +73,27 @@ class EnergyTransformer(nn.Module):
         self.mask_token = nn.Parameter(torch.randn(width, generator=g))
         self.gamma = nn.Parameter(torch.ones(()))
         self.delta = nn.Parameter(torch.zeros(width))
-        params: dict[str, Tensor] = {"Xi": 0.3 * torch.randn(width, memories, generator=g)}
+        params: dict[str, Tensor] = {"Xi": init_std * torch.randn(width, memories, generator=g)}
         wq, wk = [], []
         for _ in range(heads):  # drawn head by head, query then key (the order of the per-head layout)
-            wq.append(0.3 * torch.randn(head_dim, width, generator=g))
-            wk.append(0.3 * torch.randn(head_dim, width, generator=g))
+            wq.append(init_std * torch.randn(head_dim, width, generator=g))
+            wk.append(init_std * torch.randn(head_dim, width, generator=g))
         params["WQ"], params["WK"] = torch.stack(wq), torch.stack(wk)
         self.block = GradientStep(et_energy(), wrt="g", step=self.alpha, params=params,
                                   buffers={"beta": float(beta)})
         self.register_load_state_dict_pre_hook(
             lambda module, state_dict, prefix, *rest: stack_legacy_heads(state_dict, prefix + "block.", ("WQ", "WK")))
         init_linears(self, g)
+
+    @classmethod
+    def paper_configuration(cls, patch_dim: int, tokens: int, seed: int = 0) -> "EnergyTransformer":
+        """Hoover et al.'s image configuration: ``D = 768``, 12 heads of ``K = 64``, ``β = 1/√64``,
+        ``M = 4D = 3072`` ReLU² memories, ``α = 0.1``, 12 steps of the one shared block; weights drawn
+        ``N(0, 1/D)`` (so that ``g W_Qᵀ`` has entries of order one)."""
+        width, head_dim = 768, 64
+        return cls(patch_dim=patch_dim, tokens=tokens, width=width, heads=12, head_dim=head_dim,
+                   memories=4 * width, steps=12, alpha=0.1, beta=head_dim ** -0.5, seed=seed,
+                   init_std=width ** -0.5)
 
     def layer_norm(self, x: Tensor) -> Tensor:
         """``g = γ (x − mean)/√(var + 1e-5) + δ`` per token (scalar γ)."""

@@ -122,16 +122,36 @@ class HopfieldHeads(nn.Module):
         out = torch.einsum("...te,hpe->...htp", X, W)
         return out + b if b is not None else out
 
+    def _states(self, R: Tensor, Y: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
+        """The head states ``Ξ⁰ … Ξ^k`` (each ``(…, H, n, p)``), the projected keys and ``log β``."""
+        bq, bk = (self.bq, self.bk) if self.bias else (None, None)
+        Xi, K = self._project(R, self.WQ, bq), self._project(Y, self.WK, bk)
+        log_beta = self.get_buffer("beta").to(R.dtype).log().view(-1, 1, 1)
+        step = head_cccp_step()
+        states = [Xi]
+        for _ in range(self.update_steps_max):
+            states.append(step(states[-1], K=K, log_beta=log_beta))
+        return states, K, log_beta
+
+    @torch.no_grad()
+    def state_energies(self, R: Tensor, Y: Tensor) -> Tensor:
+        """``Σ_h E_h(Ξ^t_h)`` for ``t = 0 … k`` (the CCCP steps never increase it), shape ``(k+1, …)`` (one value per batch entry)."""
+        states, K, log_beta = self._states(R, Y)
+        step = head_cccp_step()
+        return torch.stack([step.energy(Xi, K=K, log_beta=log_beta) for Xi in states])
+
+    @torch.no_grad()
+    def association(self, R: Tensor, Y: Tensor) -> Tensor:
+        """The last retrieval's weights ``softmax_rows(β_h Ξ^k_h K_hᵀ)``, shape ``(…, H, n, m)``."""
+        states, K, log_beta = self._states(R, Y)
+        return torch.softmax(log_beta.exp() * states[-1] @ K.mT, dim=-1)
+
     def forward(self, R: Tensor, Y: Tensor, V: Optional[Tensor] = None) -> Tensor:
         V = Y if V is None else V
         for name, t in (("R", R), ("Y", Y), ("V", V)):
             if t.shape[-1] != self.embed_dim:
                 raise ShapeMismatchError(f"HopfieldHeads: {name} has width {t.shape[-1]}, expected embed_dim {self.embed_dim}")
-        bq, bk, bv = (self.bq, self.bk, self.bv) if self.bias else (None, None, None)
-        Xi, K, Vh = self._project(R, self.WQ, bq), self._project(Y, self.WK, bk), self._project(V, self.WV, bv)
-        log_beta = self.get_buffer("beta").to(R.dtype).log().view(-1, 1, 1)
-        step = head_cccp_step()
-        for _ in range(self.update_steps_max):
-            Xi = step(Xi, K=K, log_beta=log_beta)
-        args = [Xi, K, Vh, log_beta, self.WO] + ([self.bo] if self.bias else [])
+        states, K, log_beta = self._states(R, Y)
+        Vh = self._project(V, self.WV, self.bv if self.bias else None)
+        args = [states[-1], K, Vh, log_beta, self.WO] + ([self.bo] if self.bias else [])
         return head_readout_function(self.bias)(*args)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
+
 from ..errors import InputError
 from .base import Criterion, Experiment, ExperimentResult, Profile
 from . import digits as _digits
 from . import icl as _icl
+from . import recall as _recall
 from . import variants as _variants
 
 __all__ = ["EXPERIMENTS", "Criterion", "Experiment", "ExperimentResult", "Profile", "run", "write"]
@@ -26,6 +29,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("yhw_digits", "Yang–Huang–Wipf stack on digits: energy across layers", _digits.yhw),
     Experiment("icl_one_step", "trained linear self-attention = one GD step", _icl.one_step),
     Experiment("icl_multi_step", "L trained layers vs L preconditioned GD steps", _icl.multi_step),
+    Experiment("hopfield_recall", "associative recall with a generated Hopfield layer", _recall.hopfield_recall),
     Experiment("crate_as_coded", "CRATE's MSSA block as coded vs the exact step", _variants.crate_as_coded),
     Experiment("att_svm_regularised", "Att-SVM (K, Q) with the authors' regulariser", _variants.att_svm_regularised),
 )
@@ -38,7 +42,14 @@ def run(names: Optional[Sequence[str]] = None, profile: Profile = Profile()) -> 
     unknown = [n for n in chosen if n not in known]
     if unknown:
         raise InputError(f"unknown experiment(s) {unknown}; available: {sorted(known)}")
-    return [known[n].run(profile) for n in chosen]
+    if profile.threads < 1:
+        raise InputError(f"reproduce: Profile.threads must be ≥ 1, got {profile.threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(profile.threads)
+    try:
+        return [known[n].run(profile) for n in chosen]
+    finally:
+        torch.set_num_threads(previous)
 
 
 def write(results: Sequence[ExperimentResult], outdir: str) -> str:

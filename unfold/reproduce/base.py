@@ -39,11 +39,14 @@ class Criterion:
 
 @dataclass(frozen=True)
 class Profile:
-    """``quick``: the reduced version the test suite runs; ``seed``; ``progress``: tqdm bars."""
+    """``quick``: the reduced version the test suite runs; ``seed``; ``progress``: tqdm bars;
+    ``threads``: torch's intra-op threads while the experiments run (the models are small: on a
+    shared 2-core machine a second thread measured 2–6× more CPU time per epoch, not less wall time)."""
 
     quick: bool = False
     seed: int = 0
     progress: bool = False
+    threads: int = 1
 
 
 @dataclass

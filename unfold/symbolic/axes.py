@@ -152,15 +152,16 @@ class MatAxisSum(_AxisSumMixin, MatrixExpr):
         raise UnsupportedNodeError("sum_over has no symbolic entries; use uf.expand_explicit")
 
     def doit(self, **hints: Any) -> Any:
-        """``Σ_h c·M = c·Σ_h M`` for a numeric coefficient ``c``."""
+        """``Σ_h c·M = c·Σ_h M`` for the numeric factor ``c`` of the body's coefficient."""
         from sympy.matrices.expressions import MatMul
 
         body = self.body.doit(**hints) if hints.get("deep", True) else self.body
         if isinstance(body, MatMul):
             c, mats = body.as_coeff_matrices()
-            if c != 1 and c.is_Number:
-                inner = mats[0] if len(mats) == 1 else MatMul(*mats).doit(deep=False)
-                return MatMul(c, MatAxisSum(inner, self.axis)).doit(deep=False)
+            num, rest = c.as_coeff_Mul()  # Σ_h (2γ)·M = 2·Σ_h γ·M
+            if num != 1 and num.is_Number:
+                inner = MatMul(rest, *mats).doit(deep=False) if rest != 1 or len(mats) > 1 else mats[0]
+                return MatMul(num, MatAxisSum(inner, self.axis)).doit(deep=False)
         return MatAxisSum(body, self.axis) if body is not self.body else self
 
     def _eval_transpose(self) -> "MatAxisSum":
