@@ -189,11 +189,14 @@ def _hopfield_case(name: str, rows: bool, B: int, n: int, d: int, dtype: torch.d
     grad = _autograd_step(E.compile().energy_fn.fn, [str(s) for s in E.inputs], "Xi",
                           {"X": X, "Xi": Xi, "beta": beta})
     if rows:
-        hand = lambda: F.scaled_dot_product_attention(Xi, X, X, scale=beta)  # noqa: E731
-        note = "tokens as rows: the layout SDPA takes"
+        hand = lambda: F.scaled_dot_product_attention(  # noqa: E731
+            Xi[:, None], X[:, None], X[:, None], scale=beta)[:, 0]
+        note = "tokens as rows: the layout SDPA takes (4-dim (B, 1, n, d) views: the fused CPU kernel)"
     else:
-        hand = lambda: F.scaled_dot_product_attention(Xi.mT, X.mT, X.mT, scale=beta).mT  # noqa: E731
-        note = "tokens as columns (unfold's convention); SDPA gets .mT views"
+        def hand() -> Tensor:
+            Xt = X.mT.contiguous()[:, None]   # the fused kernel needs last-dim stride 1 and 4 dims
+            return F.scaled_dot_product_attention(Xi.mT.contiguous()[:, None], Xt, Xt, scale=beta)[:, 0].mT
+        note = "tokens as columns (unfold's convention); SDPA gets contiguous (B, 1, n, d) transposes"
     return Case(name, lambda: step(Xi, X=X, beta=beta), hand, lambda: Xi - grad(Xi), note, step.torch_source())
 
 
@@ -221,7 +224,8 @@ def yhw_case(B: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -
     def hand() -> Tensor:
         V = Y @ Ws.mT
         bias = -0.5 * (V * V).sum(-1)[..., None, :]
-        return F.scaled_dot_product_attention(V, V, Y, attn_mask=bias.expand(*Y.shape[:-1], n), scale=1.0)
+        return F.scaled_dot_product_attention(V[:, None], V[:, None], Y[:, None], attn_mask=bias[:, None],
+                                              scale=1.0)[:, 0]
 
     def auto() -> Tensor:
         V = Y @ Ws.mT
@@ -392,7 +396,7 @@ def _train_cases(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[s
         X.grad = None
         x = Xi0
         for _ in range(depth):
-            x = F.scaled_dot_product_attention(x, X, X, scale=beta)
+            x = F.scaled_dot_product_attention(x[:, None], X[:, None], X[:, None], scale=beta)[:, 0]
         x.square().mean().backward()
 
     def auto_h() -> None:
@@ -472,7 +476,8 @@ def _train_yhw(p: Profile, device: torch.device, dtype: torch.dtype) -> dict[str
         for _ in range(depth):
             V = y @ Ws.mT
             bias = -0.5 * (V * V).sum(-1)[..., None, :]
-            y = F.scaled_dot_product_attention(V, V, y, attn_mask=bias.expand(*y.shape[:-1], n), scale=1.0)
+            y = F.scaled_dot_product_attention(V[:, None], V[:, None], y[:, None], attn_mask=bias[:, None],
+                                               scale=1.0)[:, 0]
         y.square().mean().backward()
 
     def auto() -> None:
