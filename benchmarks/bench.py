@@ -8,7 +8,9 @@ machine load hits them alike); the targets are *ratios* of medians measured in o
    autograd-of-energy step (``x − η torch.func.grad(E)(x)`` every step, as HAMUX and the Energy
    Transformer do): the Hopfield step vs ``F.scaled_dot_product_attention`` (tokens as rows, and
    unfold's tokens-as-columns Hopfield energy against SDPA on the transposed views), the
-   Yang–Huang–Wipf attention MM step vs SDPA with the per-key bias, the CRATE ISTA block
+   Yang–Huang–Wipf attention MM step vs SDPA with the per-key bias — every SDPA reference on 4-dim
+   ``(B, 1, n, d)`` views with last-dim stride 1, the only inputs torch's fused CPU kernel takes (a
+   3-dim call falls back to the slower math path) — the CRATE ISTA block
    (proximal-gradient step) vs its plain-torch formula, the Energy-Transformer step vs the paper's
    two-term gradient.  Targets: generated ≤ 1.10× hand-written, autograd ≥ 1.5× generated.
    Before timing, every generated output is compared with the hand-written one (max abs error
