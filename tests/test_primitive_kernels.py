@@ -109,6 +109,7 @@ def test_generated_code_runs_with_its_own_kernels(node: type, monkeypatch: pytes
 
 
 def test_without_its_kernels_generated_code_fails() -> None:
-    """Control: the namespace is really restricted to the declared kernels."""
-    with pytest.MonkeyPatch.context() as mp, pytest.raises(NameError, match="_adjugate"):
+    """Control: the namespace is really restricted to the declared kernels (code naming an
+    undeclared kernel is refused when it is compiled)."""
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(UnsupportedNodeError, match="_adjugate"):
         _value(Adjugate, mp, ())

@@ -103,12 +103,16 @@ def test_main_prints_one_line_per_proved_statement(capsys) -> None:
 
 @pytest.mark.parametrize("name", PROOFS)
 def test_running_a_proof_module_goes_through_main(name: str, monkeypatch) -> None:
-    """``python -m proofs.<name>`` hands its ``prove`` to the one printer (recorded here, not run)."""
+    """``python -m proofs.<name>`` hands its ``prove`` to the one printer (recorded here, not run).
+    As under ``-m``, the module is not imported yet when it runs: an earlier test's import is taken
+    out of ``sys.modules`` for the run (else runpy warns that it executes a module already imported)."""
     import runpy
+    import sys
 
     import proofs._common
 
     called: list[object] = []
     monkeypatch.setattr(proofs._common, "main", called.append)
+    monkeypatch.delitem(sys.modules, f"proofs.{name}", raising=False)
     ns = runpy.run_module(f"proofs.{name}", run_name="__main__")
     assert called == [ns["prove"]]

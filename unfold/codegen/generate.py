@@ -8,9 +8,12 @@ the same inputs (energies, gradients, update rules) with shared temporaries;
 
 from __future__ import annotations
 
+import builtins
+import dis
 import hashlib
 import linecache
 import math
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence, Union
 
@@ -19,7 +22,7 @@ import torch
 from sympy import Basic
 from sympy.matrices.expressions import MatrixSymbol
 
-from ..errors import InputError, ShapeMismatchError
+from ..errors import InputError, ShapeMismatchError, UnsupportedNodeError
 from ..symbolic.axes import Axis, axes_of, sorted_axes
 from ..symbolic.symbols import Dim
 from ..symbolic.tidy import distinct_subtrees, intern
@@ -98,7 +101,9 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
     (exact identities that remove repeated products, cancelled inverses and double scalings); the
     fusions of :func:`.fuse.fuse` (attention, layer norm) are applied in any case.
     The body is the printer's :class:`~.graph.Graph` after its passes (shared sub-expressions,
-    dead values, liveness).
+    dead values, liveness).  The prologue calls ``_bind_dims``, which checks every dim of every
+    input, but assigns only the dims (and ``_dt``, ``_dev``) the body's live statements read
+    (:meth:`.graph.Graph.leaves_read`).
     """
     low = _lower(name, inputs, outputs, rewrite)
     outputs, mats, scalars, axes, printer = low.outputs, low.mats, low.scalars, low.axes, low.printer
@@ -121,11 +126,18 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
             "them with a scalar parameter"
         )
     k = len(axes)
+    body = printer.graph.render()
+    read = printer.graph.leaves_read()  # the prologue assigns only what the body reads
+    used = [d for d in dims if d in read]
     lines = [f"def {name}({', '.join(str(a) for a in inputs)}):"]
-    lines.append(f"    _dims = _bind_dims(({spec},), ({', '.join(m.name for m in mats)},))")
+    # the binding call checks every dim of every input (rank, sizes, dtype, device) even when
+    # none of them is assigned
+    bind = f"_bind_dims(({spec},), ({', '.join(m.name for m in mats)},))"
+    lines.append(f"    _dims = {bind}" if used else f"    {bind}")
     data = next((m for m in mats if getattr(m, "role", "") != "mask"), mats[0])
-    lines.append(f"    _dt, _dev = {data.name}.dtype, {data.name}.device")
-    for d in dims:
+    if scalars or any(o.kind == "scalar" for o in outputs) or read & {"_dt", "_dev"}:
+        lines.append(f"    _dt, _dev = {data.name}.dtype, {data.name}.device")
+    for d in used:
         lines.append(f"    {d} = _dims[{d!r}]")
     if k:  # every matrix laid out as (..., axes in canonical order, rows, cols); missing axes of size 1
         names = ", ".join(m.name for m in mats)
@@ -142,7 +154,7 @@ def generate_source(name: str, inputs: Sequence[Basic], outputs: Sequence[Output
         lines.append(f"    {s} = _as_scalar({s}, _dt, _dev, {str(s)!r}{positive}, batch={batch_shapes})")
         if k:
             lines.append(f"    {s} = _lift_axes({s}, (), {k})")
-    lines += [f"    {line}" for line in printer.graph.render()]
+    lines += [f"    {line}" for line in body]
     results = []
     batch = ", ".join(m.name for m in mats)
     for i, o in enumerate(outputs):
@@ -221,12 +233,24 @@ _NAMESPACE: dict[str, Any] = {
 }
 
 
+def _globals_read(code: types.CodeType) -> set[str]:
+    """The global names ``code`` (and the functions and comprehensions nested in it) loads."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _globals_read(c)
+    return names
+
+
 def compile_source(name: str, source: str) -> Callable[..., Any]:
     """Turn generated source into a function (the source comes from the printer, never a user)."""
     filename = f"<unfold:{name}:{hashlib.sha1(source.encode()).hexdigest()[:10]}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = {**_NAMESPACE, **kernels.declared()}  # + the kernels the registered primitives name
     code = compile(source, filename, "exec")
+    unbound = _globals_read(code) - namespace.keys() - set(vars(builtins))
+    if unbound:  # a name no prologue line binds: fail here, not with a NameError at the first call
+        raise UnsupportedNodeError(f"{name}: the generated code reads {sorted(unbound)}, which it never binds")
     exec(code, namespace)  # safe: source printed by TorchCodePrinter from a validated tree
     fn = namespace[name]
     fn.__unfold_source__ = source

@@ -44,14 +44,16 @@ Kind = Literal["temp", "out"]
 
 @dataclass(frozen=True)
 class Node:
-    """One statement ``name = text`` that reads the values ``reads``; ``shape`` is the symbolic
-    ``(rows, cols)`` of the matrix it holds (after any batch and axis dims) when known."""
+    """One statement ``name = text`` that reads the values ``reads`` (earlier temporaries) and the
+    leaves ``leaves`` (inputs, dims, ``_dt``/``_dev``); ``shape`` is the symbolic ``(rows, cols)``
+    of the matrix it holds (after any batch and axis dims) when known."""
 
     name: str
     text: str
     reads: frozenset[str]
     kind: Kind
     shape: Optional[tuple[Any, Any]] = None
+    leaves: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -79,7 +81,9 @@ class Graph:
         if hit is not None:
             return hit
         name = f"_t{len(self._temps)}"
-        node = Node(name, text, frozenset(r for r in reads if r in self._temps), "temp", shape)
+        reads = set(reads)
+        node = Node(name, text, frozenset(reads & self._temps.keys()), "temp", shape,
+                    frozenset(reads & self.leaves))
         self.nodes.append(node)
         self._temps[name] = node
         self._by_text[text] = name
@@ -87,7 +91,9 @@ class Graph:
 
     def output(self, target: str, text: str, reads: Iterable[str]) -> None:
         """The statement ``target = text`` for an output (which may be assigned again)."""
-        self.nodes.append(Node(target, text, frozenset(r for r in reads if r in self._temps), "out"))
+        reads = set(reads)
+        self.nodes.append(Node(target, text, frozenset(reads & self._temps.keys()), "out", None,
+                               frozenset(reads & self.leaves)))
 
     def transposed(self, code: str) -> str:
         """``code.mT`` for a primary ``code`` (its transposed view), remembered as such."""
@@ -119,6 +125,11 @@ class Graph:
                 keep.append(node)
                 needed |= node.reads
         return keep[::-1]
+
+    def leaves_read(self) -> set[str]:
+        """The leaves the live nodes read: the prologue binds only these (an unused dim is still
+        checked by the binding call, just not assigned)."""
+        return set().union(*(node.leaves for node in self.live_nodes()))
 
     @staticmethod
     def releases(nodes: list[Node]) -> list[list[str]]:

@@ -202,6 +202,20 @@ class TorchCodePrinter:
         self._read((name,))
         return name
 
+    def _leaf(self, name: str) -> str:
+        """``name``, a leaf of the graph (an input, a dim, ``_dt``/``_dev``) read by the enclosing
+        code: the prologue binds only the leaves the live statements read."""
+        self._read((self.graph.leaf(name),))
+        return name
+
+    def dtype(self) -> str:
+        """``_dt``, the inputs' dtype, for code that makes a tensor (read as a leaf)."""
+        return self._leaf("_dt")
+
+    def like_inputs(self) -> str:
+        """``dtype=_dt, device=_dev``: keyword arguments making a new tensor match the inputs."""
+        return f"dtype={self.dtype()}, device={self._leaf('_dev')}"
+
     def transposed(self, code: str) -> str:
         """``code.mT`` (``code`` a primary), known to the graph as a transposed view; ``x`` when
         ``code`` is itself the view ``x.mT``."""
@@ -321,8 +335,10 @@ class TorchCodePrinter:
         if isinstance(e, (MatrixSymbol, sp.Symbol)):
             if isinstance(e, sp.Dummy) or e == U:
                 raise UnsupportedNodeError(f"unbound variable {e} in generated code")
-            return self.graph.leaf(str(e.name)), ATOM
+            return self._leaf(str(e.name)), ATOM
         if not isinstance(e, MatrixExpr) and self._dims_only(e) == "dims":
+            for d in sorted(str(s) for s in e.free_symbols if isinstance(s, Dim)):
+                self._leaf(d)
             return f"({sp.pycode(e, fully_qualified_modules=True)})", ATOM
         for cls, fn in self._RULES:
             if isinstance(e, cls):
@@ -511,13 +527,13 @@ class TorchCodePrinter:
         return f"torch.linalg.matrix_power({self.code(e.base)}, {int(e.exp)})", ATOM
 
     def _identity(self, e: Identity) -> Code:
-        return f"torch.eye({self.code(e.rows)}, dtype=_dt, device=_dev)", ATOM
+        return f"torch.eye({self.code(e.rows)}, {self.like_inputs()})", ATOM
 
     def _ones(self, e: OneMatrix) -> Code:
-        return f"torch.ones({self.code(e.rows)}, {self.code(e.cols)}, dtype=_dt, device=_dev)", ATOM
+        return f"torch.ones({self.code(e.rows)}, {self.code(e.cols)}, {self.like_inputs()})", ATOM
 
     def _zeros(self, e: ZeroMatrix) -> Code:
-        return f"torch.zeros({self.code(e.rows)}, {self.code(e.cols)}, dtype=_dt, device=_dev)", ATOM
+        return f"torch.zeros({self.code(e.rows)}, {self.code(e.cols)}, {self.like_inputs()})", ATOM
 
     def _hadamard(self, e: HadamardProduct) -> Code:
         diag = self._diagonal(e)
@@ -620,7 +636,7 @@ class TorchCodePrinter:
         """Code that is a tensor (numbers are wrapped so torch functions accept them)."""
         c = self.code(e)
         if e.is_number or (not isinstance(e, MatrixExpr) and _is_dim_only(e)):
-            return f"torch.as_tensor({c}, dtype=_dt, device=_dev)"
+            return f"torch.as_tensor({c}, {self.like_inputs()})"
         return c
 
     _RULES: list[tuple[type, Callable[["TorchCodePrinter", Basic], Code]]] = [

@@ -22,7 +22,7 @@ __all__ = ["exp", "log", "tanh", "sigmoid", "relu", "abs_", "sqrt"]
 
 def _step(printer: Any, e: Any) -> Code:
     """``step(a) = [a > 0]`` as a float tensor."""
-    return f"({printer.code(e.args[0])} > 0).to(_dt)", ATOM
+    return f"({printer.code(e.args[0])} > 0).to({printer.dtype()})", ATOM
 
 
 def _extremum(printer: Any, e: Any) -> Code:

@@ -34,7 +34,7 @@ class Softplus(DefinedFunction):
 
 def _lower(printer: Any, e: Any) -> Code:
     """``logaddexp(a, 0)``: stable at every ``a`` (no overflow of ``exp a``)."""
-    return f"torch.logaddexp({printer._tensor(e.args[0])}, torch.zeros((), dtype=_dt, device=_dev))", ATOM
+    return f"torch.logaddexp({printer._tensor(e.args[0])}, torch.zeros((), {printer.like_inputs()}))", ATOM
 
 
 softplus = scalar_function(ScalarFunction("softplus", Softplus, Softplus, _lower, definition=Softplus.definition))
