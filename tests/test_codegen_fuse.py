@@ -253,3 +253,99 @@ class CallCount(torch.overrides.TorchFunctionMode):
         if getattr(func, "__name__", "") in self.names and self.which(*args):
             self.calls += 1
         return func(*args, **(kwargs or {}))
+
+
+# ---- tokens as columns: X softmax_col(β Xᵀ ξ) -----------------------------------------------------
+@pytest.fixture
+def column_parts() -> Iterator[tuple[Any, ...]]:
+    """Hopfield retrieval with tokens as columns (Ramsauer et al.'s layout): stored patterns
+    ``X`` (d × n), queries ``ξ`` (d × m), a keys × queries mask (n × m)."""
+    d, n, m = uf.dims("d n m")
+    X, Xi, M = uf.param("X", d, n), uf.state("Xi", d, m), uf.mask("M", n, m)
+    yield X, Xi, M, uf.scalar("beta")
+
+
+def _column_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(5)
+    return torch.randn(2, 4, 7, generator=g, dtype=DT), torch.randn(2, 4, 3, generator=g, dtype=DT)
+
+
+def _column_reference(X: torch.Tensor, Xi: torch.Tensor, beta: float, mask: Any = None) -> torch.Tensor:
+    """``X softmax_col(β Xᵀ ξ)``, the mask applied to the n × m scores, written out in plain torch."""
+    s = beta * X.mT @ Xi
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask
+    return X @ torch.softmax(s, dim=-2)
+
+
+def test_hopfield_columns_step_is_one_attention_call(monkeypatch):
+    """The catalogue's tokens-as-columns Hopfield step (η = 1) is fused: one SDPA call, equal to
+    ``X softmax(β Xᵀ ξ, dim=-2)``; autograd through the fused kernel (keys and values one copy of
+    ``Xᵀ``) equals autograd through the formula, for ``X`` and ``ξ``."""
+    from unfold.energies import hopfield_tokens
+    from unfold.steps import GradientStep
+
+    step = GradientStep(hopfield_tokens(), wrt="Xi", step=1.0)
+    X, Xi = _column_inputs()
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    got = step(Xi, X=X, beta=0.6)
+    assert sdpa.calls == 1
+    assert float((got - _column_reference(X, Xi, 0.6)).abs().max()) < 1e-12
+    Xg, Xig = X.clone().requires_grad_(), Xi.clone().requires_grad_()
+    w = torch.randn(got.shape, generator=torch.Generator().manual_seed(6), dtype=DT)
+    gx, gxi = torch.autograd.grad((step(Xig, X=Xg, beta=0.6) * w).sum(), (Xg, Xig))
+    wx, wxi = torch.autograd.grad((_column_reference(Xg, Xig, 0.6) * w).sum(), (Xg, Xig))
+    assert float((gx - wx).abs().max()) < 1e-12 and float((gxi - wxi).abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("kind", ["bool", "additive"])
+def test_column_attention_with_a_mask_is_fused(column_parts, monkeypatch, kind):
+    """``X softmax_col(β Xᵀ ξ; M)`` with a keys × queries mask (boolean or additive): fused (the mask
+    transposed to queries × keys for SDPA) and equal to the formula with the mask on the scores."""
+    X, Xi, M, beta = column_parts
+    out = doit(X @ uf.softmax(beta * X.T @ Xi, axis=0, mask=M))
+    assert len(_nodes([out], FusedAttention)) == 1
+    fn = generate("f", [X, Xi, M, beta], [Output("matrix", out)])
+    x, xi = _column_inputs()
+    g = torch.Generator().manual_seed(7)
+    if kind == "bool":
+        mask = torch.rand(7, 3, generator=g) < 0.6
+        mask[0] = True  # every query keeps a key (else the formula's softmax is 0/0)
+    else:
+        mask = torch.randn(7, 3, generator=g, dtype=DT)
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    got = fn(x, xi, mask, 0.6)
+    assert sdpa.calls == 1
+    assert float((got - _column_reference(x, xi, 0.6, mask)).abs().max()) < 1e-12
+
+
+def test_column_attention_is_not_fused_when_the_softmax_is_used_elsewhere(column_parts, monkeypatch):
+    X, Xi, _M, beta = column_parts
+    S = doit(uf.softmax(beta * X.T @ Xi, axis=0))
+    outs = [doit(X @ S), S]
+    assert not _nodes(outs, FusedAttention)
+    fn = generate("f", [X, Xi, beta], [Output("matrix", o) for o in outs])
+    x, xi = _column_inputs()
+    sdpa = _Counted(monkeypatch, "scaled_dot_product_attention")
+    got, probs = fn(x, xi, 0.6)
+    assert sdpa.calls == 0
+    want = torch.softmax(0.6 * x.mT @ xi, dim=-2)
+    assert float((probs - want).abs().max()) < 1e-12
+    assert float((got - x @ want).abs().max()) < 1e-12
+
+
+def test_transforms_through_the_fused_column_step():
+    """``torch.func.grad`` and ``jacrev`` through the fused tokens-as-columns step against the same
+    transforms of the plain formula (float64, 1e-12)."""
+    from unfold.energies import hopfield_tokens
+    from unfold.steps import GradientStep
+
+    step = GradientStep(hopfield_tokens(), wrt="Xi", step=1.0)
+    X, Xi = _column_inputs()
+    X, Xi = X[0], Xi[0]
+    j = torch.func.jacrev(lambda xi: step(xi, X=X, beta=0.6))(Xi)
+    jw = torch.func.jacrev(lambda xi: _column_reference(X, xi, 0.6))(Xi)
+    assert float((j - jw).abs().max()) < 1e-12
+    g = torch.func.grad(lambda x: step(Xi, X=x, beta=0.6).square().sum())(X)
+    gw = torch.func.grad(lambda x: _column_reference(x, Xi, 0.6).square().sum())(X)
+    assert float((g - gw).abs().max()) < 1e-12

@@ -9,6 +9,9 @@ fusing a shared softmax or normaliser away would compute it twice.
 * **attention** — ``c·softmax_rows(S; mask) V₁⋯Vₖ`` with ``S = (c F₁⋯Fⱼ)ᵀ`` (the row-wise softmax
   is the column-wise node ``Softmax(c F₁⋯Fⱼ)`` transposed; ``F₁⋯Fⱼ`` are keys × queries) →
   :class:`FusedAttention` (``F.scaled_dot_product_attention``: no materialised scores);
+* **attention, tokens as columns** — ``c V₁⋯Vₖ Softmax(c' F₁⋯Fⱼ; mask)`` (the column-wise softmax
+  the last factor) is ``c (softmax_rows(S; maskᵀ) (V₁⋯Vₖ)ᵀ)ᵀ`` with ``S = (c' F₁⋯Fⱼ)ᵀ``: the
+  transpose of a :class:`FusedAttention` with the values ``Vₖᵀ⋯V₁ᵀ`` (same guards);
 * **normalised exponential** — ``diag(Γ 1)⁻¹ Γ V₁⋯Vₖ`` with ``Γ = exp(S)`` entrywise is
   ``softmax_rows(S) V``.  When every term of ``S`` is a score product ``c G₁⋯Gⱼ`` (one, queries ×
   keys), a row-constant term ``r 1ᵀ`` (``c K 1``) or a column-constant term ``1 bᵀ`` (``c 1 K``),
@@ -164,6 +167,17 @@ def _plain_scores(factors: Sequence[MatrixExpr]) -> bool:
 
 
 # ---- attention: softmax_rows(scores) V -------------------------------------------------------------
+def _attention_of(S: Softmax, values: MatrixExpr) -> Optional[FusedAttention]:
+    """``Sᵀ V`` (``S = Softmax(c F₁⋯Fⱼ; mask)`` column-wise, i.e. ``Sᵀ`` the row-wise softmax of the
+    queries × keys scores) as :class:`FusedAttention`, the mask transposed to queries × keys;
+    ``None`` when the scores are not a plain product."""
+    if not _plain_scores(split_mul(S.arg)[1]):
+        return None
+    m = S.mask
+    mask = sp.S.Zero if m is None else m if isinstance(m, Causal) else transpose_mask(m)
+    return FusedAttention(S.arg, values, mask)
+
+
 def _softmax_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixExpr]:
     coeff, mats = _matrices(e)
     if len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
@@ -171,11 +185,22 @@ def _softmax_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixExpr]:
     S = mats[0].arg
     if n[S] > 1 or n[mats[0]] > 1:
         return None
-    if not _plain_scores(split_mul(S.arg)[1]):
+    fused = _attention_of(S, _product(mats[1:]))
+    return None if fused is None else _with_coefficient(coeff, fused)
+
+
+def _column_softmax_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixExpr]:
+    """``c V₁⋯Vₖ S`` with ``S = Softmax(c' F₁⋯Fⱼ; mask)`` column-wise (the tokens-as-columns layout,
+    ``X softmax_col(β Xᵀ ξ)``) is ``c (Sᵀ (V₁⋯Vₖ)ᵀ)ᵀ``: the transpose of the row pattern with the
+    values ``Vₖᵀ⋯V₁ᵀ``."""
+    coeff, mats = _matrices(e)
+    if len(mats) < 2 or not isinstance(mats[-1], Softmax):
         return None
-    m = S.mask
-    mask = sp.S.Zero if m is None else m if isinstance(m, Causal) else transpose_mask(m)
-    return _with_coefficient(coeff, FusedAttention(S.arg, _product(mats[1:]), mask))
+    S = mats[-1]
+    if n[S] > 1:
+        return None
+    fused = _attention_of(S, _product([transpose(v) for v in reversed(mats[:-1])]))
+    return None if fused is None else _with_coefficient(coeff, Transpose(fused))
 
 
 # ---- attention: diag(exp(S) 1)⁻¹ exp(S) V -------------------------------------------------------
@@ -269,7 +294,7 @@ def _affine_layernorm(e: MatAdd, n: Counter[Basic]) -> Optional[MatrixExpr]:
 
 
 _PATTERNS = {
-    MatMul: (_softmax_attention, _normalised_exp_attention),
+    MatMul: (_softmax_attention, _column_softmax_attention, _normalised_exp_attention),
     MatAdd: (_affine_layernorm,),
 }
 

@@ -360,6 +360,15 @@ def _sdpa_layout(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """True when ``a`` and ``b`` are the same tensor or views of the same base tensor with the same
+    offset, shape and strides (keys and values both ``X.mT``, tokens as columns): the same values
+    with the same autograd history, so one layout copy serves both."""
+    base = a._base
+    return a is b or (base is not None and base is b._base and a.storage_offset() == b.storage_offset()
+                      and a.shape == b.shape and a.stride() == b.stride())
+
+
 def _plain_scale(c: Any) -> float | None:
     """The attention scale ``c`` as a Python float when reading it costs nothing and loses nothing
     (a number; a one-element CPU tensor outside autograd, transforms and compilation), so the
@@ -391,12 +400,14 @@ def attention(c: Any, factors: Sequence[torch.Tensor], v: torch.Tensor, mask: An
     kernel = attention_kernel(q, k, v, mask)
     if kernel == "explicit":
         return _explicit_attention(q, k, v, scale, mask)
+    shared_kv = _same_view(v, k)  # keys and values both X.mT (tokens as columns): one copy
     batch = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
                              mask.shape[:-2] if isinstance(mask, torch.Tensor) else ())
     # equal batch shapes, unit stride along the head dim and no broadcast (stride-0) dims: the fused
     # CPU kernel takes nothing else.  Strided views (heads split off a projection) pass uncopied;
     # the copies otherwise are of (…, tokens, head dim) tensors, small next to the scores they avoid
-    q, k, v = (_sdpa_layout(t.expand(*batch, *t.shape[-2:])) for t in (q, k, v))
+    q, k = (_sdpa_layout(t.expand(*batch, *t.shape[-2:])) for t in (q, k))
+    v = k if shared_kv else _sdpa_layout(v.expand(*batch, *v.shape[-2:]))
     if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
         mask = mask.to(q.dtype)
     if kernel == "fused_cpu":  # the fused CPU kernel takes (N, H, L, E) only; other ranks take torch's math path
