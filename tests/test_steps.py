@@ -24,19 +24,23 @@ def _point(E, seed=1, batch=(2,)):
 
 
 # ---- Hopfield: generated step == the paper's update written in plain torch ----------------------
-def test_hopfield_step_is_softmax_retrieval():
+def test_hopfield_step_is_softmax_retrieval(monkeypatch):
     E = builtin_energy("hopfield")
     step = GradientStep(E, "xi", step=1.0)
     d, n = E.dims
     X, xi, beta = E.symbol("X"), E.symbol("xi"), E.symbol("beta")
     assert step.update_rule() == X * uf.softmax(beta * X.T * xi)
-    # softmax along the contiguous axis of the freshly computed scores (xiᵀX)β, β on the small factor
-    assert "X @ torch.softmax(_smm(beta, xi.mT, X), dim=-1).mT" in step.torch_source()
+    # the column-wise softmax times X is fused: one scaled_dot_product_attention call, no n × m scores
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
     g = torch.Generator().manual_seed(0)
     Xt = torch.randn(6, 5, generator=g, dtype=DT)
     q = torch.randn(4, 6, 1, generator=g, dtype=DT)
     ref = Xt @ torch.softmax(1.7 * (Xt.T @ q), dim=-2)     # Ramsauer et al., eq. (3)
     out = step(q, X=Xt, beta=1.7)
+    assert len(calls) == 1
     assert out.shape == ref.shape
     assert torch.allclose(out, ref, rtol=0, atol=1e-14)
 
