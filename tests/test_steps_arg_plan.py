@@ -73,3 +73,12 @@ def test_registered_parameters_are_read_at_every_call() -> None:
     assert torch.allclose(step(y), reference(W3), atol=1e-14, rtol=0)
     with pytest.raises(InputError, match="registered on the module"):
         step(y, W=W3)
+
+
+def test_a_keyword_planned_as_a_tensor_may_be_a_number_later() -> None:
+    d, n = uf.dims("d n")
+    Y, b = uf.state("Y", d, n), uf.scalar("b")
+    step = GradientStep(uf.Energy(b * uf.fro2(Y) / 2), "Y", step=0.1)
+    X = torch.randn(2, 3, 4, dtype=DT)
+    assert torch.allclose(step(X, b=torch.tensor(2.0, dtype=DT)), X - 0.1 * 2.0 * X, atol=1e-15, rtol=0)
+    assert torch.allclose(step(X, b=3.0), X - 0.1 * 3.0 * X, atol=1e-15, rtol=0)

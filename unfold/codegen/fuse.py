@@ -145,15 +145,6 @@ def uses(roots: Sequence[Basic]) -> Counter[Basic]:
     return count
 
 
-def _matrices(e: MatMul) -> tuple[Basic, list[MatrixExpr]]:
-    scalars = [a for a in e.args if not isinstance(a, MatrixExpr)]
-    return sp.Mul(*scalars), [a for a in e.args if isinstance(a, MatrixExpr)]
-
-
-def _with_coefficient(coeff: Basic, m: MatrixExpr) -> MatrixExpr:
-    return m if coeff == 1 else MatMul(coeff, m)
-
-
 def _product(factors: Sequence[MatrixExpr], coeff: Basic = sp.S.One) -> MatrixExpr:
     """``c F₁⋯Fₖ`` as one flat product (no nested MatMul, which the printer would not see into)."""
     if coeff == 1:
@@ -179,28 +170,28 @@ def _attention_of(S: Softmax, values: MatrixExpr) -> Optional[FusedAttention]:
 
 
 def _softmax_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixExpr]:
-    coeff, mats = _matrices(e)
+    coeff, mats = split_mul(e)
     if len(mats) < 2 or not (isinstance(mats[0], Transpose) and isinstance(mats[0].arg, Softmax)):
         return None
     S = mats[0].arg
     if n[S] > 1 or n[mats[0]] > 1:
         return None
     fused = _attention_of(S, _product(mats[1:]))
-    return None if fused is None else _with_coefficient(coeff, fused)
+    return None if fused is None else _product([fused], coeff)
 
 
 def _column_softmax_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixExpr]:
     """``c V₁⋯Vₖ S`` with ``S = Softmax(c' F₁⋯Fⱼ; mask)`` column-wise (the tokens-as-columns layout,
     ``X softmax_col(β Xᵀ ξ)``) is ``c (Sᵀ (V₁⋯Vₖ)ᵀ)ᵀ``: the transpose of the row pattern with the
     values ``Vₖᵀ⋯V₁ᵀ``."""
-    coeff, mats = _matrices(e)
+    coeff, mats = split_mul(e)
     if len(mats) < 2 or not isinstance(mats[-1], Softmax):
         return None
     S = mats[-1]
     if n[S] > 1:
         return None
     fused = _attention_of(S, _product([transpose(v) for v in reversed(mats[:-1])]))
-    return None if fused is None else _with_coefficient(coeff, Transpose(fused))
+    return None if fused is None else _product([Transpose(fused)], coeff)
 
 
 # ---- attention: diag(exp(S) 1)⁻¹ exp(S) V -------------------------------------------------------
@@ -225,7 +216,7 @@ def _normaliser_of(inv: Basic) -> Optional[Basic]:
 
 
 def _normalised_exp_attention(e: MatMul, n: Counter[Basic]) -> Optional[MatrixExpr]:
-    coeff, mats = _matrices(e)
+    coeff, mats = split_mul(e)
     if len(mats) < 3:
         return None
     inv, gamma = mats[0], mats[1]
@@ -277,7 +268,7 @@ def _split_values(factors: Sequence[MatrixExpr]) -> tuple[list[MatrixExpr], list
 def _affine_layernorm(e: MatAdd, n: Counter[Basic]) -> Optional[MatrixExpr]:
     ln = bias = None
     for t in e.args:
-        coeff, mats = _matrices(t) if isinstance(t, MatMul) else (sp.S.One, [t])
+        coeff, mats = split_mul(t)
         if (ln is None and len(mats) == 1 and isinstance(mats[0], Transpose)
                 and isinstance(mats[0].arg, LayerNorm) and isinstance(mats[0].arg.arg, Transpose)
                 and mats[0].arg.eps.is_number and n[mats[0]] <= 1 and n[t] <= 1):
@@ -304,9 +295,7 @@ def _contracted_axis_sum(e: Basic) -> bool:
     the printer contracts the last product over ``h`` too (``_axis_mm``)."""
     if not isinstance(e, (AxisSum, MatAxisSum)) or not isinstance(e.body, MatMul):
         return False
-    mats = split_mul(e.body)[1]
-    return (e.args[1] in axes_of(e.body) and len(mats) >= 2
-            and not any(isinstance(m, (Inverse, OneMatrix)) for m in mats))
+    return e.args[1] in axes_of(e.body) and _plain_scores(split_mul(e.body)[1])
 
 
 def fuse(roots: Sequence[Basic]) -> list[Basic]:

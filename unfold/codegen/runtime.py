@@ -376,7 +376,7 @@ def _plain_scale(c: Any) -> float | None:
     if isinstance(c, (int, float)):
         return float(c)
     if (isinstance(c, torch.Tensor) and c.numel() == 1 and c.device.type == "cpu"
-            and not c.requires_grad and _concrete(c) and not torch.compiler.is_compiling()):
+            and not c.requires_grad and _concrete(c)):  # (_concrete: not under compile or transforms)
         return float(c.item())
     return None
 
